@@ -1,0 +1,26 @@
+//! Compiles the protos with protox (pure Rust), so that a fresh machine needs no
+//! system `protoc`, and keeps the descriptor set that server reflection serves.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "proto/ladder/v1/common.proto",
+    "proto/ladder/v1/rubric.proto",
+    "proto/ladder/v1/assessment.proto",
+    "proto/ladder/v1/recommendation.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("ladder_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .generate_default_stubs(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

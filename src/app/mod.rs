@@ -1,0 +1,8 @@
+//! The binary's wiring: command line, configuration, telemetry, the embedded
+//! PostgreSQL and server start.
+
+pub mod cli;
+pub mod embedded_pg;
+pub mod error;
+pub mod server;
+pub mod telemetry;

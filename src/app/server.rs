@@ -1,0 +1,188 @@
+//! Opening the database and serving gRPC.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedPostgres};
+use crate::app::error::AppError;
+use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
+use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
+use crate::proto::v1::rubric_service_server::RubricServiceServer;
+use crate::storage::{self, Db};
+use crate::transport::auth::{AuthLayer, Authenticator};
+use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
+
+/// The database the embedded cluster serves Ladder from.
+pub const EMBEDDED_DATABASE: &str = "ladder";
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+const SERVICE_NAMES: [&str; 4] = [
+    "",
+    "ladder.v1.RubricService",
+    "ladder.v1.AssessmentService",
+    "ladder.v1.RecommendationService",
+];
+
+/// Where the database is: a URL, or the embedded cluster under a data directory.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: Option<String>,
+    pub embedded: EmbeddedConfig,
+    pub max_connections: u32,
+}
+
+/// An open database and, for the embedded default, the cluster behind it.
+#[derive(Debug)]
+pub struct Database {
+    pub db: Db,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    pub async fn open(config: &DatabaseConfig) -> Result<Self, AppError> {
+        if let Some(url) = &config.url {
+            let options: PgConnectOptions = url
+                .parse()
+                .map_err(|e| AppError::Config(format!("--database-url: {e}")))?;
+            let db = Db::connect(options, config.max_connections).await?;
+            return Ok(Self { db, embedded: None });
+        }
+        let embedded_config = config.embedded.clone();
+        let cluster =
+            tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&embedded_config))
+                .await
+                .map_err(|e| AppError::Config(format!("starting PostgreSQL: {e}")))??;
+        tracing::info!(data_dir = %config.embedded.data_dir.display(), "embedded PostgreSQL started");
+        let server = embedded_options(&cluster);
+        storage::ensure_database(&server, EMBEDDED_DATABASE).await?;
+        let db = Db::connect(server.database(EMBEDDED_DATABASE), config.max_connections).await?;
+        Ok(Self {
+            db,
+            embedded: Some(cluster),
+        })
+    }
+
+    /// Closes the pool, then stops the embedded cluster if there is one.
+    pub async fn close(self) -> Result<(), AppError> {
+        self.db.close().await;
+        if let Some(cluster) = self.embedded {
+            tokio::task::spawn_blocking(move || cluster.stop())
+                .await
+                .map_err(|e| AppError::Config(format!("stopping PostgreSQL: {e}")))??;
+            tracing::info!("embedded PostgreSQL stopped");
+        }
+        Ok(())
+    }
+}
+
+/// Connection options for a cluster's unix socket, as its superuser.
+pub fn embedded_options(cluster: &EmbeddedPostgres) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .socket(cluster.socket_dir())
+        .port(embedded_pg::SOCKET_PORT)
+        .username(embedded_pg::SUPERUSER)
+}
+
+/// The default embedded configuration for a data directory.
+pub fn embedded_config(
+    data_dir: PathBuf,
+    bin_dir: Option<PathBuf>,
+    system_user: String,
+) -> EmbeddedConfig {
+    EmbeddedConfig {
+        data_dir,
+        bin_dir,
+        system_user,
+        ephemeral: false,
+    }
+}
+
+/// Serves the Ladder API, health and reflection on `listener` until `shutdown`
+/// resolves, then drains in-flight calls.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    auth: Authenticator,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AppError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    state.db.ping().await?;
+    set_health(&reporter, ServingStatus::Serving).await;
+    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| AppError::Config(format!("reflection: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| AppError::Config(format!("reflection: {e}")))?;
+
+    let result = Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AuthLayer::new(auth))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(RubricServiceServer::new(RubricApi::new(state.clone())))
+        .add_service(AssessmentServiceServer::new(AssessmentApi::new(
+            state.clone(),
+        )))
+        .add_service(RecommendationServiceServer::new(RecommendationApi::new(
+            state,
+        )))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+    monitor.abort();
+    Ok(result?)
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// SERVING only while the database answers.
+async fn watch_database(db: Db, reporter: HealthReporter) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+        let up = tokio::time::timeout(HEALTH_INTERVAL, db.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if up != serving {
+            serving = up;
+            tracing::warn!(database_up = up, "health changed");
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&reporter, status).await;
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight calls");
+}

@@ -1,0 +1,5 @@
+//! Pure types and the scoring engine: no I/O, no gRPC, no SQL.
+
+pub mod evidence;
+pub mod scoring;
+pub mod validation;

@@ -1,0 +1,190 @@
+//! Scoring one subject's evidence against one rubric (SPEC §4).
+
+use chrono::{DateTime, Utc};
+
+use super::model::{self, CONFLICT_THRESHOLD};
+use super::numeric::compensated_sum;
+use super::observations::validate_evidence;
+use super::policy::ScoringPolicy;
+use super::rubric::{Expectation, validate_rubric};
+use super::samples::{GroupedSamples, Sample};
+use super::scores::{CompetencyScore, Contribution, RoleScore};
+use crate::domain::evidence::Observation;
+use crate::domain::validation::Violations;
+
+/// Scores `evidence` against `rubric` as of `as_of`, after validating all three
+/// inputs. Violations name fields as `evidence[17].level`,
+/// `rubric.competencies[2].weight` and `policy.sigma`.
+pub fn score(
+    evidence: &[Observation],
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> Result<RoleScore, Violations> {
+    let mut violations = Violations::new();
+    for (prefix, result) in [
+        ("", validate_evidence(evidence)),
+        ("rubric", validate_rubric(rubric)),
+        ("policy", policy.validate()),
+    ] {
+        if let Err(found) = result {
+            violations.extend_prefixed(prefix, found);
+        }
+    }
+    violations.into_result(())?;
+    Ok(score_unchecked(evidence, rubric, policy, as_of))
+}
+
+/// [`score`] without validation, for scoring many rubrics against evidence
+/// that has already passed [`validate_evidence`](super::validate_evidence)
+/// (with rubrics and policy that passed theirs). Invalid input never panics
+/// but gives meaningless numbers.
+pub fn score_unchecked(
+    evidence: &[Observation],
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> RoleScore {
+    let samples = GroupedSamples::collect(evidence, rubric, policy, as_of);
+    let competencies: Vec<CompetencyScore> = rubric
+        .iter()
+        .enumerate()
+        .map(|(c, expectation)| score_competency(expectation, samples.of(c), policy))
+        .collect();
+
+    let total_weight = compensated_sum(competencies.iter().map(|c| c.weight));
+    let readiness = share(
+        compensated_sum(competencies.iter().map(|c| c.weight * c.p)),
+        total_weight,
+    );
+    let coverage = share(
+        compensated_sum(
+            competencies
+                .iter()
+                .filter(|c| c.n >= policy.min_evidence)
+                .map(|c| c.weight),
+        ),
+        total_weight,
+    );
+    let every_critical_met = competencies.iter().all(|c| !c.critical || c.p >= 0.5);
+    RoleScore {
+        band: model::band(readiness, coverage, every_critical_met),
+        competencies,
+        readiness,
+        coverage,
+    }
+}
+
+fn score_competency(
+    expectation: &Expectation,
+    samples: &[Sample],
+    policy: &ScoringPolicy,
+) -> CompetencyScore {
+    let n = compensated_sum(samples.iter().map(|s| s.weight));
+    let weighted_level_sum = compensated_sum(samples.iter().map(|s| s.weight * s.level));
+    let posterior = model::posterior(n, weighted_level_sum, expectation.expected_level, policy);
+    let disagreement = disagreement(samples, n, weighted_level_sum);
+    CompetencyScore {
+        competency_id: expectation.competency_id.clone(),
+        expected_level: expectation.expected_level,
+        weight: expectation.weight,
+        critical: expectation.critical,
+        n,
+        weighted_level_sum,
+        m: posterior.m,
+        sd: posterior.sd,
+        p: posterior.p,
+        gap: (model::bar(expectation.expected_level) - posterior.m).max(0.0),
+        disagreement,
+        status: model::status(n, posterior.m, expectation.expected_level, policy),
+        conflicting: disagreement > CONFLICT_THRESHOLD,
+        contributions: samples
+            .iter()
+            .map(|s| Contribution {
+                evidence_id: s.evidence_id(),
+                weight: s.weight,
+            })
+            .collect(),
+    }
+}
+
+/// sqrt(Σ w_e (x_e − x̄)² / n) with x̄ = Σ w_e x_e / n; 0 without effective
+/// evidence. Two passes (mean first) rather than Σ w x² − n x̄², whose
+/// cancellation would turn unanimous evidence into a disagreement of ~1e-8.
+fn disagreement(samples: &[Sample], n: f64, weighted_level_sum: f64) -> f64 {
+    if n <= 0.0 {
+        return 0.0;
+    }
+    let mean = weighted_level_sum / n;
+    let spread = compensated_sum(samples.iter().map(|s| s.weight * (s.level - mean).powi(2)));
+    (spread / n).sqrt()
+}
+
+/// part / whole for shares of rubric weight: 0 for an empty rubric, and never
+/// above 1 even when rounding of the two sums would overshoot by an ulp.
+fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        (part / whole).min(1.0)
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::evidence::Source;
+
+    #[test]
+    fn prefixes_violations_by_input() {
+        let observation = Observation {
+            id: Uuid::nil(),
+            competency_id: "system_design".into(),
+            level: 7.0,
+            source: Source::Manager,
+            confidence: 1.0,
+            observed_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        };
+        let rubric = [Expectation {
+            competency_id: "system_design".into(),
+            expected_level: 4,
+            weight: 0.0,
+            critical: true,
+        }];
+        let policy = ScoringPolicy {
+            sigma: 0.0,
+            ..ScoringPolicy::default()
+        };
+        let fields: Vec<String> = score(&[observation], &rubric, &policy, Utc::now())
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "evidence[0].level",
+                "rubric.competencies[0].weight",
+                "policy.sigma"
+            ]
+        );
+        assert_eq!(
+            score(&[], &[], &ScoringPolicy::default(), Utc::now())
+                .unwrap_err()
+                .0[0]
+                .field,
+            "rubric.competencies"
+        );
+    }
+
+    #[test]
+    fn empty_rubric_on_the_unchecked_path_has_no_readiness() {
+        let result = score_unchecked(&[], &[], &ScoringPolicy::default(), Utc::now());
+        assert_eq!((result.readiness, result.coverage), (0.0, 0.0));
+        assert_eq!(result.band, super::super::Band::InsufficientEvidence);
+    }
+}

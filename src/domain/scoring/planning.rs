@@ -1,0 +1,137 @@
+//! How much more evidence would lift a competency to a target (SPEC §5).
+
+use super::model;
+use super::policy::ScoringPolicy;
+use super::scores::CompetencyScore;
+use crate::domain::evidence::Source;
+
+/// The most new observations a plan asks for; a target that needs more is
+/// reported as out of reach from that source.
+pub const MAX_PLANNED_OBSERVATIONS: u32 = 1000;
+
+/// The smallest number k of new observations from `source` — at the expected
+/// level E_c, observed at `as_of` and with confidence 1 — after which
+/// p_c ≥ `target` (a probability, 0.5 and 0.8 in recommendations). `Some(0)`
+/// when the competency is there already; `None` when more than
+/// [`MAX_PLANNED_OBSERVATIONS`] would be needed, in particular when the source
+/// weighs nothing. `policy` must be the one that produced `score`.
+///
+/// Each such observation adds w = source weight to n_c and w·E_c to Σ w·x, so
+/// (M − t)·N grows by w/2 per observation while N = n0 + n_c + k·w grows by w:
+/// z = (M − t)·√N / σ falls at first when m_c is far above the bar (the new,
+/// lower observations pull it down) and then rises without bound. Hence once
+/// the target is reached, every larger k reaches it too, and a binary search
+/// over k evaluated with the engine's own formulas finds the smallest k with
+/// both k and k − 1 actually evaluated.
+///
+/// It starts from the sums the engine stored (`n`, `weighted_level_sum`), not
+/// from values recovered from `m`. Rescoring the grown evidence adds the same
+/// terms in id order, which can differ from n + k·w in the last bit, so the
+/// engine could disagree only where p(k) lies within about 1e-15 of `target`.
+pub fn observations_needed(
+    score: &CompetencyScore,
+    source: Source,
+    policy: &ScoringPolicy,
+    target: f64,
+) -> Option<u32> {
+    // The weight the engine gives such an observation: age 0, confidence 1.
+    let weight = model::evidence_weight(
+        policy.source_weights.get(source),
+        1.0,
+        0.0,
+        policy.half_life_days,
+    );
+    let weighted_level = weight * f64::from(score.expected_level);
+    let reaches = |k: u32| {
+        let k = f64::from(k);
+        let posterior = model::posterior(
+            score.n + k * weight,
+            score.weighted_level_sum + k * weighted_level,
+            score.expected_level,
+            policy,
+        );
+        posterior.p >= target
+    };
+
+    if reaches(0) {
+        return Some(0);
+    }
+    if !reaches(MAX_PLANNED_OBSERVATIONS) {
+        return None;
+    }
+    // Invariant: `short` does not reach the target, `enough` does.
+    let (mut short, mut enough) = (0, MAX_PLANNED_OBSERVATIONS);
+    while enough - short > 1 {
+        let middle = short + (enough - short) / 2;
+        if reaches(middle) {
+            enough = middle;
+        } else {
+            short = middle;
+        }
+    }
+    Some(enough)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::scoring::{Expectation, score_unchecked};
+
+    fn no_evidence(expected_level: u8) -> CompetencyScore {
+        let rubric = [Expectation {
+            competency_id: "system_design".into(),
+            expected_level,
+            weight: 1.0,
+            critical: true,
+        }];
+        let policy = ScoringPolicy::default();
+        score_unchecked(&[], &rubric, &policy, chrono::Utc::now())
+            .competencies
+            .remove(0)
+    }
+
+    #[test]
+    fn already_there_needs_nothing() {
+        // Prior mean 3 against bar 2.5: p = Φ(0.5) ≈ 0.69.
+        let score = no_evidence(3);
+        let policy = ScoringPolicy::default();
+        assert_eq!(
+            observations_needed(&score, Source::SelfReview, &policy, 0.5),
+            Some(0)
+        );
+        // k manager observations at 3 keep m = 3, so z = 0.5·√(1 + k), and
+        // Φ(z) ≥ 0.8 needs z ≥ 0.8416: √2/2 ≈ 0.707 is short, √3/2 ≈ 0.866 is not.
+        assert_eq!(
+            observations_needed(&score, Source::Manager, &policy, 0.8),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn exact_boundary_counts_as_reached() {
+        // One manager observation at 4 puts m exactly on the bar 3.5: p = 0.5.
+        let score = no_evidence(4);
+        let policy = ScoringPolicy::default();
+        assert_eq!(
+            observations_needed(&score, Source::Manager, &policy, 0.5),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_weightless_source_never_gets_there() {
+        let score = no_evidence(5);
+        let mut policy = ScoringPolicy::default();
+        policy.source_weights.set(Source::Peer, 0.0);
+        assert_eq!(
+            observations_needed(&score, Source::Peer, &policy, 0.5),
+            None
+        );
+        // Bar 4.5: z = (3 + 5k − 4.5·(1 + k)) / √(1 + k) = (0.5k − 1.5) / √(1 + k),
+        // which reaches 0 (p = 0.5) at k = 3.
+        assert_eq!(
+            observations_needed(&score, Source::Manager, &policy, 0.5),
+            Some(3)
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! Turning observations into the weighted samples of each rubric competency:
+//! the only part of scoring whose cost grows with the amount of evidence.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model;
+use super::policy::ScoringPolicy;
+use super::rubric::Expectation;
+use crate::domain::evidence::Observation;
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+const NANOS_PER_DAY: f64 = 86_400e9;
+
+/// One observation as a competency score uses it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Sample {
+    /// The evidence id as a number: compared on every step of the sort.
+    id: u128,
+    pub weight: f64,
+    pub level: f64,
+}
+
+impl Sample {
+    pub fn evidence_id(&self) -> Uuid {
+        Uuid::from_u128(self.id)
+    }
+
+    /// Sorts `samples` into a canonical order: by id, and equal ids (the same
+    /// evidence passed twice) by weight and level. Summing in this order makes
+    /// every bit of a score independent of the order the evidence arrived in.
+    fn sort_canonically(samples: &mut [Sample]) {
+        // Ties are rare, so they are ordered in a second step rather than with
+        // a three-way comparison on every step of the main sort.
+        samples.sort_unstable_by_key(|s| s.id);
+        for run in samples.chunk_by_mut(|a, b| a.id == b.id) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| {
+                    a.weight
+                        .total_cmp(&b.weight)
+                        .then(a.level.total_cmp(&b.level))
+                });
+            }
+        }
+    }
+}
+
+/// The samples of every rubric competency, in rubric order, each group in
+/// canonical order. Evidence observed after `as_of` or for competencies
+/// outside the rubric is left out.
+pub(crate) struct GroupedSamples {
+    samples: Vec<Sample>,
+    /// `ends[c]` is one past the last sample of rubric competency c.
+    ends: Vec<usize>,
+}
+
+impl GroupedSamples {
+    pub fn collect(
+        evidence: &[Observation],
+        rubric: &[Expectation],
+        policy: &ScoringPolicy,
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        // Pass 1 finds each observation's competency and counts the groups, so
+        // that pass 2 can write every sample straight into its place.
+        let index = competency_index(rubric);
+        let mut counts = vec![0; rubric.len()];
+        let competency_of: Vec<Option<usize>> = evidence
+            .iter()
+            .map(|observation| {
+                if observation.observed_at > as_of {
+                    return None;
+                }
+                let competency = index.get(observation.competency_id.as_str()).copied();
+                if let Some(c) = competency {
+                    counts[c] += 1;
+                }
+                competency
+            })
+            .collect();
+
+        // Each group starts where the previous one ends; a cursor per group
+        // then walks to the group's end.
+        let mut next: Vec<usize> = counts
+            .iter()
+            .scan(0, |start, count| {
+                let group_start = *start;
+                *start += count;
+                Some(group_start)
+            })
+            .collect();
+        let now = Timestamp::from(as_of);
+        let mut samples = vec![Sample::default(); counts.iter().sum()];
+        for (observation, competency) in evidence.iter().zip(competency_of) {
+            let Some(c) = competency else { continue };
+            samples[next[c]] = Sample {
+                id: observation.id.as_u128(),
+                weight: model::evidence_weight(
+                    policy.source_weights.get(observation.source),
+                    observation.confidence,
+                    now.days_since(Timestamp::from(observation.observed_at)),
+                    policy.half_life_days,
+                ),
+                level: observation.level,
+            };
+            next[c] += 1;
+        }
+        let mut grouped = Self {
+            samples,
+            ends: next,
+        };
+        for c in 0..rubric.len() {
+            let range = grouped.range(c);
+            Sample::sort_canonically(&mut grouped.samples[range]);
+        }
+        grouped
+    }
+
+    /// The samples of rubric competency `c`.
+    pub fn of(&self, c: usize) -> &[Sample] {
+        &self.samples[self.range(c)]
+    }
+
+    fn range(&self, c: usize) -> std::ops::Range<usize> {
+        let start = if c == 0 { 0 } else { self.ends[c - 1] };
+        start..self.ends[c]
+    }
+}
+
+/// A point in time as whole seconds and nanoseconds since the Unix epoch,
+/// which makes ages cheap to compute and exact to the nanosecond.
+#[derive(Clone, Copy)]
+struct Timestamp {
+    seconds: i64,
+    nanos: i64,
+}
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(at: DateTime<Utc>) -> Self {
+        Self {
+            seconds: at.timestamp(),
+            nanos: i64::from(at.timestamp_subsec_nanos()),
+        }
+    }
+}
+
+impl Timestamp {
+    /// Fractional days since a not later `earlier`, over chrono's whole range.
+    fn days_since(self, earlier: Timestamp) -> f64 {
+        let mut seconds = self.seconds - earlier.seconds;
+        let mut nanos = self.nanos - earlier.nanos;
+        // Borrow a second so that both parts are non-negative: their sum then
+        // loses nothing to cancellation (1 s − 999 999 999 ns stays 1 ns).
+        if nanos < 0 {
+            seconds -= 1;
+            nanos += NANOS_PER_SECOND;
+        }
+        seconds as f64 / SECONDS_PER_DAY + nanos as f64 / NANOS_PER_DAY
+    }
+}
+
+/// Rubric competency id → position, looked up once per observation. SipHash
+/// would cost as much as all the arithmetic of an observation; its protection
+/// against crafted collisions is not needed because the keys come from the
+/// rubric, so a crafted id can only lengthen its own lookup.
+fn competency_index(
+    rubric: &[Expectation],
+) -> HashMap<&str, usize, BuildHasherDefault<EndsHasher>> {
+    rubric
+        .iter()
+        .enumerate()
+        .map(|(i, expectation)| (expectation.competency_id.as_str(), i))
+        .collect()
+}
+
+/// Hashes a string by its length and its first and last eight bytes, mixed
+/// the FxHash way: constant cost whatever the id's length. The map still
+/// compares whole ids, so ids alike at both ends merely share a bucket.
+#[derive(Default)]
+struct EndsHasher(u64);
+
+impl EndsHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for EndsHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        if bytes.len() >= 8 {
+            self.mix(word(0));
+            self.mix(word(bytes.len() - 8));
+        } else {
+            let mut short = [0; 8];
+            short[..bytes.len()].copy_from_slice(bytes);
+            self.mix(u64::from_le_bytes(short));
+        }
+        self.mix(bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // The table indexes by the low bits; fold the well-mixed high bits in.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::domain::evidence::Source;
+
+    fn at(seconds_before: i64, nanos_before: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+            - Duration::seconds(seconds_before)
+            - Duration::nanoseconds(nanos_before)
+    }
+
+    #[test]
+    fn ages_keep_nanoseconds_across_millennia() {
+        let now = Timestamp::from(at(0, 0));
+        assert_eq!(now.days_since(Timestamp::from(at(43_200, 0))), 0.5);
+        assert_eq!(
+            now.days_since(Timestamp::from(at(0, 1))),
+            1.0 / NANOS_PER_DAY
+        );
+        assert_eq!(
+            now.days_since(Timestamp::from(at(1, -999_999_999))),
+            1.0 / NANOS_PER_DAY
+        );
+        assert!(now.days_since(Timestamp::from(DateTime::<Utc>::MIN_UTC)) > 9.5e7);
+    }
+
+    #[test]
+    fn groups_by_rubric_competency_in_id_order() {
+        let rubric: Vec<Expectation> =
+            ["system_design", "a_much_longer_competency_identifier", "c"]
+                .iter()
+                .map(|id| Expectation {
+                    competency_id: id.to_string(),
+                    expected_level: 3,
+                    weight: 1.0,
+                    critical: false,
+                })
+                .collect();
+        let observation = |id: u128, competency: &str, seconds_before: i64| Observation {
+            id: Uuid::from_u128(id),
+            competency_id: competency.into(),
+            level: 3.0,
+            source: Source::Manager,
+            confidence: 1.0,
+            observed_at: at(seconds_before, 0),
+        };
+        let evidence = [
+            observation(9, "c", 0),
+            observation(7, "system_design", 0),
+            observation(3, "not_in_rubric", 0),
+            observation(5, "c", 0),
+            observation(4, "system_design", -1),
+            observation(2, "system_design", 0),
+        ];
+        let grouped =
+            GroupedSamples::collect(&evidence, &rubric, &ScoringPolicy::default(), at(0, 0));
+        let ids = |c| grouped.of(c).iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!((ids(0), ids(1), ids(2)), (vec![2, 7], vec![], vec![5, 9]));
+    }
+
+    #[test]
+    fn ids_alike_at_both_ends_stay_apart() {
+        let rubric: Vec<Expectation> = ["abcdefgh_x_12345678", "abcdefgh_y_12345678"]
+            .iter()
+            .map(|id| Expectation {
+                competency_id: id.to_string(),
+                expected_level: 3,
+                weight: 1.0,
+                critical: false,
+            })
+            .collect();
+        let index = competency_index(&rubric);
+        assert_eq!(index.get("abcdefgh_x_12345678"), Some(&0));
+        assert_eq!(index.get("abcdefgh_y_12345678"), Some(&1));
+        assert_eq!(index.get("abcdefgh_z_12345678"), None);
+    }
+}

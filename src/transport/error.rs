@@ -1,0 +1,92 @@
+//! The one place where errors become `tonic::Status`, with google.rpc details:
+//! `BadRequest` field violations for bad input, `ErrorInfo` for the rest.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::validation::Violations;
+use crate::storage::StorageError;
+
+/// The `ErrorInfo.domain` of every error Ladder returns.
+pub const ERROR_DOMAIN: &str = "ladder.v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(#[from] Violations),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl ApiError {
+    /// A single bad field, the common case in handlers.
+    pub fn field(field: impl Into<String>, description: impl Into<String>) -> Self {
+        ApiError::InvalidArgument(Violations::one(field, description))
+    }
+}
+
+fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetails {
+    let metadata: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        let message = err.to_string();
+        let (code, details) = match &err {
+            ApiError::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in &violations.0 {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                (Code::InvalidArgument, details)
+            }
+            ApiError::Unauthenticated(_) => (Code::Unauthenticated, info("UNAUTHENTICATED", &[])),
+            ApiError::PermissionDenied(_) => {
+                (Code::PermissionDenied, info("PERMISSION_DENIED", &[]))
+            }
+            ApiError::FailedPrecondition(_) => {
+                (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
+            }
+            ApiError::Storage(StorageError::NotFound { kind, id }) => (
+                Code::NotFound,
+                info("NOT_FOUND", &[("kind", kind), ("id", id)]),
+            ),
+            ApiError::Storage(StorageError::AlreadyExists { kind, id }) => (
+                Code::AlreadyExists,
+                info("ALREADY_EXISTS", &[("kind", kind), ("id", id)]),
+            ),
+            ApiError::Storage(StorageError::StaleEtag { kind, id }) => (
+                Code::Aborted,
+                info("STALE_ETAG", &[("kind", kind), ("id", id)]),
+            ),
+            ApiError::Storage(StorageError::FailedPrecondition(_)) => {
+                (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
+            }
+            ApiError::Storage(StorageError::Database(e)) => {
+                tracing::error!(error = %e, "database error");
+                return Status::with_error_details(
+                    Code::Unavailable,
+                    "the database is unavailable; retry later",
+                    info("DATABASE_UNAVAILABLE", &[]),
+                );
+            }
+            ApiError::Storage(StorageError::Migrate(e)) => {
+                tracing::error!(error = %e, "migration error");
+                (Code::Internal, info("INTERNAL", &[]))
+            }
+        };
+        Status::with_error_details(code, message, details)
+    }
+}

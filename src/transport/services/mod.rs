@@ -1,0 +1,10 @@
+//! The three `ladder.v1` services. Methods not implemented yet answer
+//! UNIMPLEMENTED through the generated default stubs.
+
+mod assessment;
+mod recommendation;
+mod rubric;
+
+pub use assessment::AssessmentApi;
+pub use recommendation::RecommendationApi;
+pub use rubric::RubricApi;

@@ -1,0 +1,96 @@
+//! Calls without valid credentials get UNAUTHENTICATED and run nothing.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ladder::proto::v1::ListEvidenceRequest;
+use serde_json::json;
+
+use crate::harness::{self, TestServer};
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn call_with(server: &TestServer, authorization: Option<String>) -> tonic::Status {
+    let mut clients = server.clients_with(authorization).await;
+    clients
+        .assessment
+        .list_evidence(ListEvidenceRequest {
+            subject_id: "s1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err()
+}
+
+fn claims(exp_offset: i64) -> serde_json::Value {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    json!({ "sub": "u", "tenant": "tenant-a", "scope": "ladder.read", "exp": now + exp_offset })
+}
+
+#[tokio::test]
+async fn bad_credentials_are_unauthenticated() {
+    let server = TestServer::start().await;
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(claims(3600).to_string().as_bytes())
+    );
+    let no_exp = harness::sign(
+        harness::ISSUER_PRIVATE_KEY,
+        json!({ "sub": "u", "tenant": "tenant-a" }),
+    );
+    let cases = [
+        ("no token", None),
+        ("not bearer", Some(format!("Basic {}", b64(b"user:pass")))),
+        ("garbage", Some("Bearer not.a.jwt".to_string())),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                harness::sign(harness::ISSUER_PRIVATE_KEY, claims(-600))
+            )),
+        ),
+        (
+            "other key",
+            Some(format!(
+                "Bearer {}",
+                harness::sign(harness::OTHER_PRIVATE_KEY, claims(3600))
+            )),
+        ),
+        ("alg none", Some(format!("Bearer {alg_none}"))),
+        ("no exp", Some(format!("Bearer {no_exp}"))),
+    ];
+    for (name, authorization) in cases {
+        let status = call_with(&server, authorization).await;
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{name}: {status:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_gets_through_to_the_method() {
+    let server = TestServer::start().await;
+    let status = call_with(
+        &server,
+        Some(format!("Bearer {}", harness::token("tenant-a"))),
+    )
+    .await;
+    // Past authentication, the method itself answers.
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+}
+
+#[tokio::test]
+async fn a_token_without_the_tenant_claim_is_unauthenticated() {
+    let server = TestServer::start().await;
+    let token = harness::sign(
+        harness::ISSUER_PRIVATE_KEY,
+        json!({ "sub": "u", "exp": jsonwebtoken::get_current_timestamp() + 600 }),
+    );
+    let status = call_with(&server, Some(format!("Bearer {token}"))).await;
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(status.message().contains("tenant"), "{}", status.message());
+}

@@ -1,0 +1,176 @@
+//! `ladder serve` as a process: the embedded cluster's lifecycle and the
+//! refusals that must happen before anything starts.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::{ladder_bin, traversable_temp_dir};
+
+fn serve(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(ladder_bin());
+    cmd.args([
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .env_remove("DATABASE_URL")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+/// A running `ladder serve`, stopped with SIGTERM when dropped (a failing
+/// test must not leave its PostgreSQL behind).
+struct Serving(Option<Child>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            terminate(child);
+        }
+    }
+}
+
+/// Starts `ladder serve` and waits for its "listening" log line.
+fn start_serving(data_dir: &Path) -> (Serving, String) {
+    let mut child = serve(data_dir).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("serve exited before listening: {:?}", child.wait()))
+            .unwrap();
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+            && event["message"] == "ladder listening"
+        {
+            break event["addr"].as_str().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Serving(Some(child)), addr)
+}
+
+fn terminate(mut child: Child) {
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    if !std::thread::panicking() {
+        assert!(status.success(), "serve exited with {status}");
+    }
+}
+
+async fn health(addr: &str) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = HealthClient::new(channel);
+    client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+async fn embedded_connection(data_dir: &Path) -> PgConnection {
+    let options = PgConnectOptions::new()
+        .socket(data_dir.join("pgdata"))
+        .port(ladder::app::embedded_pg::SOCKET_PORT)
+        .username(ladder::app::embedded_pg::SUPERUSER)
+        .database("ladder");
+    PgConnection::connect_with(&options).await.unwrap()
+}
+
+#[tokio::test]
+async fn serve_creates_reuses_and_guards_its_embedded_cluster() {
+    let tmp = traversable_temp_dir();
+    let data_dir = tmp.path().join("data");
+
+    let (first, addr) = start_serving(&data_dir);
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    let mut conn = embedded_connection(&data_dir).await;
+    sqlx::raw_sql("CREATE TABLE restart_marker (x int); INSERT INTO restart_marker VALUES (42)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    // A second instance on the same directory fails at once, saying why.
+    let second = serve(&data_dir).output().unwrap();
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(message.contains("already in use"), "{message}");
+
+    drop(first);
+    assert!(
+        !data_dir.join("pgdata/postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
+
+    // Started again, it reuses the same cluster and data.
+    let (again, addr) = start_serving(&data_dir);
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    let mut conn = embedded_connection(&data_dir).await;
+    let marker: i32 = sqlx::query_scalar("SELECT x FROM restart_marker")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(marker, 42);
+    conn.close().await.unwrap();
+    drop(again);
+    assert!(
+        !data_dir.join("pgdata/postmaster.pid").exists(),
+        "PostgreSQL still running"
+    );
+}
+
+#[test]
+fn serve_without_postgresql_says_how_to_install_it() {
+    let tmp = traversable_temp_dir();
+    let empty = tmp.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = serve(&tmp.path().join("data"))
+        .arg("--pg-bin-dir")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("apt-get install postgresql"), "{message}");
+}
+
+#[test]
+fn serve_without_keys_and_without_dev_refuses_to_start() {
+    let out = Command::new(ladder_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .env_remove("LADDER_DEV")
+        .env_remove("LADDER_JWT_PUBLIC_KEY")
+        .env_remove("LADDER_JWT_JWKS")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("--jwt-public-key") && message.contains("--dev"),
+        "{message}"
+    );
+}

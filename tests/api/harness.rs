@@ -1,0 +1,314 @@
+//! The one shared test harness: a throwaway PostgreSQL cluster for the whole
+//! test binary (or the server behind DATABASE_URL), a fresh database per test
+//! cloned from a template migrated once, and the real server on an ephemeral
+//! port, reached through the generated clients with minted tokens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
+use ladder::app::server;
+use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
+use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
+use ladder::proto::v1::rubric_service_client::RubricServiceClient;
+use ladder::storage::Db;
+use ladder::transport::AppState;
+use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
+pub const ISSUER_PUBLIC_KEY: &str = include_str!("../keys/issuer.pub.pem");
+pub const OTHER_PRIVATE_KEY: &str = include_str!("../keys/other.key.pem");
+
+/// The PostgreSQL server the tests use and the migrated template they clone.
+struct Cluster {
+    server: PgConnectOptions,
+    template: String,
+}
+
+/// The embedded cluster, stopped and removed when the test binary exits.
+static EMBEDDED: Mutex<Option<(EmbeddedPostgres, tempfile::TempDir)>> = Mutex::new(None);
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+extern "C" fn stop_embedded() {
+    if let Ok(mut guard) = EMBEDDED.lock()
+        && let Some((cluster, dir)) = guard.take()
+    {
+        if let Err(e) = cluster.stop() {
+            eprintln!("stopping the test cluster: {e}");
+        }
+        drop(dir);
+    }
+}
+
+/// Runs `f` to completion on a runtime of its own, outside any test's runtime.
+fn on_own_runtime<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    })
+    .join()
+    .expect("harness thread panicked")
+}
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let server = match std::env::var("DATABASE_URL") {
+            Ok(url) => url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
+            Err(_) => start_embedded(),
+        };
+        let template = format!("ladder_template_{}", std::process::id());
+        let (srv, tpl) = (server.clone(), template.clone());
+        on_own_runtime(async move {
+            ladder::storage::ensure_database(&srv, &tpl)
+                .await
+                .expect("template database");
+            let db = Db::connect(srv.database(&tpl), 2)
+                .await
+                .expect("template connect");
+            db.migrate().await.expect("migrating the template");
+            db.close().await;
+        });
+        Cluster { server, template }
+    })
+}
+
+fn start_embedded() -> PgConnectOptions {
+    // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
+    // which must reach the data directory.
+    let dir = tempfile::Builder::new()
+        .prefix("ladder-test-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let cluster = EmbeddedPostgres::start(&EmbeddedConfig {
+        data_dir: dir.path().join("data"),
+        bin_dir: None,
+        system_user: "postgres".into(),
+        ephemeral: true,
+    })
+    .expect("starting the test PostgreSQL cluster");
+    let options = server::embedded_options(&cluster);
+    *EMBEDDED.lock().unwrap() = Some((cluster, dir));
+    // SAFETY: registers a plain extern "C" function; it runs once at exit.
+    unsafe { libc::atexit(stop_embedded) };
+    options
+}
+
+/// A token for `tenant`, valid for an hour, signed with the key the test servers trust.
+pub fn token(tenant: &str) -> String {
+    sign(
+        ISSUER_PRIVATE_KEY,
+        serde_json::json!({
+            "sub": format!("test-user@{tenant}"),
+            "tenant": tenant,
+            "scope": "ladder.read ladder.write ladder.admin",
+            "exp": jsonwebtoken::get_current_timestamp() + 3600,
+        }),
+    )
+}
+
+/// Signs arbitrary claims with an Ed25519 private key in PEM form.
+pub fn sign(private_pem: &str, claims: serde_json::Value) -> String {
+    let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("test key");
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signing")
+}
+
+/// Adds a fixed `authorization` header to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// The three clients, all acting for one tenant.
+pub struct Clients {
+    pub rubric: RubricServiceClient<Authed>,
+    pub assessment: AssessmentServiceClient<Authed>,
+    pub recommendation: RecommendationServiceClient<Authed>,
+}
+
+/// A real server on an ephemeral port over a fresh database.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The test's own database, for checking what the API wrote behind its back.
+    pub pool: sqlx::PgPool,
+    database: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let cluster = cluster();
+        let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&cluster.server.clone().database("postgres"))
+            .await
+            .expect("connecting to the test cluster");
+        sqlx::query(&format!(
+            "CREATE DATABASE \"{database}\" TEMPLATE \"{}\"",
+            cluster.template
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("creating the test database");
+        conn.close().await.ok();
+        let options = cluster.server.clone().database(&database);
+        let db = Db::connect(options.clone(), 8)
+            .await
+            .expect("connecting to the test database");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("connecting to the test database");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let verifier = JwtVerifier::from_pem(
+            ISSUER_PUBLIC_KEY.as_bytes(),
+            JwtSettings {
+                issuer: None,
+                audience: None,
+                tenant_claim: "tenant".into(),
+                scopes_claim: "scope".into(),
+            },
+        )
+        .unwrap();
+        let state = AppState { db: db.clone() };
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(e) =
+                server::run(listener, state, Authenticator::Jwt(verifier), shutdown).await
+            {
+                eprintln!("test server failed: {e}");
+            }
+        });
+        Self {
+            addr,
+            pool,
+            database,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connecting to the test server")
+    }
+
+    /// Clients carrying a valid token for `tenant`.
+    pub async fn clients(&self, tenant: &str) -> Clients {
+        self.clients_with(Some(format!("Bearer {}", token(tenant))))
+            .await
+    }
+
+    /// Clients sending exactly this `authorization` value (or none).
+    pub async fn clients_with(&self, authorization: Option<String>) -> Clients {
+        let channel = self.channel().await;
+        let bearer = Bearer(authorization.map(|a| a.parse().expect("ascii header")));
+        Clients {
+            rubric: RubricServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let (server, database) = (cluster().server.clone(), self.database.clone());
+        // No waiting for the pools to close: their connections belong to the
+        // test's runtime, which this drop blocks. FORCE ends them instead.
+        on_own_runtime(async move {
+            if let Ok(mut conn) = PgConnection::connect_with(&server.database("postgres")).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
+                .execute(&mut conn)
+                .await;
+            }
+        });
+    }
+}
+
+/// The `ladder` binary built for these tests.
+pub fn ladder_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ladder"))
+}
+
+impl TestServer {
+    /// A URL for the test's database, for running the `ladder` binary against it.
+    pub fn database_url(&self) -> String {
+        database_url(&self.database)
+    }
+}
+
+fn database_url(database: &str) -> String {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("DATABASE_URL has a database path");
+        return match query {
+            Some(q) => format!("{server}/{database}?{q}"),
+            None => format!("{server}/{database}"),
+        };
+    }
+    let options = &cluster().server;
+    let socket = options
+        .get_socket()
+        .expect("the embedded cluster listens on a socket");
+    format!(
+        "postgres://{}@localhost:{}/{database}?host={}",
+        options.get_username(),
+        options.get_port(),
+        socket.display()
+    )
+}
+
+/// A temporary directory the unprivileged cluster user can traverse.
+pub fn traversable_temp_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("ladder-cli-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}

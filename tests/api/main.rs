@@ -1,0 +1,10 @@
+//! Integration tests: the real server over a real socket and a real PostgreSQL,
+//! through the generated clients. One binary, so the throwaway cluster is
+//! brought up once and every test gets its own database.
+
+mod harness;
+
+mod auth;
+mod cli;
+mod schema;
+mod server;

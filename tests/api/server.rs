@@ -1,0 +1,106 @@
+//! Health, reflection and the UNIMPLEMENTED answer.
+
+use ladder::proto::v1::{ListEvidenceRequest, ListRolesRequest, RecommendRequest};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::harness::TestServer;
+
+#[tokio::test]
+async fn health_reports_serving_without_credentials() {
+    let server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    for service in [
+        "",
+        "ladder.v1.RubricService",
+        "ladder.v1.AssessmentService",
+        "ladder.v1.RecommendationService",
+    ] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_ladder_services_and_health() {
+    let server = TestServer::start().await;
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer: {response:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "ladder.v1.RubricService",
+        "ladder.v1.AssessmentService",
+        "ladder.v1.RecommendationService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn methods_of_later_issues_answer_unimplemented() {
+    let server = TestServer::start().await;
+    let mut clients = server.clients("tenant-a").await;
+    let subject = || "s1".to_string();
+    let errors = [
+        clients
+            .rubric
+            .list_roles(ListRolesRequest::default())
+            .await
+            .unwrap_err(),
+        clients
+            .assessment
+            .list_evidence(ListEvidenceRequest {
+                subject_id: subject(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+        clients
+            .recommendation
+            .recommend(RecommendRequest {
+                subject_id: subject(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err(),
+    ];
+    for err in errors {
+        assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    }
+}
