@@ -227,9 +227,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             source,
         })?;
         tracing::info!(%addr, "ladder listening");
-        let state = AppState {
-            db: database.db.clone(),
-        };
+        let state = AppState::new(database.db.clone());
         server::run(listener, state, auth, server::shutdown_signal()).await
     }
     .await;

@@ -3,6 +3,7 @@
 //! tenant to the database session.
 
 mod error;
+pub mod framework;
 
 pub use error::StorageError;
 

@@ -196,7 +196,7 @@ impl TestServer {
             },
         )
         .unwrap();
-        let state = AppState { db: db.clone() };
+        let state = AppState::new(db.clone());
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
