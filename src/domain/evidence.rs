@@ -1,7 +1,11 @@
 //! Evidence: one observation about one person for one competency.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+use crate::domain::validation::Violations;
 
 /// Who produced an observation; each source carries its own weight in the
 /// scoring policy.
@@ -53,4 +57,140 @@ pub struct Observation {
     /// In (0, 1].
     pub confidence: f64,
     pub observed_at: DateTime<Utc>,
+}
+
+/// Longest subject, rater, source-system or external id.
+pub const MAX_ID_LEN: usize = 256;
+/// Longest summary or link.
+pub const MAX_TEXT_LEN: usize = 4000;
+
+/// A piece of evidence as the caller sends it and as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub id: Uuid,
+    /// Opaque HRIS id; never a name or an e-mail address.
+    pub subject_id: String,
+    pub competency_id: String,
+    pub level: f64,
+    pub source: Source,
+    pub rater_id: String,
+    /// Microsecond precision, as PostgreSQL stores it, so that what comes back
+    /// compares equal to what was sent.
+    pub observed_at: DateTime<Utc>,
+    pub confidence: f64,
+    pub summary: String,
+    pub link: String,
+    pub source_system: String,
+    pub external_id: String,
+}
+
+impl Evidence {
+    /// What scoring reads of it.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            id: self.id,
+            competency_id: self.competency_id.clone(),
+            level: self.level,
+            source: self.source,
+            confidence: self.confidence,
+            observed_at: self.observed_at,
+        }
+    }
+
+    /// Same observation, ignoring the server-assigned id: a re-sent item with
+    /// the same key and the same content is the same evidence.
+    pub fn same_content(&self, other: &Evidence) -> bool {
+        Evidence {
+            id: other.id,
+            ..self.clone()
+        } == *other
+    }
+
+    /// Checks every field; `require_key` is false for hypothetical evidence.
+    pub fn validate(&self, require_key: bool) -> Violations {
+        let mut v = Violations::new();
+        v.0.extend(opaque_id_violations("subject_id", &self.subject_id, true).0);
+        v.0.extend(opaque_id_violations("rater_id", &self.rater_id, false).0);
+        if self.competency_id.is_empty() {
+            v.add("competency_id", "is required");
+        }
+        if !(self.level.is_finite() && (1.0..=5.0).contains(&self.level)) {
+            v.add("level", "must be a number in [1, 5]");
+        }
+        if !(self.confidence.is_finite() && self.confidence > 0.0 && self.confidence <= 1.0) {
+            v.add("confidence", "must be in (0, 1]");
+        }
+        if self.summary.chars().count() > MAX_TEXT_LEN {
+            v.add(
+                "summary",
+                format!("must be at most {MAX_TEXT_LEN} characters"),
+            );
+        }
+        if self.link.chars().count() > MAX_TEXT_LEN {
+            v.add("link", format!("must be at most {MAX_TEXT_LEN} characters"));
+        }
+        for (field, value) in [
+            ("source_system", &self.source_system),
+            ("external_id", &self.external_id),
+        ] {
+            if require_key && value.is_empty() {
+                v.add(
+                    field,
+                    "is required: (source_system, external_id) makes ingest idempotent",
+                );
+            } else if value.chars().count() > MAX_ID_LEN {
+                v.add(field, format!("must be at most {MAX_ID_LEN} characters"));
+            }
+        }
+        v
+    }
+}
+
+/// Subjects and raters are opaque HRIS ids: an e-mail address is personal
+/// data Ladder refuses to hold.
+pub fn opaque_id_violations(field: &str, value: &str, required: bool) -> Violations {
+    let mut v = Violations::new();
+    if value.is_empty() {
+        if required {
+            v.add(field, "is required");
+        }
+    } else if value.chars().count() > MAX_ID_LEN {
+        v.add(field, format!("must be at most {MAX_ID_LEN} characters"));
+    } else if value.contains('@') {
+        v.add(field, "must be an opaque id, not an e-mail address");
+    } else if value.chars().any(char::is_control) {
+        v.add(field, "must not contain control characters");
+    }
+    v
+}
+
+/// Validates a batch, naming each bad item as `evidence[i].field`, and refuses
+/// two items with the same key but different content. `None` stands for an
+/// item the caller could not even parse (already reported), so that indices
+/// stay those of the request.
+pub fn validate_batch(items: &[Option<Evidence>], max_items: usize) -> Result<(), Violations> {
+    let mut v = Violations::new();
+    if items.is_empty() {
+        v.add("evidence", "must hold at least one item");
+    }
+    if items.len() > max_items {
+        v.add("evidence", format!("must hold at most {max_items} items"));
+    }
+    let mut seen: HashMap<(&str, &str), (usize, &Evidence)> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(item) = item else { continue };
+        v.extend_prefixed(&format!("evidence[{i}]"), item.validate(true));
+        let key = (item.source_system.as_str(), item.external_id.as_str());
+        match seen.get(&key) {
+            Some((first, earlier)) if !earlier.same_content(item) => v.add(
+                format!("evidence[{i}].external_id"),
+                format!("repeats the key of evidence[{first}] with different content"),
+            ),
+            Some(_) => {}
+            None => {
+                seen.insert(key, (i, item));
+            }
+        }
+    }
+    v.into_result(())
 }

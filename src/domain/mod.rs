@@ -1,6 +1,8 @@
 //! Pure types and the scoring engine: no I/O, no gRPC, no SQL.
 
+pub mod assessment;
 pub mod evidence;
 pub mod framework;
+pub mod recommend;
 pub mod scoring;
 pub mod validation;

@@ -2,8 +2,14 @@
 //! runs in a transaction opened by [`Db::begin`], the one place that applies the
 //! tenant to the database session.
 
+pub mod assessments;
 mod error;
+pub mod etag;
+pub mod evidence;
 pub mod framework;
+pub mod page;
+pub mod policy;
+pub mod subjects;
 
 pub use error::StorageError;
 
@@ -85,4 +91,9 @@ pub async fn ensure_database(server: &PgConnectOptions, name: &str) -> Result<()
     }
     conn.close().await?;
     Ok(())
+}
+
+/// Commits a tenant transaction.
+pub async fn commit(tx: TenantTx) -> Result<(), StorageError> {
+    Ok(tx.commit().await?)
 }

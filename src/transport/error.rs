@@ -74,6 +74,23 @@ impl From<ApiError> for Status {
             ApiError::Storage(StorageError::FailedPrecondition(_)) => {
                 (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
             }
+            ApiError::Storage(StorageError::EvidenceConflict { items }) => {
+                let metadata: HashMap<String, String> = items
+                    .iter()
+                    .map(|i| {
+                        let field = format!("evidence[{i}]");
+                        (field, "key stored with different content".to_string())
+                    })
+                    .collect();
+                let details =
+                    ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
+                (Code::AlreadyExists, details)
+            }
+            ApiError::Storage(StorageError::InvalidPageToken) => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation("page_token", message.clone());
+                (Code::InvalidArgument, details)
+            }
             ApiError::Storage(StorageError::Database(e)) => {
                 tracing::error!(error = %e, "database error");
                 return Status::with_error_details(

@@ -312,3 +312,48 @@ pub fn traversable_temp_dir() -> tempfile::TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
+
+/// A piece of evidence for `subject` with the caller's key `external_id`.
+pub fn evidence(
+    subject: &str,
+    competency: &str,
+    level: f64,
+    source: ladder::proto::v1::EvidenceSource,
+    observed_at: chrono::DateTime<chrono::Utc>,
+    external_id: &str,
+) -> ladder::proto::v1::Evidence {
+    ladder::proto::v1::Evidence {
+        subject_id: subject.into(),
+        competency_id: competency.into(),
+        level,
+        source: source as i32,
+        rater_id: "rater-1".into(),
+        observed_at: Some(prost_types::Timestamp {
+            seconds: observed_at.timestamp(),
+            nanos: observed_at.timestamp_subsec_nanos() as i32,
+        }),
+        confidence: 1.0,
+        source_system: "hris".into(),
+        external_id: external_id.into(),
+        ..Default::default()
+    }
+}
+
+/// The field names of a status's `google.rpc.BadRequest` detail.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+impl TestServer {
+    /// Counts the rows of `table`, all tenants together.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .expect("counting rows")
+    }
+}

@@ -6,5 +6,7 @@ mod harness;
 
 mod auth;
 mod cli;
+mod evidence;
+mod recommend;
 mod schema;
 mod server;

@@ -1,0 +1,332 @@
+//! Career recommendations (SPEC §5): which roles to aim for next, what holds
+//! the person back, and which evidence is worth collecting next.
+//!
+//! Everything is computed in memory from one fetch of the subject's evidence:
+//! every published rubric of the tenant is scored with the same engine.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::evidence::{Observation, Source};
+use crate::domain::framework::{Catalog, Rubric, Track};
+use crate::domain::scoring::{
+    self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy, observations_needed,
+};
+
+/// How far along transitions candidates are looked for.
+pub const MAX_STEPS: usize = 2;
+/// How many strengths and gaps a recommendation lists.
+pub const TOP: usize = 3;
+/// The probabilities the evidence plan aims for: even odds, then confidence.
+pub const EVEN_ODDS: f64 = 0.5;
+pub const CONFIDENT: f64 = 0.8;
+/// How many sources an evidence plan names per competency.
+pub const PLANNED_SOURCES: usize = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strength {
+    pub competency_id: String,
+    pub expected_level: u8,
+    pub estimated_level: f64,
+    pub probability: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    pub competency_id: String,
+    pub expected_level: u8,
+    pub estimated_level: f64,
+    pub probability: f64,
+    /// W_c × (1 − p_c).
+    pub shortfall: f64,
+    pub development_actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionReason {
+    InsufficientEvidence,
+    Gap,
+}
+
+/// New observations from one source, at the expected level, observed now with
+/// full confidence, needed to lift p_c to even odds and to confidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePlan {
+    pub source: Source,
+    pub for_even_odds: Option<u32>,
+    pub for_confidence: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceToCollect {
+    pub competency_id: String,
+    pub reason: CollectionReason,
+    pub probability: f64,
+    /// Most helpful first.
+    pub sources: Vec<SourcePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    pub role_id: String,
+    pub role_name: String,
+    pub track: Track,
+    pub rubric_version: i32,
+    /// From the current role to this one; empty when not reachable.
+    pub path: Vec<String>,
+    /// Transitions from the current role; `None` when not reachable.
+    pub steps: Option<usize>,
+    pub score: RoleScore,
+    pub strengths: Vec<Strength>,
+    pub gaps: Vec<Gap>,
+    pub evidence_to_collect: Vec<EvidenceToCollect>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackFit {
+    pub track: Track,
+    /// The readiness of the track's best-fitting role, in [0, 1].
+    pub fit: f64,
+    pub best_role_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendations {
+    pub recommendations: Vec<Recommendation>,
+    pub track_fits: Vec<TrackFit>,
+}
+
+/// The shortest path (in transitions) from `from` to every role within
+/// [`MAX_STEPS`], breadth first so that ties keep the first path found in
+/// transition order.
+fn reachable(catalog: &Catalog, from: &str) -> BTreeMap<String, Vec<String>> {
+    let mut paths = BTreeMap::new();
+    let mut queue = VecDeque::from([vec![from.to_string()]]);
+    while let Some(path) = queue.pop_front() {
+        let last = path.last().expect("paths are never empty");
+        if path.len() > MAX_STEPS {
+            continue;
+        }
+        for t in catalog
+            .role(last)
+            .map(|r| r.transitions.as_slice())
+            .unwrap_or_default()
+        {
+            if t.to == from || paths.contains_key(&t.to) {
+                continue;
+            }
+            let mut next = path.clone();
+            next.push(t.to.clone());
+            paths.insert(t.to.clone(), next.clone());
+            queue.push_back(next);
+        }
+    }
+    paths
+}
+
+/// Recommends next roles for a subject whose current role is `current_role`.
+/// `evidence` must already be valid (it is stored, or was validated).
+pub fn recommend(
+    catalog: &Catalog,
+    current_role: &str,
+    evidence: &[Observation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+    max_recommendations: usize,
+) -> Recommendations {
+    let scored: Vec<(&Rubric, RoleScore)> = catalog
+        .rubrics
+        .iter()
+        .map(|r| {
+            (
+                r,
+                scoring::score_unchecked(evidence, &r.expectations(), policy, as_of),
+            )
+        })
+        .collect();
+    let paths = reachable(catalog, current_role);
+    let mut recommendations: Vec<Recommendation> = scored
+        .iter()
+        .filter(|(rubric, score)| {
+            rubric.role_id != current_role
+                && (paths.contains_key(&rubric.role_id) || score.band == Band::Ready)
+        })
+        .filter_map(|(rubric, score)| {
+            let role = catalog.role(&rubric.role_id)?;
+            let path = paths.get(&rubric.role_id).cloned().unwrap_or_default();
+            Some(Recommendation {
+                role_id: role.id.clone(),
+                role_name: role.name.clone(),
+                track: role.track,
+                rubric_version: rubric.version,
+                steps: (!path.is_empty()).then(|| path.len() - 1),
+                path,
+                strengths: strengths(score),
+                gaps: gaps(rubric, score),
+                evidence_to_collect: evidence_to_collect(score, policy),
+                score: score.clone(),
+            })
+        })
+        .collect();
+    // Readiness first, then fewer steps (unreachable last), then id: deterministic.
+    recommendations.sort_by(|a, b| {
+        b.score
+            .readiness
+            .total_cmp(&a.score.readiness)
+            .then(
+                a.steps
+                    .unwrap_or(usize::MAX)
+                    .cmp(&b.steps.unwrap_or(usize::MAX)),
+            )
+            .then_with(|| a.role_id.cmp(&b.role_id))
+    });
+    recommendations.truncate(max_recommendations);
+    Recommendations {
+        recommendations,
+        track_fits: track_fits(catalog, current_role, &scored),
+    }
+}
+
+/// Per track, the readiness of its best role other than the current one.
+fn track_fits(
+    catalog: &Catalog,
+    current_role: &str,
+    scored: &[(&Rubric, RoleScore)],
+) -> Vec<TrackFit> {
+    Track::ALL
+        .into_iter()
+        .map(|track| {
+            let best = scored
+                .iter()
+                .filter(|(rubric, _)| rubric.role_id != current_role)
+                .filter(|(rubric, _)| {
+                    catalog
+                        .role(&rubric.role_id)
+                        .is_some_and(|r| r.track == track)
+                })
+                .max_by(|a, b| {
+                    a.1.readiness
+                        .total_cmp(&b.1.readiness)
+                        .then_with(|| b.0.role_id.cmp(&a.0.role_id))
+                });
+            TrackFit {
+                track,
+                fit: best.map_or(0.0, |(_, s)| s.readiness),
+                best_role_id: best.map(|(r, _)| r.role_id.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Competencies that meet or exceed the bar, strongest weighted evidence first.
+fn strengths(score: &RoleScore) -> Vec<Strength> {
+    let mut met: Vec<&CompetencyScore> = score
+        .competencies
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.status,
+                CompetencyStatus::Meets | CompetencyStatus::Exceeds
+            )
+        })
+        .collect();
+    met.sort_by(|a, b| {
+        (b.weight * b.p)
+            .total_cmp(&(a.weight * a.p))
+            .then_with(|| a.competency_id.cmp(&b.competency_id))
+    });
+    met.into_iter()
+        .take(TOP)
+        .map(|c| Strength {
+            competency_id: c.competency_id.clone(),
+            expected_level: c.expected_level,
+            estimated_level: c.m,
+            probability: c.p,
+        })
+        .collect()
+}
+
+fn shortfall(c: &CompetencyScore) -> f64 {
+    c.weight * (1.0 - c.p)
+}
+
+/// The largest W_c·(1 − p_c) among competencies not yet confidently met.
+fn gaps(rubric: &Rubric, score: &RoleScore) -> Vec<Gap> {
+    let mut open: Vec<&CompetencyScore> = score
+        .competencies
+        .iter()
+        .filter(|c| c.p < CONFIDENT)
+        .collect();
+    open.sort_by(|a, b| {
+        shortfall(b)
+            .total_cmp(&shortfall(a))
+            .then_with(|| a.competency_id.cmp(&b.competency_id))
+    });
+    open.into_iter()
+        .take(TOP)
+        .map(|c| Gap {
+            competency_id: c.competency_id.clone(),
+            expected_level: c.expected_level,
+            estimated_level: c.m,
+            probability: c.p,
+            shortfall: shortfall(c),
+            development_actions: rubric
+                .competency(&c.competency_id)
+                .map(|rc| rc.development_actions.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Competencies with too little evidence or below the bar, the largest
+/// shortfall first, each with the sources that would settle it soonest.
+fn evidence_to_collect(score: &RoleScore, policy: &ScoringPolicy) -> Vec<EvidenceToCollect> {
+    let mut wanted: Vec<(&CompetencyScore, CollectionReason)> = score
+        .competencies
+        .iter()
+        .filter_map(|c| match c.status {
+            CompetencyStatus::InsufficientEvidence => {
+                Some((c, CollectionReason::InsufficientEvidence))
+            }
+            CompetencyStatus::Below => Some((c, CollectionReason::Gap)),
+            _ => None,
+        })
+        .collect();
+    wanted.sort_by(|a, b| {
+        shortfall(b.0)
+            .total_cmp(&shortfall(a.0))
+            .then_with(|| a.0.competency_id.cmp(&b.0.competency_id))
+    });
+    wanted
+        .into_iter()
+        .map(|(c, reason)| EvidenceToCollect {
+            competency_id: c.competency_id.clone(),
+            reason,
+            probability: c.p,
+            sources: source_plans(c, policy),
+        })
+        .collect()
+}
+
+/// Every source that can help, fewest observations to confidence first.
+fn source_plans(c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> {
+    let mut plans: Vec<SourcePlan> = Source::ALL
+        .into_iter()
+        .map(|source| SourcePlan {
+            source,
+            for_even_odds: observations_needed(c, source, policy, EVEN_ODDS),
+            for_confidence: observations_needed(c, source, policy, CONFIDENT),
+        })
+        .filter(|p| p.for_even_odds.is_some() || p.for_confidence.is_some())
+        .collect();
+    let key = |p: &SourcePlan| {
+        (
+            p.for_confidence.unwrap_or(u32::MAX),
+            p.for_even_odds.unwrap_or(u32::MAX),
+        )
+    };
+    plans.sort_by(|a, b| key(a).cmp(&key(b)).then(a.source.cmp(&b.source)));
+    plans.truncate(PLANNED_SOURCES);
+    plans
+}

@@ -1,0 +1,283 @@
+//! Evidence rows: idempotent bulk ingest, reads for scoring and listing.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::evidence::{Evidence, Observation, Source};
+use crate::storage::{StorageError, TenantId, page};
+
+const COLUMNS: &str = "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
+                       summary, link, source_system, external_id";
+
+/// One statement for the whole batch: arrays in, one row per item; a key that
+/// is already stored is skipped, and RETURNING tells which items were new.
+const INSERT_BATCH: &str = "INSERT INTO evidence (tenant_id, id, subject_id, competency_id, level, source, \
+         rater_id, observed_at, confidence, summary, link, source_system, external_id) \
+     SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[], \
+         $8::timestamptz[], $9::float8[], $10::text[], $11::text[], $12::text[], $13::text[]) \
+     ON CONFLICT (tenant_id, source_system, external_id) DO NOTHING \
+     RETURNING id";
+
+const UNKNOWN_COMPETENCIES: &str = "SELECT c.id FROM UNNEST($2::text[]) AS c(id) \
+     WHERE NOT EXISTS (SELECT 1 FROM competencies WHERE tenant_id = $1 AND id = c.id)";
+
+const OBSERVATIONS: &str = "SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
+     WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3";
+
+const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
+
+#[derive(sqlx::FromRow)]
+struct EvidenceRow {
+    id: Uuid,
+    subject_id: String,
+    competency_id: String,
+    level: f64,
+    source: String,
+    rater_id: String,
+    observed_at: DateTime<Utc>,
+    confidence: f64,
+    summary: String,
+    link: String,
+    source_system: String,
+    external_id: String,
+}
+
+fn source(name: &str) -> Result<Source, StorageError> {
+    Source::parse(name).ok_or_else(|| {
+        StorageError::Database(sqlx::Error::Protocol(format!(
+            "unknown evidence source {name:?}"
+        )))
+    })
+}
+
+impl TryFrom<EvidenceRow> for Evidence {
+    type Error = StorageError;
+
+    fn try_from(row: EvidenceRow) -> Result<Self, StorageError> {
+        Ok(Evidence {
+            id: row.id,
+            subject_id: row.subject_id,
+            competency_id: row.competency_id,
+            level: row.level,
+            source: source(&row.source)?,
+            rater_id: row.rater_id,
+            observed_at: row.observed_at,
+            confidence: row.confidence,
+            summary: row.summary,
+            link: row.link,
+            source_system: row.source_system,
+            external_id: row.external_id,
+        })
+    }
+}
+
+/// The competency ids among `ids` that the tenant does not have.
+pub async fn unknown_competencies(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<Vec<String>, StorageError> {
+    Ok(sqlx::query_scalar(UNKNOWN_COMPETENCIES)
+        .bind(&tenant.0)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// What a batch ingest did.
+#[derive(Debug)]
+pub struct Ingested {
+    /// In request order; items that already existed come back as stored.
+    pub evidence: Vec<Evidence>,
+    pub created: usize,
+}
+
+/// Inserts a validated batch. Items whose key is already stored with the same
+/// content are returned as stored; a key stored with different content fails
+/// the whole batch with [`StorageError::EvidenceConflict`] naming the items.
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: Vec<Evidence>,
+) -> Result<Ingested, StorageError> {
+    macro_rules! column {
+        ($field:ident) => {
+            items.iter().map(|e| e.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    let sources: Vec<&str> = items.iter().map(|e| e.source.as_str()).collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_BATCH)
+        .bind(&tenant.0)
+        .bind(column!(id))
+        .bind(column!(subject_id))
+        .bind(column!(competency_id))
+        .bind(column!(level))
+        .bind(&sources)
+        .bind(column!(rater_id))
+        .bind(column!(observed_at))
+        .bind(column!(confidence))
+        .bind(column!(summary))
+        .bind(column!(link))
+        .bind(column!(source_system))
+        .bind(column!(external_id))
+        .fetch_all(&mut *conn)
+        .await?;
+    let created = inserted.len();
+    if created == items.len() {
+        return Ok(Ingested {
+            evidence: items,
+            created,
+        });
+    }
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+    let (systems, externals): (Vec<String>, Vec<String>) = items
+        .iter()
+        .filter(|e| !inserted.contains(&e.id))
+        .map(|e| (e.source_system.clone(), e.external_id.clone()))
+        .unzip();
+    let stored: Vec<EvidenceRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 \
+         AND (source_system, external_id) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))"
+    ))
+    .bind(&tenant.0)
+    .bind(&systems)
+    .bind(&externals)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_key = std::collections::HashMap::new();
+    for row in stored {
+        let evidence = Evidence::try_from(row)?;
+        by_key.insert(
+            (evidence.source_system.clone(), evidence.external_id.clone()),
+            evidence,
+        );
+    }
+    let mut conflicts = Vec::new();
+    let mut evidence = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        if inserted.contains(&item.id) {
+            evidence.push(item);
+            continue;
+        }
+        match by_key.get(&(item.source_system.clone(), item.external_id.clone())) {
+            Some(existing) if existing.same_content(&item) => evidence.push(existing.clone()),
+            _ => conflicts.push(i),
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(Ingested { evidence, created })
+    } else {
+        Err(StorageError::EvidenceConflict { items: conflicts })
+    }
+}
+
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<Evidence, StorageError> {
+    let row: Option<EvidenceRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(&tenant.0)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.ok_or_else(|| StorageError::NotFound {
+        kind: "evidence",
+        id: id.to_string(),
+    })?
+    .try_into()
+}
+
+pub async fn delete(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+) -> Result<(), StorageError> {
+    let deleted = sqlx::query(DELETE)
+        .bind(&tenant.0)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(StorageError::NotFound {
+            kind: "evidence",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// What [`list`] filters on.
+#[derive(Debug, Default, Clone)]
+pub struct EvidenceFilter {
+    pub subject_id: String,
+    pub competency_id: Option<String>,
+    pub observed_after: Option<DateTime<Utc>>,
+    pub observed_before: Option<DateTime<Utc>>,
+}
+
+type EvidenceKey = (DateTime<Utc>, Uuid);
+
+/// One page of a subject's evidence, oldest observation first.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &EvidenceFilter,
+    page_size: i64,
+    page_token: &str,
+) -> Result<(Vec<Evidence>, String), StorageError> {
+    let after: Option<EvidenceKey> = page::decode(page_token)?;
+    let rows: Vec<EvidenceRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 AND subject_id = $2 \
+           AND ($3::text IS NULL OR competency_id = $3) \
+           AND ($4::timestamptz IS NULL OR observed_at >= $4) \
+           AND ($5::timestamptz IS NULL OR observed_at < $5) \
+           AND ($6::timestamptz IS NULL OR (observed_at, id) > ($6, $7)) \
+         ORDER BY observed_at, id LIMIT $8"
+    ))
+    .bind(&tenant.0)
+    .bind(&filter.subject_id)
+    .bind(&filter.competency_id)
+    .bind(filter.observed_after)
+    .bind(filter.observed_before)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page_size + 1)
+    .fetch_all(conn)
+    .await?;
+    let evidence = rows
+        .into_iter()
+        .map(Evidence::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(page::split(evidence, page_size, |e| (e.observed_at, e.id)))
+}
+
+/// Everything scoring reads of a subject's evidence observed up to `as_of`.
+pub async fn observations(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject_id: &str,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Observation>, StorageError> {
+    let rows: Vec<(Uuid, String, f64, String, f64, DateTime<Utc>)> = sqlx::query_as(OBSERVATIONS)
+        .bind(&tenant.0)
+        .bind(subject_id)
+        .bind(as_of)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(id, competency_id, level, src, confidence, observed_at)| {
+            Ok(Observation {
+                id,
+                competency_id,
+                level,
+                source: source(&src)?,
+                confidence,
+                observed_at,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,100 @@
+//! Subjects and the role each holds now.
+
+use sqlx::PgConnection;
+
+use crate::domain::assessment::Subject;
+use crate::storage::{StorageError, TenantId, etag};
+
+const GET: &str =
+    "SELECT id, current_role_id, revision FROM subjects WHERE tenant_id = $1 AND id = $2";
+
+const UPDATE: &str = "UPDATE subjects SET current_role_id = $3, revision = revision + 1, update_time = now() \
+     WHERE tenant_id = $1 AND id = $2 AND ($4::bigint IS NULL OR revision = $4) \
+     RETURNING revision";
+
+const INSERT: &str = "INSERT INTO subjects (tenant_id, id, current_role_id) VALUES ($1, $2, $3) \
+     ON CONFLICT (tenant_id, id) DO NOTHING RETURNING revision";
+
+const ROLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM roles WHERE tenant_id = $1 AND id = $2)";
+
+fn not_found(id: &str) -> StorageError {
+    StorageError::NotFound {
+        kind: "subject",
+        id: id.to_string(),
+    }
+}
+
+/// The subject and its revision.
+pub async fn get(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(Subject, i64), StorageError> {
+    let row: Option<(String, Option<String>, i64)> = sqlx::query_as(GET)
+        .bind(&tenant.0)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let (id, current_role_id, revision) = row.ok_or_else(|| not_found(id))?;
+    Ok((
+        Subject {
+            id,
+            current_role_id,
+        },
+        revision,
+    ))
+}
+
+pub async fn role_exists(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    role_id: &str,
+) -> Result<bool, StorageError> {
+    Ok(sqlx::query_scalar(ROLE_EXISTS)
+        .bind(&tenant.0)
+        .bind(role_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Sets the current role, checking `expected_revision` when given; creates the
+/// subject when `allow_missing`. Returns the new revision.
+pub async fn set_current_role(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject: &Subject,
+    expected_revision: Option<i64>,
+    allow_missing: bool,
+) -> Result<i64, StorageError> {
+    let updated: Option<i64> = sqlx::query_scalar(UPDATE)
+        .bind(&tenant.0)
+        .bind(&subject.id)
+        .bind(&subject.current_role_id)
+        .bind(expected_revision)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(revision) = updated {
+        return Ok(revision);
+    }
+    let exists = get(&mut *conn, tenant, &subject.id).await.is_ok();
+    if exists {
+        return Err(StorageError::StaleEtag {
+            kind: "subject",
+            id: subject.id.clone(),
+        });
+    }
+    if !allow_missing {
+        return Err(not_found(&subject.id));
+    }
+    sqlx::query_scalar(INSERT)
+        .bind(&tenant.0)
+        .bind(&subject.id)
+        .bind(&subject.current_role_id)
+        .fetch_optional(conn)
+        .await?
+        // Created concurrently by another call: its etag is not the caller's.
+        .ok_or_else(|| StorageError::StaleEtag {
+            kind: "subject",
+            id: etag::of(0),
+        })
+}

@@ -1,0 +1,254 @@
+//! Evidence, subjects, scoring policies and assessments.
+
+use uuid::Uuid;
+
+use crate::domain::assessment::{Assessment, Subject};
+use crate::domain::evidence::{Evidence, Source};
+use crate::domain::scoring::{
+    Band, CompetencyScore, CompetencyStatus, ScoringPolicy, SourceWeights,
+};
+use crate::domain::validation::Violations;
+use crate::proto::v1 as pb;
+use crate::storage::etag;
+use crate::transport::convert::time;
+
+pub fn source_to_proto(source: Source) -> pb::EvidenceSource {
+    match source {
+        Source::SelfReview => pb::EvidenceSource::Self_,
+        Source::Peer => pb::EvidenceSource::Peer,
+        Source::Manager => pb::EvidenceSource::Manager,
+        Source::DirectReport => pb::EvidenceSource::DirectReport,
+        Source::Artifact => pb::EvidenceSource::Artifact,
+        Source::Calibration => pb::EvidenceSource::Calibration,
+    }
+}
+
+pub fn source_from_proto(value: i32) -> Option<Source> {
+    Source::ALL
+        .into_iter()
+        .find(|s| source_to_proto(*s) as i32 == value)
+}
+
+/// A client's evidence item; `id` is the server's to assign.
+pub fn evidence_from_proto(e: &pb::Evidence, id: Uuid) -> Result<Evidence, Violations> {
+    let mut v = Violations::new();
+    let source = source_from_proto(e.source);
+    if source.is_none() {
+        v.add(
+            "source",
+            "must be one of self, peer, manager, direct report, artifact, calibration",
+        );
+    }
+    let observed_at = match &e.observed_at {
+        Some(t) => time::from_proto(t, "observed_at")
+            .map_err(|err| v.extend_prefixed("", err))
+            .ok(),
+        None => {
+            v.add("observed_at", "is required");
+            None
+        }
+    };
+    let (Some(source), Some(observed_at)) = (source, observed_at) else {
+        return Err(v);
+    };
+    Ok(Evidence {
+        id,
+        subject_id: e.subject_id.clone(),
+        competency_id: e.competency_id.clone(),
+        level: e.level,
+        source,
+        rater_id: e.rater_id.clone(),
+        observed_at,
+        confidence: e.confidence,
+        summary: e.summary.clone(),
+        link: e.link.clone(),
+        source_system: e.source_system.clone(),
+        external_id: e.external_id.clone(),
+    })
+}
+
+pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
+    pb::Evidence {
+        id: e.id.to_string(),
+        subject_id: e.subject_id.clone(),
+        competency_id: e.competency_id.clone(),
+        level: e.level,
+        source: source_to_proto(e.source) as i32,
+        rater_id: e.rater_id.clone(),
+        observed_at: Some(time::to_proto(e.observed_at)),
+        confidence: e.confidence,
+        summary: e.summary.clone(),
+        link: e.link.clone(),
+        source_system: e.source_system.clone(),
+        external_id: e.external_id.clone(),
+        // Ids are UUIDv7: their time part is when the server accepted the item.
+        create_time: e
+            .id
+            .get_timestamp()
+            .and_then(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                chrono::DateTime::from_timestamp(secs as i64, nanos)
+            })
+            .map(time::to_proto),
+    }
+}
+
+/// A UUID sent as a string, or a violation naming `field`.
+pub fn uuid(value: &str, field: &str) -> Result<Uuid, Violations> {
+    Uuid::parse_str(value).map_err(|_| Violations::one(field, "must be a UUID"))
+}
+
+pub fn subject_to_proto(subject: &Subject, revision: i64) -> pb::Subject {
+    pb::Subject {
+        id: subject.id.clone(),
+        current_role_id: subject.current_role_id.clone().unwrap_or_default(),
+        etag: etag::of(revision),
+        update_time: None,
+    }
+}
+
+pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPolicy {
+    let w = &policy.source_weights;
+    pb::ScoringPolicy {
+        half_life_days: policy.half_life_days,
+        source_weights: Some(pb::SourceWeights {
+            self_: w.self_review,
+            peer: w.peer,
+            manager: w.manager,
+            direct_report: w.direct_report,
+            artifact: w.artifact,
+            calibration: w.calibration,
+        }),
+        prior_mean: policy.prior_mean,
+        prior_strength: policy.prior_strength,
+        sigma: policy.sigma,
+        min_evidence: policy.min_evidence,
+        etag: etag::of(revision),
+        update_time: None,
+    }
+}
+
+/// The paths `UpdateScoringPolicy` accepts, each copying one field.
+pub const POLICY_PATHS: &[&str] = &[
+    "half_life_days",
+    "prior_mean",
+    "prior_strength",
+    "sigma",
+    "min_evidence",
+    "source_weights",
+    "source_weights.self",
+    "source_weights.peer",
+    "source_weights.manager",
+    "source_weights.direct_report",
+    "source_weights.artifact",
+    "source_weights.calibration",
+];
+
+/// Copies the fields named by `paths` from `update` onto `policy`.
+pub fn apply_policy_mask(
+    policy: &mut ScoringPolicy,
+    update: &pb::ScoringPolicy,
+    paths: &[String],
+) -> Result<(), Violations> {
+    let weights = update.source_weights.unwrap_or_default();
+    let incoming = SourceWeights {
+        self_review: weights.self_,
+        peer: weights.peer,
+        manager: weights.manager,
+        direct_report: weights.direct_report,
+        artifact: weights.artifact,
+        calibration: weights.calibration,
+    };
+    let mut v = Violations::new();
+    for path in paths {
+        match path.as_str() {
+            "half_life_days" => policy.half_life_days = update.half_life_days,
+            "prior_mean" => policy.prior_mean = update.prior_mean,
+            "prior_strength" => policy.prior_strength = update.prior_strength,
+            "sigma" => policy.sigma = update.sigma,
+            "min_evidence" => policy.min_evidence = update.min_evidence,
+            "source_weights" => policy.source_weights = incoming,
+            other => match other
+                .strip_prefix("source_weights.")
+                .and_then(|name| Source::parse(name).map(|s| (s, name)))
+            {
+                Some((source, _)) => policy.source_weights.set(source, incoming.get(source)),
+                None => v.add(
+                    "update_mask",
+                    format!(
+                        "unknown path {other:?}; expected one of {}",
+                        POLICY_PATHS.join(", ")
+                    ),
+                ),
+            },
+        }
+    }
+    v.into_result(())
+}
+
+fn status_to_proto(status: CompetencyStatus) -> pb::CompetencyStatus {
+    match status {
+        CompetencyStatus::InsufficientEvidence => pb::CompetencyStatus::InsufficientEvidence,
+        CompetencyStatus::Below => pb::CompetencyStatus::Below,
+        CompetencyStatus::Meets => pb::CompetencyStatus::Meets,
+        CompetencyStatus::Exceeds => pb::CompetencyStatus::Exceeds,
+    }
+}
+
+pub fn band_to_proto(band: Band) -> pb::ReadinessBand {
+    match band {
+        Band::InsufficientEvidence => pb::ReadinessBand::InsufficientEvidence,
+        Band::NotYet => pb::ReadinessBand::NotYet,
+        Band::Developing => pb::ReadinessBand::Developing,
+        Band::Ready => pb::ReadinessBand::Ready,
+    }
+}
+
+pub fn competency_score_to_proto(c: &CompetencyScore) -> pb::CompetencyAssessment {
+    pb::CompetencyAssessment {
+        competency_id: c.competency_id.clone(),
+        expected_level: i32::from(c.expected_level),
+        weight: c.weight,
+        critical: c.critical,
+        effective_evidence: c.n,
+        estimated_level: c.m,
+        standard_deviation: c.sd,
+        probability: c.p,
+        gap: c.gap,
+        disagreement: c.disagreement,
+        status: status_to_proto(c.status) as i32,
+        conflicting: c.conflicting,
+        contributions: c
+            .contributions
+            .iter()
+            .map(|k| pb::EvidenceContribution {
+                evidence_id: k.evidence_id.to_string(),
+                weight: k.weight,
+            })
+            .collect(),
+    }
+}
+
+pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
+    let mut policy = policy_to_proto(&a.policy, 0);
+    // A snapshot's policy is not an editable resource.
+    policy.etag.clear();
+    pb::Assessment {
+        id: a.id.to_string(),
+        subject_id: a.subject_id.clone(),
+        role_id: a.role_id.clone(),
+        rubric_version: a.rubric_version,
+        as_of: Some(time::to_proto(a.as_of)),
+        policy: Some(policy),
+        competencies: a
+            .score
+            .competencies
+            .iter()
+            .map(competency_score_to_proto)
+            .collect(),
+        readiness: a.score.readiness,
+        coverage: a.score.coverage,
+        band: band_to_proto(a.score.band) as i32,
+        create_time: Some(time::to_proto(a.create_time)),
+    }
+}

@@ -1,0 +1,109 @@
+//! Recommendations, track fits and evidence plans.
+
+use crate::domain::framework::Track;
+use crate::domain::recommend::{
+    CollectionReason, EvidenceToCollect, Gap, Recommendation, Recommendations, Strength, TrackFit,
+};
+use crate::proto::v1 as pb;
+use crate::transport::convert::assessment::{band_to_proto, source_to_proto};
+
+pub fn track_to_proto(track: Track) -> pb::Track {
+    match track {
+        Track::IndividualContributor => pb::Track::IndividualContributor,
+        Track::Management => pb::Track::Management,
+        Track::Product => pb::Track::Product,
+        Track::Business => pb::Track::Business,
+    }
+}
+
+fn strength_to_proto(s: &Strength) -> pb::Strength {
+    pb::Strength {
+        competency_id: s.competency_id.clone(),
+        expected_level: i32::from(s.expected_level),
+        estimated_level: s.estimated_level,
+        probability: s.probability,
+    }
+}
+
+fn gap_to_proto(g: &Gap) -> pb::Gap {
+    pb::Gap {
+        competency_id: g.competency_id.clone(),
+        expected_level: i32::from(g.expected_level),
+        estimated_level: g.estimated_level,
+        probability: g.probability,
+        shortfall: g.shortfall,
+        development_actions: g.development_actions.clone(),
+    }
+}
+
+fn count(n: Option<u32>) -> Option<i32> {
+    n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+fn to_collect_to_proto(e: &EvidenceToCollect) -> pb::EvidenceToCollect {
+    pb::EvidenceToCollect {
+        competency_id: e.competency_id.clone(),
+        reason: match e.reason {
+            CollectionReason::InsufficientEvidence => pb::CollectionReason::InsufficientEvidence,
+            CollectionReason::Gap => pb::CollectionReason::Gap,
+        } as i32,
+        probability: e.probability,
+        sources: e
+            .sources
+            .iter()
+            .map(|p| pb::SourcePlan {
+                source: source_to_proto(p.source) as i32,
+                observations_for_even_odds: count(p.for_even_odds),
+                observations_for_confidence: count(p.for_confidence),
+            })
+            .collect(),
+    }
+}
+
+fn recommendation_to_proto(r: &Recommendation) -> pb::Recommendation {
+    pb::Recommendation {
+        role_id: r.role_id.clone(),
+        role_name: r.role_name.clone(),
+        track: track_to_proto(r.track) as i32,
+        rubric_version: r.rubric_version,
+        path: r.path.clone(),
+        steps: r.steps.map_or(0, |s| s as i32),
+        readiness: r.score.readiness,
+        band: band_to_proto(r.score.band) as i32,
+        coverage: r.score.coverage,
+        strengths: r.strengths.iter().map(strength_to_proto).collect(),
+        gaps: r.gaps.iter().map(gap_to_proto).collect(),
+        evidence_to_collect: r
+            .evidence_to_collect
+            .iter()
+            .map(to_collect_to_proto)
+            .collect(),
+    }
+}
+
+pub fn recommendations_to_proto(
+    subject_id: &str,
+    current_role_id: &str,
+    as_of: chrono::DateTime<chrono::Utc>,
+    r: &Recommendations,
+) -> pb::RecommendResponse {
+    pb::RecommendResponse {
+        subject_id: subject_id.to_string(),
+        current_role_id: current_role_id.to_string(),
+        as_of: Some(super::time::to_proto(as_of)),
+        recommendations: r
+            .recommendations
+            .iter()
+            .map(recommendation_to_proto)
+            .collect(),
+        track_fits: r
+            .track_fits
+            .iter()
+            .map(|f: &TrackFit| pb::TrackFit {
+                track: track_to_proto(f.track) as i32,
+                fit: f.fit,
+                best_role_id: f.best_role_id.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}

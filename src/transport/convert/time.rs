@@ -1,0 +1,38 @@
+//! Timestamps: PostgreSQL keeps microseconds, so incoming times are cut to
+//! microseconds before use and what is stored compares equal to what was used.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use prost_types::Timestamp;
+
+use crate::domain::validation::Violations;
+
+pub fn to_proto(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// Microsecond precision, as stored.
+pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+pub fn from_proto(t: &Timestamp, field: &str) -> Result<DateTime<Utc>, Violations> {
+    u32::try_from(t.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .map(truncate)
+        .ok_or_else(|| Violations::one(field, "is not a valid timestamp"))
+}
+
+/// An optional timestamp; `None` when absent.
+pub fn optional(t: Option<&Timestamp>, field: &str) -> Result<Option<DateTime<Utc>>, Violations> {
+    t.map(|t| from_proto(t, field)).transpose()
+}
+
+/// `as_of` of a request: now when absent.
+pub fn as_of(t: Option<&Timestamp>) -> Result<DateTime<Utc>, Violations> {
+    Ok(optional(t, "as_of")?.unwrap_or_else(|| truncate(Utc::now())))
+}

@@ -1,0 +1,299 @@
+//! Recommendations and what-if through the API, over the built-in framework.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ladder::proto::v1::{
+    BatchCreateEvidenceRequest, Evidence, EvidenceSource, GetRubricRequest, ReadinessBand,
+    RecommendRequest, RecommendResponse, Track, UpdateSubjectRequest, WhatIfRequest,
+};
+use tonic::Code;
+
+use crate::harness::{Clients, TestServer, evidence};
+
+fn as_of() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: 0,
+    })
+}
+
+/// `per` manager observations at exactly the expected level of every
+/// competency of `role`'s published rubric, a week before `as_of()`.
+async fn profile(c: &mut Clients, subject: &str, role: &str, per: usize) -> Vec<Evidence> {
+    let rubric = c
+        .rubric
+        .get_rubric(GetRubricRequest {
+            role_id: role.into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap();
+    let mut items = Vec::new();
+    for rc in &rubric.competencies {
+        for k in 0..per {
+            items.push(evidence(
+                subject,
+                &rc.competency_id,
+                f64::from(rc.expected_level),
+                EvidenceSource::Manager,
+                as_of() - Duration::days(7),
+                &format!("{subject}-{role}-{}-{k}", rc.competency_id),
+            ));
+        }
+    }
+    items
+}
+
+async fn ingest(c: &mut Clients, items: Vec<Evidence>) {
+    c.assessment
+        .batch_create_evidence(BatchCreateEvidenceRequest { evidence: items })
+        .await
+        .unwrap();
+}
+
+async fn recommend(c: &mut Clients, subject: &str) -> RecommendResponse {
+    c.recommendation
+        .recommend(RecommendRequest {
+            subject_id: subject.into(),
+            current_role_id: "senior_engineer".into(),
+            as_of: ts(as_of()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_staff_profile_gets_staff_engineer_first_and_ready() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let items = profile(&mut c, "emp-staff", "staff_engineer", 8).await;
+    ingest(&mut c, items).await;
+    let response = recommend(&mut c, "emp-staff").await;
+    let top = &response.recommendations[0];
+    assert_eq!(
+        top.role_id,
+        "staff_engineer",
+        "{:#?}",
+        response
+            .recommendations
+            .iter()
+            .map(|r| (&r.role_id, r.readiness))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(top.band, ReadinessBand::Ready as i32);
+    assert_eq!(
+        top.path,
+        vec!["senior_engineer".to_string(), "staff_engineer".to_string()]
+    );
+    assert_eq!(top.steps, 1);
+    assert!(!top.strengths.is_empty());
+    // Deterministic across calls.
+    assert_eq!(recommend(&mut c, "emp-staff").await, response);
+}
+
+#[tokio::test]
+async fn a_people_manager_profile_fits_the_management_track_best() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let items = profile(&mut c, "emp-em", "engineering_manager", 8).await;
+    ingest(&mut c, items).await;
+    let response = recommend(&mut c, "emp-em").await;
+    let best = response
+        .track_fits
+        .iter()
+        .max_by(|a, b| a.fit.total_cmp(&b.fit))
+        .unwrap();
+    assert_eq!(
+        best.track,
+        Track::Management as i32,
+        "{:?}",
+        response.track_fits
+    );
+    assert_eq!(response.track_fits.len(), 4);
+}
+
+#[tokio::test]
+async fn almost_no_evidence_gives_insufficient_evidence_and_a_plan() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    ingest(
+        &mut c,
+        vec![evidence(
+            "emp-new",
+            "mentoring",
+            3.0,
+            EvidenceSource::Self_,
+            as_of() - Duration::days(3),
+            "n1",
+        )],
+    )
+    .await;
+    let response = recommend(&mut c, "emp-new").await;
+    assert!(!response.recommendations.is_empty());
+    for r in &response.recommendations {
+        assert_eq!(
+            r.band,
+            ReadinessBand::InsufficientEvidence as i32,
+            "{}",
+            r.role_id
+        );
+        assert!(!r.evidence_to_collect.is_empty(), "{}", r.role_id);
+        assert!(!r.evidence_to_collect[0].sources.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_stored_current_role_is_used_and_its_absence_named() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let request = RecommendRequest {
+        subject_id: "emp-2".into(),
+        ..Default::default()
+    };
+    let err = c
+        .recommendation
+        .recommend(request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("current_role_id"),
+        "{}",
+        err.message()
+    );
+    c.assessment
+        .update_subject(UpdateSubjectRequest {
+            subject: Some(ladder::proto::v1::Subject {
+                id: "emp-2".into(),
+                current_role_id: "engineering_manager".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+            allow_missing: true,
+        })
+        .await
+        .unwrap();
+    let response = c
+        .recommendation
+        .recommend(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.current_role_id, "engineering_manager");
+    assert!(
+        response
+            .recommendations
+            .iter()
+            .any(|r| r.role_id == "senior_engineering_manager")
+    );
+}
+
+/// The promised number of observations, added through what-if, lifts p_c to
+/// the promised probability, and one fewer does not. What-if writes nothing.
+#[tokio::test]
+async fn what_if_confirms_the_observations_needed_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let mut items = profile(&mut c, "emp-3", "staff_engineer", 2).await;
+    items.truncate(items.len() / 2);
+    ingest(&mut c, items).await;
+    let response = recommend(&mut c, "emp-3").await;
+    let rec = response
+        .recommendations
+        .iter()
+        .find(|r| r.role_id == "staff_engineer")
+        .unwrap();
+    let wanted = rec
+        .evidence_to_collect
+        .first()
+        .expect("something to collect");
+    let expected_level = c
+        .rubric
+        .get_rubric(GetRubricRequest {
+            role_id: "staff_engineer".into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap()
+        .competencies
+        .into_iter()
+        .find(|x| x.competency_id == wanted.competency_id)
+        .unwrap()
+        .expected_level;
+    let before = counts(&server).await;
+    for plan in &wanted.sources {
+        for (target, needed) in [
+            (0.5, plan.observations_for_even_odds),
+            (0.8, plan.observations_for_confidence),
+        ] {
+            let Some(needed) = needed else { continue };
+            for (k, reaches) in [(needed, true), (needed - 1, false)] {
+                if k < 0 {
+                    continue;
+                }
+                let added: Vec<Evidence> = (0..k)
+                    .map(|i| {
+                        let mut e = evidence(
+                            "emp-3",
+                            &wanted.competency_id,
+                            f64::from(expected_level),
+                            EvidenceSource::try_from(plan.source).unwrap(),
+                            as_of(),
+                            &format!("w{i}"),
+                        );
+                        e.source_system.clear();
+                        e.external_id.clear();
+                        e
+                    })
+                    .collect();
+                let what_if = c
+                    .recommendation
+                    .what_if(WhatIfRequest {
+                        subject_id: "emp-3".into(),
+                        current_role_id: "senior_engineer".into(),
+                        as_of: ts(as_of()),
+                        added_evidence: added,
+                        role_id: "staff_engineer".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let p = what_if
+                    .assessment
+                    .unwrap()
+                    .competencies
+                    .into_iter()
+                    .find(|x| x.competency_id == wanted.competency_id)
+                    .unwrap()
+                    .probability;
+                assert_eq!(
+                    p >= target,
+                    reaches,
+                    "source {} k={k} target {target}: p={p}",
+                    plan.source
+                );
+            }
+        }
+    }
+    assert_eq!(counts(&server).await, before, "what-if wrote something");
+}
+
+async fn counts(server: &TestServer) -> (i64, i64, i64) {
+    (
+        server.count("evidence").await,
+        server.count("assessments").await,
+        server.count("subjects").await,
+    )
+}
