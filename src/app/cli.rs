@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::client::{self, ServerArgs, report};
 use crate::app::embedded_pg;
 use crate::app::error::AppError;
 use crate::app::server::{self, Database, DatabaseConfig};
 use crate::app::telemetry::{self, LogFormat};
+use crate::proto::v1 as pb;
 use crate::storage::TenantId;
 use crate::transport::AppState;
 use crate::transport::auth::{Authenticator, DEV_TENANT, JwtSettings, JwtVerifier};
@@ -40,6 +42,103 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit; safe to run again.
     Migrate(DatabaseArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// Commands that call a running server.
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Evidence commands against a running server.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Assess a subject against a role on a running server and print the result.
+    Assess(AssessArgs),
+    /// Recommend next roles for a subject from a running server.
+    Recommend(RecommendArgs),
+    /// Score hypothetical evidence without storing anything.
+    Whatif(WhatIfArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Import a CSV (with header) or JSON Lines file in batches; rejected rows
+    /// go to an error file, and a re-run after an interruption adds nothing twice.
+    Import {
+        /// The file: `.csv`, or `.jsonl` / `.ndjson` for JSON Lines.
+        file: PathBuf,
+        /// Where rejected rows go (line, reason) [default: FILE.errors.csv].
+        #[arg(long)]
+        errors: Option<PathBuf>,
+        /// Rows per request (the server accepts up to 1000 by default).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Who to assess, against what, and when.
+#[derive(Debug, Args)]
+struct SubjectArgs {
+    /// The subject's opaque HRIS id.
+    #[arg(long)]
+    subject: String,
+    /// Score as of this time (RFC 3339) [default: now].
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print JSON (the proto3 JSON mapping) instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+struct AssessArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// The role to assess against (its latest published rubric unless --version).
+    #[arg(long)]
+    role: String,
+    /// A specific rubric version.
+    #[arg(long, default_value_t = 0)]
+    version: i32,
+    /// Compute and print without storing the assessment.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct RecommendArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// The subject's current role [default: the stored one].
+    #[arg(long)]
+    role: Option<String>,
+    /// Also draw a radar chart (SVG) of the top recommendation: estimated
+    /// against expected level per competency.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct WhatIfArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    /// The subject's current role [default: the stored one].
+    #[arg(long)]
+    role: Option<String>,
+    /// Hypothetical evidence, COMPETENCY:LEVEL:SOURCE (observed at --as-of,
+    /// full confidence); repeat for more.
+    #[arg(long = "add", value_name = "COMPETENCY:LEVEL:SOURCE")]
+    added: Vec<String>,
+    /// Stored evidence ids to leave out; repeat for more.
+    #[arg(long = "remove", value_name = "EVIDENCE_ID")]
+    removed: Vec<String>,
+    /// Also print the assessment against this role.
+    #[arg(long)]
+    assess_role: Option<String>,
 }
 
 /// Where the database is.
@@ -197,7 +296,166 @@ async fn run(command: Command) -> Result<(), AppError> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Client(client) => client_command(client).await,
     }
+}
+
+fn timestamp(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<prost_types::Timestamp> {
+    t.map(crate::transport::convert::time::to_proto)
+}
+
+/// `COMPETENCY:LEVEL:SOURCE` as hypothetical evidence.
+fn hypothetical(
+    spec: &str,
+    as_of: Option<prost_types::Timestamp>,
+) -> Result<pb::Evidence, AppError> {
+    let bad = || {
+        AppError::Config(format!(
+            "--add {spec:?}: expected COMPETENCY:LEVEL:SOURCE, e.g. system_design:4:manager"
+        ))
+    };
+    let mut parts = spec.split(':');
+    let (Some(competency), Some(level), Some(source), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let source = crate::domain::evidence::Source::parse(source).ok_or_else(bad)?;
+    Ok(pb::Evidence {
+        competency_id: competency.to_string(),
+        level: level.parse().map_err(|_| bad())?,
+        source: crate::transport::convert::assessment::source_to_proto(source) as i32,
+        observed_at: as_of.or_else(|| timestamp(Some(chrono::Utc::now()))),
+        confidence: 1.0,
+        ..Default::default()
+    })
+}
+
+fn print(
+    json: Option<Result<String, AppError>>,
+    text: impl FnOnce() -> String,
+) -> Result<(), AppError> {
+    match json {
+        Some(json) => println!("{}", json?),
+        None => print!("{}", text()),
+    }
+    Ok(())
+}
+
+async fn client_command(command: ClientCommand) -> Result<(), AppError> {
+    match command {
+        ClientCommand::Evidence(EvidenceCommand::Import {
+            file,
+            errors,
+            batch_size,
+            server,
+        }) => {
+            let mut clients = server.connect().await?;
+            client::evidence_import::run(&mut clients, &file, errors, batch_size).await?;
+        }
+        ClientCommand::Assess(args) => {
+            let s = &args.subject;
+            let mut clients = s.server.connect().await?;
+            let assessment = clients
+                .assessment
+                .create_assessment(pb::CreateAssessmentRequest {
+                    subject_id: s.subject.clone(),
+                    role_id: args.role.clone(),
+                    rubric_version: args.version,
+                    as_of: timestamp(s.as_of),
+                    validate_only: args.dry_run,
+                    ..Default::default()
+                })
+                .await
+                .map_err(client::call_failed)?
+                .into_inner()
+                .assessment
+                .unwrap_or_default();
+            print(
+                s.json
+                    .then(|| report::to_json(&assessment, "ladder.v1.Assessment")),
+                || report::assessment(&assessment),
+            )?;
+        }
+        ClientCommand::Recommend(args) => {
+            let s = &args.subject;
+            let mut clients = s.server.connect().await?;
+            let response = clients
+                .recommendation
+                .recommend(pb::RecommendRequest {
+                    subject_id: s.subject.clone(),
+                    current_role_id: args.role.clone().unwrap_or_default(),
+                    as_of: timestamp(s.as_of),
+                    ..Default::default()
+                })
+                .await
+                .map_err(client::call_failed)?
+                .into_inner();
+            print(
+                s.json
+                    .then(|| report::to_json(&response, "ladder.v1.RecommendResponse")),
+                || report::recommendations(&response),
+            )?;
+            if let (Some(path), Some(top)) = (&args.chart, response.recommendations.first()) {
+                let assessment = clients
+                    .assessment
+                    .create_assessment(pb::CreateAssessmentRequest {
+                        subject_id: s.subject.clone(),
+                        role_id: top.role_id.clone(),
+                        as_of: response.as_of,
+                        validate_only: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(client::call_failed)?
+                    .into_inner()
+                    .assessment
+                    .unwrap_or_default();
+                client::chart::radar(&assessment, path)?;
+                eprintln!("chart of {} written to {}", top.role_id, path.display());
+            }
+        }
+        ClientCommand::Whatif(args) => {
+            let s = &args.subject;
+            let as_of = timestamp(s.as_of);
+            let added = args
+                .added
+                .iter()
+                .map(|spec| hypothetical(spec, as_of))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut clients = s.server.connect().await?;
+            let response = clients
+                .recommendation
+                .what_if(pb::WhatIfRequest {
+                    subject_id: s.subject.clone(),
+                    current_role_id: args.role.clone().unwrap_or_default(),
+                    as_of,
+                    added_evidence: added,
+                    removed_evidence_ids: args.removed.clone(),
+                    role_id: args.assess_role.clone().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(client::call_failed)?
+                .into_inner();
+            print(
+                s.json
+                    .then(|| report::to_json(&response, "ladder.v1.WhatIfResponse")),
+                || {
+                    let mut out = response
+                        .assessment
+                        .as_ref()
+                        .map(report::assessment)
+                        .unwrap_or_default();
+                    out.push_str(&report::recommendations(
+                        &response.recommendations.clone().unwrap_or_default(),
+                    ));
+                    out
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), AppError> {

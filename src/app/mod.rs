@@ -2,6 +2,7 @@
 //! PostgreSQL and server start.
 
 pub mod cli;
+pub mod client;
 pub mod embedded_pg;
 pub mod error;
 pub mod server;

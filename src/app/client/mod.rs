@@ -1,0 +1,83 @@
+//! Commands that talk to a running server over gRPC, for people who are not
+//! writing a client: evidence import, assess, recommend, what-if.
+
+pub mod chart;
+pub mod evidence_import;
+pub mod report;
+
+use clap::Args;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::app::error::AppError;
+use crate::proto::v1::assessment_service_client::AssessmentServiceClient;
+use crate::proto::v1::recommendation_service_client::RecommendationServiceClient;
+
+/// Where the server is and who is calling.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The Ladder server to call.
+    #[arg(long, env = "LADDER_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// Bearer token to send (not needed against `serve --dev`).
+    #[arg(long, env = "LADDER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Adds the bearer token, when there is one, to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+pub struct Clients {
+    pub assessment: AssessmentServiceClient<Authed>,
+    pub recommendation: RecommendationServiceClient<Authed>,
+}
+
+impl ServerArgs {
+    pub async fn connect(&self) -> Result<Clients, AppError> {
+        let channel = Channel::from_shared(self.server.clone())
+            .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?
+            .connect()
+            .await
+            .map_err(|e| AppError::Config(format!("cannot reach {}: {e}", self.server)))?;
+        let bearer = Bearer(
+            self.token
+                .as_ref()
+                .map(|t| format!("Bearer {t}").parse())
+                .transpose()
+                .map_err(|_| AppError::Config("--token is not printable ASCII".into()))?,
+        );
+        Ok(Clients {
+            assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+        })
+    }
+}
+
+/// A call's failure, as a person reads it.
+pub fn call_failed(status: tonic::Status) -> AppError {
+    use tonic_types::StatusExt;
+    let mut message = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            message.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    AppError::Config(message)
+}

@@ -1,0 +1,141 @@
+//! What the client commands print: readable tables, or JSON (the canonical
+//! proto3 JSON mapping) for scripts.
+
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+
+use crate::app::error::AppError;
+use crate::proto::v1 as pb;
+
+/// A message in the proto3 JSON mapping.
+pub fn to_json<M: Message>(message: &M, full_name: &str) -> Result<String, AppError> {
+    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| AppError::Config(format!("descriptor set: {e}")))?;
+    let descriptor = pool
+        .get_message_by_name(full_name)
+        .ok_or_else(|| AppError::Config(format!("no message {full_name}")))?;
+    let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
+        .map_err(|e| AppError::Config(format!("re-decoding {full_name}: {e}")))?;
+    serde_json::to_string_pretty(&dynamic).map_err(|e| AppError::Config(e.to_string()))
+}
+
+fn enum_name<E: std::fmt::Debug>(value: Result<E, prost::UnknownEnumValue>) -> String {
+    value.map_or_else(|_| "?".into(), |v| format!("{v:?}"))
+}
+
+/// A bar of `width` cells filled in proportion to `fraction`.
+fn bar(fraction: f64, width: usize) -> String {
+    let filled = (fraction.clamp(0.0, 1.0) * width as f64).round() as usize;
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+pub fn assessment(a: &pb::Assessment) -> String {
+    let mut out = format!(
+        "{} against {} (rubric v{}) as of {}\n\n{:<26} {:>8} {:>13} {:>6}  {:<22}\n",
+        a.subject_id,
+        a.role_id,
+        a.rubric_version,
+        a.as_of.map(|t| t.to_string()).unwrap_or_default(),
+        "competency",
+        "expected",
+        "estimate ± sd",
+        "p",
+        "status",
+    );
+    for c in &a.competencies {
+        let flags = [(c.critical, " critical"), (c.conflicting, " conflicting")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .collect::<String>();
+        out.push_str(&format!(
+            "{:<26} {:>8} {:>6.2} ± {:<4.2} {:>6.3}  {:<22}{}\n",
+            c.competency_id,
+            c.expected_level,
+            c.estimated_level,
+            c.standard_deviation,
+            c.probability,
+            enum_name(pb::CompetencyStatus::try_from(c.status)),
+            flags,
+        ));
+    }
+    out.push_str(&format!(
+        "\nreadiness {:.3} {}  coverage {:.3}  band {}\n",
+        a.readiness,
+        bar(a.readiness, 20),
+        a.coverage,
+        enum_name(pb::ReadinessBand::try_from(a.band)),
+    ));
+    out
+}
+
+pub fn recommendations(r: &pb::RecommendResponse) -> String {
+    let mut out = format!("{} (now {})\n", r.subject_id, r.current_role_id);
+    for (i, rec) in r.recommendations.iter().enumerate() {
+        let path = if rec.path.is_empty() {
+            "not on a path from the current role".to_string()
+        } else {
+            rec.path.join(" → ")
+        };
+        out.push_str(&format!(
+            "\n{}. {} ({})  {} {:.2}  {}  coverage {:.2}\n   path: {}\n",
+            i + 1,
+            rec.role_name,
+            rec.role_id,
+            bar(rec.readiness, 20),
+            rec.readiness,
+            enum_name(pb::ReadinessBand::try_from(rec.band)),
+            rec.coverage,
+            path,
+        ));
+        if !rec.strengths.is_empty() {
+            let names: Vec<&str> = rec
+                .strengths
+                .iter()
+                .map(|s| s.competency_id.as_str())
+                .collect();
+            out.push_str(&format!("   strengths: {}\n", names.join(", ")));
+        }
+        for gap in &rec.gaps {
+            out.push_str(&format!(
+                "   gap: {} (expected {}, estimate {:.2}, p {:.2})\n",
+                gap.competency_id, gap.expected_level, gap.estimated_level, gap.probability
+            ));
+            for action in &gap.development_actions {
+                out.push_str(&format!("     - {action}\n"));
+            }
+        }
+        for want in &rec.evidence_to_collect {
+            let plans: Vec<String> = want
+                .sources
+                .iter()
+                .map(|p| {
+                    let n = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
+                    format!(
+                        "{} {}→p≥0.5, {}→p≥0.8",
+                        enum_name(pb::EvidenceSource::try_from(p.source)).to_lowercase(),
+                        n(p.observations_for_even_odds),
+                        n(p.observations_for_confidence)
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "   collect: {} ({}): {}\n",
+                want.competency_id,
+                enum_name(pb::CollectionReason::try_from(want.reason)).to_lowercase(),
+                plans.join("; ")
+            ));
+        }
+    }
+    out.push_str("\ntrack fit:\n");
+    for fit in &r.track_fits {
+        out.push_str(&format!(
+            "  {:<24} {} {:.2}  {}\n",
+            enum_name(pb::Track::try_from(fit.track)),
+            bar(fit.fit, 20),
+            fit.fit,
+            fit.best_role_id
+        ));
+    }
+    out
+}
