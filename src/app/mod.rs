@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod embedded_pg;
 pub mod error;
+pub mod framework_cmd;
 pub mod server;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 
 mod error;
 pub mod framework;
+pub mod framework_file;
 
 pub use error::StorageError;
 
@@ -67,6 +68,11 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Commits a transaction opened by [`Db::begin`].
+pub async fn commit(tx: TenantTx) -> Result<(), StorageError> {
+    Ok(tx.commit().await?)
 }
 
 /// Creates database `name` on the server behind `server` (connected to its

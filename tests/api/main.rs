@@ -6,5 +6,6 @@ mod harness;
 
 mod auth;
 mod cli;
+mod framework;
 mod schema;
 mod server;

@@ -1,6 +1,6 @@
 //! Health, reflection and the UNIMPLEMENTED answer.
 
-use ladder::proto::v1::{ListEvidenceRequest, ListRolesRequest, RecommendRequest};
+use ladder::proto::v1::{ListEvidenceRequest, RecommendRequest};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -78,11 +78,6 @@ async fn methods_of_later_issues_answer_unimplemented() {
     let mut clients = server.clients("tenant-a").await;
     let subject = || "s1".to_string();
     let errors = [
-        clients
-            .rubric
-            .list_roles(ListRolesRequest::default())
-            .await
-            .unwrap_err(),
         clients
             .assessment
             .list_evidence(ListEvidenceRequest {
