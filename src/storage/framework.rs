@@ -947,35 +947,25 @@ pub async fn delete_rubric(
     Ok(())
 }
 
-/// Publishes a draft, superseding the role's published version.
-pub async fn publish_rubric(
+/// Publishes a draft (superseding the role's published version) or retires a
+/// published or superseded version.
+pub async fn advance_rubric(
     conn: &mut PgConnection,
     tenant: &TenantId,
     role_id: &str,
     version: i32,
     etag: &str,
+    action: RubricAction,
 ) -> Result<Stored<Rubric>, StorageError> {
-    let (current, state) =
-        version_for(conn, tenant, role_id, version, etag, RubricAction::Publish).await?;
-    sqlx::query(SUPERSEDE)
-        .bind(&tenant.0)
-        .bind(role_id)
-        .execute(&mut *conn)
-        .await
-        .map_err(refused)?;
-    set_state(conn, tenant, &current, state).await
-}
-
-/// Retires a published or superseded version.
-pub async fn retire_rubric(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    role_id: &str,
-    version: i32,
-    etag: &str,
-) -> Result<Stored<Rubric>, StorageError> {
-    let (current, state) =
-        version_for(conn, tenant, role_id, version, etag, RubricAction::Retire).await?;
+    let (current, state) = version_for(conn, tenant, role_id, version, etag, action).await?;
+    if state == RubricState::Published {
+        sqlx::query(SUPERSEDE)
+            .bind(&tenant.0)
+            .bind(role_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(refused)?;
+    }
     set_state(conn, tenant, &current, state).await
 }
 

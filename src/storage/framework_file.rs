@@ -5,7 +5,7 @@ use std::fmt;
 
 use sqlx::PgConnection;
 
-use crate::domain::framework::{Document, FORMAT, Role, RoleDocument};
+use crate::domain::framework::{Document, FORMAT, Role, RoleDocument, RubricAction};
 use crate::storage::framework::{self as repo, ALL, optional};
 use crate::storage::{Db, StorageError, TenantId};
 
@@ -172,7 +172,8 @@ async fn apply(
             _ => {
                 let draft = repo::create_rubric(conn, tenant, &r.id, &rubric.competencies).await?;
                 let version = draft.value.version;
-                repo::publish_rubric(conn, tenant, &r.id, version, "").await?;
+                repo::advance_rubric(conn, tenant, &r.id, version, "", RubricAction::Publish)
+                    .await?;
                 let item = match current {
                     Some(c) => format!(
                         "rubric {} version {version} (published, supersedes version {})",

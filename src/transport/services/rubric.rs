@@ -4,6 +4,7 @@ use std::future::Future;
 
 use tonic::{Request, Response, Status};
 
+use crate::domain::framework::{Role, RubricAction, RubricCompetency};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::rubric_service_server::RubricService;
@@ -39,6 +40,23 @@ impl RubricApi {
     async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, ApiError> {
         Ok(self.state.db.begin(tenant).await?)
     }
+
+    /// Publishes or retires one version.
+    async fn advance(
+        &self,
+        tenant: &TenantId,
+        role_id: &str,
+        version: i32,
+        etag: &str,
+        action: RubricAction,
+    ) -> Result<pb::Rubric, ApiError> {
+        required_id("role_id", role_id)?;
+        let version = stored_version(version)?;
+        let mut tx = self.begin(tenant).await?;
+        let rubric = repo::advance_rubric(&mut tx, tenant, role_id, version, etag, action).await?;
+        storage::commit(tx).await?;
+        Ok(rubric_to_pb(rubric))
+    }
 }
 
 /// Runs a handler body, turning its error into the one `Status` mapping.
@@ -71,7 +89,7 @@ async fn check_references(
 async fn check_transitions(
     tx: &mut TenantTx,
     tenant: &TenantId,
-    role: &crate::domain::framework::Role,
+    role: &Role,
 ) -> Result<(), ApiError> {
     let targets = role.transitions.iter().map(|t| t.to.clone()).collect();
     check_references(tx, tenant, Referenced::Role, targets, |k| {
@@ -83,7 +101,7 @@ async fn check_transitions(
 async fn check_competencies(
     tx: &mut TenantTx,
     tenant: &TenantId,
-    items: &[crate::domain::framework::RubricCompetency],
+    items: &[RubricCompetency],
 ) -> Result<(), ApiError> {
     let ids = items.iter().map(|c| c.competency_id.clone()).collect();
     check_references(tx, tenant, Referenced::Competency, ids, |k| {
@@ -493,14 +511,17 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::PublishRubricResponse>, Status> {
         let (tenant, req) = self.open(request).await?;
         answer(async {
-            required_id("role_id", &req.role_id)?;
-            let version = stored_version(req.version)?;
-            let mut tx = self.begin(&tenant).await?;
-            let rubric =
-                repo::publish_rubric(&mut tx, &tenant, &req.role_id, version, &req.etag).await?;
-            storage::commit(tx).await?;
+            let rubric = self
+                .advance(
+                    &tenant,
+                    &req.role_id,
+                    req.version,
+                    &req.etag,
+                    RubricAction::Publish,
+                )
+                .await?;
             Ok(pb::PublishRubricResponse {
-                rubric: Some(rubric_to_pb(rubric)),
+                rubric: Some(rubric),
             })
         })
         .await
@@ -512,14 +533,17 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::RetireRubricResponse>, Status> {
         let (tenant, req) = self.open(request).await?;
         answer(async {
-            required_id("role_id", &req.role_id)?;
-            let version = stored_version(req.version)?;
-            let mut tx = self.begin(&tenant).await?;
-            let rubric =
-                repo::retire_rubric(&mut tx, &tenant, &req.role_id, version, &req.etag).await?;
-            storage::commit(tx).await?;
+            let rubric = self
+                .advance(
+                    &tenant,
+                    &req.role_id,
+                    req.version,
+                    &req.etag,
+                    RubricAction::Retire,
+                )
+                .await?;
             Ok(pb::RetireRubricResponse {
-                rubric: Some(rubric_to_pb(rubric)),
+                rubric: Some(rubric),
             })
         })
         .await
