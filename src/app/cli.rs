@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::client::{self, ServerArgs, report};
 use crate::app::embedded_pg;
 use crate::app::error::AppError;
+use crate::app::framework_cmd::{self, FrameworkArgs};
 use crate::app::server::{self, Database, DatabaseConfig};
 use crate::app::telemetry::{self, LogFormat};
 use crate::proto::v1 as pb;
@@ -42,6 +43,8 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit; safe to run again.
     Migrate(DatabaseArgs),
+    /// Export, import or initialise a tenant's career framework (YAML).
+    Framework(FrameworkArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -143,7 +146,7 @@ struct WhatIfArgs {
 
 /// Where the database is.
 #[derive(Debug, Args)]
-struct DatabaseArgs {
+pub(crate) struct DatabaseArgs {
     /// PostgreSQL URL (postgres://user:pass@host/db). Without it, a private
     /// PostgreSQL cluster is run from the machine's installation under --data-dir.
     #[arg(long, env = "DATABASE_URL")]
@@ -167,7 +170,7 @@ struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    fn config(&self) -> DatabaseConfig {
+    pub(crate) fn config(&self) -> DatabaseConfig {
         DatabaseConfig {
             url: self.database_url.clone(),
             embedded: server::embedded_config(
@@ -296,6 +299,7 @@ async fn run(command: Command) -> Result<(), AppError> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Framework(args) => framework_cmd::run(args).await,
         Command::Client(client) => client_command(client).await,
     }
 }

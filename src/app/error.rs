@@ -1,12 +1,18 @@
 //! Errors of the wiring layer: what stops the binary from starting or running.
 
 use crate::app::embedded_pg::EmbeddedError;
+use crate::domain::validation::Violations;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the framework file is invalid; nothing was imported:\n{}",
+        .0.0.iter().map(|v| format!("  {}: {}", v.field, v.description)).collect::<Vec<_>>().join("\n")
+    )]
+    InvalidFramework(Violations),
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]

@@ -5,5 +5,6 @@ pub mod cli;
 pub mod client;
 pub mod embedded_pg;
 pub mod error;
+pub mod framework_cmd;
 pub mod server;
 pub mod telemetry;

@@ -7,6 +7,7 @@ mod error;
 pub mod etag;
 pub mod evidence;
 pub mod framework;
+pub mod framework_file;
 pub mod page;
 pub mod policy;
 pub mod subjects;
@@ -75,6 +76,11 @@ impl Db {
     }
 }
 
+/// Commits a transaction opened by [`Db::begin`].
+pub async fn commit(tx: TenantTx) -> Result<(), StorageError> {
+    Ok(tx.commit().await?)
+}
+
 /// Creates database `name` on the server behind `server` (connected to its
 /// `postgres` maintenance database) unless it exists.
 pub async fn ensure_database(server: &PgConnectOptions, name: &str) -> Result<(), StorageError> {
@@ -91,9 +97,4 @@ pub async fn ensure_database(server: &PgConnectOptions, name: &str) -> Result<()
     }
     conn.close().await?;
     Ok(())
-}
-
-/// Commits a tenant transaction.
-pub async fn commit(tx: TenantTx) -> Result<(), StorageError> {
-    Ok(tx.commit().await?)
 }

@@ -8,10 +8,15 @@ mod services;
 
 pub use services::{AssessmentApi, RecommendationApi, RubricApi};
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use tonic::{Request, Response, Status};
 
-use crate::storage::Db;
+use crate::storage::framework_file::ensure_builtin;
+use crate::storage::{Db, TenantId};
 use crate::transport::auth::Principal;
+use crate::transport::error::ApiError;
 
 /// Default largest number of evidence items in one `BatchCreateEvidence`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
@@ -22,6 +27,9 @@ pub struct AppState {
     pub db: Db,
     /// Largest number of evidence items in one batch.
     pub max_batch: usize,
+    /// Tenants known to have their framework, so that only a tenant's first
+    /// call in this process pays for checking.
+    ready: Arc<Mutex<HashSet<TenantId>>>,
 }
 
 impl AppState {
@@ -29,12 +37,30 @@ impl AppState {
         Self {
             db,
             max_batch: DEFAULT_MAX_BATCH,
+            ready: Arc::default(),
         }
     }
 
-    /// The caller of a request, with its tenant ready to serve.
+    /// The caller of a request, with its tenant ready to serve: on a
+    /// tenant's first use the built-in framework is loaded into it.
     pub async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        Ok(Principal::of(request)?.clone())
+        let principal = Principal::of(request)?.clone();
+        if !self.is_ready(&principal.tenant) {
+            ensure_builtin(&self.db, &principal.tenant)
+                .await
+                .map_err(ApiError::from)?;
+            self.lock_ready().insert(principal.tenant.clone());
+        }
+        Ok(principal)
+    }
+
+    fn is_ready(&self, tenant: &TenantId) -> bool {
+        self.lock_ready().contains(tenant)
+    }
+
+    fn lock_ready(&self) -> std::sync::MutexGuard<'_, HashSet<TenantId>> {
+        // The set only ever grows, so a panic elsewhere cannot leave it inconsistent.
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

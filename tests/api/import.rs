@@ -1,4 +1,6 @@
 //! The `ladder evidence import` and `ladder assess` commands against a real server.
+//! They run on a multi-threaded runtime: the CLI is a blocking child process
+//! and the in-process server must keep serving while the test waits for it.
 
 use std::fmt::Write as _;
 use std::process::Command;
@@ -64,7 +66,7 @@ fn import(server: &TestServer, file: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_csv_import_keeps_the_good_rows_reports_the_bad_and_can_be_rerun() {
     let server = TestServer::start().await;
     // The first call loads the tenant's framework.
@@ -105,7 +107,7 @@ async fn a_csv_import_keeps_the_good_rows_reports_the_bad_and_can_be_rerun() {
     assert_eq!(server.count("evidence").await, 9_995);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn assess_prints_a_table_and_json() {
     let server = TestServer::start().await;
     server
@@ -139,7 +141,7 @@ async fn assess_prints_a_table_and_json() {
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.contains("system_design")
-            && text.contains("READINESS_BAND") == false
+            && !text.contains("READINESS_BAND")
             && text.contains("band InsufficientEvidence"),
         "{text}"
     );

@@ -7,6 +7,7 @@ mod harness;
 mod auth;
 mod cli;
 mod evidence;
+mod framework;
 mod import;
 mod recommend;
 mod schema;

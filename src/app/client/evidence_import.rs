@@ -152,14 +152,22 @@ fn read_rows(path: &Path, rejects: &mut Rejects) -> Result<Vec<Numbered>, AppErr
         let mut reader = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
             .from_reader(file);
-        for record in reader.deserialize::<Row>() {
-            // The header is line 1, so a record's line is its position + 1.
-            let line = rows.len() + 2;
-            let line = match &record {
-                Err(e) => e.position().map_or(line, |p| p.line() as usize),
-                Ok(_) => line,
-            };
-            match record.map_err(|e| e.to_string()).and_then(Row::into_proto) {
+        let headers = reader
+            .headers()
+            .map_err(|e| AppError::Config(format!("{}: header: {e}", path.display())))?
+            .clone();
+        for (i, record) in reader.records().enumerate() {
+            // The header is line 1; a record knows its own line when it parsed.
+            let line = record
+                .as_ref()
+                .ok()
+                .and_then(|r| r.position())
+                .map_or(i + 2, |p| p.line() as usize);
+            let parsed = record
+                .and_then(|r| r.deserialize::<Row>(Some(&headers)))
+                .map_err(|e| e.to_string())
+                .and_then(Row::into_proto);
+            match parsed {
                 Ok(e) => rows.push((line, e)),
                 Err(reason) => rejects.add(line, reason)?,
             }

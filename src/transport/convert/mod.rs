@@ -1,6 +1,10 @@
-//! proto <-> domain conversions. Incoming messages are validated here, field by
-//! field, so that a bad request names its field and reaches no storage code.
+//! proto <-> domain conversions, and the request plumbing every service
+//! shares: field masks, pagination tokens, required fields. Incoming messages
+//! are validated here, field by field, so that a bad request names its field
+//! and reaches no storage code.
 
 pub mod assessment;
+pub mod framework;
 pub mod recommendation;
+pub mod request;
 pub mod time;

@@ -1,12 +1,22 @@
 //! The career framework: competencies, roles with their transitions, and the
 //! versioned rubrics that say what each role expects.
 
+mod document;
+mod validate;
+
+pub use document::{Document, FORMAT, RoleDocument, RubricDocument};
+pub use validate::{
+    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, validate_competency,
+    validate_expectations, validate_role,
+};
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::scoring::Expectation;
 
 /// One of the five levels of a competency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LevelDescriptor {
     /// 1 (aware) to 5 (expert).
     pub level: u8,
@@ -16,6 +26,7 @@ pub struct LevelDescriptor {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Competency {
     pub id: String,
     pub name: String,
@@ -80,12 +91,14 @@ impl TransitionKind {
 
 /// A move out of a role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transition {
     pub to: String,
     pub kind: TransitionKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Role {
     pub id: String,
     pub name: String,
@@ -124,9 +137,43 @@ impl RubricState {
     }
 }
 
+/// What can be done to a rubric version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RubricAction {
+    Edit,
+    Delete,
+    Publish,
+    Retire,
+}
+
+impl RubricState {
+    /// The state a version moves to under `action`, or why `action` is
+    /// refused: published versions are immutable because assessments cite them.
+    pub fn after(self, action: RubricAction) -> Result<RubricState, String> {
+        use RubricAction::*;
+        use RubricState::*;
+        match (action, self) {
+            (Edit | Delete, Draft) => Ok(Draft),
+            (Publish, Draft) => Ok(Published),
+            (Retire, Published | Superseded) => Ok(Retired),
+            (Edit | Delete | Publish, _) => Err(format!(
+                "the version is {}: only a draft can be edited, deleted or published; create a new draft instead",
+                self.as_str()
+            )),
+            (Retire, Draft) => {
+                Err("the version is a draft: delete it instead of retiring it".into())
+            }
+            (Retire, Retired) => Err("the version is already retired".into()),
+        }
+    }
+}
+
 /// The expectation of one competency in a rubric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RubricCompetency {
+    /// `competency` in framework files, which name the competency it refers to.
+    #[serde(rename = "competency")]
     pub competency_id: String,
     pub expected_level: u8,
     pub weight: f64,

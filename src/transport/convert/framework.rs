@@ -1,0 +1,242 @@
+//! Competencies, roles and rubrics between `ladder.v1` and the domain.
+
+use crate::domain::framework::{
+    Competency, FieldNames, LevelDescriptor, Role, Rubric, RubricCompetency, RubricState, Track,
+    Transition, TransitionKind, validate_competency, validate_expectations, validate_role,
+};
+use crate::domain::validation::Violations;
+use crate::proto::v1 as pb;
+use crate::storage::framework::Stored;
+use crate::transport::convert::request::{Mask, timestamp};
+
+/// How the API names the fields that framework files name differently.
+pub const API_NAMES: FieldNames = FieldNames {
+    rubric_competency: "competency_id",
+    transition_target: "to_role_id",
+};
+
+pub const COMPETENCY_PATHS: [&str; 3] = ["name", "description", "levels"];
+pub const ROLE_PATHS: [&str; 4] = ["name", "track", "description", "transitions"];
+pub const RUBRIC_PATHS: [&str; 1] = ["competencies"];
+
+pub fn track_to_pb(t: Track) -> pb::Track {
+    match t {
+        Track::IndividualContributor => pb::Track::IndividualContributor,
+        Track::Management => pb::Track::Management,
+        Track::Product => pb::Track::Product,
+        Track::Business => pb::Track::Business,
+    }
+}
+
+/// `None` for UNSPECIFIED and for numbers the enum does not know.
+pub fn track_from_pb(value: i32) -> Option<Track> {
+    Track::ALL
+        .into_iter()
+        .find(|t| track_to_pb(*t) as i32 == value)
+}
+
+fn state_to_pb(s: RubricState) -> pb::RubricState {
+    match s {
+        RubricState::Draft => pb::RubricState::Draft,
+        RubricState::Published => pb::RubricState::Published,
+        RubricState::Superseded => pb::RubricState::Superseded,
+        RubricState::Retired => pb::RubricState::Retired,
+    }
+}
+
+/// `None` for UNSPECIFIED and for numbers the enum does not know.
+pub fn state_from_pb(value: i32) -> Option<RubricState> {
+    [
+        RubricState::Draft,
+        RubricState::Published,
+        RubricState::Superseded,
+        RubricState::Retired,
+    ]
+    .into_iter()
+    .find(|s| state_to_pb(*s) as i32 == value)
+}
+
+fn kind_to_pb(k: TransitionKind) -> pb::TransitionKind {
+    match k {
+        TransitionKind::Promotion => pb::TransitionKind::Promotion,
+        TransitionKind::Lateral => pb::TransitionKind::Lateral,
+    }
+}
+
+fn kind_from_pb(value: i32) -> Option<TransitionKind> {
+    [TransitionKind::Promotion, TransitionKind::Lateral]
+        .into_iter()
+        .find(|k| kind_to_pb(*k) as i32 == value)
+}
+
+/// A level or expected level outside u8 becomes 0, which validation refuses.
+fn small(value: i32) -> u8 {
+    u8::try_from(value).unwrap_or(0)
+}
+
+pub fn competency_to_pb(s: Stored<Competency>) -> pb::Competency {
+    pb::Competency {
+        etag: s.meta.etag(),
+        create_time: Some(timestamp(s.meta.create_time)),
+        update_time: Some(timestamp(s.meta.update_time)),
+        id: s.value.id,
+        name: s.value.name,
+        description: s.value.description,
+        levels: s
+            .value
+            .levels
+            .into_iter()
+            .map(|l| pb::LevelDescriptor {
+                level: i32::from(l.level),
+                title: l.title,
+                description: l.description,
+                behaviours: l.behaviours,
+            })
+            .collect(),
+    }
+}
+
+pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
+    pb::Role {
+        etag: s.meta.etag(),
+        create_time: Some(timestamp(s.meta.create_time)),
+        update_time: Some(timestamp(s.meta.update_time)),
+        id: s.value.id,
+        name: s.value.name,
+        track: track_to_pb(s.value.track) as i32,
+        description: s.value.description,
+        transitions: s
+            .value
+            .transitions
+            .into_iter()
+            .map(|t| pb::Transition {
+                to_role_id: t.to,
+                kind: kind_to_pb(t.kind) as i32,
+            })
+            .collect(),
+    }
+}
+
+pub fn rubric_to_pb(s: Stored<Rubric>) -> pb::Rubric {
+    pb::Rubric {
+        etag: s.meta.etag(),
+        create_time: Some(timestamp(s.meta.create_time)),
+        update_time: Some(timestamp(s.meta.update_time)),
+        publish_time: s.meta.publish_time.map(timestamp),
+        role_id: s.value.role_id,
+        version: s.value.version,
+        state: state_to_pb(s.value.state) as i32,
+        competencies: s
+            .value
+            .competencies
+            .into_iter()
+            .map(|c| pb::RubricCompetency {
+                competency_id: c.competency_id,
+                expected_level: i32::from(c.expected_level),
+                weight: c.weight,
+                critical: c.critical,
+                development_actions: c.development_actions,
+            })
+            .collect(),
+    }
+}
+
+/// A new competency, with nothing but its id.
+pub fn blank_competency(id: &str) -> Competency {
+    Competency {
+        id: id.to_string(),
+        name: String::new(),
+        description: String::new(),
+        levels: Vec::new(),
+    }
+}
+
+/// `base` with the masked fields of `input`, validated.
+pub fn merge_competency(
+    mut base: Competency,
+    input: pb::Competency,
+    mask: &Mask,
+) -> Result<Competency, Violations> {
+    if mask.has("name") {
+        base.name = input.name;
+    }
+    if mask.has("description") {
+        base.description = input.description;
+    }
+    if mask.has("levels") {
+        base.levels = input
+            .levels
+            .into_iter()
+            .map(|l| LevelDescriptor {
+                level: small(l.level),
+                title: l.title,
+                description: l.description,
+                behaviours: l.behaviours,
+            })
+            .collect();
+    }
+    validate_competency(&base).into_result(base)
+}
+
+/// A new role, with nothing but its id; its track is set by the merge.
+pub fn blank_role(id: &str) -> Role {
+    Role {
+        id: id.to_string(),
+        name: String::new(),
+        track: Track::IndividualContributor,
+        description: String::new(),
+        transitions: Vec::new(),
+    }
+}
+
+/// `base` with the masked fields of `input`, validated (not whether the
+/// transitions lead to existing roles).
+pub fn merge_role(mut base: Role, input: pb::Role, mask: &Mask) -> Result<Role, Violations> {
+    let mut v = Violations::new();
+    if mask.has("name") {
+        base.name = input.name;
+    }
+    if mask.has("description") {
+        base.description = input.description;
+    }
+    if mask.has("track") {
+        match track_from_pb(input.track) {
+            Some(track) => base.track = track,
+            None => v.add("track", "must be a known track, not UNSPECIFIED"),
+        }
+    }
+    if mask.has("transitions") {
+        base.transitions = Vec::with_capacity(input.transitions.len());
+        for (k, t) in input.transitions.into_iter().enumerate() {
+            match kind_from_pb(t.kind) {
+                Some(kind) => base.transitions.push(Transition {
+                    to: t.to_role_id,
+                    kind,
+                }),
+                None => v.add(
+                    format!("transitions[{k}].kind"),
+                    "must be PROMOTION or LATERAL",
+                ),
+            }
+        }
+    }
+    v.0.extend(validate_role(&base, API_NAMES).0);
+    v.into_result(base)
+}
+
+/// A rubric's expectations, validated (not whether the competencies exist).
+pub fn expectations_from_pb(
+    items: Vec<pb::RubricCompetency>,
+) -> Result<Vec<RubricCompetency>, Violations> {
+    let items: Vec<RubricCompetency> = items
+        .into_iter()
+        .map(|c| RubricCompetency {
+            competency_id: c.competency_id,
+            expected_level: small(c.expected_level),
+            weight: c.weight,
+            critical: c.critical,
+            development_actions: c.development_actions,
+        })
+        .collect();
+    validate_expectations(&items, API_NAMES).into_result(items)
+}

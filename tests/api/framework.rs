@@ -1,0 +1,1014 @@
+//! The career framework through the public API and the `ladder framework`
+//! commands: the built-in framework, rubric lifecycle, pagination, etags,
+//! request ids, bad input, tenant isolation and framework files.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ladder::proto::v1::{
+    self as pb, CreateCompetencyRequest, CreateRoleRequest, CreateRubricRequest,
+    DeleteCompetencyRequest, DeleteRoleRequest, DeleteRubricRequest, GetCompetencyRequest,
+    GetRubricRequest, ListCompetenciesRequest, ListRolesRequest, ListRubricsRequest,
+    PublishRubricRequest, RetireRubricRequest, RubricState, Track, TransitionKind,
+    UpdateCompetencyRequest, UpdateRoleRequest, UpdateRubricRequest,
+};
+use prost_types::FieldMask;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::harness::{Authed, TestServer, ladder_bin, traversable_temp_dir};
+
+type Rubrics = pb::rubric_service_client::RubricServiceClient<Authed>;
+
+/// SPEC §2: every role, and every transition as (from, to).
+const ROLES: [&str; 24] = [
+    "senior_engineer",
+    "staff_engineer",
+    "principal_engineer",
+    "architect",
+    "senior_architect",
+    "senior_sre",
+    "staff_sre",
+    "senior_devops_engineer",
+    "staff_devops_engineer",
+    "specialist",
+    "senior_specialist",
+    "engineering_manager",
+    "senior_engineering_manager",
+    "director_of_engineering",
+    "startup_cto",
+    "product_manager",
+    "senior_product_manager",
+    "director_of_product",
+    "technical_program_manager",
+    "senior_technical_program_manager",
+    "solutions_engineer",
+    "sales_engineer",
+    "developer_advocate",
+    "startup_ceo",
+];
+
+const PATHS: [(&str, &str); 10] = [
+    ("staff_engineer", "principal_engineer"),
+    ("architect", "senior_architect"),
+    ("senior_sre", "staff_sre"),
+    ("senior_devops_engineer", "staff_devops_engineer"),
+    ("specialist", "senior_specialist"),
+    ("engineering_manager", "senior_engineering_manager"),
+    ("senior_engineering_manager", "director_of_engineering"),
+    ("product_manager", "senior_product_manager"),
+    ("senior_product_manager", "director_of_product"),
+    (
+        "technical_program_manager",
+        "senior_technical_program_manager",
+    ),
+];
+
+/// The starting points of SPEC §2: each reached from Senior Engineer.
+const FROM_SENIOR: [&str; 13] = [
+    "staff_engineer",
+    "architect",
+    "senior_sre",
+    "senior_devops_engineer",
+    "specialist",
+    "engineering_manager",
+    "startup_cto",
+    "product_manager",
+    "technical_program_manager",
+    "solutions_engineer",
+    "sales_engineer",
+    "developer_advocate",
+    "startup_ceo",
+];
+
+/// The fields a google.rpc.BadRequest detail names.
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .expect("a BadRequest detail")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+async fn count(server: &TestServer, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+}
+
+/// Row counts of every framework table, to show that nothing was written.
+async fn counts(server: &TestServer) -> Vec<i64> {
+    let mut all = Vec::new();
+    for table in [
+        "tenants",
+        "competencies",
+        "roles",
+        "role_transitions",
+        "rubric_versions",
+        "rubric_competencies",
+        "create_requests",
+    ] {
+        all.push(count(server, table).await);
+    }
+    all
+}
+
+fn levels() -> Vec<pb::LevelDescriptor> {
+    (1..=5)
+        .map(|level| pb::LevelDescriptor {
+            level,
+            title: format!("Level {level}"),
+            description: "What this level looks like.".into(),
+            behaviours: vec!["Does a visible thing.".into(), "Does another.".into()],
+        })
+        .collect()
+}
+
+fn competency(id: &str) -> pb::Competency {
+    pb::Competency {
+        id: id.into(),
+        name: format!("Name of {id}"),
+        description: "A test competency.".into(),
+        levels: levels(),
+        ..Default::default()
+    }
+}
+
+fn expectation(id: &str, level: i32, weight: f64) -> pb::RubricCompetency {
+    pb::RubricCompetency {
+        competency_id: id.into(),
+        expected_level: level,
+        weight,
+        critical: false,
+        development_actions: vec!["Practise it.".into()],
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+async fn get_rubric(
+    client: &mut Rubrics,
+    role: &str,
+    version: i32,
+) -> Result<pb::Rubric, tonic::Status> {
+    client
+        .get_rubric(GetRubricRequest {
+            role_id: role.into(),
+            version,
+        })
+        .await
+        .map(|r| r.into_inner().rubric.unwrap())
+}
+
+async fn create_draft(client: &mut Rubrics, role: &str, weight: f64) -> pb::Rubric {
+    client
+        .create_rubric(CreateRubricRequest {
+            rubric: Some(pb::Rubric {
+                role_id: role.into(),
+                competencies: vec![
+                    expectation("system_design", 4, weight),
+                    expectation("communication", 3, 1.0),
+                ],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap()
+}
+
+async fn publish(
+    client: &mut Rubrics,
+    role: &str,
+    version: i32,
+) -> Result<pb::Rubric, tonic::Status> {
+    client
+        .publish_rubric(PublishRubricRequest {
+            role_id: role.into(),
+            version,
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().rubric.unwrap())
+}
+
+async fn retire(
+    client: &mut Rubrics,
+    role: &str,
+    version: i32,
+) -> Result<pb::Rubric, tonic::Status> {
+    client
+        .retire_rubric(RetireRubricRequest {
+            role_id: role.into(),
+            version,
+            etag: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner().rubric.unwrap())
+}
+
+async fn edit(client: &mut Rubrics, role: &str, version: i32) -> Result<pb::Rubric, tonic::Status> {
+    client
+        .update_rubric(UpdateRubricRequest {
+            rubric: Some(pb::Rubric {
+                role_id: role.into(),
+                version,
+                competencies: vec![expectation("system_design", 5, 2.0)],
+                ..Default::default()
+            }),
+            update_mask: mask(&["competencies"]),
+        })
+        .await
+        .map(|r| r.into_inner().rubric.unwrap())
+}
+
+async fn delete_draft(client: &mut Rubrics, role: &str, version: i32) -> Result<(), tonic::Status> {
+    client
+        .delete_rubric(DeleteRubricRequest {
+            role_id: role.into(),
+            version,
+            etag: String::new(),
+        })
+        .await
+        .map(drop)
+}
+
+fn state(rubric: &pb::Rubric) -> RubricState {
+    RubricState::try_from(rubric.state).unwrap()
+}
+
+fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code) {
+    match result {
+        Err(status) => assert_eq!(status.code(), code, "{status:?}"),
+        Ok(value) => panic!("expected {code:?}, got {value:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_builtin_framework_loads_into_an_empty_tenant() {
+    let server = TestServer::start().await;
+    assert_eq!(count(&server, "tenants").await, 0);
+    let mut client = server.clients("tenant-x").await.rubric;
+    let roles = client
+        .list_roles(ListRolesRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(roles.next_page_token.is_empty());
+    let ids: BTreeSet<&str> = roles.roles.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ROLES.into_iter().collect());
+
+    let mut edges = BTreeSet::new();
+    for role in &roles.roles {
+        assert_ne!(role.track, Track::Unspecified as i32, "{}", role.id);
+        for t in &role.transitions {
+            assert_ne!(t.kind, TransitionKind::Unspecified as i32);
+            edges.insert((role.id.as_str(), t.to_role_id.as_str()));
+        }
+        let rubric = get_rubric(&mut client, &role.id, 0).await.unwrap();
+        assert_eq!(state(&rubric), RubricState::Published, "{}", role.id);
+        assert_eq!(rubric.version, 1);
+        assert!(rubric.publish_time.is_some());
+        assert!(!rubric.competencies.is_empty());
+    }
+    let expected: BTreeSet<(&str, &str)> = PATHS
+        .into_iter()
+        .chain(FROM_SENIOR.into_iter().map(|to| ("senior_engineer", to)))
+        .collect();
+    assert_eq!(edges, expected);
+
+    let staff = get_rubric(&mut client, "staff_engineer", 0).await.unwrap();
+    let critical: BTreeSet<&str> = staff
+        .competencies
+        .iter()
+        .filter(|c| c.critical)
+        .map(|c| c.competency_id.as_str())
+        .collect();
+    assert_eq!(critical, ["system_design", "technical_influence"].into());
+    let competencies = client
+        .list_competencies(ListCompetenciesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .competencies;
+    assert_eq!(competencies.len(), 16);
+    assert!(competencies.iter().all(|c| c.levels.len() == 5));
+    // Loaded once: a second caller of the same tenant finds it there.
+    let before = counts(&server).await;
+    let mut again = server.clients("tenant-x").await.rubric;
+    get_rubric(&mut again, "staff_engineer", 0).await.unwrap();
+    assert_eq!(counts(&server).await, before);
+}
+
+#[tokio::test]
+async fn concurrent_first_calls_load_the_builtin_framework_once() {
+    let server = TestServer::start().await;
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let mut client = server.clients("tenant-race").await.rubric;
+        calls.push(tokio::spawn(async move {
+            client
+                .list_roles(ListRolesRequest::default())
+                .await
+                .unwrap()
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    assert_eq!(count(&server, "roles").await, 24);
+    assert_eq!(count(&server, "rubric_versions").await, 24);
+}
+
+#[tokio::test]
+async fn rubric_versions_move_only_forward() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    let role = "staff_engineer";
+
+    // A draft can be edited and deleted, not retired.
+    let draft = create_draft(&mut client, role, 3.0).await;
+    assert_eq!((draft.version, state(&draft)), (2, RubricState::Draft));
+    let edited = edit(&mut client, role, 2).await.unwrap();
+    assert_eq!(edited.competencies[0].expected_level, 5);
+    assert_ne!(edited.etag, draft.etag);
+    assert_code(retire(&mut client, role, 2).await, Code::FailedPrecondition);
+
+    // Publishing freezes it and supersedes version 1 in the same step.
+    let published = publish(&mut client, role, 2).await.unwrap();
+    assert_eq!(state(&published), RubricState::Published);
+    assert_eq!(get_rubric(&mut client, role, 0).await.unwrap().version, 2);
+    let v1 = get_rubric(&mut client, role, 1).await.unwrap();
+    assert_eq!(state(&v1), RubricState::Superseded);
+
+    // A published version cannot be edited, deleted or published again...
+    assert_code(edit(&mut client, role, 2).await, Code::FailedPrecondition);
+    assert_code(
+        delete_draft(&mut client, role, 2).await,
+        Code::FailedPrecondition,
+    );
+    assert_code(
+        publish(&mut client, role, 2).await,
+        Code::FailedPrecondition,
+    );
+    assert_code(
+        publish(&mut client, role, 1).await,
+        Code::FailedPrecondition,
+    );
+    // ...and the database refuses too, whoever asks.
+    let changed =
+        sqlx::query("UPDATE rubric_competencies SET weight = 9 WHERE role_id = $1 AND version = 2")
+            .bind(role)
+            .execute(&server.pool)
+            .await;
+    assert!(
+        changed.is_err(),
+        "the trigger let a published rubric change"
+    );
+
+    // A draft is deleted, never retired.
+    let draft = create_draft(&mut client, role, 1.0).await;
+    assert_eq!(draft.version, 3);
+    delete_draft(&mut client, role, 3).await.unwrap();
+    assert_code(get_rubric(&mut client, role, 3).await, Code::NotFound);
+
+    // Superseded and published versions retire; a retired one stays retired.
+    assert_eq!(
+        state(&retire(&mut client, role, 1).await.unwrap()),
+        RubricState::Retired
+    );
+    assert_code(retire(&mut client, role, 1).await, Code::FailedPrecondition);
+    assert_code(edit(&mut client, role, 1).await, Code::FailedPrecondition);
+    retire(&mut client, role, 2).await.unwrap();
+    assert_code(get_rubric(&mut client, role, 0).await, Code::NotFound);
+    assert_eq!(
+        state(&get_rubric(&mut client, role, 2).await.unwrap()),
+        RubricState::Retired
+    );
+    let retired = client
+        .list_rubrics(ListRubricsRequest {
+            role_id: role.into(),
+            state: RubricState::Retired as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubrics;
+    assert_eq!(
+        retired.iter().map(|r| r.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn what_published_rubrics_use_cannot_be_deleted() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    let err = client
+        .delete_competency(DeleteCompetencyRequest {
+            competency_id: "system_design".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    // Principal Engineer has a published rubric and is a transition target.
+    for role in ["principal_engineer", "senior_engineer"] {
+        let err = client
+            .delete_role(DeleteRoleRequest {
+                role_id: role.into(),
+                etag: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{role}: {err:?}");
+    }
+
+    // What nothing uses can go: a new role with a draft, a new competency.
+    client
+        .create_competency(CreateCompetencyRequest {
+            competency: Some(competency("whittling")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    client
+        .create_role(CreateRoleRequest {
+            role: Some(pb::Role {
+                id: "whittler".into(),
+                name: "Whittler".into(),
+                track: Track::Business as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    create_draft(&mut client, "whittler", 1.0).await;
+    let before = count(&server, "roles").await;
+    client
+        .delete_role(DeleteRoleRequest {
+            role_id: "whittler".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    client
+        .delete_competency(DeleteCompetencyRequest {
+            competency_id: "whittling".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(&server, "roles").await, before - 1);
+    let err = client
+        .get_competency(GetCompetencyRequest {
+            competency_id: "whittling".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn lists_page_through_in_a_stable_order() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    let mut ids = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_competencies(ListCompetenciesRequest {
+                page_size: 5,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.competencies.len() <= 5);
+        ids.extend(page.competencies.into_iter().map(|c| c.id));
+        pages += 1;
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, 4);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "pages overlap or are out of order");
+    assert_eq!(ids.len(), 16);
+
+    // Rubric versions page by (role, version), with filters.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_rubrics(ListRubricsRequest {
+                page_size: 7,
+                page_token: token,
+                state: RubricState::Published as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.rubrics.into_iter().map(|r| r.role_id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let mut expected: Vec<String> = ROLES.iter().map(|r| r.to_string()).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let management = client
+        .list_roles(ListRolesRequest {
+            track: Track::Management as i32,
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(management.roles.len(), 2);
+    assert!(!management.next_page_token.is_empty());
+    assert!(
+        management
+            .roles
+            .iter()
+            .all(|r| r.track == Track::Management as i32)
+    );
+
+    let err = client
+        .list_roles(ListRolesRequest {
+            page_token: "not a token".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["page_token"]);
+    let err = client
+        .list_competencies(ListCompetenciesRequest {
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["page_size"]);
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_aborted() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    let original = client
+        .get_competency(GetCompetencyRequest {
+            competency_id: "mentoring".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    let update = |etag: String, name: &str| UpdateCompetencyRequest {
+        competency: Some(pb::Competency {
+            id: "mentoring".into(),
+            name: name.into(),
+            etag,
+            ..Default::default()
+        }),
+        update_mask: mask(&["name"]),
+    };
+    let updated = client
+        .update_competency(update(original.etag.clone(), "Coaching"))
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(updated.name, "Coaching");
+    assert_eq!(
+        updated.levels, original.levels,
+        "the mask left levels alone"
+    );
+    assert_ne!(updated.etag, original.etag);
+
+    let err = client
+        .update_competency(update(original.etag.clone(), "Lost update"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    let err = client
+        .delete_competency(DeleteCompetencyRequest {
+            competency_id: "mentoring".into(),
+            etag: original.etag,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+
+    let draft = create_draft(&mut client, "architect", 2.0).await;
+    edit(&mut client, "architect", draft.version).await.unwrap();
+    let err = client
+        .publish_rubric(PublishRubricRequest {
+            role_id: "architect".into(),
+            version: draft.version,
+            etag: draft.etag,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+}
+
+#[tokio::test]
+async fn a_retried_create_returns_the_first_result_and_writes_once() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    let create = || CreateCompetencyRequest {
+        competency: Some(competency("negotiation")),
+        request_id: "6f1c2a9e-retry".into(),
+    };
+    let first = client
+        .create_competency(create())
+        .await
+        .unwrap()
+        .into_inner();
+    let before = counts(&server).await;
+    let second = client
+        .create_competency(create())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second);
+    assert_eq!(counts(&server).await, before);
+
+    let create = || CreateRubricRequest {
+        rubric: Some(pb::Rubric {
+            role_id: "sales_engineer".into(),
+            competencies: vec![expectation("negotiation", 3, 2.0)],
+            ..Default::default()
+        }),
+        request_id: "rubric-retry".into(),
+    };
+    let first = client.create_rubric(create()).await.unwrap().into_inner();
+    let before = counts(&server).await;
+    let second = client.create_rubric(create()).await.unwrap().into_inner();
+    assert_eq!(first, second);
+    assert_eq!(first.rubric.unwrap().version, 2);
+    assert_eq!(counts(&server).await, before);
+
+    // Without a request id, a second create of the same competency conflicts.
+    let err = client
+        .create_competency(CreateCompetencyRequest {
+            competency: Some(competency("negotiation")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn bad_input_names_every_field_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-x").await.rubric;
+    client
+        .list_roles(ListRolesRequest::default())
+        .await
+        .unwrap();
+    let before = counts(&server).await;
+
+    let mut bad = competency("Bad-Id");
+    bad.name = " ".into();
+    bad.levels.pop();
+    bad.levels[1].level = 7;
+    bad.description = "x".repeat(2001);
+    let err = client
+        .create_competency(CreateCompetencyRequest {
+            competency: Some(bad),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        [
+            "competency.id",
+            "competency.name",
+            "competency.description",
+            "competency.levels",
+            "competency.levels[1].level"
+        ]
+    );
+
+    let err = client
+        .create_rubric(CreateRubricRequest {
+            rubric: Some(pb::Rubric {
+                role_id: "staff_engineer".into(),
+                competencies: vec![
+                    expectation("system_design", 0, 1.0),
+                    expectation("juggling", 3, 1.0),
+                    expectation("communication", 3, f64::NAN),
+                    expectation("mentoring", 3, -1.0),
+                ],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        [
+            "rubric.competencies[0].expected_level",
+            "rubric.competencies[2].weight",
+            "rubric.competencies[3].weight"
+        ]
+    );
+    let err = client
+        .create_rubric(CreateRubricRequest {
+            rubric: Some(pb::Rubric {
+                role_id: "staff_engineer".into(),
+                competencies: vec![expectation("juggling", 3, 1.0)],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["rubric.competencies[0].competency_id"]);
+
+    let role = |transitions: Vec<pb::Transition>| pb::Role {
+        id: "juggler".into(),
+        name: "Juggler".into(),
+        track: Track::Business as i32,
+        transitions,
+        ..Default::default()
+    };
+    let err = client
+        .create_role(CreateRoleRequest {
+            role: Some(role(vec![
+                pb::Transition {
+                    to_role_id: "clown".into(),
+                    kind: TransitionKind::Lateral as i32,
+                },
+                pb::Transition {
+                    to_role_id: "staff_engineer".into(),
+                    kind: TransitionKind::Unspecified as i32,
+                },
+            ])),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["role.transitions[1].kind"]);
+    let err = client
+        .create_role(CreateRoleRequest {
+            role: Some(role(vec![pb::Transition {
+                to_role_id: "clown".into(),
+                kind: TransitionKind::Lateral as i32,
+            }])),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["role.transitions[0].to_role_id"]);
+
+    let err = client
+        .update_role(UpdateRoleRequest {
+            role: Some(pb::Role {
+                id: "staff_engineer".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["name", "salary"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["update_mask"]);
+    let err = client
+        .update_role(UpdateRoleRequest {
+            role: Some(pb::Role {
+                id: "staff_engineer".into(),
+                track: Track::Unspecified as i32,
+                ..Default::default()
+            }),
+            update_mask: mask(&["track"]),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["role.track"]);
+    let err = client
+        .get_rubric(GetRubricRequest {
+            role_id: "staff_engineer".into(),
+            version: -1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["version"]);
+
+    assert_eq!(counts(&server).await, before);
+}
+
+#[tokio::test]
+async fn tenants_do_not_see_each_others_framework() {
+    let server = TestServer::start().await;
+    let mut a = server.clients("tenant-a").await.rubric;
+    let mut b = server.clients("tenant-b").await.rubric;
+    a.create_competency(CreateCompetencyRequest {
+        competency: Some(competency("secret_sauce")),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    let draft = create_draft(&mut a, "staff_engineer", 1.0).await;
+    publish(&mut a, "staff_engineer", draft.version)
+        .await
+        .unwrap();
+    a.update_role(UpdateRoleRequest {
+        role: Some(pb::Role {
+            id: "architect".into(),
+            name: "Solution Architect".into(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["name"]),
+    })
+    .await
+    .unwrap();
+
+    let err = b
+        .get_competency(GetCompetencyRequest {
+            competency_id: "secret_sauce".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(
+        get_rubric(&mut b, "staff_engineer", 0)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let architect = b
+        .get_role(pb::GetRoleRequest {
+            role_id: "architect".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    assert_eq!(architect.name, "Architect");
+    assert_eq!(count(&server, "tenants").await, 2);
+}
+
+fn ladder(server: &TestServer, args: &[&str]) -> Output {
+    Command::new(ladder_bin())
+        .args(["framework"])
+        .args(args)
+        .args([
+            "--tenant",
+            "people-ops",
+            "--log-format",
+            "text",
+            "--database-url",
+            &server.database_url(),
+        ])
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn export(server: &TestServer, file: &Path) -> String {
+    ok(ladder(
+        server,
+        &["export", "--output", file.to_str().unwrap()],
+    ));
+    std::fs::read_to_string(file).unwrap()
+}
+
+#[tokio::test]
+async fn export_import_export_round_trips() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let init = ok(ladder(&server, &["init"]));
+    assert!(init.contains("created   role staff_engineer"), "{init}");
+    let first = export(&server, &dir.path().join("first.yaml"));
+
+    // An unchanged export changes nothing.
+    let before = counts(&server).await;
+    let report = ok(ladder(
+        &server,
+        &["import", dir.path().join("first.yaml").to_str().unwrap()],
+    ));
+    assert!(report.contains("0 created, 0 changed"), "{report}");
+    assert_eq!(counts(&server).await, before);
+    assert_eq!(export(&server, &dir.path().join("second.yaml")), first);
+
+    // A changed rubric becomes a new published version; dry run writes nothing.
+    let changed = first.replacen("weight: 3.0", "weight: 2.75", 1);
+    let file = dir.path().join("changed.yaml");
+    std::fs::write(&file, &changed).unwrap();
+    let dry = ok(ladder(
+        &server,
+        &["import", file.to_str().unwrap(), "--dry-run"],
+    ));
+    assert!(dry.contains("dry run"), "{dry}");
+    assert!(dry.contains("supersedes version 1"), "{dry}");
+    assert_eq!(counts(&server).await, before);
+    let applied = ok(ladder(&server, &["import", file.to_str().unwrap()]));
+    assert!(
+        applied.contains("version 2 (published, supersedes version 1)"),
+        "{applied}"
+    );
+    assert_eq!(export(&server, &dir.path().join("third.yaml")), changed);
+    let superseded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rubric_versions WHERE tenant_id = 'people-ops' AND state = 'superseded'",
+    )
+    .fetch_one(&server.pool)
+    .await
+    .unwrap();
+    assert_eq!(superseded, 1);
+
+    // The built-in file itself reads back to the same framework.
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("framework/builtin.yaml"),
+    )
+    .unwrap();
+    let fresh = TestServer::start().await;
+    let builtin_file = dir.path().join("builtin.yaml");
+    std::fs::write(&builtin_file, builtin).unwrap();
+    ok(ladder(&fresh, &["import", builtin_file.to_str().unwrap()]));
+    assert_eq!(export(&fresh, &dir.path().join("fresh.yaml")), first);
+}
+
+#[tokio::test]
+async fn an_import_with_one_bad_row_writes_nothing() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    ok(ladder(&server, &["init"]));
+    let text = export(&server, &dir.path().join("export.yaml"));
+    let before = counts(&server).await;
+
+    // A new competency, a new weight, and one bad expected level in roles[3].
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let new = serde_yaml_ng::to_value(competency_yaml("whittling")).unwrap();
+    doc["competencies"].as_sequence_mut().unwrap().push(new);
+    doc["roles"][0]["rubric"]["competencies"][0]["weight"] = 1.25.into();
+    doc["roles"][3]["rubric"]["competencies"][2]["expected_level"] = 9.into();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+
+    let out = ladder(&server, &["import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("roles[3].rubric.competencies[2].expected_level: must be 1..5"),
+        "{message}"
+    );
+    assert_eq!(counts(&server).await, before);
+}
+
+/// A competency as a framework file holds it.
+fn competency_yaml(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "name": "Whittling",
+        "description": "Carving wood.",
+        "levels": (1..=5).map(|level| serde_json::json!({
+            "level": level,
+            "title": format!("Level {level}"),
+            "description": "Carves.",
+            "behaviours": ["Carves a spoon."],
+        })).collect::<Vec<_>>(),
+    })
+}
