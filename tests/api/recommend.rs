@@ -63,7 +63,7 @@ async fn recommend(c: &mut Clients, subject: &str) -> RecommendResponse {
             subject_id: subject.into(),
             current_role_id: "senior_engineer".into(),
             as_of: ts(as_of()),
-            ..Default::default()
+            max_recommendations: 100,
         })
         .await
         .unwrap()
