@@ -5,7 +5,13 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use crate::app::error::AppError;
+use crate::domain::evidence::Source;
 use crate::proto::v1 as pb;
+use crate::transport::convert::assessment::source_from_proto;
+
+/// How many competencies worth collecting evidence for are shown per role
+/// (`--json` has them all).
+const SHOWN_TO_COLLECT: usize = 3;
 
 /// A message in the proto3 JSON mapping.
 pub fn to_json<M: Message>(message: &M, full_name: &str) -> Result<String, AppError> {
@@ -105,7 +111,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
                 out.push_str(&format!("     - {action}\n"));
             }
         }
-        for want in &rec.evidence_to_collect {
+        for want in rec.evidence_to_collect.iter().take(SHOWN_TO_COLLECT) {
             let plans: Vec<String> = want
                 .sources
                 .iter()
@@ -113,7 +119,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
                     let n = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
                     format!(
                         "{} {}→p≥0.5, {}→p≥0.8",
-                        enum_name(pb::EvidenceSource::try_from(p.source)).to_lowercase(),
+                        source_from_proto(p.source).map_or("?", Source::as_str),
                         n(p.observations_for_even_odds),
                         n(p.observations_for_confidence)
                     )
@@ -122,7 +128,10 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
             out.push_str(&format!(
                 "   collect: {} ({}): {}\n",
                 want.competency_id,
-                enum_name(pb::CollectionReason::try_from(want.reason)).to_lowercase(),
+                match pb::CollectionReason::try_from(want.reason) {
+                    Ok(pb::CollectionReason::Gap) => "below the bar",
+                    _ => "too little evidence",
+                },
                 plans.join("; ")
             ));
         }
