@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
 use crate::domain::scoring::{RoleScore, ScoringPolicy};
-use crate::storage::{StorageError, TenantId, page};
+use crate::storage::{StorageError, TenantId};
 
 const COLUMNS: &str = "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time";
 
@@ -104,17 +104,17 @@ pub async fn by_request_id(
     Ok(row.map(Assessment::from))
 }
 
-type AssessmentKey = (DateTime<Utc>, Uuid);
+/// Where a listing of assessments resumes: the last row served.
+pub type AssessmentKey = (DateTime<Utc>, Uuid);
 
-/// One page of a subject's assessments, newest first.
+/// Up to `limit` of a subject's assessments older than `before`, newest first.
 pub async fn list(
     conn: &mut PgConnection,
     tenant: &TenantId,
     subject_id: &str,
-    page_size: i64,
-    page_token: &str,
-) -> Result<(Vec<Assessment>, String), StorageError> {
-    let before: Option<AssessmentKey> = page::decode(page_token)?;
+    before: Option<AssessmentKey>,
+    limit: i64,
+) -> Result<Vec<Assessment>, StorageError> {
     let rows: Vec<AssessmentRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM assessments WHERE tenant_id = $1 AND subject_id = $2 \
            AND ($3::timestamptz IS NULL OR (create_time, id) < ($3, $4)) \
@@ -124,11 +124,8 @@ pub async fn list(
     .bind(subject_id)
     .bind(before.map(|k| k.0))
     .bind(before.map(|k| k.1))
-    .bind(page_size + 1)
+    .bind(limit)
     .fetch_all(conn)
     .await?;
-    let assessments = rows.into_iter().map(Assessment::from).collect();
-    Ok(page::split(assessments, page_size, |a: &Assessment| {
-        (a.create_time, a.id)
-    }))
+    Ok(rows.into_iter().map(Assessment::from).collect())
 }

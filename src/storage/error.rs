@@ -14,8 +14,6 @@ pub enum StorageError {
         "evidence items {items:?} repeat a stored (source_system, external_id) with different content"
     )]
     EvidenceConflict { items: Vec<usize> },
-    #[error("page_token was not made by this server for this query")]
-    InvalidPageToken,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]

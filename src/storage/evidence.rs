@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::evidence::{Evidence, Observation, Source};
-use crate::storage::{StorageError, TenantId, page};
+use crate::storage::{StorageError, TenantId};
 
 const COLUMNS: &str = "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
                        summary, link, source_system, external_id";
@@ -219,17 +219,17 @@ pub struct EvidenceFilter {
     pub observed_before: Option<DateTime<Utc>>,
 }
 
-type EvidenceKey = (DateTime<Utc>, Uuid);
+/// Where a listing of evidence resumes: the last row served.
+pub type EvidenceKey = (DateTime<Utc>, Uuid);
 
-/// One page of a subject's evidence, oldest observation first.
+/// Up to `limit` of a subject's evidence after `after`, oldest observation first.
 pub async fn list(
     conn: &mut PgConnection,
     tenant: &TenantId,
     filter: &EvidenceFilter,
-    page_size: i64,
-    page_token: &str,
-) -> Result<(Vec<Evidence>, String), StorageError> {
-    let after: Option<EvidenceKey> = page::decode(page_token)?;
+    after: Option<EvidenceKey>,
+    limit: i64,
+) -> Result<Vec<Evidence>, StorageError> {
     let rows: Vec<EvidenceRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 AND subject_id = $2 \
            AND ($3::text IS NULL OR competency_id = $3) \
@@ -245,14 +245,10 @@ pub async fn list(
     .bind(filter.observed_before)
     .bind(after.map(|k| k.0))
     .bind(after.map(|k| k.1))
-    .bind(page_size + 1)
+    .bind(limit)
     .fetch_all(conn)
     .await?;
-    let evidence = rows
-        .into_iter()
-        .map(Evidence::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(page::split(evidence, page_size, |e| (e.observed_at, e.id)))
+    rows.into_iter().map(Evidence::try_from).collect()
 }
 
 /// Everything scoring reads of a subject's evidence observed up to `as_of`.

@@ -8,7 +8,6 @@ pub mod etag;
 pub mod evidence;
 pub mod framework;
 pub mod framework_file;
-pub mod page;
 pub mod policy;
 pub mod subjects;
 

@@ -86,11 +86,6 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
                 (Code::AlreadyExists, details)
             }
-            ApiError::Storage(StorageError::InvalidPageToken) => {
-                let mut details = ErrorDetails::new();
-                details.add_bad_request_violation("page_token", message.clone());
-                (Code::InvalidArgument, details)
-            }
             ApiError::Storage(StorageError::Database(e)) => {
                 tracing::error!(error = %e, "database error");
                 return Status::with_error_details(

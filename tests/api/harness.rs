@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+pub use ladder::app::client::{Authed, Bearer};
 use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
 use ladder::app::server;
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
@@ -18,7 +19,6 @@ use ladder::transport::AppState;
 use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
@@ -122,26 +122,6 @@ pub fn sign(private_pem: &str, claims: serde_json::Value) -> String {
     let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("test key");
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signing")
 }
-
-/// Adds a fixed `authorization` header to every call.
-#[derive(Clone)]
-pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// The three clients, all acting for one tenant.
 pub struct Clients {

@@ -26,7 +26,7 @@ pub struct ServerArgs {
 
 /// Adds the bearer token, when there is one, to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+pub struct Bearer(pub Option<tonic::metadata::AsciiMetadataValue>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(

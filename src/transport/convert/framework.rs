@@ -7,7 +7,8 @@ use crate::domain::framework::{
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::storage::framework::Stored;
-use crate::transport::convert::request::{Mask, timestamp};
+use crate::transport::convert::request::Mask;
+use crate::transport::convert::time::to_proto as timestamp;
 
 /// How the API names the fields that framework files name differently.
 pub const API_NAMES: FieldNames = FieldNames {

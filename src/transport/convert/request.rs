@@ -2,8 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
-use prost_types::{FieldMask, Timestamp};
+use prost_types::FieldMask;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -79,13 +78,6 @@ pub fn nested<T>(prefix: &str, result: Result<T, Violations>) -> Result<T, ApiEr
         named.extend_prefixed(prefix, v);
         ApiError::InvalidArgument(named)
     })
-}
-
-pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
 }
 
 fn page_size(size: i32) -> Result<i64, ApiError> {

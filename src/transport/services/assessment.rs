@@ -10,9 +10,12 @@ use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::assessment_service_server::AssessmentService;
+use crate::storage::assessments::AssessmentKey;
 use crate::storage::evidence::EvidenceFilter;
-use crate::storage::{self, StorageError, TenantId, etag, page};
+use crate::storage::evidence::EvidenceKey;
+use crate::storage::{self, StorageError, TenantId, etag};
 use crate::transport::convert::assessment as convert;
+use crate::transport::convert::request::page;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::{AppState, respond};
@@ -45,10 +48,6 @@ fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evid
         v.0.extend(more.0);
     }
     v.into_result(parsed.into_iter().flatten().collect())
-}
-
-fn page_size(requested: i32) -> Result<i64, ApiError> {
-    page::page_size(requested).ok_or_else(|| ApiError::field("page_size", "must not be negative"))
 }
 
 fn subject_id(value: &str, field: &str) -> Result<String, ApiError> {
@@ -140,10 +139,16 @@ impl AssessmentApi {
             observed_after: time::optional(req.observed_after.as_ref(), "observed_after")?,
             observed_before: time::optional(req.observed_before.as_ref(), "observed_before")?,
         };
-        let size = page_size(req.page_size)?;
         let mut tx = self.state.db.begin(tenant).await?;
-        let (evidence, next_page_token) =
-            storage::evidence::list(&mut tx, tenant, &filter, size, &req.page_token).await?;
+        let (evidence, next_page_token) = page(
+            req.page_size,
+            &req.page_token,
+            async |after: Option<EvidenceKey>, limit| {
+                storage::evidence::list(&mut tx, tenant, &filter, after, limit).await
+            },
+            |e| (e.observed_at, e.id),
+        )
+        .await?;
         storage::commit(tx).await?;
         Ok(pb::ListEvidenceResponse {
             evidence: evidence.iter().map(convert::evidence_to_proto).collect(),
@@ -448,14 +453,15 @@ impl AssessmentService for AssessmentApi {
             async {
                 let req = request.get_ref();
                 let subject = subject_id(&req.subject_id, "subject_id")?;
-                let size = page_size(req.page_size)?;
                 let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let (assessments, next_page_token) = storage::assessments::list(
-                    &mut tx,
-                    &caller.tenant,
-                    &subject,
-                    size,
+                let (assessments, next_page_token) = page(
+                    req.page_size,
                     &req.page_token,
+                    async |before: Option<AssessmentKey>, limit| {
+                        storage::assessments::list(&mut tx, &caller.tenant, &subject, before, limit)
+                            .await
+                    },
+                    |a| (a.create_time, a.id),
                 )
                 .await?;
                 storage::commit(tx).await?;
