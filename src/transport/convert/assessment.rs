@@ -128,20 +128,15 @@ pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPoli
     }
 }
 
-/// The paths `UpdateScoringPolicy` accepts, each copying one field.
-pub const POLICY_PATHS: &[&str] = &[
+/// The fields of a scoring policy; `UpdateScoringPolicy` also accepts
+/// `source_weights.<source>` for one weight.
+pub const POLICY_FIELDS: &[&str] = &[
     "half_life_days",
     "prior_mean",
     "prior_strength",
     "sigma",
     "min_evidence",
     "source_weights",
-    "source_weights.self",
-    "source_weights.peer",
-    "source_weights.manager",
-    "source_weights.direct_report",
-    "source_weights.artifact",
-    "source_weights.calibration",
 ];
 
 /// Copies the fields named by `paths` from `update` onto `policy`.
@@ -170,14 +165,14 @@ pub fn apply_policy_mask(
             "source_weights" => policy.source_weights = incoming,
             other => match other
                 .strip_prefix("source_weights.")
-                .and_then(|name| Source::parse(name).map(|s| (s, name)))
+                .and_then(Source::parse)
             {
-                Some((source, _)) => policy.source_weights.set(source, incoming.get(source)),
+                Some(source) => policy.source_weights.set(source, incoming.get(source)),
                 None => v.add(
                     "update_mask",
                     format!(
-                        "unknown path {other:?}; expected one of {}",
-                        POLICY_PATHS.join(", ")
+                        "unknown path {other:?}; expected one of {}, or source_weights.<source>",
+                        POLICY_FIELDS.join(", ")
                     ),
                 ),
             },

@@ -219,16 +219,10 @@ impl AssessmentApi {
         let paths: Vec<String> = match req.update_mask {
             Some(mask) if !mask.paths.is_empty() => mask.paths,
             // No mask replaces every field (AIP-134).
-            _ => [
-                "half_life_days",
-                "prior_mean",
-                "prior_strength",
-                "sigma",
-                "min_evidence",
-                "source_weights",
-            ]
-            .map(String::from)
-            .to_vec(),
+            _ => convert::POLICY_FIELDS
+                .iter()
+                .map(|f| f.to_string())
+                .collect(),
         };
         let mut tx = self.state.db.begin(tenant).await?;
         let (mut policy, revision) = storage::policy::get(&mut tx, tenant).await?;
