@@ -196,6 +196,9 @@ struct ServeArgs {
     /// Do not apply migrations at start (run `ladder migrate` separately).
     #[arg(long, env = "LADDER_NO_MIGRATE")]
     no_migrate: bool,
+    /// Largest number of evidence items in one BatchCreateEvidence call.
+    #[arg(long, env = "LADDER_MAX_BATCH", default_value_t = crate::transport::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
     /// INSECURE: accept calls without credentials, all acting for tenant "dev".
     #[arg(long, env = "LADDER_DEV")]
     dev: bool,
@@ -489,7 +492,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             source,
         })?;
         tracing::info!(%addr, "ladder listening");
-        let state = AppState::new(database.db.clone());
+        let state = AppState::new(database.db.clone()).with_max_batch(args.max_batch);
         server::run(listener, state, auth, server::shutdown_signal()).await
     }
     .await;

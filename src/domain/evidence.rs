@@ -120,6 +120,18 @@ impl Evidence {
         if !(self.confidence.is_finite() && self.confidence > 0.0 && self.confidence <= 1.0) {
             v.add("confidence", "must be in (0, 1]");
         }
+        for (field, value) in [
+            ("competency_id", &self.competency_id),
+            ("summary", &self.summary),
+            ("link", &self.link),
+            ("source_system", &self.source_system),
+            ("external_id", &self.external_id),
+        ] {
+            // PostgreSQL text cannot hold a NUL byte.
+            if value.contains('\0') {
+                v.add(field, "must not contain NUL characters");
+            }
+        }
         if self.summary.chars().count() > MAX_TEXT_LEN {
             v.add(
                 "summary",

@@ -251,13 +251,9 @@ fn shortfall(c: &CompetencyScore) -> f64 {
     c.weight * (1.0 - c.p)
 }
 
-/// The largest W_c·(1 − p_c) among competencies not yet confidently met.
+/// The largest shortfalls W_c·(1 − p_c).
 fn gaps(rubric: &Rubric, score: &RoleScore) -> Vec<Gap> {
-    let mut open: Vec<&CompetencyScore> = score
-        .competencies
-        .iter()
-        .filter(|c| c.p < CONFIDENT)
-        .collect();
+    let mut open: Vec<&CompetencyScore> = score.competencies.iter().collect();
     open.sort_by(|a, b| {
         shortfall(b)
             .total_cmp(&shortfall(a))
@@ -309,7 +305,8 @@ fn evidence_to_collect(score: &RoleScore, policy: &ScoringPolicy) -> Vec<Evidenc
         .collect()
 }
 
-/// Every source that can help, fewest observations to confidence first.
+/// Every source that can help: fewest observations to confidence first, then
+/// to even odds, then the heaviest source (it also adds the most evidence).
 fn source_plans(c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> {
     let mut plans: Vec<SourcePlan> = Source::ALL
         .into_iter()
@@ -326,7 +323,17 @@ fn source_plans(c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> 
             p.for_even_odds.unwrap_or(u32::MAX),
         )
     };
-    plans.sort_by(|a, b| key(a).cmp(&key(b)).then(a.source.cmp(&b.source)));
+    plans.sort_by(|a, b| {
+        key(a)
+            .cmp(&key(b))
+            .then(
+                policy
+                    .source_weights
+                    .get(b.source)
+                    .total_cmp(&policy.source_weights.get(a.source)),
+            )
+            .then(a.source.cmp(&b.source))
+    });
     plans.truncate(PLANNED_SOURCES);
     plans
 }

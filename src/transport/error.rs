@@ -41,6 +41,61 @@ fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetails {
     ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
 }
 
+/// A database error by its SQLSTATE class: what the request got wrong is the
+/// caller's to fix, not an outage to retry.
+fn database_status(e: &sqlx::Error) -> Status {
+    let code = e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .unwrap_or_default();
+    let (status, reason, message) = match code.get(..2) {
+        // Data exceptions: a value PostgreSQL cannot hold (a NUL byte, a date out of range).
+        Some("22") => (
+            Code::InvalidArgument,
+            "INVALID_VALUE",
+            "a value cannot be stored",
+        ),
+        Some("23") if code == "23505" => (
+            Code::AlreadyExists,
+            "ALREADY_EXISTS",
+            "the resource already exists",
+        ),
+        Some("23") => (
+            Code::FailedPrecondition,
+            "CONSTRAINT",
+            "the change conflicts with stored data",
+        ),
+        Some("40") => (
+            Code::Aborted,
+            "CONCURRENT_UPDATE",
+            "a concurrent change interfered; retry",
+        ),
+        _ => (
+            Code::Unavailable,
+            "DATABASE_UNAVAILABLE",
+            "the database is unavailable; retry later",
+        ),
+    };
+    if status == Code::Unavailable {
+        tracing::error!(error = %e, "database error");
+    } else {
+        tracing::info!(error = %e, sqlstate = %code, "request refused by the database");
+    }
+    let detail = e
+        .as_database_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    Status::with_error_details(
+        status,
+        if detail.is_empty() || status == Code::Unavailable {
+            message.to_string()
+        } else {
+            format!("{message}: {detail}")
+        },
+        info(reason, &[("sqlstate", &code)]),
+    )
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let message = err.to_string();
@@ -86,14 +141,7 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
                 (Code::AlreadyExists, details)
             }
-            ApiError::Storage(StorageError::Database(e)) => {
-                tracing::error!(error = %e, "database error");
-                return Status::with_error_details(
-                    Code::Unavailable,
-                    "the database is unavailable; retry later",
-                    info("DATABASE_UNAVAILABLE", &[]),
-                );
-            }
+            ApiError::Storage(StorageError::Database(e)) => return database_status(e),
             ApiError::Storage(StorageError::Migrate(e)) => {
                 tracing::error!(error = %e, "migration error");
                 (Code::Internal, info("INTERNAL", &[]))

@@ -41,6 +41,10 @@ impl AppState {
         }
     }
 
+    pub fn with_max_batch(self, max_batch: usize) -> Self {
+        Self { max_batch, ..self }
+    }
+
     /// The caller of a request, with its tenant ready to serve: on a
     /// tenant's first use the built-in framework is loaded into it.
     pub async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {

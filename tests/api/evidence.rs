@@ -534,6 +534,21 @@ async fn two_tenants_never_see_each_other() {
             .iter()
             .all(|c| c.contributions.is_empty())
     );
+    let listed = b
+        .assessment
+        .list_assessments(ListAssessmentsRequest {
+            subject_id: "emp-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.assessments.len(),
+        1,
+        "only tenant-b's own assessment"
+    );
+    assert_eq!(listed.assessments[0].id, theirs.id);
     // The same key in another tenant is another tenant's evidence.
     let same_key = b
         .assessment
@@ -549,4 +564,48 @@ async fn two_tenants_never_see_each_other() {
         .unwrap()
         .into_inner();
     assert_eq!(same_key.created_count, 1);
+}
+
+#[tokio::test]
+async fn values_postgresql_cannot_hold_are_refused_by_field() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let mut nul = evidence("emp-1", "mentoring", 3.0, EvidenceSource::Peer, t0(), "n1");
+    nul.summary = "before\0after".into();
+    let mut far = evidence("emp-1", "mentoring", 3.0, EvidenceSource::Peer, t0(), "n2");
+    far.observed_at = Some(prost_types::Timestamp {
+        seconds: 400_000_000_000,
+        nanos: 0,
+    });
+    let status = c
+        .assessment
+        .batch_create_evidence(batch(vec![nul, far]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let mut fields = bad_fields(&status);
+    fields.sort();
+    assert_eq!(fields, ["evidence[0].summary", "evidence[1].observed_at"]);
+    assert_eq!(server.count("evidence").await, 0);
+}
+
+#[tokio::test]
+async fn masking_source_weights_without_sending_them_is_refused() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let status = c
+        .assessment
+        .update_scoring_policy(UpdateScoringPolicyRequest {
+            policy: Some(ScoringPolicy::default()),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["source_weights".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        vec!["policy.source_weights".to_string()]
+    );
+    assert_eq!(server.count("scoring_policies").await, 0);
 }

@@ -68,6 +68,8 @@ async fn the_database_refuses_to_change_a_published_rubric_version() {
          VALUES ('t', 'staff_engineer', 1, 'system_design', 1, 3, 1.0)",
         "UPDATE rubric_versions SET state = 'draft' WHERE tenant_id = 't'",
         "UPDATE rubric_versions SET publish_time = now() - interval '1 day' WHERE tenant_id = 't'",
+        "UPDATE rubric_versions SET revision = revision + 1 WHERE tenant_id = 't'",
+        "UPDATE rubric_versions SET state = 'published' WHERE tenant_id = 't'",
         "DELETE FROM rubric_versions WHERE tenant_id = 't'",
     ] {
         let err = exec(&server, sql).await.expect_err(sql);

@@ -256,12 +256,17 @@ pub async fn run(
                         return Err(call_failed(status));
                     }
                     let mut dropped = BTreeSet::new();
+                    // A refusal that names none of the rows sent cannot be retried around.
                     for (i, reason) in refused {
                         if let Some((line, _)) = pending.get(i)
                             && dropped.insert(i)
                         {
                             rejects.add(*line, reason)?;
                         }
+                    }
+                    if dropped.is_empty() {
+                        bar.abandon();
+                        return Err(call_failed(status));
                     }
                     pending = pending
                         .into_iter()

@@ -161,8 +161,17 @@ pub fn validate_expectations(items: &[RubricCompetency], names: FieldNames) -> V
         if !(1..=5).contains(&c.expected_level) {
             v.add(format!("{at}.expected_level"), "must be 1..5");
         }
-        if !(c.weight.is_finite() && c.weight > 0.0) {
-            v.add(format!("{at}.weight"), "must be a finite number > 0");
+        if !(c.weight.is_finite()
+            && c.weight > 0.0
+            && c.weight <= crate::domain::scoring::MAX_WEIGHT)
+        {
+            v.add(
+                format!("{at}.weight"),
+                format!(
+                    "must be a number > 0 and at most {}",
+                    crate::domain::scoring::MAX_WEIGHT
+                ),
+            );
         }
         check_list(
             &mut v,

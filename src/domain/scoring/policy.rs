@@ -9,7 +9,7 @@ use crate::domain::validation::Violations;
 /// Upper bound for every weight and for the prior strength. Far above any
 /// sensible setting, it keeps all sums of a validated input far from f64
 /// overflow, so that scoring never meets ∞/∞.
-pub(crate) const MAX_WEIGHT: f64 = 1e6;
+pub const MAX_WEIGHT: f64 = 1e6;
 
 /// The parameters of SPEC §4. Fields missing from stored JSON take their
 /// defaults, so a tenant override needs to name only what it changes.

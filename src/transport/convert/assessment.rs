@@ -145,6 +145,16 @@ pub fn apply_policy_mask(
     update: &pb::ScoringPolicy,
     paths: &[String],
 ) -> Result<(), Violations> {
+    let mut v = Violations::new();
+    let names_weights = paths.iter().any(|p| p.starts_with("source_weights"));
+    if names_weights && update.source_weights.is_none() {
+        // Absent is not "all zero": a masked field must be sent.
+        v.add(
+            "policy.source_weights",
+            "is required when update_mask names it",
+        );
+        return Err(v);
+    }
     let weights = update.source_weights.unwrap_or_default();
     let incoming = SourceWeights {
         self_review: weights.self_,
@@ -154,7 +164,6 @@ pub fn apply_policy_mask(
         artifact: weights.artifact,
         calibration: weights.calibration,
     };
-    let mut v = Violations::new();
     for path in paths {
         match path.as_str() {
             "half_life_days" => policy.half_life_days = update.half_life_days,

@@ -1,20 +1,11 @@
 //! Recommendations, track fits and evidence plans.
 
-use crate::domain::framework::Track;
 use crate::domain::recommend::{
     CollectionReason, EvidenceToCollect, Gap, Recommendation, Recommendations, Strength, TrackFit,
 };
 use crate::proto::v1 as pb;
 use crate::transport::convert::assessment::{band_to_proto, source_to_proto};
-
-pub fn track_to_proto(track: Track) -> pb::Track {
-    match track {
-        Track::IndividualContributor => pb::Track::IndividualContributor,
-        Track::Management => pb::Track::Management,
-        Track::Product => pb::Track::Product,
-        Track::Business => pb::Track::Business,
-    }
-}
+use crate::transport::convert::framework::track_to_pb;
 
 fn strength_to_proto(s: &Strength) -> pb::Strength {
     pb::Strength {
@@ -64,7 +55,7 @@ fn recommendation_to_proto(r: &Recommendation) -> pb::Recommendation {
     pb::Recommendation {
         role_id: r.role_id.clone(),
         role_name: r.role_name.clone(),
-        track: track_to_proto(r.track) as i32,
+        track: track_to_pb(r.track) as i32,
         rubric_version: r.rubric_version,
         path: r.path.clone(),
         steps: r.steps.map_or(0, |s| s as i32),
@@ -100,7 +91,7 @@ pub fn recommendations_to_proto(
             .track_fits
             .iter()
             .map(|f: &TrackFit| pb::TrackFit {
-                track: track_to_proto(f.track) as i32,
+                track: track_to_pb(f.track) as i32,
                 fit: f.fit,
                 best_role_id: f.best_role_id.clone().unwrap_or_default(),
             })

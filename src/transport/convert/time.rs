@@ -1,7 +1,7 @@
 //! Timestamps: PostgreSQL keeps microseconds, so incoming times are cut to
 //! microseconds before use and what is stored compares equal to what was used.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
 use prost_types::Timestamp;
 
 use crate::domain::validation::Violations;
@@ -18,13 +18,23 @@ pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
+/// The range of years accepted: what google.protobuf.Timestamp allows, which
+/// PostgreSQL can store too.
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 pub fn from_proto(t: &Timestamp, field: &str) -> Result<DateTime<Utc>, Violations> {
     u32::try_from(t.nanos)
         .ok()
         .filter(|n| *n < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
+        .filter(|t| YEARS.contains(&t.year()))
         .map(truncate)
-        .ok_or_else(|| Violations::one(field, "is not a valid timestamp"))
+        .ok_or_else(|| {
+            Violations::one(
+                field,
+                "is not a valid timestamp between the years 1 and 9999",
+            )
+        })
 }
 
 /// An optional timestamp; `None` when absent.
