@@ -13,7 +13,8 @@ const COLUMNS: &str = "id, subject_id, role_id, rubric_version, as_of, policy, r
 
 const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
          policy, result, readiness, coverage, band, request_id, create_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING";
 
 #[derive(sqlx::FromRow)]
 struct AssessmentRow {
@@ -42,15 +43,16 @@ impl From<AssessmentRow> for Assessment {
     }
 }
 
-/// Stores a snapshot; `request_id` makes a retry find the first one.
+/// Stores a snapshot and returns what is stored: with a `request_id` that a
+/// concurrent call already used, that call's assessment.
 pub async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    assessment: &Assessment,
+    assessment: Assessment,
     request_id: Option<&str>,
-) -> Result<(), StorageError> {
+) -> Result<Assessment, StorageError> {
     let score = &assessment.score;
-    sqlx::query(INSERT)
+    let inserted = sqlx::query(INSERT)
         .bind(&tenant.0)
         .bind(assessment.id)
         .bind(&assessment.subject_id)
@@ -64,9 +66,16 @@ pub async fn insert(
         .bind(format!("{:?}", score.band))
         .bind(request_id)
         .bind(assessment.create_time)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    match request_id {
+        Some(rid) if inserted.rows_affected() == 0 => {
+            by_request_id(conn, tenant, rid).await?.ok_or_else(|| {
+                StorageError::FailedPrecondition(format!("request_id {rid:?} vanished"))
+            })
+        }
+        _ => Ok(assessment),
+    }
 }
 
 pub async fn get(

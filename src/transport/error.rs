@@ -22,6 +22,12 @@ pub enum ApiError {
     PermissionDenied(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A precondition on one request field, named in a PreconditionFailure detail.
+    #[error("{field}: {message}")]
+    PreconditionOn {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -111,6 +117,10 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied(_) => {
                 (Code::PermissionDenied, info("PERMISSION_DENIED", &[]))
             }
+            ApiError::PreconditionOn { field, message } => (
+                Code::FailedPrecondition,
+                ErrorDetails::with_precondition_failure_violation("FIELD", *field, message.clone()),
+            ),
             ApiError::FailedPrecondition(_) => {
                 (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
             }

@@ -169,6 +169,9 @@ async fn the_stored_current_role_is_used_and_its_absence_named() {
         "{}",
         err.message()
     );
+    let failure = tonic_types::StatusExt::get_details_precondition_failure(&err)
+        .expect("a PreconditionFailure detail");
+    assert_eq!(failure.violations[0].subject, "current_role_id");
     c.assessment
         .update_subject(UpdateSubjectRequest {
             subject: Some(ladder::proto::v1::Subject {

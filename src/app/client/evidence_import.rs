@@ -126,37 +126,44 @@ impl Rejects {
     }
 }
 
-/// Reads every row, sending parse failures straight to `rejects`.
-fn read_rows(path: &Path, rejects: &mut Rejects) -> Result<Vec<Numbered>, AppError> {
-    let io = |source| AppError::Io {
-        context: format!("reading {}", path.display()),
+/// A row of the file with its line number, or why it could not be read.
+type Parsed = (usize, Result<pb::Evidence, String>);
+
+/// The file's rows, read as they are needed so that memory does not grow
+/// with the file.
+fn rows(path: &Path) -> Result<Box<dyn Iterator<Item = Result<Parsed, AppError>>>, AppError> {
+    let context = format!("reading {}", path.display());
+    let file = File::open(path).map_err(|source| AppError::Io {
+        context: context.clone(),
         source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let mut rows = Vec::new();
+    })?;
     if is_jsonl(path) {
-        for (i, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(io)?;
-            if line.trim().is_empty() {
-                continue;
+        let lines = BufReader::new(file).lines().enumerate();
+        return Ok(Box::new(lines.filter_map(move |(i, line)| {
+            match line {
+                Err(source) => Some(Err(AppError::Io {
+                    context: context.clone(),
+                    source,
+                })),
+                Ok(line) if line.trim().is_empty() => None,
+                Ok(line) => Some(Ok((
+                    i + 1,
+                    serde_json::from_str::<Row>(&line)
+                        .map_err(|e| e.to_string())
+                        .and_then(Row::into_proto),
+                ))),
             }
-            match serde_json::from_str::<Row>(&line)
-                .map_err(|e| e.to_string())
-                .and_then(Row::into_proto)
-            {
-                Ok(e) => rows.push((i + 1, e)),
-                Err(reason) => rejects.add(i + 1, reason)?,
-            }
-        }
-    } else {
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(file);
-        let headers = reader
-            .headers()
-            .map_err(|e| AppError::Config(format!("{}: header: {e}", path.display())))?
-            .clone();
-        for (i, record) in reader.records().enumerate() {
+        })));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|e| AppError::Config(format!("{}: header: {e}", path.display())))?
+        .clone();
+    Ok(Box::new(reader.into_records().enumerate().map(
+        move |(i, record)| {
             // The header is line 1; a record knows its own line when it parsed.
             let line = record
                 .as_ref()
@@ -167,13 +174,9 @@ fn read_rows(path: &Path, rejects: &mut Rejects) -> Result<Vec<Numbered>, AppErr
                 .and_then(|r| r.deserialize::<Row>(Some(&headers)))
                 .map_err(|e| e.to_string())
                 .and_then(Row::into_proto);
-            match parsed {
-                Ok(e) => rows.push((line, e)),
-                Err(reason) => rejects.add(line, reason)?,
-            }
-        }
-    }
-    Ok(rows)
+            Ok((line, parsed))
+        },
+    )))
 }
 
 /// The batch items a refusal names, with why; empty when it names none.
@@ -225,17 +228,32 @@ pub async fn run(
         PathBuf::from(p)
     });
     let mut rejects = Rejects::create(errors_path)?;
-    let rows = read_rows(path, &mut rejects)?;
+    let mut rows = rows(path)?;
 
-    let bar = ProgressBar::new(rows.len() as u64);
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{spinner} {pos} rows read  {per_sec}  {elapsed}")
             .expect("a valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut created = 0u64;
     let mut present = 0u64;
-    for chunk in rows.chunks(batch_size.max(1)) {
+    loop {
+        let mut chunk: Vec<Numbered> = Vec::with_capacity(batch_size.max(1));
+        for row in rows.by_ref() {
+            let (line, parsed) = row?;
+            bar.inc(1);
+            match parsed {
+                Ok(evidence) => chunk.push((line, evidence)),
+                Err(reason) => rejects.add(line, reason)?,
+            }
+            if chunk.len() >= batch_size.max(1) {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
         let mut pending: Vec<&Numbered> = chunk.iter().collect();
         // Each refusal names its items; drop them and send the rest again.
         while !pending.is_empty() {
@@ -277,7 +295,6 @@ pub async fn run(
                 }
             }
         }
-        bar.inc(chunk.len() as u64);
     }
     bar.finish();
     let (errors_path, rejected) = rejects.finish()?;

@@ -277,9 +277,11 @@ impl AssessmentApi {
                 assessment: Some(convert::assessment_to_proto(&existing)),
             });
         }
-        let assessment = assess(&mut tx, tenant, &subject, &req.role_id, version, as_of).await?;
+        let mut assessment =
+            assess(&mut tx, tenant, &subject, &req.role_id, version, as_of).await?;
         if !req.validate_only {
-            storage::assessments::insert(&mut tx, tenant, &assessment, request_id).await?;
+            assessment =
+                storage::assessments::insert(&mut tx, tenant, assessment, request_id).await?;
             storage::commit(tx).await?;
         }
         Ok(pb::CreateAssessmentResponse {

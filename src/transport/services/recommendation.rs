@@ -71,11 +71,12 @@ impl RecommendationApi {
                 Err(storage::StorageError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
-            stored.ok_or_else(|| {
-                ApiError::FailedPrecondition(format!(
-                    "current_role_id: subject {subject_id:?} has no stored current role; pass current_role_id \
-                     or set it with UpdateSubject"
-                ))
+            stored.ok_or_else(|| ApiError::PreconditionOn {
+                field: "current_role_id",
+                message: format!(
+                    "subject {subject_id:?} has no stored current role; pass current_role_id \
+                         or set it with UpdateSubject"
+                ),
             })?
         } else {
             requested_role.to_string()
