@@ -76,7 +76,7 @@ pub struct Meta {
 impl Meta {
     /// The opaque version token of AIP-154.
     pub fn etag(&self) -> String {
-        format!("r{}", self.revision)
+        crate::storage::etag::of(self.revision)
     }
 }
 

@@ -68,8 +68,10 @@ impl AppState {
     }
 }
 
-/// Turns a handler's result into what tonic expects; errors become `Status`
-/// through `transport::error`, the one mapping.
-pub fn respond<T>(result: Result<T, error::ApiError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
+/// Runs a handler body, turning its error into a `Status` through
+/// `transport::error`, the one mapping.
+pub async fn answer<T>(
+    body: impl Future<Output = Result<T, error::ApiError>>,
+) -> Result<Response<T>, Status> {
+    body.await.map(Response::new).map_err(Status::from)
 }

@@ -93,6 +93,11 @@ pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
     }
 }
 
+/// A subject id from a request: an opaque HRIS id, never an e-mail address.
+pub fn subject_id(value: &str, field: &str) -> Result<String, Violations> {
+    crate::domain::evidence::opaque_id_violations(field, value, true).into_result(value.to_string())
+}
+
 /// A UUID sent as a string, or a violation naming `field`.
 pub fn uuid(value: &str, field: &str) -> Result<Uuid, Violations> {
     Uuid::parse_str(value).map_err(|_| Violations::one(field, "must be a UUID"))

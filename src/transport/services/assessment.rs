@@ -14,11 +14,11 @@ use crate::storage::assessments::AssessmentKey;
 use crate::storage::evidence::EvidenceFilter;
 use crate::storage::evidence::EvidenceKey;
 use crate::storage::{self, StorageError, TenantId, etag};
-use crate::transport::convert::assessment as convert;
+use crate::transport::convert::assessment::{self as convert, subject_id};
 use crate::transport::convert::request::page;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
-use crate::transport::{AppState, respond};
+use crate::transport::{AppState, answer};
 
 #[derive(Debug, Clone)]
 pub struct AssessmentApi {
@@ -48,11 +48,6 @@ fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evid
         v.0.extend(more.0);
     }
     v.into_result(parsed.into_iter().flatten().collect())
-}
-
-fn subject_id(value: &str, field: &str) -> Result<String, ApiError> {
-    let v = evidence::opaque_id_violations(field, value, true);
-    v.into_result(value.to_string()).map_err(ApiError::from)
 }
 
 /// Scores a subject against a role's rubric as of a time, with the tenant's
@@ -297,10 +292,7 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::BatchCreateEvidenceRequest>,
     ) -> Result<Response<pb::BatchCreateEvidenceResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            self.batch_create(&caller.tenant, request.into_inner())
-                .await,
-        )
+        answer(self.batch_create(&caller.tenant, request.into_inner())).await
     }
 
     async fn get_evidence(
@@ -308,18 +300,16 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::GetEvidenceRequest>,
     ) -> Result<Response<pb::GetEvidenceResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let id = convert::uuid(&request.get_ref().evidence_id, "evidence_id")?;
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let evidence = storage::evidence::get(&mut tx, &caller.tenant, id).await?;
-                storage::commit(tx).await?;
-                Ok(pb::GetEvidenceResponse {
-                    evidence: Some(convert::evidence_to_proto(&evidence)),
-                })
-            }
-            .await,
-        )
+        answer(async {
+            let id = convert::uuid(&request.get_ref().evidence_id, "evidence_id")?;
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            let evidence = storage::evidence::get(&mut tx, &caller.tenant, id).await?;
+            storage::commit(tx).await?;
+            Ok(pb::GetEvidenceResponse {
+                evidence: Some(convert::evidence_to_proto(&evidence)),
+            })
+        })
+        .await
     }
 
     async fn list_evidence(
@@ -327,10 +317,7 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::ListEvidenceRequest>,
     ) -> Result<Response<pb::ListEvidenceResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            self.list_evidence(&caller.tenant, request.into_inner())
-                .await,
-        )
+        answer(self.list_evidence(&caller.tenant, request.into_inner())).await
     }
 
     async fn delete_evidence(
@@ -338,16 +325,14 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::DeleteEvidenceRequest>,
     ) -> Result<Response<pb::DeleteEvidenceResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let id = convert::uuid(&request.get_ref().evidence_id, "evidence_id")?;
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                storage::evidence::delete(&mut tx, &caller.tenant, id).await?;
-                storage::commit(tx).await?;
-                Ok(pb::DeleteEvidenceResponse {})
-            }
-            .await,
-        )
+        answer(async {
+            let id = convert::uuid(&request.get_ref().evidence_id, "evidence_id")?;
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            storage::evidence::delete(&mut tx, &caller.tenant, id).await?;
+            storage::commit(tx).await?;
+            Ok(pb::DeleteEvidenceResponse {})
+        })
+        .await
     }
 
     async fn get_subject(
@@ -355,19 +340,16 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::GetSubjectResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let id = subject_id(&request.get_ref().subject_id, "subject_id")?;
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let (subject, revision) =
-                    storage::subjects::get(&mut tx, &caller.tenant, &id).await?;
-                storage::commit(tx).await?;
-                Ok(pb::GetSubjectResponse {
-                    subject: Some(convert::subject_to_proto(&subject, revision)),
-                })
-            }
-            .await,
-        )
+        answer(async {
+            let id = subject_id(&request.get_ref().subject_id, "subject_id")?;
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            let (subject, revision) = storage::subjects::get(&mut tx, &caller.tenant, &id).await?;
+            storage::commit(tx).await?;
+            Ok(pb::GetSubjectResponse {
+                subject: Some(convert::subject_to_proto(&subject, revision)),
+            })
+        })
+        .await
     }
 
     async fn update_subject(
@@ -375,10 +357,7 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::UpdateSubjectRequest>,
     ) -> Result<Response<pb::UpdateSubjectResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            self.update_subject(&caller.tenant, request.into_inner())
-                .await,
-        )
+        answer(self.update_subject(&caller.tenant, request.into_inner())).await
     }
 
     async fn get_scoring_policy(
@@ -386,17 +365,15 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::GetScoringPolicyRequest>,
     ) -> Result<Response<pb::GetScoringPolicyResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let (policy, revision) = storage::policy::get(&mut tx, &caller.tenant).await?;
-                storage::commit(tx).await?;
-                Ok(pb::GetScoringPolicyResponse {
-                    policy: Some(convert::policy_to_proto(&policy, revision)),
-                })
-            }
-            .await,
-        )
+        answer(async {
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            let (policy, revision) = storage::policy::get(&mut tx, &caller.tenant).await?;
+            storage::commit(tx).await?;
+            Ok(pb::GetScoringPolicyResponse {
+                policy: Some(convert::policy_to_proto(&policy, revision)),
+            })
+        })
+        .await
     }
 
     async fn update_scoring_policy(
@@ -404,10 +381,7 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::UpdateScoringPolicyRequest>,
     ) -> Result<Response<pb::UpdateScoringPolicyResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            self.update_policy(&caller.tenant, request.into_inner())
-                .await,
-        )
+        answer(self.update_policy(&caller.tenant, request.into_inner())).await
     }
 
     async fn create_assessment(
@@ -415,10 +389,7 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::CreateAssessmentRequest>,
     ) -> Result<Response<pb::CreateAssessmentResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            self.create_assessment(&caller.tenant, request.into_inner())
-                .await,
-        )
+        answer(self.create_assessment(&caller.tenant, request.into_inner())).await
     }
 
     async fn get_assessment(
@@ -426,18 +397,16 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::GetAssessmentRequest>,
     ) -> Result<Response<pb::GetAssessmentResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let id = convert::uuid(&request.get_ref().assessment_id, "assessment_id")?;
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let assessment = storage::assessments::get(&mut tx, &caller.tenant, id).await?;
-                storage::commit(tx).await?;
-                Ok(pb::GetAssessmentResponse {
-                    assessment: Some(convert::assessment_to_proto(&assessment)),
-                })
-            }
-            .await,
-        )
+        answer(async {
+            let id = convert::uuid(&request.get_ref().assessment_id, "assessment_id")?;
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            let assessment = storage::assessments::get(&mut tx, &caller.tenant, id).await?;
+            storage::commit(tx).await?;
+            Ok(pb::GetAssessmentResponse {
+                assessment: Some(convert::assessment_to_proto(&assessment)),
+            })
+        })
+        .await
     }
 
     async fn list_assessments(
@@ -445,31 +414,29 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::ListAssessmentsRequest>,
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(
-            async {
-                let req = request.get_ref();
-                let subject = subject_id(&req.subject_id, "subject_id")?;
-                let mut tx = self.state.db.begin(&caller.tenant).await?;
-                let (assessments, next_page_token) = page(
-                    req.page_size,
-                    &req.page_token,
-                    async |before: Option<AssessmentKey>, limit| {
-                        storage::assessments::list(&mut tx, &caller.tenant, &subject, before, limit)
-                            .await
-                    },
-                    |a| (a.create_time, a.id),
-                )
-                .await?;
-                storage::commit(tx).await?;
-                Ok(pb::ListAssessmentsResponse {
-                    assessments: assessments
-                        .iter()
-                        .map(convert::assessment_to_proto)
-                        .collect(),
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        answer(async {
+            let req = request.get_ref();
+            let subject = subject_id(&req.subject_id, "subject_id")?;
+            let mut tx = self.state.db.begin(&caller.tenant).await?;
+            let (assessments, next_page_token) = page(
+                req.page_size,
+                &req.page_token,
+                async |before: Option<AssessmentKey>, limit| {
+                    storage::assessments::list(&mut tx, &caller.tenant, &subject, before, limit)
+                        .await
+                },
+                |a| (a.create_time, a.id),
+            )
+            .await?;
+            storage::commit(tx).await?;
+            Ok(pb::ListAssessmentsResponse {
+                assessments: assessments
+                    .iter()
+                    .map(convert::assessment_to_proto)
+                    .collect(),
+                next_page_token,
+            })
+        })
+        .await
     }
 }

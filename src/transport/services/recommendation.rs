@@ -18,7 +18,7 @@ use crate::proto::v1::recommendation_service_server::RecommendationService;
 use crate::storage::{self, TenantId};
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
-use crate::transport::{AppState, respond};
+use crate::transport::{AppState, answer};
 
 /// Default and largest number of recommendations returned.
 const DEFAULT_RECOMMENDATIONS: usize = 10;
@@ -62,8 +62,7 @@ impl RecommendationApi {
         requested_role: &str,
         as_of: DateTime<Utc>,
     ) -> Result<Context, ApiError> {
-        let v = crate::domain::evidence::opaque_id_violations("subject_id", subject_id, true);
-        v.into_result(())?;
+        convert::subject_id(subject_id, "subject_id")?;
         let mut tx = self.state.db.begin(tenant).await?;
         let current_role = if requested_role.is_empty() {
             let stored = match storage::subjects::get(&mut tx, tenant, subject_id).await {
@@ -227,7 +226,7 @@ impl RecommendationService for RecommendationApi {
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(self.recommend(&caller.tenant, request.into_inner()).await)
+        answer(self.recommend(&caller.tenant, request.into_inner())).await
     }
 
     async fn what_if(
@@ -235,6 +234,6 @@ impl RecommendationService for RecommendationApi {
         request: Request<pb::WhatIfRequest>,
     ) -> Result<Response<pb::WhatIfResponse>, Status> {
         let caller = self.state.caller(&request).await?;
-        respond(self.what_if(&caller.tenant, request.into_inner()).await)
+        answer(self.what_if(&caller.tenant, request.into_inner())).await
     }
 }

@@ -1,7 +1,5 @@
 //! `ladder.v1.RubricService`: competencies, roles and versioned rubrics.
 
-use std::future::Future;
-
 use tonic::{Request, Response, Status};
 
 use crate::domain::framework::{Role, RubricAction, RubricCompetency};
@@ -10,7 +8,6 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::rubric_service_server::RubricService;
 use crate::storage::framework::{self as repo, Referenced, RubricFilter};
 use crate::storage::{self, TenantId, TenantTx};
-use crate::transport::AppState;
 use crate::transport::convert::framework::{
     COMPETENCY_PATHS, ROLE_PATHS, RUBRIC_PATHS, blank_competency, blank_role, competency_to_pb,
     expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb, state_from_pb,
@@ -20,6 +17,7 @@ use crate::transport::convert::request::{
     Mask, check_request_id, nested, page, required, required_id,
 };
 use crate::transport::error::ApiError;
+use crate::transport::{AppState, answer};
 
 #[derive(Debug, Clone)]
 pub struct RubricApi {
@@ -57,11 +55,6 @@ impl RubricApi {
         storage::commit(tx).await?;
         Ok(rubric_to_pb(rubric))
     }
-}
-
-/// Runs a handler body, turning its error into the one `Status` mapping.
-async fn answer<T>(body: impl Future<Output = Result<T, ApiError>>) -> Result<Response<T>, Status> {
-    body.await.map(Response::new).map_err(Status::from)
 }
 
 /// Refuses references to rows the tenant does not have, naming each field.
