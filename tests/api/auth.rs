@@ -98,3 +98,38 @@ async fn a_token_without_the_tenant_claim_is_unauthenticated() {
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert!(status.message().contains("tenant"), "{}", status.message());
 }
+
+/// Keys from a JWKS document, chosen by the token's `kid`.
+#[tokio::test]
+async fn tokens_are_verified_against_a_jwks_by_kid() {
+    use ladder::transport::auth::{Authenticator, JwtVerifier};
+    // An Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key.
+    let der: String = harness::ISSUER_PUBLIC_KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .unwrap();
+    let jwks = json!({ "keys": [{
+        "kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
+        "x": b64(&der[der.len() - 32..]),
+    }]});
+    let verifier =
+        JwtVerifier::from_jwks(jwks.to_string().as_bytes(), harness::jwt_settings()).unwrap();
+    let server = TestServer::start_with(Authenticator::Jwt(verifier)).await;
+    let signed = |kid: &str| {
+        let key =
+            jsonwebtoken::EncodingKey::from_ed_pem(harness::ISSUER_PRIVATE_KEY.as_bytes()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims(3600), &key).unwrap()
+    };
+    call_with(&server, Some(format!("Bearer {}", signed("k1"))))
+        .await
+        .expect("the key with the token's kid verifies it");
+    let status = call_with(&server, Some(format!("Bearer {}", signed("k2"))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}

@@ -139,8 +139,24 @@ pub struct TestServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// How the test servers read tokens: the tenant in `tenant`, scopes in `scope`.
+pub fn jwt_settings() -> JwtSettings {
+    JwtSettings {
+        issuer: None,
+        audience: None,
+        tenant_claim: "tenant".into(),
+        scopes_claim: "scope".into(),
+    }
+}
+
 impl TestServer {
+    /// A server trusting the issuer key's PEM.
     pub async fn start() -> Self {
+        let verifier = JwtVerifier::from_pem(ISSUER_PUBLIC_KEY.as_bytes(), jwt_settings()).unwrap();
+        Self::start_with(Authenticator::Jwt(verifier)).await
+    }
+
+    pub async fn start_with(auth: Authenticator) -> Self {
         let cluster = cluster();
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&cluster.server.clone().database("postgres"))
@@ -166,24 +182,12 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let verifier = JwtVerifier::from_pem(
-            ISSUER_PUBLIC_KEY.as_bytes(),
-            JwtSettings {
-                issuer: None,
-                audience: None,
-                tenant_claim: "tenant".into(),
-                scopes_claim: "scope".into(),
-            },
-        )
-        .unwrap();
         let state = AppState::new(db.clone());
         tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) =
-                server::run(listener, state, Authenticator::Jwt(verifier), shutdown).await
-            {
+            if let Err(e) = server::run(listener, state, auth, shutdown).await {
                 eprintln!("test server failed: {e}");
             }
         });

@@ -93,3 +93,34 @@ async fn an_unknown_method_answers_unimplemented() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
 }
+
+/// A gRPC-Web call (HTTP/1.1, as a browser makes it) on the same port.
+#[tokio::test]
+async fn grpc_web_is_accepted_on_the_same_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // One gRPC-Web data frame: flag 0, length 0, an empty HealthCheckRequest.
+    let frame = [0u8, 0, 0, 0, 0];
+    let head = format!(
+        "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        server.addr,
+        frame.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&frame).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/grpc-web"), "{text}");
+    // The answer's data frame: flag 0, length 2, status SERVING (field 1 = 1).
+    let serving = [0u8, 0, 0, 0, 2, 0x08, 0x01];
+    assert!(
+        response.windows(serving.len()).any(|w| w == serving),
+        "{text}"
+    );
+    assert!(text.contains("grpc-status:0"), "{text}");
+}
