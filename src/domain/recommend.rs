@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::evidence::{Observation, Source};
 use crate::domain::framework::{Catalog, Rubric, Track};
 use crate::domain::scoring::{
-    self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy, observations_needed,
+    self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy,
+    observations_for_min_evidence, observations_needed,
 };
 
 /// How far along transitions candidates are looked for.
@@ -54,6 +55,8 @@ pub enum CollectionReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePlan {
     pub source: Source,
+    /// Observations that lift n_c to `min_evidence`, so the competency is scored.
+    pub for_enough_evidence: Option<u32>,
     pub for_even_odds: Option<u32>,
     pub for_confidence: Option<u32>,
 }
@@ -312,15 +315,20 @@ fn source_plans(c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> 
         .into_iter()
         .map(|source| SourcePlan {
             source,
+            for_enough_evidence: observations_for_min_evidence(c, source, policy),
             for_even_odds: observations_needed(c, source, policy, EVEN_ODDS),
             for_confidence: observations_needed(c, source, policy, CONFIDENT),
         })
         .filter(|p| p.for_even_odds.is_some() || p.for_confidence.is_some())
         .collect();
+    // What settles the competency: enough evidence to score it and confidence
+    // that it meets the bar, whichever needs more observations.
     let key = |p: &SourcePlan| {
+        let most =
+            |a: Option<u32>, b: Option<u32>| a.zip(b).map(|(a, b)| a.max(b)).unwrap_or(u32::MAX);
         (
-            p.for_confidence.unwrap_or(u32::MAX),
-            p.for_even_odds.unwrap_or(u32::MAX),
+            most(p.for_confidence, p.for_enough_evidence),
+            most(p.for_even_odds, p.for_enough_evidence),
         )
     };
     plans.sort_by(|a, b| {

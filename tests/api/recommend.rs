@@ -300,3 +300,68 @@ async fn counts(server: &TestServer) -> (i64, i64, i64) {
         server.count("subjects").await,
     )
 }
+
+/// For a competency with too little evidence, the promised number of
+/// observations makes it scored, and one fewer leaves it unscored.
+#[tokio::test]
+async fn the_enough_evidence_figure_gets_a_competency_scored() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let response = recommend(&mut c, "emp-empty").await;
+    let rec = response
+        .recommendations
+        .iter()
+        .find(|r| r.role_id == "staff_engineer")
+        .unwrap();
+    let wanted = &rec.evidence_to_collect[0];
+    let plan = wanted
+        .sources
+        .iter()
+        .find(|p| {
+            p.source == EvidenceSource::Peer as i32 || p.source == EvidenceSource::Manager as i32
+        })
+        .or(wanted.sources.first())
+        .unwrap();
+    let needed = plan.observations_for_enough_evidence.expect("reachable");
+    assert!(needed > 0);
+    for (k, scored) in [(needed, true), (needed - 1, false)] {
+        let added: Vec<Evidence> = (0..k)
+            .map(|i| {
+                let source = EvidenceSource::try_from(plan.source).unwrap();
+                let mut e = evidence(
+                    "emp-empty",
+                    &wanted.competency_id,
+                    4.0,
+                    source,
+                    as_of(),
+                    &format!("m{i}"),
+                );
+                e.source_system.clear();
+                e.external_id.clear();
+                e
+            })
+            .collect();
+        let status = c
+            .recommendation
+            .what_if(WhatIfRequest {
+                subject_id: "emp-empty".into(),
+                current_role_id: "senior_engineer".into(),
+                as_of: ts(as_of()),
+                added_evidence: added,
+                role_id: "staff_engineer".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .assessment
+            .unwrap()
+            .competencies
+            .into_iter()
+            .find(|x| x.competency_id == wanted.competency_id)
+            .unwrap()
+            .status;
+        let insufficient = ladder::proto::v1::CompetencyStatus::InsufficientEvidence as i32;
+        assert_eq!(status != insufficient, scored, "k={k}");
+    }
+}

@@ -118,8 +118,9 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
                 .map(|p| {
                     let n = |v: Option<i32>| v.map_or("-".to_string(), |v| v.to_string());
                     format!(
-                        "{} {}→p≥0.5, {}→p≥0.8",
+                        "{} {}→scored, {}→p≥0.5, {}→p≥0.8",
                         source_from_proto(p.source).map_or("?", Source::as_str),
+                        n(p.observations_for_enough_evidence),
                         n(p.observations_for_even_odds),
                         n(p.observations_for_confidence)
                     )

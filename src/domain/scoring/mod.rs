@@ -17,7 +17,7 @@ mod scores;
 
 pub use engine::{score, score_unchecked};
 pub use observations::validate_evidence;
-pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_needed};
+pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_for_min_evidence, observations_needed};
 pub use policy::{MAX_WEIGHT, ScoringPolicy, SourceWeights};
 pub use rubric::{Expectation, validate_rubric};
 pub use scores::{Band, CompetencyScore, CompetencyStatus, Contribution, RoleScore};

@@ -59,6 +59,37 @@ pub fn observations_needed(
     if !reaches(MAX_PLANNED_OBSERVATIONS) {
         return None;
     }
+    smallest(reaches)
+}
+
+/// The smallest number of new observations from `source`, made today with full
+/// confidence, that lifts the competency's effective evidence n_c to the
+/// policy's `min_evidence`, so that it is scored at all; `Some(0)` when it
+/// already is.
+pub fn observations_for_min_evidence(
+    score: &CompetencyScore,
+    source: Source,
+    policy: &ScoringPolicy,
+) -> Option<u32> {
+    let weight = model::evidence_weight(
+        policy.source_weights.get(source),
+        1.0,
+        0.0,
+        policy.half_life_days,
+    );
+    let reaches = |k: u32| score.n + f64::from(k) * weight >= policy.min_evidence;
+    if reaches(0) {
+        return Some(0);
+    }
+    if !reaches(MAX_PLANNED_OBSERVATIONS) {
+        return None;
+    }
+    smallest(reaches)
+}
+
+/// The smallest k in 1..=MAX that `reaches`, given that 0 does not and MAX
+/// does and that once reached every larger k reaches too.
+fn smallest(reaches: impl Fn(u32) -> bool) -> Option<u32> {
     // Invariant: `short` does not reach the target, `enough` does.
     let (mut short, mut enough) = (0, MAX_PLANNED_OBSERVATIONS);
     while enough - short > 1 {
@@ -88,6 +119,25 @@ mod tests {
         score_unchecked(&[], &rubric, &policy, chrono::Utc::now())
             .competencies
             .remove(0)
+    }
+
+    #[test]
+    fn enough_evidence_counts_source_weights() {
+        // min_evidence 1: a manager observation weighs 1, a self review 0.5,
+        // calibration 1.5; a zero-weight source never gets there.
+        let score = no_evidence(4);
+        let mut policy = ScoringPolicy::default();
+        let needed =
+            |source, policy: &ScoringPolicy| observations_for_min_evidence(&score, source, policy);
+        assert_eq!(needed(Source::Manager, &policy), Some(1));
+        assert_eq!(needed(Source::SelfReview, &policy), Some(2));
+        assert_eq!(needed(Source::Calibration, &policy), Some(1));
+        policy.min_evidence = 2.0;
+        assert_eq!(needed(Source::DirectReport, &policy), Some(3));
+        policy.source_weights.set(Source::Peer, 0.0);
+        assert_eq!(needed(Source::Peer, &policy), None);
+        policy.min_evidence = 0.0;
+        assert_eq!(needed(Source::Peer, &policy), Some(0));
     }
 
     #[test]

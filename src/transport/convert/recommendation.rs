@@ -46,6 +46,7 @@ fn to_collect_to_proto(e: &EvidenceToCollect) -> pb::EvidenceToCollect {
                 source: source_to_proto(p.source) as i32,
                 observations_for_even_odds: count(p.for_even_odds),
                 observations_for_confidence: count(p.for_confidence),
+                observations_for_enough_evidence: count(p.for_enough_evidence),
             })
             .collect(),
     }
