@@ -245,42 +245,16 @@ async fn what_if_confirms_the_observations_needed_and_writes_nothing() {
                 if k < 0 {
                     continue;
                 }
-                let added: Vec<Evidence> = (0..k)
-                    .map(|i| {
-                        let mut e = evidence(
-                            "emp-3",
-                            &wanted.competency_id,
-                            f64::from(expected_level),
-                            EvidenceSource::try_from(plan.source).unwrap(),
-                            as_of(),
-                            &format!("w{i}"),
-                        );
-                        e.source_system.clear();
-                        e.external_id.clear();
-                        e
-                    })
-                    .collect();
-                let what_if = c
-                    .recommendation
-                    .what_if(WhatIfRequest {
-                        subject_id: "emp-3".into(),
-                        current_role_id: "senior_engineer".into(),
-                        as_of: ts(as_of()),
-                        added_evidence: added,
-                        role_id: "staff_engineer".into(),
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let p = what_if
-                    .assessment
-                    .unwrap()
-                    .competencies
-                    .into_iter()
-                    .find(|x| x.competency_id == wanted.competency_id)
-                    .unwrap()
-                    .probability;
+                let p = what_if_staff(
+                    &mut c,
+                    "emp-3",
+                    &wanted.competency_id,
+                    f64::from(expected_level),
+                    plan.source,
+                    k,
+                )
+                .await
+                .probability;
                 assert_eq!(
                     p >= target,
                     reaches,
@@ -325,43 +299,65 @@ async fn the_enough_evidence_figure_gets_a_competency_scored() {
     let needed = plan.observations_for_enough_evidence.expect("reachable");
     assert!(needed > 0);
     for (k, scored) in [(needed, true), (needed - 1, false)] {
-        let added: Vec<Evidence> = (0..k)
-            .map(|i| {
-                let source = EvidenceSource::try_from(plan.source).unwrap();
-                let mut e = evidence(
-                    "emp-empty",
-                    &wanted.competency_id,
-                    4.0,
-                    source,
-                    as_of(),
-                    &format!("m{i}"),
-                );
-                e.source_system.clear();
-                e.external_id.clear();
-                e
-            })
-            .collect();
-        let status = c
-            .recommendation
-            .what_if(WhatIfRequest {
-                subject_id: "emp-empty".into(),
-                current_role_id: "senior_engineer".into(),
-                as_of: ts(as_of()),
-                added_evidence: added,
-                role_id: "staff_engineer".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .assessment
-            .unwrap()
-            .competencies
-            .into_iter()
-            .find(|x| x.competency_id == wanted.competency_id)
-            .unwrap()
-            .status;
+        let status = what_if_staff(
+            &mut c,
+            "emp-empty",
+            &wanted.competency_id,
+            4.0,
+            plan.source,
+            k,
+        )
+        .await
+        .status;
         let insufficient = ladder::proto::v1::CompetencyStatus::InsufficientEvidence as i32;
         assert_eq!(status != insufficient, scored, "k={k}");
     }
+}
+
+/// `k` hypothetical observations of `competency` at `level` from `source`,
+/// made at `as_of()`, scored by what-if against Staff Engineer: the
+/// competency's numbers.
+async fn what_if_staff(
+    c: &mut Clients,
+    subject: &str,
+    competency: &str,
+    level: f64,
+    source: i32,
+    k: i32,
+) -> ladder::proto::v1::CompetencyAssessment {
+    let source = EvidenceSource::try_from(source).unwrap();
+    let added: Vec<Evidence> = (0..k)
+        .map(|i| {
+            let mut e = evidence(
+                subject,
+                competency,
+                level,
+                source,
+                as_of(),
+                &format!("w{i}"),
+            );
+            // Hypothetical evidence needs no key.
+            e.source_system.clear();
+            e.external_id.clear();
+            e
+        })
+        .collect();
+    c.recommendation
+        .what_if(WhatIfRequest {
+            subject_id: subject.into(),
+            current_role_id: "senior_engineer".into(),
+            as_of: ts(as_of()),
+            added_evidence: added,
+            role_id: "staff_engineer".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment
+        .unwrap()
+        .competencies
+        .into_iter()
+        .find(|x| x.competency_id == competency)
+        .unwrap()
 }
