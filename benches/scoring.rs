@@ -2,31 +2,24 @@
 //! amounts of evidence. Target: ≥ 10 million evidence items per second per
 //! core, with cost linear in the evidence count.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ladder::domain::evidence::{Observation, Source};
+use ladder::domain::framework::Document;
 use ladder::domain::scoring::{Expectation, ScoringPolicy, score, score_unchecked};
 use std::hint::black_box;
 use uuid::Uuid;
 
-const COMPETENCIES: [&str; 16] = [
-    "technical_depth",
-    "system_design",
-    "technical_influence",
-    "mentoring",
-    "communication",
-    "collaboration",
-    "production_ownership",
-    "technical_strategy",
-    "domain_expertise",
-    "people_management",
-    "delivery_coordination",
-    "product_sense",
-    "business_acumen",
-    "customer_engagement",
-    "advocacy",
-    "infrastructure_operations",
-];
+/// The competency ids of the built-in framework: a realistic 16-competency rubric.
+static COMPETENCIES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    Document::builtin()
+        .competencies
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect()
+});
 
 /// SplitMix64: reproducible inputs without a dependency on `rand`.
 struct SplitMix(u64);
@@ -68,7 +61,8 @@ fn evidence(count: usize) -> Vec<Observation> {
     (0..count)
         .map(|_| Observation {
             id: Uuid::from_u64_pair(rng.next(), rng.next()),
-            competency_id: COMPETENCIES[(rng.next() % 16) as usize].to_string(),
+            competency_id: COMPETENCIES[(rng.next() % COMPETENCIES.len() as u64) as usize]
+                .to_string(),
             level: 1.0 + 4.0 * rng.unit(),
             source: Source::ALL[(rng.next() % 6) as usize],
             confidence: 0.1 + 0.9 * rng.unit(),

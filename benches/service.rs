@@ -17,6 +17,9 @@
 //!
 //! Run: `cargo bench --bench service`
 
+use std::sync::LazyLock;
+
+use ladder::domain::framework::Document;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,24 +55,13 @@ const ROLE: &str = "staff_engineer";
 const CURRENT_ROLE: &str = "senior_engineer";
 /// The competencies of the built-in framework, cycled through per subject so
 /// that every rubric sees evidence.
-const COMPETENCIES: [&str; 16] = [
-    "technical_depth",
-    "system_design",
-    "technical_influence",
-    "mentoring",
-    "communication",
-    "collaboration",
-    "production_ownership",
-    "technical_strategy",
-    "domain_expertise",
-    "people_management",
-    "delivery_coordination",
-    "product_sense",
-    "business_acumen",
-    "customer_engagement",
-    "advocacy",
-    "infrastructure_operations",
-];
+static COMPETENCIES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    Document::builtin()
+        .competencies
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect()
+});
 const SOURCES: [(pb::EvidenceSource, &str); 6] = [
     (pb::EvidenceSource::Self_, "self"),
     (pb::EvidenceSource::Peer, "peer"),

@@ -349,6 +349,21 @@ fn print(
     Ok(())
 }
 
+/// One `CreateAssessment` call and the assessment it answers with.
+async fn assess(
+    clients: &mut client::Clients,
+    request: pb::CreateAssessmentRequest,
+) -> Result<pb::Assessment, AppError> {
+    Ok(clients
+        .assessment
+        .create_assessment(request)
+        .await
+        .map_err(client::call_failed)?
+        .into_inner()
+        .assessment
+        .unwrap_or_default())
+}
+
 async fn client_command(command: ClientCommand) -> Result<(), AppError> {
     match command {
         ClientCommand::Evidence(EvidenceCommand::Import {
@@ -363,21 +378,18 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
         ClientCommand::Assess(args) => {
             let s = &args.subject;
             let mut clients = s.server.connect().await?;
-            let assessment = clients
-                .assessment
-                .create_assessment(pb::CreateAssessmentRequest {
+            let assessment = assess(
+                &mut clients,
+                pb::CreateAssessmentRequest {
                     subject_id: s.subject.clone(),
                     role_id: args.role.clone(),
                     rubric_version: args.version,
                     as_of: timestamp(s.as_of),
                     validate_only: args.dry_run,
                     ..Default::default()
-                })
-                .await
-                .map_err(client::call_failed)?
-                .into_inner()
-                .assessment
-                .unwrap_or_default();
+                },
+            )
+            .await?;
             print(
                 s.json
                     .then(|| report::to_json(&assessment, "ladder.v1.Assessment")),
@@ -404,20 +416,17 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 || report::recommendations(&response),
             )?;
             if let (Some(path), Some(top)) = (&args.chart, response.recommendations.first()) {
-                let assessment = clients
-                    .assessment
-                    .create_assessment(pb::CreateAssessmentRequest {
+                let assessment = assess(
+                    &mut clients,
+                    pb::CreateAssessmentRequest {
                         subject_id: s.subject.clone(),
                         role_id: top.role_id.clone(),
                         as_of: response.as_of,
                         validate_only: true,
                         ..Default::default()
-                    })
-                    .await
-                    .map_err(client::call_failed)?
-                    .into_inner()
-                    .assessment
-                    .unwrap_or_default();
+                    },
+                )
+                .await?;
                 client::chart::radar(&assessment, path)?;
                 eprintln!("chart of {} written to {}", top.role_id, path.display());
             }
