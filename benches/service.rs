@@ -40,6 +40,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 const ISSUER_PRIVATE_KEY: &str = include_str!("../tests/keys/issuer.key.pem");
 const ISSUER_PUBLIC_KEY: &str = include_str!("../tests/keys/issuer.pub.pem");
@@ -70,7 +72,8 @@ const SOURCES: [(pb::EvidenceSource, &str); 6] = [
     (pb::EvidenceSource::Artifact, "artifact"),
     (pb::EvidenceSource::Calibration, "calibration"),
 ];
-/// The query `storage::evidence::observations` runs for every assessment.
+/// The bare query that fetches a subject's evidence: the rows that
+/// `storage::scoring_inputs` reads (as arrays, with the policy beside them).
 const OBSERVATIONS: &str = "SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
      WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3";
 const COPY_COLUMNS: &str = "tenant_id, id, subject_id, competency_id, level, source, rater_id, \
@@ -298,6 +301,7 @@ fn authed<T>(message: T, auth: &MetadataValue<Ascii>) -> tonic::Request<T> {
 /// A client on its own HTTP/2 connection, as each worker of an HRIS would have.
 #[derive(Clone)]
 struct Client {
+    health: HealthClient<Channel>,
     assessment: AssessmentServiceClient<Channel>,
     recommendation: RecommendationServiceClient<Channel>,
     auth: MetadataValue<Ascii>,
@@ -310,6 +314,7 @@ async fn client(addr: SocketAddr, tenant: &str) -> Client {
         .await
         .expect("connecting to the server");
     Client {
+        health: HealthClient::new(channel.clone()),
         assessment: AssessmentServiceClient::new(channel.clone()),
         recommendation: RecommendationServiceClient::new(channel),
         auth: bearer(tenant),
@@ -468,29 +473,49 @@ fn assess_request(
     }
 }
 
-/// CreateAssessment calls per second from `concurrency` clients, each on its
-/// own connection, cycling through the subjects.
-async fn assess_rate(addr: SocketAddr, settings: &Settings, validate_only: bool) -> f64 {
+/// Calls per second of `call` from `concurrency` clients, each on its own
+/// connection; `call` gets the call's index and a client to make it with.
+async fn grpc_rate<F, Fut>(addr: SocketAddr, settings: &Settings, call: F) -> f64
+where
+    F: Fn(usize, Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let mut clients = Vec::with_capacity(settings.concurrency);
     for _ in 0..settings.concurrency {
         clients.push(client(addr, GRPC_TENANT).await);
     }
-    let clients = Arc::new(clients);
     let next_client = AtomicUsize::new(0);
-    let subjects = settings.subjects();
     rate(settings.concurrency, settings.duration, move |i| {
         let n = next_client.fetch_add(1, Ordering::Relaxed) % clients.len();
-        let mut c = clients[n].clone();
-        async move {
-            let request = assess_request(i, subjects, validate_only);
-            let a = c
-                .assessment
-                .create_assessment(authed(request, &c.auth))
-                .await
-                .expect("CreateAssessment")
-                .into_inner();
-            assert!(a.assessment.is_some());
-        }
+        call(i, clients[n].clone())
+    })
+    .await
+}
+
+/// CreateAssessment calls per second, cycling through the subjects.
+async fn assess_rate(addr: SocketAddr, settings: &Settings, validate_only: bool) -> f64 {
+    let subjects = settings.subjects();
+    grpc_rate(addr, settings, move |i, mut c| async move {
+        let request = assess_request(i, subjects, validate_only);
+        let a = c
+            .assessment
+            .create_assessment(authed(request, &c.auth))
+            .await
+            .expect("CreateAssessment")
+            .into_inner();
+        assert!(a.assessment.is_some());
+    })
+    .await
+}
+
+/// The cheapest call the server answers (the health check: no token, no
+/// database), for the cost of a gRPC exchange alone.
+async fn ping_rate(addr: SocketAddr, settings: &Settings) -> f64 {
+    grpc_rate(addr, settings, |_, mut c| async move {
+        c.health
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("health check");
     })
     .await
 }
@@ -522,14 +547,18 @@ async fn bench_assessments(settings: &Settings, options: &PgConnectOptions, addr
         settings.concurrency,
         settings.duration.as_secs()
     );
+    // No ping before each query: the baseline is the bare query alone.
     let pool = PgPoolOptions::new()
         .max_connections(settings.concurrency as u32)
+        .test_before_acquire(false)
         .connect_with(options.clone())
         .await
         .unwrap();
     let fetch = fetch_rate(pool.clone(), settings).await;
     pool.close().await;
     print_rate("bare SQL: fetch one subject's 50 evidence rows", fetch);
+    let ping = ping_rate(addr, settings).await;
+    print_rate("raw gRPC ping (health check, no token, no database)", ping);
     let dry = assess_rate(addr, settings, true).await;
     print_rate("CreateAssessment, validate_only (scored, not stored)", dry);
     let stored = assess_rate(addr, settings, false).await;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::evidence::{Evidence, Observation, Source};
+use crate::domain::evidence::{Evidence, Source};
 use crate::storage::{StorageError, TenantId};
 
 const COLUMNS: &str = "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
@@ -21,9 +21,6 @@ const INSERT_BATCH: &str = "INSERT INTO evidence (tenant_id, id, subject_id, com
 
 const UNKNOWN_COMPETENCIES: &str = "SELECT c.id FROM UNNEST($2::text[]) AS c(id) \
      WHERE NOT EXISTS (SELECT 1 FROM competencies WHERE tenant_id = $1 AND id = c.id)";
-
-const OBSERVATIONS: &str = "SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
-     WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3";
 
 const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
 
@@ -43,7 +40,7 @@ struct EvidenceRow {
     external_id: String,
 }
 
-fn source(name: &str) -> Result<Source, StorageError> {
+pub(super) fn source(name: &str) -> Result<Source, StorageError> {
     Source::parse(name).ok_or_else(|| {
         StorageError::Database(sqlx::Error::Protocol(format!(
             "unknown evidence source {name:?}"
@@ -249,31 +246,4 @@ pub async fn list(
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Evidence::try_from).collect()
-}
-
-/// Everything scoring reads of a subject's evidence observed up to `as_of`.
-pub async fn observations(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    subject_id: &str,
-    as_of: DateTime<Utc>,
-) -> Result<Vec<Observation>, StorageError> {
-    let rows: Vec<(Uuid, String, f64, String, f64, DateTime<Utc>)> = sqlx::query_as(OBSERVATIONS)
-        .bind(&tenant.0)
-        .bind(subject_id)
-        .bind(as_of)
-        .fetch_all(conn)
-        .await?;
-    rows.into_iter()
-        .map(|(id, competency_id, level, src, confidence, observed_at)| {
-            Ok(Observation {
-                id,
-                competency_id,
-                level,
-                source: source(&src)?,
-                confidence,
-                observed_at,
-            })
-        })
-        .collect()
 }

@@ -1,22 +1,32 @@
-//! PostgreSQL repositories. Every query is tenant-scoped, and every operation
-//! runs in a transaction opened by [`Db::begin`], the one place that applies the
-//! tenant to the database session.
+//! PostgreSQL repositories. Every query is tenant-scoped. Operations of more
+//! than one statement run in a transaction opened by [`Db::begin`], the one
+//! place that applies the tenant to the database session; the reads on the
+//! scoring path ([`scoring_inputs`], the cached [`Db::catalog`]) and the
+//! insert of an assessment are single statements on the pool, because a
+//! transaction around them would triple their round trips.
 
 pub mod assessments;
+mod catalog_cache;
 mod error;
 pub mod etag;
 pub mod evidence;
 pub mod framework;
 pub mod framework_file;
 pub mod policy;
+pub mod scoring_inputs;
 pub mod subjects;
 
 pub use error::StorageError;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+
+use crate::domain::framework::Catalog;
+use catalog_cache::CatalogCache;
 
 /// The tenant every row of a transaction belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,11 +35,17 @@ pub struct TenantId(pub String);
 /// A transaction bound to one tenant.
 pub type TenantTx = Transaction<'static, Postgres>;
 
+/// A connection idle this long is checked before use (a firewall or a
+/// database restart may have cut it); checking one used a moment ago would
+/// add a round trip to every call of a busy server.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
 const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: PgPool,
+    catalogs: Arc<CatalogCache>,
 }
 
 impl Db {
@@ -40,9 +56,39 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            catalogs: Arc::default(),
+        })
+    }
+
+    /// A pooled connection outside any transaction, for work made of single
+    /// tenant-scoped statements (see the module documentation).
+    pub async fn connection(&self) -> Result<PoolConnection<Postgres>, StorageError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// The tenant's roles and published rubrics as of framework `revision`
+    /// (from [`scoring_inputs::read`]), from memory while it is current,
+    /// otherwise read on `conn`.
+    pub async fn catalog(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        revision: Option<i64>,
+    ) -> Result<Arc<Catalog>, StorageError> {
+        self.catalogs.get(conn, tenant, revision).await
     }
 
     /// Applies the migrations in `migrations/`; safe to run again and from
@@ -63,16 +109,22 @@ impl Db {
     /// enforce isolation without any handler changing.
     pub async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, StorageError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(SET_TENANT)
-            .bind(&tenant.0)
-            .execute(&mut *tx)
-            .await?;
+        set_tenant(&mut tx, tenant).await?;
         Ok(tx)
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Applies the tenant to the transaction running on `conn`.
+async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StorageError> {
+    sqlx::query(SET_TENANT)
+        .bind(&tenant.0)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Commits a transaction opened by [`Db::begin`].

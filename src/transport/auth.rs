@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use futures::future::{BoxFuture, FutureExt};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use quick_cache::sync::Cache;
 use serde_json::Value;
 use tonic::Status;
 
@@ -48,11 +49,26 @@ enum Keys {
     Set(Arc<JwkSet>),
 }
 
+/// How many verified tokens a server remembers.
+const VERIFIED_TOKENS: usize = 10_000;
+
+/// A token that passed every check, and when it expires.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    exp: u64,
+}
+
 /// Verifies bearer JWTs against configured public keys.
 #[derive(Clone)]
 pub struct JwtVerifier {
     keys: Keys,
     settings: JwtSettings,
+    /// Tokens already verified, by their exact text. Checking a signature
+    /// costs more than the rest of a typical call, and a client sends the same
+    /// token until it expires; the same bytes verify the same way, except for
+    /// expiry, which is checked again on every use.
+    verified: Arc<Cache<String, Verified>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -70,10 +86,7 @@ impl JwtVerifier {
             .or_else(|_| DecodingKey::from_ec_pem(pem))
             .or_else(|_| DecodingKey::from_ed_pem(pem))
             .map_err(|e| format!("not an RSA, EC or Ed25519 public key in PEM form: {e}"))?;
-        Ok(Self {
-            keys: Keys::Single(Arc::new(key)),
-            settings,
-        })
+        Ok(Self::with_keys(Keys::Single(Arc::new(key)), settings))
     }
 
     /// From a JWKS document; tokens pick their key by `kid`.
@@ -82,13 +95,41 @@ impl JwtVerifier {
         if set.keys.is_empty() {
             return Err("the JWKS holds no keys".into());
         }
-        Ok(Self {
-            keys: Keys::Set(Arc::new(set)),
+        Ok(Self::with_keys(Keys::Set(Arc::new(set)), settings))
+    }
+
+    fn with_keys(keys: Keys, settings: JwtSettings) -> Self {
+        Self {
+            keys,
             settings,
-        })
+            verified: Arc::new(Cache::new(VERIFIED_TOKENS)),
+        }
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(hit) = self.verified.get(token)
+            && now < hit.exp
+        {
+            return Ok(hit.principal);
+        }
+        let claims = self.check(token)?;
+        let principal = self.principal(&claims)?;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            self.verified.insert(
+                token.to_string(),
+                Verified {
+                    principal: principal.clone(),
+                    exp,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// The claims of a token whose signature, algorithm, expiry, issuer and
+    /// audience are all as configured.
+    fn check(&self, token: &str) -> Result<Value, String> {
         // `alg: none` and unknown algorithms fail here: jsonwebtoken knows no such algorithm.
         let header = decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let key = match &self.keys {
@@ -117,10 +158,9 @@ impl JwtVerifier {
         if let Some(iss) = &self.settings.issuer {
             validation.set_issuer(&[iss]);
         }
-        let claims = decode::<Value>(token, &key, &validation)
-            .map_err(|e| format!("invalid token: {e}"))?
-            .claims;
-        self.principal(&claims)
+        decode::<Value>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| format!("invalid token: {e}"))
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, String> {
@@ -256,5 +296,64 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         inner.call(request).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
+    use serde_json::json;
+
+    use super::*;
+
+    const PRIVATE_KEY: &str = include_str!("../../tests/keys/issuer.key.pem");
+    const PUBLIC_KEY: &str = include_str!("../../tests/keys/issuer.pub.pem");
+
+    fn verifier() -> JwtVerifier {
+        let settings = JwtSettings {
+            issuer: None,
+            audience: None,
+            tenant_claim: "tenant".into(),
+            scopes_claim: "scope".into(),
+        };
+        JwtVerifier::from_pem(PUBLIC_KEY.as_bytes(), settings).unwrap()
+    }
+
+    fn token(exp: u64) -> String {
+        let key = EncodingKey::from_ed_pem(PRIVATE_KEY.as_bytes()).unwrap();
+        let claims = json!({"sub": "svc", "tenant": "t", "exp": exp});
+        encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap()
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_until_it_expires() {
+        let verifier = verifier();
+        let token = token(get_current_timestamp() + 3600);
+        let first = verifier.verify(&token).unwrap();
+        assert_eq!(first.tenant, TenantId("t".into()));
+        assert!(verifier.verified.get(&token).is_some());
+        assert_eq!(verifier.verify(&token).unwrap(), first);
+    }
+
+    #[test]
+    fn a_remembered_token_past_its_expiry_is_checked_again_and_refused() {
+        let verifier = verifier();
+        // Expired beyond the clock-skew leeway the full check allows.
+        let exp = get_current_timestamp() - 3600;
+        let token = token(exp);
+        assert!(verifier.verify(&token).is_err());
+        verifier.verified.insert(
+            token.clone(),
+            Verified {
+                principal: Principal {
+                    tenant: TenantId("t".into()),
+                    subject: "svc".into(),
+                    scopes: Vec::new(),
+                },
+                exp,
+            },
+        );
+        let err = verifier.verify(&token).unwrap_err();
+        assert!(err.contains("Expired"), "{err}");
     }
 }

@@ -882,6 +882,108 @@ async fn tenants_do_not_see_each_others_framework() {
     assert_eq!(count(&server, "tenants").await, 2);
 }
 
+/// Servers keep each tenant's catalog in memory; what one replica changes,
+/// another uses from its next call on.
+#[tokio::test]
+async fn every_replica_scores_against_the_framework_as_last_changed() {
+    let server = TestServer::start().await;
+    let replica = server.replica().await;
+    let mut here = server.clients("tenant-r").await;
+    let mut there = replica.clients("tenant-r").await;
+    let role = "staff_engineer";
+    let assess = |version: i32| pb::CreateAssessmentRequest {
+        subject_id: "emp-1".into(),
+        role_id: role.into(),
+        rubric_version: version,
+        validate_only: true,
+        ..Default::default()
+    };
+    let recommend = || pb::RecommendRequest {
+        subject_id: "emp-1".into(),
+        current_role_id: "senior_engineer".into(),
+        max_recommendations: 100,
+        ..Default::default()
+    };
+    let staff = |response: pb::RecommendResponse| {
+        response
+            .recommendations
+            .into_iter()
+            .find(|r| r.role_id == role)
+            .unwrap()
+    };
+    let mut assessment = here.assessment.clone();
+    let mut assessed = async |version| {
+        assessment
+            .create_assessment(assess(version))
+            .await
+            .map(|r| r.into_inner().assessment.unwrap())
+    };
+    let builtin = get_rubric(&mut here.rubric, role, 1).await.unwrap();
+    let first = assessed(0).await.unwrap();
+    assert_eq!(first.rubric_version, 1);
+    assert_eq!(first.competencies.len(), builtin.competencies.len());
+    let before = staff(
+        here.recommendation
+            .recommend(recommend())
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(
+        (before.rubric_version, before.role_name.as_str()),
+        (1, "Staff Engineer")
+    );
+
+    let draft = create_draft(&mut there.rubric, role, 3.0).await;
+    // A draft is never scored, not even when asked for by number.
+    assert_code(assessed(draft.version).await, Code::FailedPrecondition);
+    publish(&mut there.rubric, role, draft.version)
+        .await
+        .unwrap();
+    there
+        .rubric
+        .update_role(UpdateRoleRequest {
+            role: Some(pb::Role {
+                id: role.into(),
+                name: "Staff Software Engineer".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["name"]),
+        })
+        .await
+        .unwrap();
+
+    let second = assessed(0).await.unwrap();
+    assert_eq!(second.rubric_version, draft.version);
+    let scored: Vec<&str> = second
+        .competencies
+        .iter()
+        .map(|c| c.competency_id.as_str())
+        .collect();
+    assert_eq!(scored, ["system_design", "communication"]);
+    let after = staff(
+        here.recommendation
+            .recommend(recommend())
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(
+        (after.rubric_version, after.role_name.as_str()),
+        (draft.version, "Staff Software Engineer")
+    );
+    // The superseded version can still be asked for by number.
+    let old = assessed(1).await.unwrap();
+    assert_eq!(old.rubric_version, 1);
+    assert_eq!(old.competencies.len(), builtin.competencies.len());
+
+    // With its only published version retired, the role has none to score against.
+    retire(&mut there.rubric, role, draft.version)
+        .await
+        .unwrap();
+    assert_code(assessed(0).await, Code::NotFound);
+}
+
 fn ladder(server: &TestServer, args: &[&str]) -> Output {
     Command::new(ladder_bin())
         .args(["framework"])

@@ -136,6 +136,8 @@ pub struct TestServer {
     /// The test's own database, for checking what the API wrote behind its back.
     pub pool: sqlx::PgPool,
     database: String,
+    /// Replicas share their first server's database and leave it to it.
+    owns_database: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -170,7 +172,18 @@ impl TestServer {
         .await
         .expect("creating the test database");
         conn.close().await.ok();
-        let options = cluster.server.clone().database(&database);
+        Self::serve(database, auth, true).await
+    }
+
+    /// A second server on this server's database, as another replica behind
+    /// the same load balancer: the same data, its own in-memory state.
+    pub async fn replica(&self) -> Self {
+        let verifier = JwtVerifier::from_pem(ISSUER_PUBLIC_KEY.as_bytes(), jwt_settings()).unwrap();
+        Self::serve(self.database.clone(), Authenticator::Jwt(verifier), false).await
+    }
+
+    async fn serve(database: String, auth: Authenticator, owns_database: bool) -> Self {
+        let options = cluster().server.clone().database(&database);
         let db = Db::connect(options.clone(), 8)
             .await
             .expect("connecting to the test database");
@@ -195,6 +208,7 @@ impl TestServer {
             addr,
             pool,
             database,
+            owns_database,
             shutdown: Some(tx),
         }
     }
@@ -233,6 +247,9 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if !self.owns_database {
+            return;
         }
         let (server, database) = (cluster().server.clone(), self.database.clone());
         // No waiting for the pools to close: their connections belong to the

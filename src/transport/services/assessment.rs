@@ -1,11 +1,15 @@
 //! `ladder.v1.AssessmentService`: evidence in, assessments out.
 
+use std::borrow::Cow;
+
 use chrono::Utc;
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::assessment::{Assessment, Subject};
 use crate::domain::evidence::{self, Evidence};
+use crate::domain::framework::{Rubric, RubricState};
 use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
@@ -13,7 +17,7 @@ use crate::proto::v1::assessment_service_server::AssessmentService;
 use crate::storage::assessments::AssessmentKey;
 use crate::storage::evidence::EvidenceFilter;
 use crate::storage::evidence::EvidenceKey;
-use crate::storage::{self, StorageError, TenantId, etag};
+use crate::storage::{self, Db, StorageError, TenantId, etag};
 use crate::transport::convert::assessment::{self as convert, subject_id};
 use crate::transport::convert::request::page;
 use crate::transport::convert::time;
@@ -51,36 +55,65 @@ fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evid
 }
 
 /// Scores a subject against a role's rubric as of a time, with the tenant's
-/// policy; stored only when the caller commits the transaction.
+/// policy; nothing is stored. Reads run on `conn` outside a transaction: one
+/// statement for the evidence and policy, and the rubric from the cached
+/// catalog unless an older version is asked for by number.
 pub(crate) async fn assess(
-    conn: &mut sqlx::PgConnection,
+    db: &Db,
+    conn: &mut PgConnection,
     tenant: &TenantId,
     subject_id: &str,
     role_id: &str,
     version: Option<i32>,
     as_of: chrono::DateTime<Utc>,
 ) -> Result<Assessment, ApiError> {
-    let rubric = storage::framework::rubric(&mut *conn, tenant, role_id, version).await?;
-    if rubric.state == crate::domain::framework::RubricState::Draft {
-        return Err(ApiError::FailedPrecondition(format!(
-            "rubric {role_id} version {} is a draft; publish it before assessing against it",
-            rubric.version
-        )));
-    }
-    let (policy, _) = storage::policy::get(&mut *conn, tenant).await?;
-    let observations =
-        storage::evidence::observations(&mut *conn, tenant, subject_id, as_of).await?;
-    let score = scoring::score(&observations, &rubric.expectations(), &policy, as_of)?;
+    let inputs = storage::scoring_inputs::read(&mut *conn, tenant, subject_id, as_of).await?;
+    let catalog = db
+        .catalog(&mut *conn, tenant, inputs.framework_revision)
+        .await?;
+    let rubric = match catalog
+        .rubric(role_id)
+        .filter(|r| version.is_none_or(|v| v == r.version))
+    {
+        Some(published) => Cow::Borrowed(published),
+        None => Cow::Owned(stored_rubric(conn, tenant, role_id, version).await?),
+    };
+    let score = scoring::score(
+        &inputs.observations,
+        &rubric.expectations(),
+        &inputs.policy,
+        as_of,
+    )?;
     Ok(Assessment {
         id: Uuid::now_v7(),
         subject_id: subject_id.to_string(),
         role_id: role_id.to_string(),
         rubric_version: rubric.version,
         as_of,
-        policy,
+        policy: inputs.policy,
         score,
         create_time: time::truncate(Utc::now()),
     })
+}
+
+/// A rubric version that is not the published one: superseded or retired
+/// ones can be assessed against, drafts cannot. No transaction is needed: a
+/// non-draft version's expectations never change, and a draft is refused
+/// whatever its expectations are.
+async fn stored_rubric(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    role_id: &str,
+    version: Option<i32>,
+) -> Result<Rubric, ApiError> {
+    let rubric = storage::framework::rubric(conn, tenant, role_id, version).await?;
+    if rubric.state == RubricState::Draft {
+        return Err(ApiError::FailedPrecondition(format!(
+            "rubric {role_id} version {} is a draft; publish it before assessing against it",
+            rubric.version
+        )));
+    }
+    Ok(rubric)
 }
 
 impl AssessmentApi {
@@ -263,21 +296,29 @@ impl AssessmentApi {
         let as_of = time::as_of(req.as_of.as_ref())?;
         let request_id =
             Some(req.request_id.as_str()).filter(|r| !r.is_empty() && !req.validate_only);
-        let mut tx = self.state.db.begin(tenant).await?;
+        let db = &self.state.db;
+        let mut conn = db.connection().await?;
         if let Some(rid) = request_id
             && let Some(existing) =
-                storage::assessments::by_request_id(&mut tx, tenant, rid).await?
+                storage::assessments::by_request_id(&mut conn, tenant, rid).await?
         {
             return Ok(pb::CreateAssessmentResponse {
                 assessment: Some(convert::assessment_to_proto(&existing)),
             });
         }
-        let mut assessment =
-            assess(&mut tx, tenant, &subject, &req.role_id, version, as_of).await?;
+        let mut assessment = assess(
+            db,
+            &mut conn,
+            tenant,
+            &subject,
+            &req.role_id,
+            version,
+            as_of,
+        )
+        .await?;
         if !req.validate_only {
             assessment =
-                storage::assessments::insert(&mut tx, tenant, assessment, request_id).await?;
-            storage::commit(tx).await?;
+                storage::assessments::insert(&mut conn, tenant, assessment, request_id).await?;
         }
         Ok(pb::CreateAssessmentResponse {
             assessment: Some(convert::assessment_to_proto(&assessment)),

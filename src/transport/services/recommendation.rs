@@ -2,6 +2,7 @@
 //! rubric scored in memory.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
@@ -15,6 +16,7 @@ use crate::domain::scoring::{self, ScoringPolicy};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
+use crate::storage::scoring_inputs::ScoringInputs;
 use crate::storage::{self, TenantId};
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
@@ -35,9 +37,9 @@ impl RecommendationApi {
     }
 }
 
-/// What recommending reads from the database, fetched in one transaction.
+/// What recommending reads from the database.
 struct Context {
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     policy: ScoringPolicy,
     evidence: Vec<Observation>,
     current_role: String,
@@ -63,14 +65,16 @@ impl RecommendationApi {
         as_of: DateTime<Utc>,
     ) -> Result<Context, ApiError> {
         convert::subject_id(subject_id, "subject_id")?;
-        let mut tx = self.state.db.begin(tenant).await?;
+        let db = &self.state.db;
+        let mut conn = db.connection().await?;
+        let ScoringInputs {
+            framework_revision,
+            policy,
+            current_role_id,
+            observations: evidence,
+        } = storage::scoring_inputs::read(&mut conn, tenant, subject_id, as_of).await?;
         let current_role = if requested_role.is_empty() {
-            let stored = match storage::subjects::get(&mut tx, tenant, subject_id).await {
-                Ok((subject, _)) => subject.current_role_id,
-                Err(storage::StorageError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            stored.ok_or_else(|| ApiError::PreconditionOn {
+            current_role_id.ok_or_else(|| ApiError::PreconditionOn {
                 field: "current_role_id",
                 message: format!(
                     "subject {subject_id:?} has no stored current role; pass current_role_id \
@@ -80,16 +84,13 @@ impl RecommendationApi {
         } else {
             requested_role.to_string()
         };
-        let catalog = storage::framework::catalog(&mut tx, tenant).await?;
+        let catalog = db.catalog(&mut conn, tenant, framework_revision).await?;
         if catalog.role(&current_role).is_none() {
             return Err(ApiError::field(
                 "current_role_id",
                 format!("unknown role {current_role:?}"),
             ));
         }
-        let (policy, _) = storage::policy::get(&mut tx, tenant).await?;
-        let evidence = storage::evidence::observations(&mut tx, tenant, subject_id, as_of).await?;
-        storage::commit(tx).await?;
         Ok(Context {
             catalog,
             policy,

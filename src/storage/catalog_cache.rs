@@ -1,0 +1,84 @@
+//! Each tenant's catalog (roles, transitions, published rubrics) as last read,
+//! with the framework revision it was read at. Reading it costs four queries
+//! and it changes rarely; the revision, which triggers move on every change
+//! (migration 0003), is read with each subject's evidence, so a stale entry is
+//! never used, on this replica or any other.
+
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use sqlx::{Connection, PgConnection};
+
+use crate::domain::framework::Catalog;
+
+use crate::storage::{StorageError, TenantId, framework, set_tenant};
+
+/// How many tenants' catalogs a server keeps (a catalog of the built-in
+/// framework's size takes some tens of kilobytes).
+const CAPACITY: usize = 1000;
+
+const REVISION: &str = "SELECT framework_revision FROM tenants WHERE tenant_id = $1";
+
+#[derive(Debug, Clone)]
+struct Entry {
+    revision: i64,
+    catalog: Arc<Catalog>,
+}
+
+pub struct CatalogCache {
+    entries: Cache<TenantId, Entry>,
+}
+
+impl std::fmt::Debug for CatalogCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogCache")
+            .field("tenants", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Default for CatalogCache {
+    fn default() -> Self {
+        Self {
+            entries: Cache::new(CAPACITY),
+        }
+    }
+}
+
+impl CatalogCache {
+    /// The tenant's catalog at `revision` or later: from memory when the
+    /// cached one was read at `revision`, otherwise read again.
+    pub async fn get(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        revision: Option<i64>,
+    ) -> Result<Arc<Catalog>, StorageError> {
+        if let Some(entry) = self.entries.get(tenant)
+            && Some(entry.revision) == revision
+        {
+            return Ok(entry.catalog);
+        }
+        let mut tx = conn.begin().await?;
+        set_tenant(&mut tx, tenant).await?;
+        // The revision is read before the catalog: a change committed in
+        // between makes the catalog newer than its revision says, never
+        // older, and the next call, seeing the newer revision, reads again.
+        let read_at: Option<i64> = sqlx::query_scalar(REVISION)
+            .bind(&tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let catalog = Arc::new(framework::catalog(&mut tx, tenant).await?);
+        tx.commit().await?;
+        if let Some(revision) = read_at {
+            self.entries.insert(
+                tenant.clone(),
+                Entry {
+                    revision,
+                    catalog: Arc::clone(&catalog),
+                },
+            );
+        }
+        Ok(catalog)
+    }
+}

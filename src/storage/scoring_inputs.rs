@@ -1,0 +1,102 @@
+//! Everything scoring a subject reads that changes from call to call, in one
+//! statement: the evidence, the tenant's policy, the subject's stored current
+//! role, and the tenant's framework revision (which says whether a cached
+//! catalog is still current). One round trip instead of one per table is most
+//! of what makes an assessment cheap next to fetching the evidence alone.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::domain::evidence::Observation;
+use crate::domain::scoring::ScoringPolicy;
+use crate::storage::evidence::source;
+use crate::storage::{StorageError, TenantId};
+
+/// One row whatever exists: the evidence comes back as parallel arrays, empty
+/// when the subject has none.
+const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
+         e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed \
+     FROM (SELECT $1::text AS tenant_id) AS q \
+     LEFT JOIN tenants t ON t.tenant_id = q.tenant_id \
+     LEFT JOIN scoring_policies p ON p.tenant_id = q.tenant_id \
+     LEFT JOIN subjects s ON s.tenant_id = q.tenant_id AND s.id = $2 \
+     CROSS JOIN LATERAL ( \
+         SELECT COALESCE(array_agg(id), '{}') AS ids, \
+                COALESCE(array_agg(competency_id), '{}') AS competencies, \
+                COALESCE(array_agg(level), '{}') AS levels, \
+                COALESCE(array_agg(source), '{}') AS sources, \
+                COALESCE(array_agg(confidence), '{}') AS confidences, \
+                COALESCE(array_agg(observed_at), '{}') AS observed \
+         FROM evidence \
+         WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3) AS e";
+
+/// What scoring a subject as of a time reads from the database.
+#[derive(Debug)]
+pub struct ScoringInputs {
+    /// `None` for a tenant that has never had a framework.
+    pub framework_revision: Option<i64>,
+    /// The tenant's policy, or the SPEC defaults.
+    pub policy: ScoringPolicy,
+    pub current_role_id: Option<String>,
+    /// The subject's evidence observed up to `as_of`.
+    pub observations: Vec<Observation>,
+}
+
+#[derive(sqlx::FromRow)]
+struct InputsRow {
+    framework_revision: Option<i64>,
+    policy: Option<Json<ScoringPolicy>>,
+    current_role_id: Option<String>,
+    ids: Vec<Uuid>,
+    competencies: Vec<String>,
+    levels: Vec<f64>,
+    sources: Vec<String>,
+    confidences: Vec<f64>,
+    observed: Vec<DateTime<Utc>>,
+}
+
+/// Reads a subject's scoring inputs as of `as_of` in one tenant-scoped
+/// statement, outside any explicit transaction: a single statement sees one
+/// snapshot on its own.
+pub async fn read(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject_id: &str,
+    as_of: DateTime<Utc>,
+) -> Result<ScoringInputs, StorageError> {
+    let row: InputsRow = sqlx::query_as(READ)
+        .bind(&tenant.0)
+        .bind(subject_id)
+        .bind(as_of)
+        .fetch_one(conn)
+        .await?;
+    let observations = row
+        .ids
+        .into_iter()
+        .zip(row.competencies)
+        .zip(row.levels)
+        .zip(row.sources)
+        .zip(row.confidences)
+        .zip(row.observed)
+        .map(
+            |(((((id, competency_id), level), src), confidence), observed_at)| {
+                Ok(Observation {
+                    id,
+                    competency_id,
+                    level,
+                    source: source(&src)?,
+                    confidence,
+                    observed_at,
+                })
+            },
+        )
+        .collect::<Result<_, StorageError>>()?;
+    Ok(ScoringInputs {
+        framework_revision: row.framework_revision,
+        policy: row.policy.map(|p| p.0).unwrap_or_default(),
+        current_role_id: row.current_role_id,
+        observations,
+    })
+}
