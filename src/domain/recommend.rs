@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Utc};
 
 use crate::domain::evidence::{Observation, Source};
-use crate::domain::framework::{Catalog, Rubric, Track};
+use crate::domain::framework::{Catalog, Role, Rubric, Track};
 use crate::domain::scoring::{
     self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy,
     observations_for_min_evidence, observations_needed,
@@ -128,6 +128,21 @@ fn reachable(catalog: &Catalog, from: &str) -> BTreeMap<String, Vec<String>> {
     paths
 }
 
+/// A role that may be recommended, before its details are worked out.
+struct Candidate<'a> {
+    role: &'a Role,
+    rubric: &'a Rubric,
+    score: &'a RoleScore,
+    /// Role ids from the current role to this one; empty when unreachable.
+    path: Vec<String>,
+}
+
+impl Candidate<'_> {
+    fn steps(&self) -> Option<usize> {
+        (!self.path.is_empty()).then(|| self.path.len() - 1)
+    }
+}
+
 /// Recommends next roles for a subject whose current role is `current_role`.
 /// `evidence` must already be valid (it is stored, or was validated).
 pub fn recommend(
@@ -149,42 +164,51 @@ pub fn recommend(
         })
         .collect();
     let paths = reachable(catalog, current_role);
-    let mut recommendations: Vec<Recommendation> = scored
+    let mut candidates: Vec<Candidate> = scored
         .iter()
         .filter(|(rubric, score)| {
             rubric.role_id != current_role
                 && (paths.contains_key(&rubric.role_id) || score.band == Band::Ready)
         })
         .filter_map(|(rubric, score)| {
-            let role = catalog.role(&rubric.role_id)?;
-            let path = paths.get(&rubric.role_id).cloned().unwrap_or_default();
-            Some(Recommendation {
-                role_id: role.id.clone(),
-                role_name: role.name.clone(),
-                track: role.track,
-                rubric_version: rubric.version,
-                steps: (!path.is_empty()).then(|| path.len() - 1),
-                path,
-                strengths: strengths(score),
-                gaps: gaps(rubric, score),
-                evidence_to_collect: evidence_to_collect(score, policy),
-                score: score.clone(),
+            Some(Candidate {
+                role: catalog.role(&rubric.role_id)?,
+                rubric,
+                score,
+                path: paths.get(&rubric.role_id).cloned().unwrap_or_default(),
             })
         })
         .collect();
     // Readiness first, then fewer steps (unreachable last), then id: deterministic.
-    recommendations.sort_by(|a, b| {
+    candidates.sort_by(|a, b| {
         b.score
             .readiness
             .total_cmp(&a.score.readiness)
             .then(
-                a.steps
+                a.steps()
                     .unwrap_or(usize::MAX)
-                    .cmp(&b.steps.unwrap_or(usize::MAX)),
+                    .cmp(&b.steps().unwrap_or(usize::MAX)),
             )
-            .then_with(|| a.role_id.cmp(&b.role_id))
+            .then_with(|| a.role.id.cmp(&b.role.id))
     });
-    recommendations.truncate(max_recommendations);
+    // Strengths, gaps and evidence plans (the costly part) only for the
+    // recommendations returned.
+    candidates.truncate(max_recommendations);
+    let recommendations = candidates
+        .into_iter()
+        .map(|c| Recommendation {
+            role_id: c.role.id.clone(),
+            role_name: c.role.name.clone(),
+            track: c.role.track,
+            rubric_version: c.rubric.version,
+            steps: c.steps(),
+            strengths: strengths(c.score),
+            gaps: gaps(c.rubric, c.score),
+            evidence_to_collect: evidence_to_collect(c.score, policy),
+            score: c.score.clone(),
+            path: c.path,
+        })
+        .collect();
     Recommendations {
         recommendations,
         track_fits: track_fits(catalog, current_role, &scored),

@@ -59,11 +59,12 @@ impl CatalogCache {
         {
             return Ok(entry.catalog);
         }
-        let mut tx = conn.begin().await?;
+        // One snapshot for the revision and everything the catalog is read
+        // from, so that the pair cached is exact.
+        let mut tx = conn
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
         set_tenant(&mut tx, tenant).await?;
-        // The revision is read before the catalog: a change committed in
-        // between makes the catalog newer than its revision says, never
-        // older, and the next call, seeing the newer revision, reads again.
         let read_at: Option<i64> = sqlx::query_scalar(REVISION)
             .bind(&tenant.0)
             .fetch_optional(&mut *tx)

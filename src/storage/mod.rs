@@ -1,9 +1,13 @@
 //! PostgreSQL repositories. Every query is tenant-scoped. Operations of more
-//! than one statement run in a transaction opened by [`Db::begin`], the one
-//! place that applies the tenant to the database session; the reads on the
-//! scoring path ([`scoring_inputs`], the cached [`Db::catalog`]) and the
-//! insert of an assessment are single statements on the pool, because a
-//! transaction around them would triple their round trips.
+//! than one statement run in a transaction opened by [`Db::begin`], which also
+//! applies the tenant to the database session (`ladder.tenant_id`). The hot
+//! path of scoring runs its statements on a connection from
+//! [`Db::connection`], outside any explicit transaction: the read of
+//! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
+//! assessment. A transaction around them would triple their round trips.
+//! Those statements carry no session tenant; when row-level security is
+//! turned on, `Db::connection` must take the tenant and set it for the
+//! session (one round trip per request, reset on release).
 
 pub mod assessments;
 mod catalog_cache;

@@ -2,6 +2,7 @@
 //! published rubric versions.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::{TestServer, ladder_bin};
 
@@ -100,4 +101,105 @@ async fn the_database_refuses_to_change_a_published_rubric_version() {
     )
     .await
     .expect_err("a retired version cannot come back");
+}
+
+async fn revision(server: &TestServer, tenant: &str) -> i64 {
+    sqlx::query_scalar("SELECT framework_revision FROM tenants WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+}
+
+/// Two framework writes of one tenant that lock the same roles in opposite
+/// orders wait for each other and both commit: the revision bump, which
+/// locks the tenant row, runs at commit, after every other lock is held.
+#[tokio::test]
+async fn framework_writes_bump_the_revision_without_deadlocking() {
+    use sqlx::{Connection, PgConnection};
+    let server = TestServer::start().await;
+    for sql in [
+        "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 'a', 'A', 'individual_contributor')",
+        "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 's', 'S', 'individual_contributor')",
+    ] {
+        exec(&server, sql).await.unwrap();
+    }
+    let start = revision(&server, "t").await;
+    assert!(
+        start > 0,
+        "creating roles registers the tenant with a revision"
+    );
+
+    let mut one = PgConnection::connect(&server.database_url()).await.unwrap();
+    let mut two = PgConnection::connect(&server.database_url()).await.unwrap();
+    let mut t2 = two.begin().await.unwrap();
+    // T1 changes role a; T2 locks role s and publishes a rubric for it.
+    for sql in [
+        "BEGIN",
+        "UPDATE roles SET name = 'A2' WHERE tenant_id = 't' AND id = 'a'",
+    ] {
+        sqlx::query(sql).execute(&mut one).await.unwrap();
+    }
+    sqlx::query("SELECT id FROM roles WHERE tenant_id = 't' AND id = 's' FOR UPDATE")
+        .execute(&mut *t2)
+        .await
+        .unwrap();
+    let publish = sqlx::query(
+        "INSERT INTO rubric_versions (tenant_id, role_id, version, state) VALUES ('t', 's', 1, 'published')",
+    )
+    .execute(&mut *t2);
+    tokio::time::timeout(Duration::from_secs(5), publish)
+        .await
+        .expect("the second writer does not wait for the first")
+        .unwrap();
+    // T1's transition into s waits for T2's lock on s...
+    let transition = tokio::spawn(async move {
+        sqlx::query(
+            "INSERT INTO role_transitions (tenant_id, from_role_id, to_role_id, kind, position) \
+             VALUES ('t', 'a', 's', 'promotion', 0)",
+        )
+        .execute(&mut one)
+        .await?;
+        sqlx::query("COMMIT").execute(&mut one).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...and T2's commit must not wait for T1 in turn.
+    tokio::time::timeout(Duration::from_secs(5), t2.commit())
+        .await
+        .expect("the second writer's commit does not wait")
+        .expect("the second writer commits");
+    tokio::time::timeout(Duration::from_secs(5), transition)
+        .await
+        .expect("the first writer finishes")
+        .unwrap()
+        .expect("the first writer commits after it");
+    assert!(revision(&server, "t").await > start);
+}
+
+/// Edits of a draft rubric leave every cached catalog valid.
+#[tokio::test]
+async fn draft_edits_leave_the_revision_alone() {
+    let server = TestServer::start().await;
+    for sql in [
+        "INSERT INTO competencies (tenant_id, id, name, levels) VALUES ('t', 'system_design', 'System design', '[]')",
+        "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 's', 'S', 'individual_contributor')",
+    ] {
+        exec(&server, sql).await.unwrap();
+    }
+    let start = revision(&server, "t").await;
+    for sql in [
+        "INSERT INTO rubric_versions (tenant_id, role_id, version, state) VALUES ('t', 's', 1, 'draft')",
+        "UPDATE rubric_versions SET revision = revision + 1 WHERE tenant_id = 't'",
+        "DELETE FROM rubric_versions WHERE tenant_id = 't'",
+    ] {
+        exec(&server, sql).await.unwrap();
+        assert_eq!(revision(&server, "t").await, start, "{sql}");
+    }
+    exec(&server, "INSERT INTO rubric_versions (tenant_id, role_id, version, state) VALUES ('t', 's', 2, 'draft')")
+        .await
+        .unwrap();
+    exec(&server, "UPDATE rubric_versions SET state = 'published', publish_time = now() WHERE tenant_id = 't'")
+        .await
+        .unwrap();
+    assert!(revision(&server, "t").await > start);
 }
