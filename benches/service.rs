@@ -568,6 +568,15 @@ async fn bench_assessments(settings: &Settings, options: &PgConnectOptions, addr
         dry / fetch,
         stored / fetch
     );
+    // On shared cores the costs of one exchange and one query add up: a
+    // service doing nothing but forwarding the query over gRPC would reach
+    // this rate, and this share of the bare query's.
+    let ceiling = 1.0 / (1.0 / ping + 1.0 / fetch);
+    println!(
+        "  ceiling 1/(1/ping + 1/SQL): {ceiling:.0} /s = {:.2} of SQL; validate_only reaches {:.2} of it",
+        ceiling / fetch,
+        dry / ceiling
+    );
 }
 
 // ------------------------------------------- 3. recommendation vs assessment
