@@ -33,8 +33,9 @@ END;
 $$;
 
 -- Deferred to commit: by then the transaction holds every row lock it takes,
--- so locking the tenant row cannot deadlock with another framework write that
--- locks the same roles in another order.
+-- so two framework writes of different roles of one tenant cannot deadlock
+-- through the tenant row (one waits for a role the other holds, then both
+-- commit).
 CREATE CONSTRAINT TRIGGER roles_bump_framework_revision
     AFTER INSERT OR UPDATE OR DELETE ON roles
     DEFERRABLE INITIALLY DEFERRED

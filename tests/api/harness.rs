@@ -83,7 +83,70 @@ fn cluster() -> &'static Cluster {
     })
 }
 
+/// Removes the clusters of earlier test runs that were killed before their
+/// exit hook ran: a cluster's `ladder.lock` is free once the process that
+/// used it is gone, and its postmaster is then nobody's.
+fn remove_abandoned_clusters() {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        let ours = dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("ladder-test-"));
+        let lock_path = dir.join("data/ladder.lock");
+        // A process starting up right now creates its lock file before it
+        // takes the lock: young clusters are left alone, and never locked.
+        let old = std::fs::metadata(&lock_path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() >= 60);
+        if !ours || !old {
+            continue;
+        }
+        let Ok(lock) = std::fs::File::open(&lock_path) else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        stop_postmaster(&dir.join("data/pgdata"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Stops the postmaster of `pgdata` if one still runs there. The pid file may
+/// outlive its process and the pid be someone else's by now, so the process
+/// is signalled only if it works in that very directory.
+fn stop_postmaster(pgdata: &std::path::Path) {
+    let Some(pid) = std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()
+        .and_then(|pid| pid.lines().next()?.trim().parse::<libc::pid_t>().ok())
+        .filter(|&pid| pid > 1)
+    else {
+        return;
+    };
+    let runs_here = |pid: libc::pid_t| {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .is_ok_and(|cwd| std::fs::canonicalize(pgdata).is_ok_and(|dir| cwd == dir))
+    };
+    if !runs_here(pid) {
+        return;
+    }
+    // SIGQUIT: immediate shutdown; the data is thrown away anyway.
+    // SAFETY: signals a process by pid; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    for _ in 0..50 {
+        if !runs_here(pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn start_embedded() -> PgConnectOptions {
+    remove_abandoned_clusters();
     // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
     // which must reach the data directory.
     let dir = tempfile::Builder::new()

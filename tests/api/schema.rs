@@ -111,9 +111,9 @@ async fn revision(server: &TestServer, tenant: &str) -> i64 {
         .unwrap()
 }
 
-/// Two framework writes of one tenant that lock the same roles in opposite
-/// orders wait for each other and both commit: the revision bump, which
-/// locks the tenant row, runs at commit, after every other lock is held.
+/// Two framework writes of one tenant, where one waits for a role the other
+/// holds, both commit: the revision bump, which locks the tenant row, runs at
+/// commit, after every other lock is held, so it adds no lock cycle.
 #[tokio::test]
 async fn framework_writes_bump_the_revision_without_deadlocking() {
     use sqlx::{Connection, PgConnection};
