@@ -977,6 +977,39 @@ async fn every_replica_scores_against_the_framework_as_last_changed() {
     assert_eq!(old.rubric_version, 1);
     assert_eq!(old.competencies.len(), builtin.competencies.len());
 
+    // Transitions changed on the replica reshape the other server's paths.
+    there
+        .rubric
+        .update_role(UpdateRoleRequest {
+            role: Some(pb::Role {
+                id: "senior_engineer".into(),
+                transitions: vec![pb::Transition {
+                    to_role_id: "specialist".into(),
+                    kind: TransitionKind::Lateral as i32,
+                }],
+                ..Default::default()
+            }),
+            update_mask: mask(&["transitions"]),
+        })
+        .await
+        .unwrap();
+    let reachable: Vec<String> = here
+        .recommendation
+        .recommend(recommend())
+        .await
+        .unwrap()
+        .into_inner()
+        .recommendations
+        .into_iter()
+        .filter(|r| r.steps > 0)
+        .map(|r| r.path[1].clone())
+        .collect();
+    assert!(!reachable.is_empty());
+    assert!(
+        reachable.iter().all(|first| first == "specialist"),
+        "{reachable:?}"
+    );
+
     // With its only published version retired, the role has none to score against.
     retire(&mut there.rubric, role, draft.version)
         .await
