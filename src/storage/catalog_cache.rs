@@ -10,7 +10,6 @@ use quick_cache::sync::Cache;
 use sqlx::{Connection, PgConnection};
 
 use crate::domain::framework::Catalog;
-
 use crate::storage::{StorageError, TenantId, framework, set_tenant};
 
 /// How many tenants' catalogs a server keeps (a catalog of the built-in
