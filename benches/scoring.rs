@@ -13,13 +13,8 @@ use std::hint::black_box;
 use uuid::Uuid;
 
 /// The competency ids of the built-in framework: a realistic 16-competency rubric.
-static COMPETENCIES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    Document::builtin()
-        .competencies
-        .iter()
-        .map(|c| c.id.as_str())
-        .collect()
-});
+static COMPETENCIES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| Document::builtin().competency_ids());
 
 /// SplitMix64: reproducible inputs without a dependency on `rand`.
 struct SplitMix(u64);

@@ -57,13 +57,8 @@ const ROLE: &str = "staff_engineer";
 const CURRENT_ROLE: &str = "senior_engineer";
 /// The competencies of the built-in framework, cycled through per subject so
 /// that every rubric sees evidence.
-static COMPETENCIES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    Document::builtin()
-        .competencies
-        .iter()
-        .map(|c| c.id.as_str())
-        .collect()
-});
+static COMPETENCIES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| Document::builtin().competency_ids());
 const SOURCES: [(pb::EvidenceSource, &str); 6] = [
     (pb::EvidenceSource::Self_, "self"),
     (pb::EvidenceSource::Peer, "peer"),
@@ -205,13 +200,8 @@ fn start_cluster() -> Cluster {
         .prefix("ladder-bench-")
         .tempdir_in("/tmp")
         .expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&EmbeddedConfig {
-        data_dir: dir.path().join("data"),
-        bin_dir: None,
-        system_user: "postgres".into(),
-        ephemeral: true,
-    })
-    .expect("starting the benchmark PostgreSQL cluster");
+    let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
+        .expect("starting the benchmark PostgreSQL cluster");
     Cluster {
         server: server::embedded_options(&cluster),
         database,

@@ -84,6 +84,20 @@ pub struct EmbeddedConfig {
     pub ephemeral: bool,
 }
 
+impl EmbeddedConfig {
+    /// A cluster for tests and benchmarks: the installation's binaries, run as
+    /// `postgres` when we are root, fsync off. `data_dir` must be traversable
+    /// by that account (somewhere under /tmp, not under root's home).
+    pub fn throwaway(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            bin_dir: None,
+            system_user: "postgres".into(),
+            ephemeral: true,
+        }
+    }
+}
+
 /// The account the cluster's processes run as, when it differs from ours.
 #[derive(Debug, Clone)]
 struct RunAs {

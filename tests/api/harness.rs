@@ -153,13 +153,8 @@ fn start_embedded() -> PgConnectOptions {
         .prefix("ladder-test-")
         .tempdir_in("/tmp")
         .expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&EmbeddedConfig {
-        data_dir: dir.path().join("data"),
-        bin_dir: None,
-        system_user: "postgres".into(),
-        ephemeral: true,
-    })
-    .expect("starting the test PostgreSQL cluster");
+    let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
+        .expect("starting the test PostgreSQL cluster");
     let options = server::embedded_options(&cluster);
     *EMBEDDED.lock().unwrap() = Some((cluster, dir));
     // SAFETY: registers a plain extern "C" function; it runs once at exit.

@@ -104,6 +104,11 @@ impl Document {
         })
     }
 
+    /// The ids of the file's competencies, in file order.
+    pub fn competency_ids(&self) -> Vec<&str> {
+        self.competencies.iter().map(|c| c.id.as_str()).collect()
+    }
+
     /// Every problem of the file, each with its YAML path. A file is
     /// self-contained: transitions and rubrics refer to roles and competencies
     /// defined in it.
