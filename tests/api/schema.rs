@@ -1,5 +1,6 @@
-//! What the database itself guarantees: idempotent migrations and immutable
-//! published rubric versions.
+//! What the database itself guarantees: idempotent migrations, immutable
+//! published rubric versions, and keys that let the schema be distributed by
+//! tenant.
 
 use std::process::Command;
 use std::time::Duration;
@@ -202,4 +203,88 @@ async fn draft_edits_leave_the_revision_alone() {
         .await
         .unwrap();
     assert!(revision(&server, "t").await > start);
+}
+
+/// Tables outside the tenant distribution: sqlx's migration bookkeeping, which
+/// stays on the coordinator. (`tenants` is keyed by `tenant_id` itself and is
+/// distributed like every other table.)
+const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations"];
+
+/// Every table of the schema but the global ones, without a `tenant_id` column.
+const TABLES_WITHOUT_TENANT: &str = "\
+    SELECT c.relname FROM pg_class c \
+    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') \
+      AND c.relname <> ALL($1) \
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute a \
+                      WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+    ORDER BY 1";
+
+/// Primary keys, unique constraints and unique indexes (partial ones too) of
+/// the schema's tables whose columns leave out `tenant_id`.
+const UNIQUE_KEYS_WITHOUT_TENANT: &str = "\
+    SELECT t.relname || ': ' || i.relname FROM pg_index x \
+    JOIN pg_class i ON i.oid = x.indexrelid \
+    JOIN pg_class t ON t.oid = x.indrelid \
+    WHERE t.relnamespace = 'public'::regnamespace AND x.indisunique \
+      AND t.relname <> ALL($1) \
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute a \
+                      WHERE a.attrelid = t.oid AND a.attname = 'tenant_id' \
+                        AND a.attnum = ANY(x.indkey::int2[])) \
+    ORDER BY 1";
+
+/// Foreign keys that do not carry `tenant_id` to the referenced `tenant_id`.
+const FOREIGN_KEYS_WITHOUT_TENANT: &str = "\
+    SELECT t.relname || ': ' || c.conname FROM pg_constraint c \
+    JOIN pg_class t ON t.oid = c.conrelid \
+    WHERE t.relnamespace = 'public'::regnamespace AND c.contype = 'f' \
+      AND NOT EXISTS ( \
+          SELECT 1 FROM unnest(c.conkey, c.confkey) AS k(referencing, referenced) \
+          JOIN pg_attribute ra ON ra.attrelid = c.conrelid AND ra.attnum = k.referencing \
+          JOIN pg_attribute fa ON fa.attrelid = c.confrelid AND fa.attnum = k.referenced \
+          WHERE ra.attname = 'tenant_id' AND fa.attname = 'tenant_id') \
+    ORDER BY 1";
+
+/// What distributing every table by `tenant_id` (Citus) needs of the schema:
+/// a shard holds whole tenants, so every uniqueness rule and every reference
+/// must be decidable inside one tenant.
+#[tokio::test]
+async fn every_key_includes_the_tenant() {
+    let server = TestServer::start().await;
+    let global: Vec<String> = GLOBAL_TABLES.iter().map(|t| t.to_string()).collect();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class \
+         WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')",
+    )
+    .fetch_all(&server.pool)
+    .await
+    .unwrap();
+    for table in GLOBAL_TABLES {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "global table {table} no longer exists: drop it from GLOBAL_TABLES"
+        );
+    }
+    assert!(tables.len() > GLOBAL_TABLES.len() + 5, "{tables:?}");
+    for (what, sql) in [
+        ("tables without a tenant_id column", TABLES_WITHOUT_TENANT),
+        (
+            "primary keys and unique constraints or indexes without tenant_id",
+            UNIQUE_KEYS_WITHOUT_TENANT,
+        ),
+    ] {
+        let offenders: Vec<String> = sqlx::query_scalar(sql)
+            .bind(&global)
+            .fetch_all(&server.pool)
+            .await
+            .unwrap();
+        assert!(offenders.is_empty(), "{what}: {offenders:#?}");
+    }
+    let offenders: Vec<String> = sqlx::query_scalar(FOREIGN_KEYS_WITHOUT_TENANT)
+        .fetch_all(&server.pool)
+        .await
+        .unwrap();
+    assert!(
+        offenders.is_empty(),
+        "foreign keys that do not match tenant_id to tenant_id: {offenders:#?}"
+    );
 }
