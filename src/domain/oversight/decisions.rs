@@ -126,7 +126,12 @@ pub fn record_decision(
             ),
         );
     }
-    text_violations(&mut violations, "rationale", &input.rationale, MAX_RATIONALE_LEN);
+    text_violations(
+        &mut violations,
+        "rationale",
+        &input.rationale,
+        MAX_RATIONALE_LEN,
+    );
 
     let estimates: HashMap<&str, f64> = assessment
         .score
@@ -303,4 +308,294 @@ pub fn oversight_report(role_id: &str, period: Period, records: &[Decision]) -> 
 /// The level whose bin [L − 0.5, L + 0.5) holds `estimate`, within 1..=5.
 fn assessed_level(estimate: f64) -> u8 {
     (estimate + 0.5).floor().clamp(1.0, 5.0) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::domain::scoring::{Expectation, ScoringPolicy, score_unchecked};
+
+    fn at(day: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::days(day)
+    }
+
+    /// An assessment with the given band, whose two competencies are
+    /// estimated at the prior mean 3.0 (no evidence).
+    fn assessment(band: Band) -> Assessment {
+        let rubric: Vec<Expectation> = ["system_design", "mentoring"]
+            .iter()
+            .map(|id| Expectation {
+                competency_id: id.to_string(),
+                expected_level: 3,
+                weight: 1.0,
+                critical: false,
+            })
+            .collect();
+        let policy = ScoringPolicy::default();
+        let mut score = score_unchecked(&[], &rubric, &policy, at(0));
+        score.band = band;
+        Assessment {
+            id: Uuid::from_u128(7),
+            subject_id: "emp-1".into(),
+            role_id: "staff".into(),
+            rubric_version: 1,
+            as_of: at(0),
+            policy,
+            score,
+            create_time: at(0),
+        }
+    }
+
+    fn input(outcome: Outcome, rationale: &str) -> DecisionInput {
+        DecisionInput {
+            outcome,
+            decided_by: "mgr-9".into(),
+            rationale: rationale.into(),
+            overrides: Vec::new(),
+        }
+    }
+
+    fn fields(result: Result<Decision, Violations>) -> Vec<String> {
+        result.unwrap_err().0.into_iter().map(|v| v.field).collect()
+    }
+
+    fn record(input: DecisionInput, band: Band) -> Result<Decision, Violations> {
+        record_decision(Uuid::from_u128(1), at(1), input, &assessment(band))
+    }
+
+    const TWENTY: &str = "twenty characters ok";
+
+    #[test]
+    fn departing_outcomes_need_a_rationale() {
+        for (outcome, band) in [
+            (Outcome::Advance, Band::Developing),
+            (Outcome::Advance, Band::NotYet),
+            (Outcome::Advance, Band::InsufficientEvidence),
+            (Outcome::Hold, Band::Ready),
+        ] {
+            assert_eq!(fields(record(input(outcome, ""), band)), ["rationale"]);
+            // Whitespace does not count towards the 20 characters.
+            let padded = format!("  {}  ", &TWENTY[..19]);
+            assert_eq!(fields(record(input(outcome, &padded), band)), ["rationale"]);
+            assert!(record(input(outcome, TWENTY), band).is_ok());
+        }
+    }
+
+    #[test]
+    fn agreeing_and_deferring_outcomes_need_none() {
+        for (outcome, band) in [
+            (Outcome::Advance, Band::Ready),
+            (Outcome::Hold, Band::Developing),
+            (Outcome::Hold, Band::InsufficientEvidence),
+            (Outcome::Defer, Band::Ready),
+            (Outcome::Defer, Band::NotYet),
+        ] {
+            let decision = record(input(outcome, ""), band).unwrap();
+            assert_eq!((decision.band, decision.outcome), (band, outcome));
+            assert_eq!(decision.assessment_id, Uuid::from_u128(7));
+            assert_eq!(
+                (decision.subject_id.as_str(), decision.role_id.as_str()),
+                ("emp-1", "staff")
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_decided_by_and_the_rationale() {
+        let mut bad = input(Outcome::Hold, &"x".repeat(MAX_RATIONALE_LEN + 1));
+        bad.decided_by = "someone@example.com".into();
+        assert_eq!(
+            fields(record(bad, Band::NotYet)),
+            ["decided_by", "rationale"]
+        );
+        let mut missing = input(Outcome::Hold, "nul \0 inside");
+        missing.decided_by.clear();
+        assert_eq!(
+            fields(record(missing, Band::NotYet)),
+            ["decided_by", "rationale"]
+        );
+        assert!(
+            record(
+                input(Outcome::Hold, &"x".repeat(MAX_RATIONALE_LEN)),
+                Band::NotYet
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn overrides_name_rubric_competencies_once_with_a_level_and_a_reason() {
+        let override_ = |competency_id: &str, level: i32, reason: &str| OverrideInput {
+            competency_id: competency_id.into(),
+            level,
+            reason: reason.into(),
+        };
+        let mut decision = input(Outcome::Defer, "");
+        decision.overrides = vec![
+            override_("system_design", 4, "led the storage redesign"),
+            override_("unknown", 3, "reason"),
+            override_("system_design", 2, "again"),
+            override_("mentoring", 0, " "),
+            override_("mentoring", 6, &"r".repeat(MAX_OVERRIDE_REASON_LEN + 1)),
+        ];
+        assert_eq!(
+            fields(record(decision, Band::Developing)),
+            [
+                "overrides[1].competency_id",
+                "overrides[2].competency_id",
+                "overrides[3].level",
+                "overrides[3].reason",
+                "overrides[4].competency_id",
+                "overrides[4].level",
+                "overrides[4].reason",
+            ]
+        );
+
+        let mut good = input(Outcome::Defer, "");
+        good.overrides = vec![override_("mentoring", 5, "runs the mentoring circle")];
+        let recorded = record(good, Band::Developing).unwrap();
+        assert_eq!(
+            recorded.overrides,
+            [Override {
+                competency_id: "mentoring".into(),
+                level: 5,
+                assessed_estimate: 3.0,
+                reason: "runs the mentoring circle".into(),
+            }]
+        );
+
+        let mut too_many = input(Outcome::Defer, "");
+        too_many.overrides = vec![override_("mentoring", 3, "r"); MAX_OVERRIDES + 1];
+        assert_eq!(fields(record(too_many, Band::Developing)), ["overrides"]);
+    }
+
+    #[test]
+    fn period_is_half_open_and_must_not_be_empty() {
+        let period = Period {
+            start: at(0),
+            end: at(10),
+        };
+        assert!(period.contains(at(0)) && !period.contains(at(10)));
+        assert_eq!(period.validate(), Ok(()));
+        let empty = Period {
+            start: at(3),
+            end: at(3),
+        };
+        assert_eq!(empty.validate().unwrap_err().0[0].field, "end");
+    }
+
+    fn decision(
+        id: u128,
+        assessment: u128,
+        role: &str,
+        day: i64,
+        outcome: Outcome,
+        band: Band,
+        overrides: &[(u8, f64)],
+    ) -> Decision {
+        Decision {
+            id: Uuid::from_u128(id),
+            assessment_id: Uuid::from_u128(assessment),
+            subject_id: format!("emp-{assessment}"),
+            role_id: role.into(),
+            decided_at: at(day),
+            outcome,
+            band,
+            decided_by: "mgr-1".into(),
+            rationale: TWENTY.into(),
+            overrides: overrides
+                .iter()
+                .map(|&(level, assessed_estimate)| Override {
+                    competency_id: "system_design".into(),
+                    level,
+                    assessed_estimate,
+                    reason: "seen in the design review".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn oversight_report_counts_decisions_in_force() {
+        use Band::*;
+        use Outcome::*;
+        let records = [
+            // Agrees; its override names the level assessed (3.4 is level 3)
+            // and one above it.
+            decision(1, 101, "staff", 1, Advance, Ready, &[(3, 3.4), (4, 3.4)]),
+            // Departs, then superseded by an agreeing HOLD on the same assessment.
+            decision(2, 102, "staff", 2, Advance, Developing, &[(5, 3.2)]),
+            decision(3, 102, "staff", 5, Hold, Developing, &[]),
+            // Departs: HOLD on READY, overriding below (2 < level 4 of 3.5).
+            decision(4, 103, "staff", 3, Hold, Ready, &[(2, 3.5)]),
+            // Deferrals take no side.
+            decision(5, 104, "staff", 4, Defer, NotYet, &[]),
+            // HOLD agrees with INSUFFICIENT_EVIDENCE.
+            decision(6, 105, "staff", 6, Hold, InsufficientEvidence, &[(1, 1.2)]),
+            // Same time as record 7 on the same assessment: the larger id wins.
+            decision(8, 106, "staff", 7, Advance, NotYet, &[]),
+            decision(7, 106, "staff", 7, Hold, NotYet, &[]),
+            // Outside the period or of another role: left out.
+            decision(9, 107, "staff", 10, Advance, Ready, &[]),
+            decision(10, 108, "staff", -1, Advance, Ready, &[]),
+            decision(11, 109, "principal", 3, Advance, Ready, &[]),
+        ];
+        let report = oversight_report(
+            "staff",
+            Period {
+                start: at(0),
+                end: at(10),
+            },
+            &records,
+        );
+        assert_eq!(
+            report,
+            OversightReport {
+                decisions: 6,
+                superseded: 2,
+                advance: 2,
+                hold: 3,
+                defer: 1,
+                agreed: 3,
+                departed: 2,
+                agreement_rate: Some(0.6),
+                overrides_above: 1,
+                overrides_below: 1,
+                overrides_same: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn oversight_report_without_decisions_has_no_rate() {
+        let report = oversight_report(
+            "staff",
+            Period {
+                start: at(0),
+                end: at(1),
+            },
+            &[],
+        );
+        assert_eq!(report, OversightReport::default());
+        let deferred = [decision(1, 1, "staff", 0, Outcome::Defer, Band::Ready, &[])];
+        let report = oversight_report(
+            "staff",
+            Period {
+                start: at(0),
+                end: at(1),
+            },
+            &deferred,
+        );
+        assert_eq!((report.decisions, report.agreement_rate), (1, None));
+    }
+
+    #[test]
+    fn assessed_level_is_the_bin_of_the_estimate() {
+        assert_eq!(
+            [0.2, 1.49, 1.5, 2.999, 3.5, 4.49, 5.3].map(assessed_level),
+            [1, 1, 2, 3, 4, 4, 5]
+        );
+    }
 }

@@ -287,7 +287,10 @@ pub fn summary(
             if let Some(closest) = explanation.deciding.first() {
                 text += &format!(
                     " Closest to holding it back: {}.",
-                    competency_clause(&name(&closest.competency_id), competency(&closest.competency_id))
+                    competency_clause(
+                        &name(&closest.competency_id),
+                        competency(&closest.competency_id)
+                    )
                 );
             }
             text
@@ -299,7 +302,10 @@ pub fn summary(
             };
             let mut text = format!(
                 "Ready for {role_name} is held back by {}.",
-                competency_clause(&name(&first.competency_id), competency(&first.competency_id))
+                competency_clause(
+                    &name(&first.competency_id),
+                    competency(&first.competency_id)
+                )
             );
             for next in rest {
                 text += &format!(
@@ -366,5 +372,194 @@ fn list(items: &[String]) -> String {
         [] => String::new(),
         [only] => only.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::scoring::{Expectation, score};
+
+    fn as_of() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()
+    }
+
+    /// Manager observations made at `as_of`: each weighs exactly 1.
+    fn manager(id: u128, competency_id: &str, level: f64) -> Observation {
+        Observation {
+            id: Uuid::from_u128(id),
+            competency_id: competency_id.into(),
+            level,
+            source: Source::Manager,
+            confidence: 1.0,
+            observed_at: as_of(),
+        }
+    }
+
+    fn rubric() -> Vec<Expectation> {
+        vec![Expectation {
+            competency_id: "technical_influence".into(),
+            expected_level: 4,
+            weight: 1.0,
+            critical: true,
+        }]
+    }
+
+    fn explained(evidence: &[Observation]) -> Explanation {
+        let policy = ScoringPolicy::default();
+        let scored = score(evidence, &rubric(), &policy, as_of()).unwrap();
+        explain(&scored, &policy, evidence).unwrap()
+    }
+
+    fn names() -> HashMap<String, String> {
+        HashMap::from([(
+            "technical_influence".to_string(),
+            "technical influence".to_string(),
+        )])
+    }
+
+    #[test]
+    fn influences_by_hand() {
+        // n0 = 1, μ0 = 3: m = (3 + 5 + 2) / 3. Without the 5: (3 + 2) / 2;
+        // without the 2: (3 + 5) / 2.
+        let evidence = [
+            manager(2, "technical_influence", 2.0),
+            manager(1, "technical_influence", 5.0),
+        ];
+        let explanation = explained(&evidence);
+        let competency = &explanation.competencies[0];
+        let deltas: Vec<(u128, f64)> = competency
+            .top_influences
+            .iter()
+            .map(|i| (i.evidence_id.as_u128(), i.delta))
+            .collect();
+        assert_eq!(deltas.len(), 2);
+        assert_eq!(deltas[0].0, 1);
+        assert!((deltas[0].1 - (10.0 / 3.0 - 2.5)).abs() < 1e-15);
+        assert_eq!(deltas[1].0, 2);
+        assert!((deltas[1].1 - (10.0 / 3.0 - 4.0)).abs() < 1e-15);
+        assert_eq!(competency.prior_share, 1.0 / 3.0);
+        let half_width = CREDIBLE_80_Z / 3.0_f64.sqrt();
+        assert_eq!(competency.interval.lower, competency.estimate - half_width);
+        assert_eq!(competency.interval.upper, competency.estimate + half_width);
+    }
+
+    #[test]
+    fn equal_influences_are_ordered_by_evidence_id() {
+        let evidence: Vec<Observation> = [9, 4, 7, 5]
+            .into_iter()
+            .map(|id| manager(id, "technical_influence", 4.0))
+            .collect();
+        let ids: Vec<u128> = explained(&evidence).competencies[0]
+            .top_influences
+            .iter()
+            .map(|i| i.evidence_id.as_u128())
+            .collect();
+        assert_eq!(ids, [4, 5, 7]);
+    }
+
+    #[test]
+    fn refuses_evidence_that_does_not_belong_to_the_score() {
+        let policy = ScoringPolicy::default();
+        let evidence = [manager(1, "technical_influence", 5.0)];
+        let scored = score(&evidence, &rubric(), &policy, as_of()).unwrap();
+        assert_eq!(
+            explain(&scored, &policy, &[]),
+            Err(ExplainError::MissingEvidence(Uuid::from_u128(1)))
+        );
+        let recalibrated = [manager(1, "technical_influence", 4.5)];
+        assert_eq!(
+            explain(&scored, &policy, &recalibrated),
+            Err(ExplainError::LevelsDoNotMatch("technical_influence".into()))
+        );
+    }
+
+    fn competency(id: &str, weight: f64, p: f64, critical: bool) -> CompetencyScore {
+        CompetencyScore {
+            competency_id: id.into(),
+            expected_level: 3,
+            weight,
+            critical,
+            n: 0.0,
+            weighted_level_sum: 0.0,
+            m: 3.0,
+            sd: 1.0,
+            p,
+            gap: 0.0,
+            disagreement: 0.0,
+            status: CompetencyStatus::Meets,
+            conflicting: false,
+            contributions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failing_criticals_decide_first_then_the_largest_shortfalls() {
+        let ranked = deciding(&[
+            competency("a", 1.0, 0.9, false), // shortfall 0.1
+            competency("b", 1.0, 0.45, true), // critical below: 0.55
+            competency("c", 3.0, 0.8, false), // 0.6
+            competency("d", 1.0, 0.2, true),  // critical below: 0.8
+            competency("e", 1.0, 0.6, true),  // critical met: 0.4
+            competency("f", 2.0, 1.0, false), // no shortfall
+            competency("g", 0.5, 0.2, false), // 0.4, after e in rubric order
+        ]);
+        let order: Vec<(&str, DecidingReason)> = ranked
+            .iter()
+            .map(|d| (d.competency_id.as_str(), d.reason))
+            .collect();
+        use DecidingReason::*;
+        assert_eq!(
+            order,
+            [
+                ("d", CriticalBelowBar),
+                ("b", CriticalBelowBar),
+                ("c", LargestShortfall),
+                ("e", LargestShortfall),
+                ("g", LargestShortfall),
+            ]
+        );
+        let none_short = deciding(&[competency("f", 2.0, 1.0, false)]);
+        assert!(none_short.is_empty());
+    }
+
+    #[test]
+    fn summary_names_what_holds_the_band_back() {
+        let evidence = [
+            manager(2, "technical_influence", 2.0),
+            manager(1, "technical_influence", 5.0),
+        ];
+        assert_eq!(
+            summary(&explained(&evidence), "Staff Engineer", &names()),
+            "Ready for Staff Engineer is held back by technical influence (critical): estimated \
+             3.33 against a bar of 3.5, from 2 pieces of evidence, most influenced by one manager \
+             review from 2025 (pulls it up by 0.83). Readiness 0.39."
+        );
+    }
+
+    #[test]
+    fn summary_of_a_ready_band_names_the_closest_call() {
+        let evidence: Vec<Observation> = (1..=6)
+            .map(|id| manager(id, "technical_influence", 5.0))
+            .collect();
+        assert_eq!(
+            summary(&explained(&evidence), "Staff Engineer", &HashMap::new()),
+            "Ready for Staff Engineer. Readiness 1.00, and every critical competency is more \
+             likely than not at its bar. Closest to holding it back: technical_influence \
+             (critical): estimated 4.71 against a bar of 3.5, from 6 pieces of evidence, most \
+             influenced by one manager review from 2025 (pulls it up by 0.05)."
+        );
+    }
+
+    #[test]
+    fn summary_without_evidence_says_what_is_missing() {
+        assert_eq!(
+            summary(&explained(&[]), "Staff Engineer", &names()),
+            "There is not enough evidence to judge readiness for Staff Engineer: competencies \
+             with enough evidence carry 0% of the rubric weight. Missing evidence on technical \
+             influence."
+        );
     }
 }

@@ -23,21 +23,25 @@ pub fn fisher_exact_two_sided(a: u64, b: u64, c: u64, d: u64) -> f64 {
     let row = a + b;
     let column = a + c;
     let total = a + b + c + d;
-    let log_probability = |x: u64| {
-        ln_choose(column, x) + ln_choose(total - column, row - x) - ln_choose(total, row)
-    };
-    let observed = log_probability(a);
-    let threshold = observed + RELATIVE_TOLERANCE.ln_1p();
-    let lowest = row.saturating_sub(total - column);
-    let highest = row.min(column);
-    // Relative to the observed table, so that the terms that matter are near 1
-    // and only ever-smaller ones underflow.
-    let relative_sum: f64 = (lowest..=highest)
-        .map(log_probability)
-        .filter(|&log_p| log_p <= threshold)
-        .map(|log_p| (log_p - observed).exp())
-        .sum();
-    (relative_sum * observed.exp()).min(1.0)
+    // ln P(x) up to the constant −ln C(total, row), which cancels below.
+    let log_weight = |x: u64| ln_choose(column, x) + ln_choose(total - column, row - x);
+    let tables: Vec<f64> = (row.saturating_sub(total - column)..=row.min(column))
+        .map(log_weight)
+        .collect();
+    let threshold = log_weight(a) + RELATIVE_TOLERANCE.ln_1p();
+    // Relative to the most likely table, so that no term overflows and only
+    // negligible ones underflow. Dividing by the sum over all tables instead of
+    // C(total, row) makes a p-value that includes every table exactly 1.
+    let most_likely = tables.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (mut included, mut all) = (0.0, 0.0);
+    for &log_w in &tables {
+        let relative = (log_w - most_likely).exp();
+        all += relative;
+        if log_w <= threshold {
+            included += relative;
+        }
+    }
+    included / all
 }
 
 /// ln C(n, k) for k ≤ n.

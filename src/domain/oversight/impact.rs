@@ -204,7 +204,9 @@ pub fn impact_report(outcomes: &[LabelledOutcome]) -> ImpactReport {
             n: tally.n,
             figures: reference
                 .filter(|_| tally.n >= MIN_REPORTED_GROUP)
-                .map(|(_, best)| figures(tally.n, tally.ready, &tally.readiness, best.n, best.ready)),
+                .map(|(_, best)| {
+                    figures(tally.n, tally.ready, &tally.readiness, best.n, best.ready)
+                }),
         })
         .collect();
     ImpactReport {
@@ -214,6 +216,9 @@ pub fn impact_report(outcomes: &[LabelledOutcome]) -> ImpactReport {
 }
 
 fn figures(n: u64, ready: u64, readiness: &[f64], n_ref: u64, ready_ref: u64) -> GroupFigures {
+    // Summed in sorted order, so that the labels' order cannot change a bit.
+    let mut readiness = readiness.to_vec();
+    readiness.sort_unstable_by(f64::total_cmp);
     GroupFigures {
         ready,
         rate: ready as f64 / n as f64,
@@ -221,5 +226,100 @@ fn figures(n: u64, ready: u64, readiness: &[f64], n_ref: u64, ready_ref: u64) ->
         impact_ratio: (ready_ref > 0).then(|| (ready * n_ref) as f64 / (ready_ref * n) as f64),
         below_four_fifths: 5 * ready * n_ref < 4 * ready_ref * n,
         fisher_p: fisher_exact_two_sided(ready, n - ready, ready_ref, n_ref - ready_ref),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(subject_id: &str, group: &str) -> GroupLabel {
+        GroupLabel {
+            subject_id: subject_id.into(),
+            group: group.into(),
+        }
+    }
+
+    fn fields(labels: &[GroupLabel]) -> Vec<String> {
+        validate_labels(labels)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn each_subject_once_in_a_bounded_group() {
+        assert_eq!(
+            validate_labels(&[label("s1", "A"), label("s2", "A")]),
+            Ok(())
+        );
+        assert_eq!(
+            fields(&[
+                label("s1", "A"),
+                label("s1", "B"),
+                label("", "A"),
+                label("s3@example.com", ""),
+                label("s4", &"g".repeat(MAX_GROUP_LEN + 1)),
+                label("s5", "tab\tinside"),
+            ]),
+            [
+                "labels[1].subject_id",
+                "labels[2].subject_id",
+                "labels[3].subject_id",
+                "labels[3].group",
+                "labels[4].group",
+                "labels[5].group",
+            ]
+        );
+        assert_eq!(fields(&[]), ["labels"]);
+    }
+
+    #[test]
+    fn bounds_labels_and_groups() {
+        let many: Vec<GroupLabel> = (0..=MAX_LABELS)
+            .map(|i| label(&format!("s{i}"), "A"))
+            .collect();
+        assert_eq!(fields(&many), ["labels"]);
+        assert_eq!(validate_labels(&many[..MAX_LABELS]), Ok(()));
+        let groups: Vec<GroupLabel> = (0..=MAX_GROUPS)
+            .map(|i| label(&format!("s{i}"), &format!("g{i}")))
+            .collect();
+        assert_eq!(fields(&groups), ["labels"]);
+        assert_eq!(validate_labels(&groups[..MAX_GROUPS]), Ok(()));
+    }
+
+    #[test]
+    fn audit_keeps_counts_and_an_order_free_digest() {
+        let labels = [label("s2", "B"), label("s1", "A"), label("s3", "A")];
+        let mut reordered = labels.clone();
+        reordered.reverse();
+        let audit = labels_audit(&labels);
+        assert_eq!((audit.label_count, audit.group_count), (3, 2));
+        assert_eq!(audit.labels_sha256.len(), 64);
+        assert_eq!(labels_audit(&reordered), audit);
+        assert_ne!(
+            labels_audit(&labels[..2]).labels_sha256,
+            audit.labels_sha256
+        );
+    }
+
+    #[test]
+    fn small_groups_show_their_count_only() {
+        let outcome = |group: &str, band| LabelledOutcome {
+            group: group.into(),
+            band,
+            readiness: 0.5,
+        };
+        let mut outcomes = vec![outcome("tiny", Band::Ready); 4];
+        outcomes.extend(vec![outcome("big", Band::Developing); 5]);
+        let report = impact_report(&outcomes);
+        assert_eq!(report.reference_group.as_deref(), Some("big"));
+        let tiny = &report.groups[1];
+        assert_eq!(
+            (tiny.group.as_str(), tiny.n, &tiny.figures),
+            ("tiny", 4, &None)
+        );
     }
 }
