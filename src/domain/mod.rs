@@ -3,6 +3,7 @@
 pub mod assessment;
 pub mod evidence;
 pub mod framework;
+pub mod oversight;
 pub mod recommend;
 pub mod scoring;
 pub mod validation;
