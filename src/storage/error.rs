@@ -1,4 +1,27 @@
-//! Errors of the storage layer, in terms the transport layer can map.
+//! The storage layer's errors, and the one place where `sqlx::Error` is
+//! classified: by SQLSTATE for what the database refused, by variant for the
+//! rest. Everything above storage sees named kinds only.
+
+/// The SQLSTATE codes and classes Ladder tells apart (PostgreSQL manual,
+/// appendix A). A class is the code's first two characters.
+pub mod sqlstate {
+    /// A row with the same unique key exists.
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    /// Class 22, data exception: a value the column cannot hold (a NUL byte,
+    /// a date out of range).
+    pub const DATA_EXCEPTION: &str = "22";
+    /// Class 23, integrity constraint violation: a foreign key, a check, or
+    /// the triggers that keep published rubric versions immutable.
+    pub const INTEGRITY_CONSTRAINT_VIOLATION: &str = "23";
+    /// Class 40, transaction rollback: a serialization failure or deadlock.
+    pub const TRANSACTION_ROLLBACK: &str = "40";
+    /// Class 08, connection exception.
+    pub const CONNECTION_EXCEPTION: &str = "08";
+    /// Class 53, insufficient resources (too many connections, disk full).
+    pub const INSUFFICIENT_RESOURCES: &str = "53";
+    /// Class 57, operator intervention (shutdown, cancelled statement).
+    pub const OPERATOR_INTERVENTION: &str = "57";
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -8,14 +31,104 @@ pub enum StorageError {
     AlreadyExists { kind: &'static str, id: String },
     #[error("{kind} {id} was changed by someone else (stale etag)")]
     StaleEtag { kind: &'static str, id: String },
+    /// A change the stored data does not allow, said in the layer's words.
     #[error("{0}")]
     FailedPrecondition(String),
     #[error(
         "evidence items {items:?} repeat a stored (source_system, external_id) with different content"
     )]
     EvidenceConflict { items: Vec<usize> },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A unique key the database refused ([`sqlstate::UNIQUE_VIOLATION`]).
+    #[error("the resource already exists: {message}")]
+    Conflict { sqlstate: String, message: String },
+    /// A constraint the database refused the change by
+    /// ([`sqlstate::INTEGRITY_CONSTRAINT_VIOLATION`]).
+    #[error("the change conflicts with stored data: {message}")]
+    Constraint { sqlstate: String, message: String },
+    /// A value the database cannot hold ([`sqlstate::DATA_EXCEPTION`]).
+    #[error("a value cannot be stored: {message}")]
+    InvalidValue { sqlstate: String, message: String },
+    /// A concurrent transaction interfered ([`sqlstate::TRANSACTION_ROLLBACK`]);
+    /// the same call again may succeed.
+    #[error("a concurrent change interfered; retry: {message}")]
+    Retryable { sqlstate: String, message: String },
+    /// The database cannot be reached or cannot serve now; retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data the code cannot read, a value it cannot encode, or a
+    /// statement it got wrong: a bug or corruption, never the caller's to retry.
+    #[error("corrupt data or a storage bug: {0}")]
+    Corrupt(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StorageError {
+    /// A stored value outside what the code knows (`unknown track "x"`).
+    pub fn corrupt(what: &str, value: &str) -> Self {
+        StorageError::Corrupt(format!("unknown {what} {value:?} in the database"))
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlstate::*;
+        match &err {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let message = db.message().to_string();
+                let class = code.get(..2).unwrap_or_default();
+                match class {
+                    _ if code == UNIQUE_VIOLATION => StorageError::Conflict {
+                        sqlstate: code,
+                        message,
+                    },
+                    INTEGRITY_CONSTRAINT_VIOLATION => StorageError::Constraint {
+                        sqlstate: code,
+                        message,
+                    },
+                    DATA_EXCEPTION => StorageError::InvalidValue {
+                        sqlstate: code,
+                        message,
+                    },
+                    TRANSACTION_ROLLBACK => StorageError::Retryable {
+                        sqlstate: code,
+                        message,
+                    },
+                    CONNECTION_EXCEPTION | INSUFFICIENT_RESOURCES | OPERATOR_INTERVENTION => {
+                        StorageError::Unavailable(format!("{message} (SQLSTATE {code})"))
+                    }
+                    // Syntax errors, unknown columns, wrong types: the statement is wrong.
+                    _ => StorageError::Corrupt(format!("{message} (SQLSTATE {code})")),
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StorageError::Unavailable(err.to_string()),
+            // Decoding and encoding failures, protocol surprises, missing rows
+            // a statement promised: the data or the code is wrong.
+            _ => StorageError::Corrupt(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failures_are_corrupt_not_unavailable() {
+        let err = StorageError::from(sqlx::Error::Protocol("unexpected message".into()));
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+        let err = StorageError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable() {
+        let err = StorageError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
+    }
 }
