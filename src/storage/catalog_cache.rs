@@ -86,7 +86,10 @@ impl CatalogCache {
 }
 
 /// Every role with its transitions, and every published rubric, read on `conn`.
-pub(super) async fn read(conn: &mut PgConnection, tenant: &TenantId) -> Result<Catalog, StorageError> {
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Catalog, StorageError> {
     let roles = roles::list(conn, tenant, None, ALL, None).await?;
     let published = RubricFilter {
         role_id: None,

@@ -170,10 +170,10 @@ async fn apply(
                 .unchanged
                 .push(format!("rubric {} version {}", r.id, c.value.version)),
             _ => {
-                let draft = rubrics::create(conn, tenant, &r.id, &rubric.competencies, None).await?;
+                let draft =
+                    rubrics::create(conn, tenant, &r.id, &rubric.competencies, None).await?;
                 let version = draft.value.version;
-                rubrics::advance(conn, tenant, &r.id, version, None, RubricAction::Publish)
-                    .await?;
+                rubrics::advance(conn, tenant, &r.id, version, None, RubricAction::Publish).await?;
                 let item = match current {
                     Some(c) => format!(
                         "rubric {} version {version} (published, supersedes version {})",

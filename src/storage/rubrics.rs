@@ -66,9 +66,8 @@ async fn with_expectations(
         .await?;
     let mut by_version: HashMap<(String, i32), Vec<RubricCompetency>> = HashMap::new();
     for e in expectations {
-        let expected_level = u8::try_from(e.expected_level).map_err(|_| {
-            StorageError::corrupt("expected level", &e.expected_level.to_string())
-        })?;
+        let expected_level = u8::try_from(e.expected_level)
+            .map_err(|_| StorageError::corrupt("expected level", &e.expected_level.to_string()))?;
         by_version
             .entry((e.role_id, e.version))
             .or_default()

@@ -191,7 +191,11 @@ pub fn merge_policy(
             update.prior_strength,
         ),
         ("sigma", &mut policy.sigma, update.sigma),
-        ("min_evidence", &mut policy.min_evidence, update.min_evidence),
+        (
+            "min_evidence",
+            &mut policy.min_evidence,
+            update.min_evidence,
+        ),
     ] {
         if mask.covers(path) {
             *field = value;

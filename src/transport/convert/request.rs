@@ -86,9 +86,7 @@ impl Update {
         etag_field: &str,
     ) -> Result<Update, Violations> {
         let mut v = Violations::new();
-        let mask = Mask::parse(mask, allowed)
-            .map_err(|e| v.0.extend(e.0))
-            .ok();
+        let mask = Mask::parse(mask, allowed).map_err(|e| v.0.extend(e.0)).ok();
         let expected = etag::expected(etag, etag_field)
             .map_err(|e| v.0.extend(e.0))
             .ok();
@@ -177,7 +175,9 @@ impl<K: Serialize + DeserializeOwned> Page<K> {
             items.truncate(self.size as usize);
             items
                 .last()
-                .map(|last| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(last)).unwrap_or_default()))
+                .map(|last| {
+                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(last)).unwrap_or_default())
+                })
                 .unwrap_or_default()
         } else {
             String::new()
@@ -222,7 +222,10 @@ mod tests {
         let page: Page<String> = Page::parse(0, "").unwrap();
         assert_eq!(page.size, DEFAULT_PAGE_SIZE);
         let token = URL_SAFE_NO_PAD.encode(serde_json::to_vec("k").unwrap());
-        assert_eq!(Page::<String>::parse(5, &token).unwrap().after.as_deref(), Some("k"));
+        assert_eq!(
+            Page::<String>::parse(5, &token).unwrap().after.as_deref(),
+            Some("k")
+        );
         let err = Page::<String>::parse(5, "!!").unwrap_err();
         assert_eq!(err.0[0].field, "page_token");
     }

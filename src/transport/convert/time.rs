@@ -14,7 +14,6 @@ pub fn to_proto(t: DateTime<Utc>) -> Timestamp {
     }
 }
 
-
 /// The range of years accepted: what google.protobuf.Timestamp allows, which
 /// PostgreSQL can store too.
 const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;

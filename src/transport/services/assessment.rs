@@ -274,8 +274,7 @@ impl AssessmentService for AssessmentApi {
                     )?;
                     let subject = Subject {
                         id: subject_id(&input.id, "subject.id")?,
-                        current_role_id: Some(input.current_role_id)
-                            .filter(|r| !r.is_empty()),
+                        current_role_id: Some(input.current_role_id).filter(|r| !r.is_empty()),
                     };
                     Ok((subject, update.expected, req.allow_missing))
                 },
@@ -397,10 +396,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::GetAssessmentResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/GetAssessment",
-                    Scope::Assess,
-                ),
+                Method::new("ladder.v1.AssessmentService/GetAssessment", Scope::Assess),
                 request,
                 |req| Ok(convert::uuid(&req.assessment_id, "assessment_id")?),
                 async |caller, tx, id| {
@@ -419,10 +415,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/ListAssessments",
-                    Scope::Assess,
-                ),
+                Method::new("ladder.v1.AssessmentService/ListAssessments", Scope::Assess),
                 request,
                 |req| {
                     let subject = subject_id(&req.subject_id, "subject_id")?;

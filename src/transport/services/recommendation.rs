@@ -219,10 +219,7 @@ impl RecommendationService for RecommendationApi {
         let db = &self.state.db;
         self.state
             .on_connection(
-                Method::new(
-                    "ladder.v1.RecommendationService/Recommend",
-                    Scope::Assess,
-                ),
+                Method::new("ladder.v1.RecommendationService/Recommend", Scope::Assess),
                 request,
                 |req| {
                     subject(

@@ -127,7 +127,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::GetCompetencyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/GetCompetency", Scope::FrameworkRead),
+                Method::new(
+                    "ladder.v1.RubricService/GetCompetency",
+                    Scope::FrameworkRead,
+                ),
                 request,
                 |req| required_id("competency_id", req.competency_id),
                 async |caller, tx, id| {
@@ -191,9 +194,13 @@ impl RubricService for RubricApi {
                     Ok((competency, request_id))
                 },
                 async |caller, tx, (competency, request_id)| {
-                    let created =
-                        competencies::create(tx, &caller.tenant, &competency, request_id.as_deref())
-                            .await?;
+                    let created = competencies::create(
+                        tx,
+                        &caller.tenant,
+                        &competency,
+                        request_id.as_deref(),
+                    )
+                    .await?;
                     Ok(pb::CreateCompetencyResponse {
                         competency: Some(competency_to_pb(created)),
                     })
@@ -227,10 +234,16 @@ impl RubricService for RubricApi {
                 async |caller, tx, (id, input, update)| {
                     let tenant = &caller.tenant;
                     let current = competencies::get(tx, tenant, &id).await?;
-                    let revision =
-                        expected_revision("competency", &id, current.meta.revision, update.expected)?;
-                    let merged =
-                        nested("competency", merge_competency(current.value, input, &update.mask))?;
+                    let revision = expected_revision(
+                        "competency",
+                        &id,
+                        current.meta.revision,
+                        update.expected,
+                    )?;
+                    let merged = nested(
+                        "competency",
+                        merge_competency(current.value, input, &update.mask),
+                    )?;
                     let updated = competencies::update(tx, tenant, &merged, revision).await?;
                     Ok(pb::UpdateCompetencyResponse {
                         competency: Some(competency_to_pb(updated)),
@@ -298,7 +311,10 @@ impl RubricService for RubricApi {
                                 .ok_or_else(|| ApiError::field("track", "unknown track"))?,
                         ),
                     };
-                    Ok((Page::<String>::parse(req.page_size, &req.page_token)?, track))
+                    Ok((
+                        Page::<String>::parse(req.page_size, &req.page_token)?,
+                        track,
+                    ))
                 },
                 async |caller, tx, (page, track)| {
                     let (items, next_page_token) = page
@@ -432,15 +448,16 @@ impl RubricService for RubricApi {
                 Method::new("ladder.v1.RubricService/ListRubrics", Scope::FrameworkRead),
                 request,
                 |req| {
-                    let filter = RubricFilter {
-                        role_id: Some(req.role_id).filter(|r| !r.is_empty()),
-                        state: match req.state {
-                            0 => None,
-                            value => Some(state_from_pb(value).ok_or_else(|| {
-                                ApiError::field("state", "unknown rubric state")
-                            })?),
-                        },
-                    };
+                    let filter =
+                        RubricFilter {
+                            role_id: Some(req.role_id).filter(|r| !r.is_empty()),
+                            state: match req.state {
+                                0 => None,
+                                value => Some(state_from_pb(value).ok_or_else(|| {
+                                    ApiError::field("state", "unknown rubric state")
+                                })?),
+                            },
+                        };
                     let page = Page::<(String, i32)>::parse(req.page_size, &req.page_token)?;
                     Ok((page, filter))
                 },
@@ -469,7 +486,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/CreateRubric", Scope::FrameworkWrite),
+                Method::new(
+                    "ladder.v1.RubricService/CreateRubric",
+                    Scope::FrameworkWrite,
+                ),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -502,7 +522,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/UpdateRubric", Scope::FrameworkWrite),
+                Method::new(
+                    "ladder.v1.RubricService/UpdateRubric",
+                    Scope::FrameworkWrite,
+                ),
                 request,
                 |req| {
                     let input = required(req.rubric, "rubric")?;
@@ -545,7 +568,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/DeleteRubric", Scope::FrameworkWrite),
+                Method::new(
+                    "ladder.v1.RubricService/DeleteRubric",
+                    Scope::FrameworkWrite,
+                ),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -569,7 +595,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::PublishRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/PublishRubric", Scope::FrameworkWrite),
+                Method::new(
+                    "ladder.v1.RubricService/PublishRubric",
+                    Scope::FrameworkWrite,
+                ),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -588,7 +617,10 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::RetireRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/RetireRubric", Scope::FrameworkWrite),
+                Method::new(
+                    "ladder.v1.RubricService/RetireRubric",
+                    Scope::FrameworkWrite,
+                ),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
