@@ -12,9 +12,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
-use crate::domain::evidence::Observation;
 use crate::domain::framework::{Catalog, Rubric, RubricState};
-use crate::domain::scoring::{self, ScoringPolicy};
+use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
@@ -34,11 +33,8 @@ pub enum ScoringError {
 pub struct ScoringSnapshot {
     /// The tenant's roles and published rubrics.
     pub catalog: Arc<Catalog>,
-    pub policy: ScoringPolicy,
-    /// The subject's evidence observed up to the snapshot's time.
-    pub observations: Vec<Observation>,
-    /// The role the subject holds, as stored.
-    pub current_role_id: Option<String>,
+    /// The subject's evidence, the policy and the subject's stored role.
+    pub inputs: ScoringInputs,
 }
 
 impl ScoringSnapshot {
@@ -50,19 +46,9 @@ impl ScoringSnapshot {
         subject_id: &str,
         as_of: DateTime<Utc>,
     ) -> Result<Self, StorageError> {
-        let ScoringInputs {
-            framework_revision,
-            policy,
-            current_role_id,
-            observations,
-        } = scoring_inputs::read(&mut *conn, tenant, subject_id, as_of).await?;
-        let catalog = db.catalog(conn, tenant, framework_revision).await?;
-        Ok(Self {
-            catalog,
-            policy,
-            observations,
-            current_role_id,
-        })
+        let inputs = scoring_inputs::read(&mut *conn, tenant, subject_id, as_of).await?;
+        let catalog = db.catalog(conn, tenant, inputs.framework_revision).await?;
+        Ok(Self { catalog, inputs })
     }
 
     /// The rubric version to assess against: the published one from the
@@ -115,10 +101,11 @@ pub async fn assess(
     let rubric = snapshot
         .rubric(conn, tenant, &spec.role_id, spec.rubric_version)
         .await?;
+    let inputs = &snapshot.inputs;
     let score = scoring::score(
-        &snapshot.observations,
+        &inputs.observations,
         &rubric.expectations(),
-        &snapshot.policy,
+        &inputs.policy,
         spec.as_of,
     )?;
     Ok(Assessment {
@@ -127,7 +114,7 @@ pub async fn assess(
         role_id: spec.role_id.clone(),
         rubric_version: rubric.version,
         as_of: spec.as_of,
-        policy: snapshot.policy.clone(),
+        policy: inputs.policy.clone(),
         score,
         create_time: microseconds(Utc::now()),
     })

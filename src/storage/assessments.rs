@@ -43,13 +43,6 @@ impl From<AssessmentRow> for Assessment {
     }
 }
 
-fn not_found(id: &str) -> StorageError {
-    StorageError::NotFound {
-        kind: "assessment",
-        id: id.to_string(),
-    }
-}
-
 /// JSON text for a `json` column: bound as text and cast by the statement,
 /// so the server only checks its syntax. (sqlx's `Json` binds `jsonb`, which
 /// the server would take apart and print again.)
@@ -139,7 +132,7 @@ pub async fn get(
         .fetch_optional(conn)
         .await?;
     row.map(Assessment::from)
-        .ok_or_else(|| not_found(&id.to_string()))
+        .ok_or_else(|| StorageError::not_found("assessment", id.to_string()))
 }
 
 /// Where a listing of assessments resumes: the last row served.

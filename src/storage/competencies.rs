@@ -5,7 +5,7 @@ use sqlx::types::Json;
 
 use crate::domain::framework::{Competency, LevelDescriptor};
 use crate::storage::idempotency::{self, CreateMethod};
-use crate::storage::stored::{Meta, MetaRow, Stored, expected_revision};
+use crate::storage::stored::{self, Meta, MetaRow, Stored, expected_revision};
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -38,13 +38,6 @@ impl From<CompetencyRow> for Stored<Competency> {
     }
 }
 
-fn not_found(id: &str) -> StorageError {
-    StorageError::NotFound {
-        kind: "competency",
-        id: id.to_string(),
-    }
-}
-
 const GET: &str = concat!(
     "SELECT ",
     columns!(),
@@ -61,7 +54,8 @@ pub async fn get(
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(Stored::from).ok_or_else(|| not_found(id))
+    row.map(Stored::from)
+        .ok_or_else(|| StorageError::not_found("competency", id))
 }
 
 const LIST: &str = concat!(
@@ -150,10 +144,7 @@ pub async fn update(
         .fetch_optional(&mut *conn)
         .await?;
     row.map(Stored::from)
-        .ok_or_else(|| StorageError::StaleEtag {
-            kind: "competency",
-            id: c.id.clone(),
-        })
+        .ok_or_else(|| StorageError::stale("competency", &c.id))
 }
 
 const USERS: &str = "SELECT role_id, version FROM rubric_competencies \
@@ -193,10 +184,7 @@ pub async fn delete(
         .execute(&mut *conn)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(StorageError::StaleEtag {
-            kind: "competency",
-            id: id.to_string(),
-        });
+        return Err(StorageError::stale("competency", id));
     }
     Ok(())
 }
@@ -210,9 +198,5 @@ pub async fn missing(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    Ok(sqlx::query_scalar(MISSING)
-        .bind(&tenant.0)
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?)
+    stored::missing(conn, MISSING, tenant, ids).await
 }

@@ -38,20 +38,13 @@ pub enum StorageError {
         "evidence items {items:?} repeat a stored (source_system, external_id) with different content"
     )]
     EvidenceConflict { items: Vec<usize> },
-    /// A unique key the database refused ([`sqlstate::UNIQUE_VIOLATION`]).
-    #[error("the resource already exists: {message}")]
-    Conflict { sqlstate: String, message: String },
-    /// A constraint the database refused the change by
-    /// ([`sqlstate::INTEGRITY_CONSTRAINT_VIOLATION`]).
-    #[error("the change conflicts with stored data: {message}")]
-    Constraint { sqlstate: String, message: String },
-    /// A value the database cannot hold ([`sqlstate::DATA_EXCEPTION`]).
-    #[error("a value cannot be stored: {message}")]
-    InvalidValue { sqlstate: String, message: String },
-    /// A concurrent transaction interfered ([`sqlstate::TRANSACTION_ROLLBACK`]);
-    /// the same call again may succeed.
-    #[error("a concurrent change interfered; retry: {message}")]
-    Retryable { sqlstate: String, message: String },
+    /// A statement the database refused, for a reason the caller can act on.
+    #[error("{}: {message}", .refusal.describe())]
+    Refused {
+        refusal: Refusal,
+        sqlstate: String,
+        message: String,
+    },
     /// The database cannot be reached or cannot serve now; retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -63,7 +56,47 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Why the database refused a statement, by its SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A unique key is taken ([`sqlstate::UNIQUE_VIOLATION`]).
+    Conflict,
+    /// A constraint forbids the change ([`sqlstate::INTEGRITY_CONSTRAINT_VIOLATION`]).
+    Constraint,
+    /// A value the column cannot hold ([`sqlstate::DATA_EXCEPTION`]).
+    InvalidValue,
+    /// A concurrent transaction interfered ([`sqlstate::TRANSACTION_ROLLBACK`]);
+    /// the same call again may succeed.
+    Retryable,
+}
+
+impl Refusal {
+    fn describe(self) -> &'static str {
+        match self {
+            Refusal::Conflict => "the resource already exists",
+            Refusal::Constraint => "the change conflicts with stored data",
+            Refusal::InvalidValue => "a value cannot be stored",
+            Refusal::Retryable => "a concurrent change interfered; retry",
+        }
+    }
+}
+
 impl StorageError {
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        StorageError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// A change made against a revision that is no longer the stored one.
+    pub fn stale(kind: &'static str, id: impl Into<String>) -> Self {
+        StorageError::StaleEtag {
+            kind,
+            id: id.into(),
+        }
+    }
+
     /// A stored value outside what the code knows (`unknown track "x"`).
     pub fn corrupt(what: &str, value: &str) -> Self {
         StorageError::Corrupt(format!("unknown {what} {value:?} in the database"))
@@ -77,29 +110,21 @@ impl From<sqlx::Error> for StorageError {
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
                 let message = db.message().to_string();
-                let class = code.get(..2).unwrap_or_default();
-                match class {
-                    _ if code == UNIQUE_VIOLATION => StorageError::Conflict {
-                        sqlstate: code,
-                        message,
-                    },
-                    INTEGRITY_CONSTRAINT_VIOLATION => StorageError::Constraint {
-                        sqlstate: code,
-                        message,
-                    },
-                    DATA_EXCEPTION => StorageError::InvalidValue {
-                        sqlstate: code,
-                        message,
-                    },
-                    TRANSACTION_ROLLBACK => StorageError::Retryable {
-                        sqlstate: code,
-                        message,
-                    },
+                let refusal = match code.get(..2).unwrap_or_default() {
+                    _ if code == UNIQUE_VIOLATION => Refusal::Conflict,
+                    INTEGRITY_CONSTRAINT_VIOLATION => Refusal::Constraint,
+                    DATA_EXCEPTION => Refusal::InvalidValue,
+                    TRANSACTION_ROLLBACK => Refusal::Retryable,
                     CONNECTION_EXCEPTION | INSUFFICIENT_RESOURCES | OPERATOR_INTERVENTION => {
-                        StorageError::Unavailable(format!("{message} (SQLSTATE {code})"))
+                        return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
                     }
                     // Syntax errors, unknown columns, wrong types: the statement is wrong.
-                    _ => StorageError::Corrupt(format!("{message} (SQLSTATE {code})")),
+                    _ => return StorageError::Corrupt(format!("{message} (SQLSTATE {code})")),
+                };
+                StorageError::Refused {
+                    refusal,
+                    sqlstate: code,
+                    message,
                 }
             }
             sqlx::Error::Io(_)

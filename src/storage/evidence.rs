@@ -184,11 +184,8 @@ pub async fn get(
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    row.ok_or_else(|| StorageError::NotFound {
-        kind: "evidence",
-        id: id.to_string(),
-    })?
-    .try_into()
+    row.ok_or_else(|| StorageError::not_found("evidence", id.to_string()))?
+        .try_into()
 }
 
 pub async fn delete(
@@ -202,10 +199,7 @@ pub async fn delete(
         .execute(conn)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(StorageError::NotFound {
-            kind: "evidence",
-            id: id.to_string(),
-        });
+        return Err(StorageError::not_found("evidence", id.to_string()));
     }
     Ok(())
 }

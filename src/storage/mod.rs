@@ -23,7 +23,7 @@ pub mod scoring_inputs;
 pub mod stored;
 pub mod subjects;
 
-pub use error::{StorageError, sqlstate};
+pub use error::{Refusal, StorageError, sqlstate};
 
 use std::sync::Arc;
 use std::time::Duration;

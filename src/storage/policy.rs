@@ -45,8 +45,5 @@ pub async fn put(
         .bind(revision)
         .fetch_optional(conn)
         .await?
-        .ok_or_else(|| StorageError::StaleEtag {
-            kind: KIND,
-            id: tenant.0.clone(),
-        })
+        .ok_or_else(|| StorageError::stale(KIND, &tenant.0))
 }

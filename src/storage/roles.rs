@@ -4,7 +4,7 @@ use sqlx::PgConnection;
 
 use crate::domain::framework::{Role, Track, Transition, TransitionKind};
 use crate::storage::idempotency::{self, CreateMethod};
-use crate::storage::stored::{MetaRow, Stored, expected_revision};
+use crate::storage::stored::{self, MetaRow, Stored, expected_revision};
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -21,20 +21,6 @@ struct RoleRow {
     description: String,
     #[sqlx(flatten)]
     meta: MetaRow,
-}
-
-fn not_found(id: &str) -> StorageError {
-    StorageError::NotFound {
-        kind: "role",
-        id: id.to_string(),
-    }
-}
-
-fn stale(id: &str) -> StorageError {
-    StorageError::StaleEtag {
-        kind: "role",
-        id: id.to_string(),
-    }
 }
 
 const TRANSITIONS: &str = "SELECT from_role_id, to_role_id, kind FROM role_transitions \
@@ -96,9 +82,11 @@ pub async fn get(
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    let row = row.ok_or_else(|| not_found(id))?;
+    let row = row.ok_or_else(|| StorageError::not_found("role", id))?;
     let mut roles = with_transitions(conn, tenant, vec![row]).await?;
-    roles.pop().ok_or_else(|| not_found(id))
+    roles
+        .pop()
+        .ok_or_else(|| StorageError::not_found("role", id))
 }
 
 const LIST: &str = concat!(
@@ -220,7 +208,7 @@ pub async fn update(
         .execute(&mut *conn)
         .await?;
     if updated.rows_affected() == 0 {
-        return Err(stale(&role.id));
+        return Err(StorageError::stale("role", &role.id));
     }
     set_transitions(conn, tenant, role).await?;
     get(conn, tenant, &role.id).await
@@ -282,7 +270,7 @@ pub async fn delete(
         .execute(&mut *conn)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(stale(id));
+        return Err(StorageError::stale("role", id));
     }
     Ok(())
 }
@@ -301,7 +289,9 @@ pub(super) async fn lock(
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    found.map(drop).ok_or_else(|| not_found(id))
+    found
+        .map(drop)
+        .ok_or_else(|| StorageError::not_found("role", id))
 }
 
 const MISSING: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
@@ -313,9 +303,5 @@ pub async fn missing(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    Ok(sqlx::query_scalar(MISSING)
-        .bind(&tenant.0)
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?)
+    stored::missing(conn, MISSING, tenant, ids).await
 }

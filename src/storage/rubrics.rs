@@ -112,12 +112,12 @@ pub async fn get(
     role_id: &str,
     version: Option<i32>,
 ) -> Result<Stored<Rubric>, StorageError> {
-    let not_found = || StorageError::NotFound {
-        kind: "rubric",
-        id: match version {
+    let not_found = || {
+        let id = match version {
             Some(v) => version_id(role_id, v),
             None => format!("{role_id} (published)"),
-        },
+        };
+        StorageError::not_found("rubric", id)
     };
     let row: Option<VersionRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
@@ -290,10 +290,7 @@ async fn set_state(
         .execute(&mut *conn)
         .await?;
     if updated.rows_affected() == 0 {
-        return Err(StorageError::StaleEtag {
-            kind: "rubric",
-            id: version_id(role_id, *version),
-        });
+        return Err(StorageError::stale("rubric", version_id(role_id, *version)));
     }
     get(conn, tenant, role_id, Some(*version)).await
 }

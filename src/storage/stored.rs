@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
-use crate::storage::StorageError;
+use sqlx::PgConnection;
+
+use crate::storage::{StorageError, TenantId};
 
 /// Microsecond precision, as PostgreSQL keeps times: a time cut to it
 /// compares equal to what is read back after storing it.
@@ -43,10 +45,7 @@ pub fn expected_revision(
     expected: Option<i64>,
 ) -> Result<i64, StorageError> {
     match expected {
-        Some(revision) if revision != current => Err(StorageError::StaleEtag {
-            kind,
-            id: id.to_string(),
-        }),
+        Some(revision) if revision != current => Err(StorageError::stale(kind, id)),
         _ => Ok(current),
     }
 }
@@ -58,6 +57,22 @@ pub fn optional<T>(result: Result<T, StorageError>) -> Result<Option<T>, Storage
         Err(StorageError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The ids among `ids` that the tenant has no row of, by `statement`: one
+/// of the `MISSING` statements of a table's repository, which takes the
+/// tenant and the ids.
+pub(super) async fn missing(
+    conn: &mut PgConnection,
+    statement: &'static str,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<Vec<String>, StorageError> {
+    Ok(sqlx::query_scalar(statement)
+        .bind(&tenant.0)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 /// The metadata columns as a row part (`#[sqlx(flatten)]`).

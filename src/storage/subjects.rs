@@ -16,20 +16,6 @@ const UPDATE: &str = "UPDATE subjects SET current_role_id = $3, revision = revis
 const INSERT: &str = "INSERT INTO subjects (tenant_id, id, current_role_id) VALUES ($1, $2, $3) \
      ON CONFLICT (tenant_id, id) DO NOTHING RETURNING revision";
 
-fn not_found(id: &str) -> StorageError {
-    StorageError::NotFound {
-        kind: "subject",
-        id: id.to_string(),
-    }
-}
-
-fn stale(id: &str) -> StorageError {
-    StorageError::StaleEtag {
-        kind: "subject",
-        id: id.to_string(),
-    }
-}
-
 /// The subject and its revision.
 pub async fn get(
     conn: &mut PgConnection,
@@ -41,7 +27,8 @@ pub async fn get(
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    let (id, current_role_id, revision) = row.ok_or_else(|| not_found(id))?;
+    let (id, current_role_id, revision) =
+        row.ok_or_else(|| StorageError::not_found("subject", id))?;
     Ok((
         Subject {
             id,
@@ -71,10 +58,10 @@ pub async fn set_current_role(
         return Ok(revision);
     }
     if optional(get(&mut *conn, tenant, &subject.id).await)?.is_some() {
-        return Err(stale(&subject.id));
+        return Err(StorageError::stale("subject", &subject.id));
     }
     if !allow_missing {
-        return Err(not_found(&subject.id));
+        return Err(StorageError::not_found("subject", &subject.id));
     }
     sqlx::query_scalar(INSERT)
         .bind(&tenant.0)
@@ -83,5 +70,5 @@ pub async fn set_current_role(
         .fetch_optional(conn)
         .await?
         // Created concurrently by another call: its revision is not the caller's.
-        .ok_or_else(|| stale(&subject.id))
+        .ok_or_else(|| StorageError::stale("subject", &subject.id))
 }

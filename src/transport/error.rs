@@ -9,7 +9,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::app::scoring::ScoringError;
 use crate::domain::validation::Violations;
-use crate::storage::StorageError;
+use crate::storage::{Refusal, StorageError};
 
 /// The `ErrorInfo.domain` of every error Ladder returns.
 pub const ERROR_DOMAIN: &str = "ladder.v1";
@@ -87,22 +87,17 @@ fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
                 ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
             (Code::AlreadyExists, details)
         }
-        StorageError::Conflict { sqlstate, .. } => (
-            Code::AlreadyExists,
-            info("ALREADY_EXISTS", &[("sqlstate", sqlstate)]),
-        ),
-        StorageError::Constraint { sqlstate, .. } => (
-            Code::FailedPrecondition,
-            info("CONSTRAINT", &[("sqlstate", sqlstate)]),
-        ),
-        StorageError::InvalidValue { sqlstate, .. } => (
-            Code::InvalidArgument,
-            info("INVALID_VALUE", &[("sqlstate", sqlstate)]),
-        ),
-        StorageError::Retryable { sqlstate, .. } => (
-            Code::Aborted,
-            info("CONCURRENT_UPDATE", &[("sqlstate", sqlstate)]),
-        ),
+        StorageError::Refused {
+            refusal, sqlstate, ..
+        } => {
+            let (code, reason) = match refusal {
+                Refusal::Conflict => (Code::AlreadyExists, "ALREADY_EXISTS"),
+                Refusal::Constraint => (Code::FailedPrecondition, "CONSTRAINT"),
+                Refusal::InvalidValue => (Code::InvalidArgument, "INVALID_VALUE"),
+                Refusal::Retryable => (Code::Aborted, "CONCURRENT_UPDATE"),
+            };
+            (code, info(reason, &[("sqlstate", sqlstate)]))
+        }
         StorageError::Unavailable(_) => (Code::Unavailable, info("DATABASE_UNAVAILABLE", &[])),
         StorageError::Corrupt(_) | StorageError::Migrate(_) => {
             (Code::Internal, info("INTERNAL", &[]))

@@ -136,22 +136,29 @@ pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPoli
     }
 }
 
-/// The paths `UpdateScoringPolicy` accepts: every field, and one source
-/// weight as `source_weights.<source>`.
-pub const POLICY_PATHS: &[&str] = &[
+/// The fields of a scoring policy an update can name.
+const POLICY_FIELDS: [&str; 6] = [
     "half_life_days",
     "prior_mean",
     "prior_strength",
     "sigma",
     "min_evidence",
     "source_weights",
-    "source_weights.self",
-    "source_weights.peer",
-    "source_weights.manager",
-    "source_weights.direct_report",
-    "source_weights.artifact",
-    "source_weights.calibration",
 ];
+
+/// The paths `UpdateScoringPolicy` accepts: every field, and one source
+/// weight as `source_weights.<source>`.
+pub fn policy_paths() -> Vec<String> {
+    POLICY_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(Source::ALL.iter().map(|s| source_weight_path(*s)))
+        .collect()
+}
+
+fn source_weight_path(source: Source) -> String {
+    format!("source_weights.{}", source.as_str())
+}
 
 /// `current` with the masked fields of `update`, validated; violations are
 /// named from the request (`policy.sigma`).
@@ -202,7 +209,7 @@ pub fn merge_policy(
         }
     }
     for source in Source::ALL {
-        if mask.covers(&format!("source_weights.{}", source.as_str())) {
+        if mask.covers(&source_weight_path(source)) {
             policy.source_weights.set(source, weights.get(source));
         }
     }

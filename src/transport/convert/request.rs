@@ -25,11 +25,12 @@ pub struct Mask(Vec<String>);
 impl Mask {
     /// Every allowed path when the mask is absent or empty (a full replace,
     /// AIP-134); an unknown path is refused naming `update_mask`.
-    pub fn parse(mask: Option<FieldMask>, allowed: &[&str]) -> Result<Mask, Violations> {
+    pub fn parse(mask: Option<FieldMask>, allowed: &[impl AsRef<str>]) -> Result<Mask, Violations> {
         let paths = mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Ok(Mask::all(allowed));
         }
+        let allowed: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
         let mut v = Violations::new();
         for path in &paths {
             if !allowed.contains(&path.as_str()) {
@@ -43,8 +44,8 @@ impl Mask {
     }
 
     /// All of `allowed`, for creates.
-    pub fn all(allowed: &[&str]) -> Mask {
-        Mask(allowed.iter().map(|p| p.to_string()).collect())
+    pub fn all(allowed: &[impl AsRef<str>]) -> Mask {
+        Mask(allowed.iter().map(|p| p.as_ref().to_string()).collect())
     }
 
     /// Whether the update sets `path`: it is named, or a message it is in.
@@ -81,7 +82,7 @@ impl Update {
     /// did not make (`etag_field`), both at once.
     pub fn parse(
         mask: Option<FieldMask>,
-        allowed: &[&str],
+        allowed: &[impl AsRef<str>],
         etag: &str,
         etag_field: &str,
     ) -> Result<Update, Violations> {

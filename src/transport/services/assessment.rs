@@ -16,7 +16,7 @@ use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
 use crate::storage::{self, assessments, competencies, roles, subjects};
 use crate::transport::AppState;
-use crate::transport::convert::assessment::{self as convert, POLICY_PATHS, subject_id};
+use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
 use crate::transport::convert::request::{Page, Update, request_id, required};
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
@@ -336,8 +336,12 @@ impl AssessmentService for AssessmentApi {
                 request,
                 |req| {
                     let input = required(req.policy, "policy")?;
-                    let update =
-                        Update::parse(req.update_mask, POLICY_PATHS, &input.etag, "policy.etag")?;
+                    let update = Update::parse(
+                        req.update_mask,
+                        &policy_paths(),
+                        &input.etag,
+                        "policy.etag",
+                    )?;
                     Ok((input, update))
                 },
                 async |caller, tx, (input, update)| {

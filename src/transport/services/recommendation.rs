@@ -87,6 +87,7 @@ async fn context(
     let snapshot = ScoringSnapshot::read(db, conn, tenant, &subject.id, subject.as_of).await?;
     let current_role = if subject.requested_role.is_empty() {
         snapshot
+            .inputs
             .current_role_id
             .clone()
             .ok_or_else(|| ApiError::PreconditionOn {
@@ -174,17 +175,17 @@ fn hypothetical_assessment(
     role_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<pb::Assessment, ApiError> {
-    let snapshot = &ctx.snapshot;
-    let rubric = snapshot.catalog.rubric(role_id).ok_or_else(|| {
+    let rubric = ctx.snapshot.catalog.rubric(role_id).ok_or_else(|| {
         ApiError::field(
             "role_id",
             format!("role {role_id:?} has no published rubric"),
         )
     })?;
+    let inputs = &ctx.snapshot.inputs;
     let score = scoring::score_unchecked(
-        &snapshot.observations,
+        &inputs.observations,
         &rubric.expectations(),
-        &snapshot.policy,
+        &inputs.policy,
         as_of,
     );
     Ok(convert::assessment_to_proto(&Assessment {
@@ -193,18 +194,19 @@ fn hypothetical_assessment(
         role_id: rubric.role_id.clone(),
         rubric_version: rubric.version,
         as_of,
-        policy: snapshot.policy.clone(),
+        policy: inputs.policy.clone(),
         score,
         create_time: as_of,
     }))
 }
 
-fn run(ctx: &Context, as_of: DateTime<Utc>, max: usize) -> Recommendations {
+/// Up to `max` recommendations from the context's current role.
+fn recommendations(ctx: &Context, as_of: DateTime<Utc>, max: usize) -> Recommendations {
     recommend::recommend(
         &ctx.snapshot.catalog,
         &ctx.current_role,
-        &ctx.snapshot.observations,
-        &ctx.snapshot.policy,
+        &ctx.snapshot.inputs.observations,
+        &ctx.snapshot.inputs.policy,
         as_of,
         max,
     )
@@ -231,7 +233,7 @@ impl RecommendationService for RecommendationApi {
                 },
                 async |caller, conn, subject| {
                     let ctx = context(db, conn, &caller.tenant, &subject).await?;
-                    let result = run(&ctx, subject.as_of, subject.max);
+                    let result = recommendations(&ctx, subject.as_of, subject.max);
                     Ok(present::recommendations_to_proto(
                         &subject.id,
                         &ctx.current_role,
@@ -265,7 +267,7 @@ impl RecommendationService for RecommendationApi {
                 async |caller, conn, (subject, changes, role_id)| {
                     let mut ctx = context(db, conn, &caller.tenant, &subject).await?;
                     unused_competencies(&ctx.snapshot.catalog, &changes.added)?;
-                    let observations = &mut ctx.snapshot.observations;
+                    let observations = &mut ctx.snapshot.inputs.observations;
                     observations.retain(|o| !changes.removed.contains(&o.id));
                     observations.extend(changes.added.iter().map(|(_, e)| e.observation()));
                     let assessment = if role_id.is_empty() {
@@ -278,7 +280,7 @@ impl RecommendationService for RecommendationApi {
                             subject.as_of,
                         )?)
                     };
-                    let result = run(&ctx, subject.as_of, subject.max);
+                    let result = recommendations(&ctx, subject.as_of, subject.max);
                     Ok(pb::WhatIfResponse {
                         recommendations: Some(present::recommendations_to_proto(
                             &subject.id,
