@@ -27,15 +27,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
-use ladder::app::server;
 use ladder::proto::v1 as pb;
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::storage::Db;
 use ladder::transport::AppState;
-use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -43,8 +39,10 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-const ISSUER_PRIVATE_KEY: &str = include_str!("../tests/keys/issuer.key.pem");
-const ISSUER_PUBLIC_KEY: &str = include_str!("../tests/keys/issuer.pub.pem");
+/// The cluster start, keys, tokens and server start the API tests use too.
+#[path = "../tests/shared/mod.rs"]
+#[allow(dead_code)] // the tests' helpers the benchmark has no use for
+mod shared;
 
 const BATCH: usize = 1_000;
 /// Evidence items per subject: the assessment comparison's subject size.
@@ -145,10 +143,7 @@ fn to_proto(r: &Row) -> pb::Evidence {
         level: r.level,
         source: SOURCES[r.source].0 as i32,
         rater_id: r.rater.clone(),
-        observed_at: Some(prost_types::Timestamp {
-            seconds: r.observed_at.timestamp(),
-            nanos: 0,
-        }),
+        observed_at: Some(shared::timestamp(r.observed_at)),
         confidence: r.confidence,
         summary: "benchmark evidence".into(),
         source_system: "hris".into(),
@@ -181,31 +176,15 @@ fn copy_line(r: &Row, out: &mut String) {
 struct Cluster {
     server: PgConnectOptions,
     database: String,
-    embedded: Option<(EmbeddedPostgres, tempfile::TempDir)>,
+    embedded: Option<shared::Throwaway>,
 }
 
 fn start_cluster() -> Cluster {
-    let database = format!("ladder_bench_{}", std::process::id());
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        let server = url.parse().expect("DATABASE_URL is not a PostgreSQL URL");
-        return Cluster {
-            server,
-            database,
-            embedded: None,
-        };
-    }
-    // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
-    // which must reach the data directory.
-    let dir = tempfile::Builder::new()
-        .prefix("ladder-bench-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
-        .expect("starting the benchmark PostgreSQL cluster");
+    let (server, embedded) = shared::postgres_server("ladder-bench-");
     Cluster {
-        server: server::embedded_options(&cluster),
-        database,
-        embedded: Some((cluster, dir)),
+        server,
+        database: format!("ladder_bench_{}", std::process::id()),
+        embedded,
     }
 }
 
@@ -222,63 +201,17 @@ impl Cluster {
                 eprintln!("dropping {}: {e}", self.database);
             }
         }
-        if let Some((cluster, dir)) = self.embedded {
-            tokio::task::spawn_blocking(move || cluster.stop())
+        if let Some(embedded) = self.embedded {
+            tokio::task::spawn_blocking(move || embedded.remove())
                 .await
-                .expect("stop task")
-                .expect("stopping the benchmark cluster");
-            drop(dir);
+                .expect("stop task");
         }
     }
 }
 
-/// The server running in-process on a loopback port.
-struct Running {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_server(db: Db) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let verifier = JwtVerifier::from_pem(
-        ISSUER_PUBLIC_KEY.as_bytes(),
-        JwtSettings {
-            issuer: None,
-            audience: None,
-            tenant_claim: "tenant".into(),
-            scopes_claim: "scope".into(),
-        },
-    )
-    .expect("test public key");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        server::run(
-            listener,
-            AppState::new(db),
-            Authenticator::Jwt(verifier),
-            shutdown,
-        )
-        .await
-        .expect("server failed");
-    });
-    Running { addr, stop, task }
-}
-
 /// `Bearer <JWT>` for `tenant`, signed with the key the server trusts.
 fn bearer(tenant: &str) -> MetadataValue<Ascii> {
-    let claims = serde_json::json!({
-        "sub": format!("bench@{tenant}"),
-        "tenant": tenant,
-        "scope": "ladder.read ladder.write ladder.admin",
-        "exp": jsonwebtoken::get_current_timestamp() + 24 * 3600,
-    });
-    let key = EncodingKey::from_ed_pem(ISSUER_PRIVATE_KEY.as_bytes()).expect("test key");
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap();
+    let token = shared::token(&format!("bench@{tenant}"), tenant, 24 * 3600);
     format!("Bearer {token}").parse().unwrap()
 }
 
@@ -641,7 +574,7 @@ async fn bench(settings: Settings) {
         .await
         .expect("connecting");
     db.migrate().await.expect("migrating");
-    let server = start_server(db.clone()).await;
+    let server = shared::serve(AppState::new(db.clone()), shared::authenticator()).await;
     prepare_tenant(server.addr, GRPC_TENANT).await;
     prepare_tenant(server.addr, COPY_TENANT).await;
 
@@ -649,8 +582,7 @@ async fn bench(settings: Settings) {
     bench_assessments(&settings, &cluster.options(), server.addr).await;
     bench_recommend(&settings, server.addr).await;
 
-    let _ = server.stop.send(());
-    server.task.await.expect("server task");
+    server.stop().await;
     db.close().await;
     cluster.remove().await;
 }

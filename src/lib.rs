@@ -2,8 +2,10 @@
 //! career moves beyond Senior Engineer.
 //!
 //! The folders are the layers (see docs/architecture.md): `transport` (gRPC
-//! services and proto<->domain conversion) calls `storage` (sqlx repositories)
-//! and `domain` (pure types and scoring); `app` wires them into the binary.
+//! services, proto<->domain conversion, the one handler pipeline) calls
+//! `storage` (sqlx repositories), `app::scoring` (what assessments and
+//! recommendations share) and `domain` (pure types and scoring); `app` also
+//! wires them into the binary.
 
 pub mod app;
 pub mod domain;

@@ -6,6 +6,7 @@ use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// Configuration the binary cannot start with: flags, environment, files.
     #[error("{0}")]
     Config(String),
     #[error(
@@ -19,6 +20,14 @@ pub enum AppError {
     Storage(#[from] StorageError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// A blocking task (starting or stopping PostgreSQL) that panicked or was cancelled.
+    #[error("{context}: {source}")]
+    Task {
+        context: &'static str,
+        source: tokio::task::JoinError,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,

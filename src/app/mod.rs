@@ -1,10 +1,12 @@
-//! The binary's wiring: command line, configuration, telemetry, the embedded
-//! PostgreSQL and server start.
+//! The binary's wiring (command line, configuration, telemetry, the embedded
+//! PostgreSQL, server start) and the application functions that span
+//! storage and the domain (`scoring`).
 
 pub mod cli;
 pub mod client;
 pub mod embedded_pg;
 pub mod error;
 pub mod framework_cmd;
+pub mod scoring;
 pub mod server;
 pub mod telemetry;

@@ -58,7 +58,10 @@ impl Database {
         let cluster =
             tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&embedded_config))
                 .await
-                .map_err(|e| AppError::Config(format!("starting PostgreSQL: {e}")))??;
+                .map_err(|source| AppError::Task {
+                    context: "starting PostgreSQL",
+                    source,
+                })??;
         tracing::info!(data_dir = %config.embedded.data_dir.display(), "embedded PostgreSQL started");
         let server = embedded_options(&cluster);
         storage::ensure_database(&server, EMBEDDED_DATABASE).await?;
@@ -75,7 +78,10 @@ impl Database {
         if let Some(cluster) = self.embedded {
             tokio::task::spawn_blocking(move || cluster.stop())
                 .await
-                .map_err(|e| AppError::Config(format!("stopping PostgreSQL: {e}")))??;
+                .map_err(|source| AppError::Task {
+                    context: "stopping PostgreSQL",
+                    source,
+                })??;
             tracing::info!("embedded PostgreSQL stopped");
         }
         Ok(())
@@ -120,13 +126,11 @@ pub async fn run(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| AppError::Config(format!("reflection: {e}")))?;
+        .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| AppError::Config(format!("reflection: {e}")))?;
+        .build_v1alpha()?;
 
     let result = Server::builder()
         .accept_http1(true)

@@ -7,14 +7,14 @@ use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
 use crate::domain::scoring::{RoleScore, ScoringPolicy};
-use crate::storage::{StorageError, TenantId};
+use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::{StorageError, TenantId, begin_on};
 
-const COLUMNS: &str = "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time";
-
-const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
-         policy, result, readiness, coverage, band, request_id, create_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13) \
-     ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL DO NOTHING";
+macro_rules! columns {
+    () => {
+        "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time"
+    };
+}
 
 #[derive(sqlx::FromRow)]
 struct AssessmentRow {
@@ -47,19 +47,21 @@ impl From<AssessmentRow> for Assessment {
 /// so the server only checks its syntax. (sqlx's `Json` binds `jsonb`, which
 /// the server would take apart and print again.)
 fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|e| StorageError::Database(sqlx::Error::Encode(e.into())))
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(format!("encoding JSON: {e}")))
 }
 
-/// Stores a snapshot and returns what is stored: with a `request_id` that a
-/// concurrent call already used, that call's assessment.
-pub async fn insert(
+const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
+         policy, result, readiness, coverage, band, request_id, create_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13)";
+
+async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
-    assessment: Assessment,
+    assessment: &Assessment,
     request_id: Option<&str>,
-) -> Result<Assessment, StorageError> {
+) -> Result<(), StorageError> {
     let score = &assessment.score;
-    let inserted = sqlx::query(INSERT)
+    sqlx::query(INSERT)
         .bind(&tenant.0)
         .bind(assessment.id)
         .bind(&assessment.subject_id)
@@ -70,58 +72,79 @@ pub async fn insert(
         .bind(json_text(score)?)
         .bind(score.readiness)
         .bind(score.coverage)
-        .bind(format!("{:?}", score.band))
+        .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
         .execute(&mut *conn)
         .await?;
-    match request_id {
-        Some(rid) if inserted.rows_affected() == 0 => {
-            by_request_id(conn, tenant, rid).await?.ok_or_else(|| {
-                StorageError::FailedPrecondition(format!("request_id {rid:?} vanished"))
-            })
-        }
-        _ => Ok(assessment),
-    }
+    Ok(())
 }
+
+/// Stores a snapshot and returns what is stored: with a `request_id` an
+/// earlier call already used, that call's assessment. Without one it is a
+/// single statement on `conn`; with one, a short transaction of its own.
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    assessment: Assessment,
+    request_id: Option<&str>,
+) -> Result<Assessment, StorageError> {
+    if request_id.is_none() {
+        insert(conn, tenant, &assessment, None).await?;
+        return Ok(assessment);
+    }
+    let mut tx = begin_on(conn, tenant).await?;
+    let stored = idempotency::create_once(
+        &mut tx,
+        tenant,
+        CreateMethod::Assessment,
+        request_id,
+        async |conn| {
+            insert(conn, tenant, &assessment, request_id).await?;
+            Ok(assessment.clone())
+        },
+        async |conn, key| {
+            let id = Uuid::parse_str(key)
+                .map_err(|_| StorageError::corrupt("assessment request key", key))?;
+            get(conn, tenant, id).await
+        },
+        |created| created.id.to_string(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM assessments WHERE tenant_id = $1 AND id = $2"
+);
 
 pub async fn get(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Assessment, StorageError> {
-    let row: Option<AssessmentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM assessments WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(&tenant.0)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<AssessmentRow> = sqlx::query_as(GET)
+        .bind(&tenant.0)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     row.map(Assessment::from)
-        .ok_or_else(|| StorageError::NotFound {
-            kind: "assessment",
-            id: id.to_string(),
-        })
-}
-
-/// The assessment a request id already produced, if any.
-pub async fn by_request_id(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    request_id: &str,
-) -> Result<Option<Assessment>, StorageError> {
-    let row: Option<AssessmentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM assessments WHERE tenant_id = $1 AND request_id = $2"
-    ))
-    .bind(&tenant.0)
-    .bind(request_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(Assessment::from))
+        .ok_or_else(|| StorageError::not_found("assessment", id.to_string()))
 }
 
 /// Where a listing of assessments resumes: the last row served.
 pub type AssessmentKey = (DateTime<Utc>, Uuid);
+
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM assessments WHERE tenant_id = $1 AND subject_id = $2 \
+       AND ($3::timestamptz IS NULL OR (create_time, id) < ($3, $4)) \
+     ORDER BY create_time DESC, id DESC LIMIT $5"
+);
 
 /// Up to `limit` of a subject's assessments older than `before`, newest first.
 pub async fn list(
@@ -131,17 +154,13 @@ pub async fn list(
     before: Option<AssessmentKey>,
     limit: i64,
 ) -> Result<Vec<Assessment>, StorageError> {
-    let rows: Vec<AssessmentRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM assessments WHERE tenant_id = $1 AND subject_id = $2 \
-           AND ($3::timestamptz IS NULL OR (create_time, id) < ($3, $4)) \
-         ORDER BY create_time DESC, id DESC LIMIT $5"
-    ))
-    .bind(&tenant.0)
-    .bind(subject_id)
-    .bind(before.map(|k| k.0))
-    .bind(before.map(|k| k.1))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<AssessmentRow> = sqlx::query_as(LIST)
+        .bind(&tenant.0)
+        .bind(subject_id)
+        .bind(before.map(|k| k.0))
+        .bind(before.map(|k| k.1))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(Assessment::from).collect())
 }

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use quick_cache::sync::Cache;
 use sqlx::{Connection, PgConnection};
 
-use crate::domain::framework::Catalog;
-use crate::storage::{StorageError, TenantId, framework, set_tenant};
+use crate::domain::framework::{Catalog, RubricState};
+use crate::storage::rubrics::RubricFilter;
+use crate::storage::stored::ALL;
+use crate::storage::{StorageError, TenantId, roles, rubrics, set_tenant};
 
 /// How many tenants' catalogs a server keeps (a catalog of the built-in
 /// framework's size takes some tens of kilobytes).
@@ -68,7 +70,7 @@ impl CatalogCache {
             .bind(&tenant.0)
             .fetch_optional(&mut *tx)
             .await?;
-        let catalog = Arc::new(framework::catalog(&mut tx, tenant).await?);
+        let catalog = Arc::new(read(&mut tx, tenant).await?);
         tx.commit().await?;
         if let Some(revision) = read_at {
             self.entries.insert(
@@ -81,4 +83,21 @@ impl CatalogCache {
         }
         Ok(catalog)
     }
+}
+
+/// Every role with its transitions, and every published rubric, read on `conn`.
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Catalog, StorageError> {
+    let roles = roles::list(conn, tenant, None, ALL, None).await?;
+    let published = RubricFilter {
+        role_id: None,
+        state: Some(RubricState::Published),
+    };
+    let rubrics = rubrics::list(conn, tenant, None, ALL, &published).await?;
+    Ok(Catalog {
+        roles: roles.into_iter().map(|r| r.value).collect(),
+        rubrics: rubrics.into_iter().map(|r| r.value).collect(),
+    })
 }

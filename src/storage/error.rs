@@ -1,4 +1,27 @@
-//! Errors of the storage layer, in terms the transport layer can map.
+//! The storage layer's errors, and the one place where `sqlx::Error` is
+//! classified: by SQLSTATE for what the database refused, by variant for the
+//! rest. Everything above storage sees named kinds only.
+
+/// The SQLSTATE codes and classes Ladder tells apart (PostgreSQL manual,
+/// appendix A). A class is the code's first two characters.
+pub mod sqlstate {
+    /// A row with the same unique key exists.
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    /// Class 22, data exception: a value the column cannot hold (a NUL byte,
+    /// a date out of range).
+    pub const DATA_EXCEPTION: &str = "22";
+    /// Class 23, integrity constraint violation: a foreign key, a check, or
+    /// the triggers that keep published rubric versions immutable.
+    pub const INTEGRITY_CONSTRAINT_VIOLATION: &str = "23";
+    /// Class 40, transaction rollback: a serialization failure or deadlock.
+    pub const TRANSACTION_ROLLBACK: &str = "40";
+    /// Class 08, connection exception.
+    pub const CONNECTION_EXCEPTION: &str = "08";
+    /// Class 53, insufficient resources (too many connections, disk full).
+    pub const INSUFFICIENT_RESOURCES: &str = "53";
+    /// Class 57, operator intervention (shutdown, cancelled statement).
+    pub const OPERATOR_INTERVENTION: &str = "57";
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -8,14 +31,129 @@ pub enum StorageError {
     AlreadyExists { kind: &'static str, id: String },
     #[error("{kind} {id} was changed by someone else (stale etag)")]
     StaleEtag { kind: &'static str, id: String },
+    /// A change the stored data does not allow, said in the layer's words.
     #[error("{0}")]
     FailedPrecondition(String),
     #[error(
         "evidence items {items:?} repeat a stored (source_system, external_id) with different content"
     )]
     EvidenceConflict { items: Vec<usize> },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A statement the database refused, for a reason the caller can act on.
+    #[error("{}: {message}", .refusal.describe())]
+    Refused {
+        refusal: Refusal,
+        sqlstate: String,
+        message: String,
+    },
+    /// The database cannot be reached or cannot serve now; retry later.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data the code cannot read, a value it cannot encode, or a
+    /// statement it got wrong: a bug or corruption, never the caller's to retry.
+    #[error("corrupt data or a storage bug: {0}")]
+    Corrupt(String),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Why the database refused a statement, by its SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A unique key is taken ([`sqlstate::UNIQUE_VIOLATION`]).
+    Conflict,
+    /// A constraint forbids the change ([`sqlstate::INTEGRITY_CONSTRAINT_VIOLATION`]).
+    Constraint,
+    /// A value the column cannot hold ([`sqlstate::DATA_EXCEPTION`]).
+    InvalidValue,
+    /// A concurrent transaction interfered ([`sqlstate::TRANSACTION_ROLLBACK`]);
+    /// the same call again may succeed.
+    Retryable,
+}
+
+impl Refusal {
+    fn describe(self) -> &'static str {
+        match self {
+            Refusal::Conflict => "the resource already exists",
+            Refusal::Constraint => "the change conflicts with stored data",
+            Refusal::InvalidValue => "a value cannot be stored",
+            Refusal::Retryable => "a concurrent change interfered; retry",
+        }
+    }
+}
+
+impl StorageError {
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        StorageError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// A change made against a revision that is no longer the stored one.
+    pub fn stale(kind: &'static str, id: impl Into<String>) -> Self {
+        StorageError::StaleEtag {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// A stored value outside what the code knows (`unknown track "x"`).
+    pub fn corrupt(what: &str, value: &str) -> Self {
+        StorageError::Corrupt(format!("unknown {what} {value:?} in the database"))
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlstate::*;
+        match &err {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let message = db.message().to_string();
+                let refusal = match code.get(..2).unwrap_or_default() {
+                    _ if code == UNIQUE_VIOLATION => Refusal::Conflict,
+                    INTEGRITY_CONSTRAINT_VIOLATION => Refusal::Constraint,
+                    DATA_EXCEPTION => Refusal::InvalidValue,
+                    TRANSACTION_ROLLBACK => Refusal::Retryable,
+                    CONNECTION_EXCEPTION | INSUFFICIENT_RESOURCES | OPERATOR_INTERVENTION => {
+                        return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
+                    }
+                    // Syntax errors, unknown columns, wrong types: the statement is wrong.
+                    _ => return StorageError::Corrupt(format!("{message} (SQLSTATE {code})")),
+                };
+                StorageError::Refused {
+                    refusal,
+                    sqlstate: code,
+                    message,
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StorageError::Unavailable(err.to_string()),
+            // Decoding and encoding failures, protocol surprises, missing rows
+            // a statement promised: the data or the code is wrong.
+            _ => StorageError::Corrupt(err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failures_are_corrupt_not_unavailable() {
+        let err = StorageError::from(sqlx::Error::Protocol("unexpected message".into()));
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+        let err = StorageError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable() {
+        let err = StorageError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
+    }
 }

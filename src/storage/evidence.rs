@@ -7,8 +7,12 @@ use uuid::Uuid;
 use crate::domain::evidence::{Evidence, Source};
 use crate::storage::{StorageError, TenantId};
 
-const COLUMNS: &str = "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
-                       summary, link, source_system, external_id";
+macro_rules! columns {
+    () => {
+        "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
+         summary, link, source_system, external_id"
+    };
+}
 
 /// One statement for the whole batch: arrays in, one row per item; a key that
 /// is already stored is skipped, and RETURNING tells which items were new.
@@ -19,8 +23,29 @@ const INSERT_BATCH: &str = "INSERT INTO evidence (tenant_id, id, subject_id, com
      ON CONFLICT (tenant_id, source_system, external_id) DO NOTHING \
      RETURNING id";
 
-const UNKNOWN_COMPETENCIES: &str = "SELECT c.id FROM UNNEST($2::text[]) AS c(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM competencies WHERE tenant_id = $1 AND id = c.id)";
+const STORED_WITH_KEYS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM evidence WHERE tenant_id = $1 \
+       AND (source_system, external_id) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))"
+);
+
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM evidence WHERE tenant_id = $1 AND id = $2"
+);
+
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM evidence WHERE tenant_id = $1 AND subject_id = $2 \
+       AND ($3::text IS NULL OR competency_id = $3) \
+       AND ($4::timestamptz IS NULL OR observed_at >= $4) \
+       AND ($5::timestamptz IS NULL OR observed_at < $5) \
+       AND ($6::timestamptz IS NULL OR (observed_at, id) > ($6, $7)) \
+     ORDER BY observed_at, id LIMIT $8"
+);
 
 const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
 
@@ -41,11 +66,7 @@ struct EvidenceRow {
 }
 
 pub(super) fn source(name: &str) -> Result<Source, StorageError> {
-    Source::parse(name).ok_or_else(|| {
-        StorageError::Database(sqlx::Error::Protocol(format!(
-            "unknown evidence source {name:?}"
-        )))
-    })
+    Source::parse(name).ok_or_else(|| StorageError::corrupt("evidence source", name))
 }
 
 impl TryFrom<EvidenceRow> for Evidence {
@@ -67,19 +88,6 @@ impl TryFrom<EvidenceRow> for Evidence {
             external_id: row.external_id,
         })
     }
-}
-
-/// The competency ids among `ids` that the tenant does not have.
-pub async fn unknown_competencies(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    ids: &[String],
-) -> Result<Vec<String>, StorageError> {
-    Ok(sqlx::query_scalar(UNKNOWN_COMPETENCIES)
-        .bind(&tenant.0)
-        .bind(ids)
-        .fetch_all(conn)
-        .await?)
 }
 
 /// What a batch ingest did.
@@ -133,15 +141,12 @@ pub async fn insert_batch(
         .filter(|e| !inserted.contains(&e.id))
         .map(|e| (e.source_system.clone(), e.external_id.clone()))
         .unzip();
-    let stored: Vec<EvidenceRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 \
-         AND (source_system, external_id) IN (SELECT * FROM UNNEST($2::text[], $3::text[]))"
-    ))
-    .bind(&tenant.0)
-    .bind(&systems)
-    .bind(&externals)
-    .fetch_all(&mut *conn)
-    .await?;
+    let stored: Vec<EvidenceRow> = sqlx::query_as(STORED_WITH_KEYS)
+        .bind(&tenant.0)
+        .bind(&systems)
+        .bind(&externals)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut by_key = std::collections::HashMap::new();
     for row in stored {
         let evidence = Evidence::try_from(row)?;
@@ -174,18 +179,13 @@ pub async fn get(
     tenant: &TenantId,
     id: Uuid,
 ) -> Result<Evidence, StorageError> {
-    let row: Option<EvidenceRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(&tenant.0)
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.ok_or_else(|| StorageError::NotFound {
-        kind: "evidence",
-        id: id.to_string(),
-    })?
-    .try_into()
+    let row: Option<EvidenceRow> = sqlx::query_as(GET)
+        .bind(&tenant.0)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.ok_or_else(|| StorageError::not_found("evidence", id.to_string()))?
+        .try_into()
 }
 
 pub async fn delete(
@@ -199,10 +199,7 @@ pub async fn delete(
         .execute(conn)
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(StorageError::NotFound {
-            kind: "evidence",
-            id: id.to_string(),
-        });
+        return Err(StorageError::not_found("evidence", id.to_string()));
     }
     Ok(())
 }
@@ -227,23 +224,16 @@ pub async fn list(
     after: Option<EvidenceKey>,
     limit: i64,
 ) -> Result<Vec<Evidence>, StorageError> {
-    let rows: Vec<EvidenceRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM evidence WHERE tenant_id = $1 AND subject_id = $2 \
-           AND ($3::text IS NULL OR competency_id = $3) \
-           AND ($4::timestamptz IS NULL OR observed_at >= $4) \
-           AND ($5::timestamptz IS NULL OR observed_at < $5) \
-           AND ($6::timestamptz IS NULL OR (observed_at, id) > ($6, $7)) \
-         ORDER BY observed_at, id LIMIT $8"
-    ))
-    .bind(&tenant.0)
-    .bind(&filter.subject_id)
-    .bind(&filter.competency_id)
-    .bind(filter.observed_after)
-    .bind(filter.observed_before)
-    .bind(after.map(|k| k.0))
-    .bind(after.map(|k| k.1))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<EvidenceRow> = sqlx::query_as(LIST)
+        .bind(&tenant.0)
+        .bind(&filter.subject_id)
+        .bind(&filter.competency_id)
+        .bind(filter.observed_after)
+        .bind(filter.observed_before)
+        .bind(after.map(|k| k.0))
+        .bind(after.map(|k| k.1))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
     rows.into_iter().map(Evidence::try_from).collect()
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use sqlx::PgConnection;
 
 use crate::domain::framework::{Document, FORMAT, Role, RoleDocument, RubricAction};
-use crate::storage::framework::{self as repo, ALL, optional};
-use crate::storage::{Db, StorageError, TenantId};
+use crate::storage::stored::{ALL, optional};
+use crate::storage::{Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics};
 
 /// Registers a tenant; a registered tenant never gets the built-in framework
 /// loaded behind its back.
@@ -88,12 +88,12 @@ pub async fn import(
 /// published rubric, in id order.
 pub async fn export(db: &Db, tenant: &TenantId) -> Result<Document, StorageError> {
     let mut tx = db.begin(tenant).await?;
-    let competencies = repo::list_competencies(&mut tx, tenant, None, ALL)
+    let competencies = competencies::list(&mut tx, tenant, None, ALL)
         .await?
         .into_iter()
         .map(|c| c.value)
         .collect();
-    let mut catalog = repo::catalog(&mut tx, tenant).await?;
+    let mut catalog = catalog_cache::read(&mut tx, tenant).await?;
     tx.commit().await?;
     let roles = std::mem::take(&mut catalog.roles)
         .into_iter()
@@ -119,14 +119,14 @@ async fn apply(
     let mut report = ImportReport::default();
     for c in &doc.competencies {
         let item = format!("competency {}", c.id);
-        match optional(repo::get_competency(conn, tenant, &c.id).await)? {
+        match optional(competencies::get(conn, tenant, &c.id).await)? {
             None => {
-                repo::create_competency(conn, tenant, c).await?;
+                competencies::create(conn, tenant, c, None).await?;
                 report.created.push(item);
             }
             Some(current) if current.value == *c => report.unchanged.push(item),
             Some(current) => {
-                repo::update_competency(conn, tenant, c, current.meta.revision).await?;
+                competencies::update(conn, tenant, c, current.meta.revision).await?;
                 report.changed.push(item);
             }
         }
@@ -137,13 +137,13 @@ async fn apply(
     for r in &doc.roles {
         let role = r.role();
         let item = format!("role {}", r.id);
-        match optional(repo::get_role(conn, tenant, &r.id).await)? {
+        match optional(roles::get(conn, tenant, &r.id).await)? {
             None => {
                 let bare = Role {
                     transitions: Vec::new(),
                     ..role.clone()
                 };
-                repo::create_role(conn, tenant, &bare).await?;
+                roles::create(conn, tenant, &bare, None).await?;
                 report.created.push(item);
                 to_link.push((role, None));
             }
@@ -157,23 +157,23 @@ async fn apply(
     for (role, revision) in to_link {
         match revision {
             Some(revision) => {
-                repo::update_role(conn, tenant, &role, revision).await?;
+                roles::update(conn, tenant, &role, revision).await?;
             }
-            None => repo::set_transitions(conn, tenant, &role).await?,
+            None => roles::set_transitions(conn, tenant, &role).await?,
         }
     }
     for r in &doc.roles {
         let Some(rubric) = &r.rubric else { continue };
-        let current = optional(repo::get_rubric(conn, tenant, &r.id, None).await)?;
+        let current = optional(rubrics::get(conn, tenant, &r.id, None).await)?;
         match current {
             Some(c) if c.value.competencies == rubric.competencies => report
                 .unchanged
                 .push(format!("rubric {} version {}", r.id, c.value.version)),
             _ => {
-                let draft = repo::create_rubric(conn, tenant, &r.id, &rubric.competencies).await?;
+                let draft =
+                    rubrics::create(conn, tenant, &r.id, &rubric.competencies, None).await?;
                 let version = draft.value.version;
-                repo::advance_rubric(conn, tenant, &r.id, version, "", RubricAction::Publish)
-                    .await?;
+                rubrics::advance(conn, tenant, &r.id, version, None, RubricAction::Publish).await?;
                 let item = match current {
                     Some(c) => format!(
                         "rubric {} version {version} (published, supersedes version {})",

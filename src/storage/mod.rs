@@ -11,16 +11,19 @@
 
 pub mod assessments;
 mod catalog_cache;
+pub mod competencies;
 mod error;
-pub mod etag;
 pub mod evidence;
-pub mod framework;
 pub mod framework_file;
+mod idempotency;
 pub mod policy;
+pub mod roles;
+pub mod rubrics;
 pub mod scoring_inputs;
+pub mod stored;
 pub mod subjects;
 
-pub use error::StorageError;
+pub use error::{Refusal, StorageError, sqlstate};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,13 +39,45 @@ use catalog_cache::CatalogCache;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TenantId(pub String);
 
-/// A transaction bound to one tenant.
-pub type TenantTx = Transaction<'static, Postgres>;
+/// A transaction bound to one tenant, opened by [`Db::begin`]; statements
+/// run on it as on a connection. (A type of its own, without sqlx's lifetime
+/// parameter, so that handler bodies taking it stay `Send` for any caller.)
+#[derive(Debug)]
+pub struct TenantTx(Transaction<'static, Postgres>);
+
+impl std::ops::Deref for TenantTx {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.0
+    }
+}
+
+impl TenantTx {
+    pub async fn commit(self) -> Result<(), StorageError> {
+        Ok(self.0.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<(), StorageError> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+/// A pooled connection outside any transaction (see the module documentation).
+pub type PooledConnection = PoolConnection<Postgres>;
 
 /// A connection idle this long is checked before use (a firewall or a
 /// database restart may have cut it); checking one used a moment ago would
 /// add a round trip to every call of a busy server.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
+const PING: &str = "SELECT 1";
 
 const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 
@@ -79,7 +114,7 @@ impl Db {
 
     /// A pooled connection outside any transaction, for work made of single
     /// tenant-scoped statements (see the module documentation).
-    pub async fn connection(&self) -> Result<PoolConnection<Postgres>, StorageError> {
+    pub async fn connection(&self) -> Result<PooledConnection, StorageError> {
         Ok(self.pool.acquire().await?)
     }
 
@@ -104,7 +139,7 @@ impl Db {
 
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query(PING).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -114,7 +149,7 @@ impl Db {
     pub async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, StorageError> {
         let mut tx = self.pool.begin().await?;
         set_tenant(&mut tx, tenant).await?;
-        Ok(tx)
+        Ok(TenantTx(tx))
     }
 
     pub async fn close(&self) {
@@ -131,24 +166,35 @@ async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), St
     Ok(())
 }
 
-/// Commits a transaction opened by [`Db::begin`].
-pub async fn commit(tx: TenantTx) -> Result<(), StorageError> {
-    Ok(tx.commit().await?)
+/// Opens a transaction for one tenant on a connection taken outside one.
+pub(crate) async fn begin_on<'c>(
+    conn: &'c mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Transaction<'c, Postgres>, StorageError> {
+    let mut tx = Connection::begin(conn).await?;
+    set_tenant(&mut tx, tenant).await?;
+    Ok(tx)
 }
+
+const DATABASE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)";
+
+/// CREATE DATABASE takes no parameters: the server quotes the name itself.
+const CREATE_DATABASE_STATEMENT: &str = "SELECT format('CREATE DATABASE %I', $1::text)";
 
 /// Creates database `name` on the server behind `server` (connected to its
 /// `postgres` maintenance database) unless it exists.
 pub async fn ensure_database(server: &PgConnectOptions, name: &str) -> Result<(), StorageError> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect_with(&server.clone().database("postgres")).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+    let mut conn = PgConnection::connect_with(&server.clone().database("postgres")).await?;
+    let exists: bool = sqlx::query_scalar(DATABASE_EXISTS)
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        let create: String = sqlx::query_scalar(CREATE_DATABASE_STATEMENT)
             .bind(name)
             .fetch_one(&mut conn)
             .await?;
-    if !exists {
-        let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        sqlx::query(&sql).execute(&mut conn).await?;
+        sqlx::query(&create).execute(&mut conn).await?;
     }
     conn.close().await?;
     Ok(())

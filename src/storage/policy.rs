@@ -4,7 +4,10 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::domain::scoring::ScoringPolicy;
-use crate::storage::{StorageError, TenantId, etag};
+use crate::storage::{StorageError, TenantId};
+
+/// What a stale policy write names; a tenant has one policy, named by the tenant.
+pub const KIND: &str = "scoring policy";
 
 const GET: &str = "SELECT policy, revision FROM scoring_policies WHERE tenant_id = $1";
 
@@ -28,7 +31,8 @@ pub async fn get(
     Ok(row.map_or_else(|| (ScoringPolicy::default(), 0), |(p, r)| (p.0, r)))
 }
 
-/// Stores `policy` if the stored revision is still `revision`.
+/// Stores `policy` if the stored one is still at `revision` (0: the
+/// defaults, nothing stored yet). Returns the new revision.
 pub async fn put(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -41,8 +45,5 @@ pub async fn put(
         .bind(revision)
         .fetch_optional(conn)
         .await?
-        .ok_or_else(|| StorageError::StaleEtag {
-            kind: "scoring policy",
-            id: etag::of(revision),
-        })
+        .ok_or_else(|| StorageError::stale(KIND, &tenant.0))
 }

@@ -3,7 +3,8 @@
 use sqlx::PgConnection;
 
 use crate::domain::assessment::Subject;
-use crate::storage::{StorageError, TenantId, etag};
+use crate::storage::stored::optional;
+use crate::storage::{StorageError, TenantId};
 
 const GET: &str =
     "SELECT id, current_role_id, revision FROM subjects WHERE tenant_id = $1 AND id = $2";
@@ -14,15 +15,6 @@ const UPDATE: &str = "UPDATE subjects SET current_role_id = $3, revision = revis
 
 const INSERT: &str = "INSERT INTO subjects (tenant_id, id, current_role_id) VALUES ($1, $2, $3) \
      ON CONFLICT (tenant_id, id) DO NOTHING RETURNING revision";
-
-const ROLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM roles WHERE tenant_id = $1 AND id = $2)";
-
-fn not_found(id: &str) -> StorageError {
-    StorageError::NotFound {
-        kind: "subject",
-        id: id.to_string(),
-    }
-}
 
 /// The subject and its revision.
 pub async fn get(
@@ -35,7 +27,8 @@ pub async fn get(
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    let (id, current_role_id, revision) = row.ok_or_else(|| not_found(id))?;
+    let (id, current_role_id, revision) =
+        row.ok_or_else(|| StorageError::not_found("subject", id))?;
     Ok((
         Subject {
             id,
@@ -43,18 +36,6 @@ pub async fn get(
         },
         revision,
     ))
-}
-
-pub async fn role_exists(
-    conn: &mut PgConnection,
-    tenant: &TenantId,
-    role_id: &str,
-) -> Result<bool, StorageError> {
-    Ok(sqlx::query_scalar(ROLE_EXISTS)
-        .bind(&tenant.0)
-        .bind(role_id)
-        .fetch_one(conn)
-        .await?)
 }
 
 /// Sets the current role, checking `expected_revision` when given; creates the
@@ -76,15 +57,11 @@ pub async fn set_current_role(
     if let Some(revision) = updated {
         return Ok(revision);
     }
-    let exists = get(&mut *conn, tenant, &subject.id).await.is_ok();
-    if exists {
-        return Err(StorageError::StaleEtag {
-            kind: "subject",
-            id: subject.id.clone(),
-        });
+    if optional(get(&mut *conn, tenant, &subject.id).await)?.is_some() {
+        return Err(StorageError::stale("subject", &subject.id));
     }
     if !allow_missing {
-        return Err(not_found(&subject.id));
+        return Err(StorageError::not_found("subject", &subject.id));
     }
     sqlx::query_scalar(INSERT)
         .bind(&tenant.0)
@@ -92,9 +69,6 @@ pub async fn set_current_role(
         .bind(&subject.current_role_id)
         .fetch_optional(conn)
         .await?
-        // Created concurrently by another call: its etag is not the caller's.
-        .ok_or_else(|| StorageError::StaleEtag {
-            kind: "subject",
-            id: etag::of(0),
-        })
+        // Created concurrently by another call: its revision is not the caller's.
+        .ok_or_else(|| StorageError::stale("subject", &subject.id))
 }

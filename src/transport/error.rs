@@ -1,13 +1,15 @@
 //! The one place where errors become `tonic::Status`, with google.rpc details:
 //! `BadRequest` field violations for bad input, `ErrorInfo` for the rest.
+//! Storage errors arrive already classified (`storage::StorageError`).
 
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::app::scoring::ScoringError;
 use crate::domain::validation::Violations;
-use crate::storage::StorageError;
+use crate::storage::{Refusal, StorageError};
 
 /// The `ErrorInfo.domain` of every error Ladder returns.
 pub const ERROR_DOMAIN: &str = "ladder.v1";
@@ -20,8 +22,6 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
     /// A precondition on one request field, named in a PreconditionFailure detail.
     #[error("{field}: {message}")]
     PreconditionOn {
@@ -39,6 +39,15 @@ impl ApiError {
     }
 }
 
+impl From<ScoringError> for ApiError {
+    fn from(err: ScoringError) -> Self {
+        match err {
+            ScoringError::Storage(e) => ApiError::Storage(e),
+            ScoringError::Invalid(v) => ApiError::InvalidArgument(v),
+        }
+    }
+}
+
 fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetails {
     let metadata: HashMap<String, String> = metadata
         .iter()
@@ -47,64 +56,57 @@ fn info(reason: &str, metadata: &[(&str, &str)]) -> ErrorDetails {
     ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
 }
 
-/// A database error by its SQLSTATE class: what the request got wrong is the
-/// caller's to fix, not an outage to retry.
-fn database_status(e: &sqlx::Error) -> Status {
-    let code = e
-        .as_database_error()
-        .and_then(|d| d.code())
-        .unwrap_or_default();
-    let (status, reason, message) = match code.get(..2) {
-        // Data exceptions: a value PostgreSQL cannot hold (a NUL byte, a date out of range).
-        Some("22") => (
-            Code::InvalidArgument,
-            "INVALID_VALUE",
-            "a value cannot be stored",
+/// What a storage error tells the client, and how loudly it is logged:
+/// only faults of the service itself are errors in the log.
+fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
+    match err {
+        StorageError::NotFound { kind, id } => (
+            Code::NotFound,
+            info("NOT_FOUND", &[("kind", kind), ("id", id)]),
         ),
-        Some("23") if code == "23505" => (
+        StorageError::AlreadyExists { kind, id } => (
             Code::AlreadyExists,
-            "ALREADY_EXISTS",
-            "the resource already exists",
+            info("ALREADY_EXISTS", &[("kind", kind), ("id", id)]),
         ),
-        Some("23") => (
-            Code::FailedPrecondition,
-            "CONSTRAINT",
-            "the change conflicts with stored data",
-        ),
-        Some("40") => (
+        StorageError::StaleEtag { kind, id } => (
             Code::Aborted,
-            "CONCURRENT_UPDATE",
-            "a concurrent change interfered; retry",
+            info("STALE_ETAG", &[("kind", kind), ("id", id)]),
         ),
-        _ => (
-            Code::Unavailable,
-            "DATABASE_UNAVAILABLE",
-            "the database is unavailable; retry later",
-        ),
-    };
-    if status == Code::Unavailable {
-        tracing::error!(error = %e, "database error");
-    } else {
-        tracing::info!(error = %e, sqlstate = %code, "request refused by the database");
+        StorageError::FailedPrecondition(_) => {
+            (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
+        }
+        StorageError::EvidenceConflict { items } => {
+            let metadata: HashMap<String, String> = items
+                .iter()
+                .map(|i| {
+                    let field = format!("evidence[{i}]");
+                    (field, "key stored with different content".to_string())
+                })
+                .collect();
+            let details =
+                ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
+            (Code::AlreadyExists, details)
+        }
+        StorageError::Refused {
+            refusal, sqlstate, ..
+        } => {
+            let (code, reason) = match refusal {
+                Refusal::Conflict => (Code::AlreadyExists, "ALREADY_EXISTS"),
+                Refusal::Constraint => (Code::FailedPrecondition, "CONSTRAINT"),
+                Refusal::InvalidValue => (Code::InvalidArgument, "INVALID_VALUE"),
+                Refusal::Retryable => (Code::Aborted, "CONCURRENT_UPDATE"),
+            };
+            (code, info(reason, &[("sqlstate", sqlstate)]))
+        }
+        StorageError::Unavailable(_) => (Code::Unavailable, info("DATABASE_UNAVAILABLE", &[])),
+        StorageError::Corrupt(_) | StorageError::Migrate(_) => {
+            (Code::Internal, info("INTERNAL", &[]))
+        }
     }
-    let detail = e
-        .as_database_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_default();
-    Status::with_error_details(
-        status,
-        if detail.is_empty() || status == Code::Unavailable {
-            message.to_string()
-        } else {
-            format!("{message}: {detail}")
-        },
-        info(reason, &[("sqlstate", &code)]),
-    )
 }
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
-        let message = err.to_string();
         let (code, details) = match &err {
             ApiError::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
@@ -121,40 +123,22 @@ impl From<ApiError> for Status {
                 Code::FailedPrecondition,
                 ErrorDetails::with_precondition_failure_violation("FIELD", *field, message.clone()),
             ),
-            ApiError::FailedPrecondition(_) => {
-                (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
+            ApiError::Storage(e) => storage_status(e),
+        };
+        let message = match code {
+            // The service's own faults: the details are for the log, not the caller.
+            Code::Internal => {
+                tracing::error!(error = %err, "internal error");
+                "internal error".to_string()
             }
-            ApiError::Storage(StorageError::NotFound { kind, id }) => (
-                Code::NotFound,
-                info("NOT_FOUND", &[("kind", kind), ("id", id)]),
-            ),
-            ApiError::Storage(StorageError::AlreadyExists { kind, id }) => (
-                Code::AlreadyExists,
-                info("ALREADY_EXISTS", &[("kind", kind), ("id", id)]),
-            ),
-            ApiError::Storage(StorageError::StaleEtag { kind, id }) => (
-                Code::Aborted,
-                info("STALE_ETAG", &[("kind", kind), ("id", id)]),
-            ),
-            ApiError::Storage(StorageError::FailedPrecondition(_)) => {
-                (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
+            Code::Unavailable => {
+                tracing::error!(error = %err, "database unavailable");
+                "the database is unavailable; retry later".to_string()
             }
-            ApiError::Storage(StorageError::EvidenceConflict { items }) => {
-                let metadata: HashMap<String, String> = items
-                    .iter()
-                    .map(|i| {
-                        let field = format!("evidence[{i}]");
-                        (field, "key stored with different content".to_string())
-                    })
-                    .collect();
-                let details =
-                    ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
-                (Code::AlreadyExists, details)
-            }
-            ApiError::Storage(StorageError::Database(e)) => return database_status(e),
-            ApiError::Storage(StorageError::Migrate(e)) => {
-                tracing::error!(error = %e, "migration error");
-                (Code::Internal, info("INTERNAL", &[]))
+            // The caller's to fix; the message may name subjects, which logs never do.
+            _ => {
+                tracing::debug!(code = ?code, "request refused");
+                err.to_string()
             }
         };
         Status::with_error_details(code, message, details)

@@ -9,17 +9,10 @@ use ladder::proto::v1::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::harness::{TestServer, bad_fields, evidence};
+use crate::harness::{TestServer, bad_fields, evidence, timestamp};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 15, 9, 30, 0).unwrap()
-}
-
-fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    })
 }
 
 fn batch(items: Vec<ladder::proto::v1::Evidence>) -> BatchCreateEvidenceRequest {
@@ -271,7 +264,7 @@ async fn an_assessment_carries_every_number_and_is_a_stable_snapshot() {
     let request = CreateAssessmentRequest {
         subject_id: "emp-7".into(),
         role_id: "staff_engineer".into(),
-        as_of: ts(as_of),
+        as_of: Some(timestamp(as_of)),
         ..Default::default()
     };
     let created = c

@@ -7,23 +7,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub use ladder::app::client::{Authed, Bearer};
-use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
-use ladder::app::server;
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::proto::v1::rubric_service_client::RubricServiceClient;
 use ladder::storage::Db;
 use ladder::transport::AppState;
-use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
+use ladder::transport::auth::Authenticator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tonic::transport::Channel;
 
-pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
-pub const ISSUER_PUBLIC_KEY: &str = include_str!("../keys/issuer.pub.pem");
-pub const OTHER_PRIVATE_KEY: &str = include_str!("../keys/other.key.pem");
+#[path = "../shared/mod.rs"]
+#[allow(dead_code)] // the benchmark's helpers the tests have no use for
+mod shared;
+
+pub use shared::{
+    ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign, timestamp,
+};
 
 /// The PostgreSQL server the tests use and the migrated template they clone.
 struct Cluster {
@@ -32,17 +33,14 @@ struct Cluster {
 }
 
 /// The embedded cluster, stopped and removed when the test binary exits.
-static EMBEDDED: Mutex<Option<(EmbeddedPostgres, tempfile::TempDir)>> = Mutex::new(None);
+static EMBEDDED: Mutex<Option<shared::Throwaway>> = Mutex::new(None);
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
 extern "C" fn stop_embedded() {
     if let Ok(mut guard) = EMBEDDED.lock()
-        && let Some((cluster, dir)) = guard.take()
+        && let Some(cluster) = guard.take()
     {
-        if let Err(e) = cluster.stop() {
-            eprintln!("stopping the test cluster: {e}");
-        }
-        drop(dir);
+        cluster.remove();
     }
 }
 
@@ -63,10 +61,12 @@ fn on_own_runtime<T: Send + 'static>(
 
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        let server = match std::env::var("DATABASE_URL") {
-            Ok(url) => url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
-            Err(_) => start_embedded(),
-        };
+        let (server, embedded) = shared::postgres_server("ladder-test-");
+        if let Some(embedded) = embedded {
+            *EMBEDDED.lock().unwrap() = Some(embedded);
+            // SAFETY: registers a plain extern "C" function; it runs once at exit.
+            unsafe { libc::atexit(stop_embedded) };
+        }
         let template = format!("ladder_template_{}", std::process::id());
         let (srv, tpl) = (server.clone(), template.clone());
         on_own_runtime(async move {
@@ -83,102 +83,9 @@ fn cluster() -> &'static Cluster {
     })
 }
 
-/// Removes the clusters of earlier test runs that were killed before their
-/// exit hook ran: a cluster's `ladder.lock` is free once the process that
-/// used it is gone, and its postmaster is then nobody's.
-fn remove_abandoned_clusters() {
-    use std::os::fd::AsRawFd;
-    let Ok(entries) = std::fs::read_dir("/tmp") else {
-        return;
-    };
-    for dir in entries.flatten().map(|e| e.path()) {
-        let ours = dir
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("ladder-test-"));
-        let lock_path = dir.join("data/ladder.lock");
-        // A process starting up right now creates its lock file before it
-        // takes the lock: young clusters are left alone, and never locked.
-        let old = std::fs::metadata(&lock_path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default().as_secs() >= 60);
-        if !ours || !old {
-            continue;
-        }
-        let Ok(lock) = std::fs::File::open(&lock_path) else {
-            continue;
-        };
-        // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            continue;
-        }
-        stop_postmaster(&dir.join("data/pgdata"));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-/// Stops the postmaster of `pgdata` if one still runs there. The pid file may
-/// outlive its process and the pid be someone else's by now, so the process
-/// is signalled only if it works in that very directory.
-fn stop_postmaster(pgdata: &std::path::Path) {
-    let Some(pid) = std::fs::read_to_string(pgdata.join("postmaster.pid"))
-        .ok()
-        .and_then(|pid| pid.lines().next()?.trim().parse::<libc::pid_t>().ok())
-        .filter(|&pid| pid > 1)
-    else {
-        return;
-    };
-    let runs_here = |pid: libc::pid_t| {
-        std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .is_ok_and(|cwd| std::fs::canonicalize(pgdata).is_ok_and(|dir| cwd == dir))
-    };
-    if !runs_here(pid) {
-        return;
-    }
-    // SIGQUIT: immediate shutdown; the data is thrown away anyway.
-    // SAFETY: signals a process by pid; no memory is involved.
-    unsafe { libc::kill(pid, libc::SIGQUIT) };
-    for _ in 0..50 {
-        if !runs_here(pid) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-fn start_embedded() -> PgConnectOptions {
-    remove_abandoned_clusters();
-    // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
-    // which must reach the data directory.
-    let dir = tempfile::Builder::new()
-        .prefix("ladder-test-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
-        .expect("starting the test PostgreSQL cluster");
-    let options = server::embedded_options(&cluster);
-    *EMBEDDED.lock().unwrap() = Some((cluster, dir));
-    // SAFETY: registers a plain extern "C" function; it runs once at exit.
-    unsafe { libc::atexit(stop_embedded) };
-    options
-}
-
 /// A token for `tenant`, valid for an hour, signed with the key the test servers trust.
 pub fn token(tenant: &str) -> String {
-    sign(
-        ISSUER_PRIVATE_KEY,
-        serde_json::json!({
-            "sub": format!("test-user@{tenant}"),
-            "tenant": tenant,
-            "scope": "ladder.read ladder.write ladder.admin",
-            "exp": jsonwebtoken::get_current_timestamp() + 3600,
-        }),
-    )
-}
-
-/// Signs arbitrary claims with an Ed25519 private key in PEM form.
-pub fn sign(private_pem: &str, claims: serde_json::Value) -> String {
-    let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).expect("test key");
-    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signing")
+    shared::token(&format!("test-user@{tenant}"), tenant, 3600)
 }
 
 /// The three clients, all acting for one tenant.
@@ -196,24 +103,13 @@ pub struct TestServer {
     database: String,
     /// Replicas share their first server's database and leave it to it.
     owns_database: bool,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-/// How the test servers read tokens: the tenant in `tenant`, scopes in `scope`.
-pub fn jwt_settings() -> JwtSettings {
-    JwtSettings {
-        issuer: None,
-        audience: None,
-        tenant_claim: "tenant".into(),
-        scopes_claim: "scope".into(),
-    }
+    running: shared::Running,
 }
 
 impl TestServer {
     /// A server trusting the issuer key's PEM.
     pub async fn start() -> Self {
-        let verifier = JwtVerifier::from_pem(ISSUER_PUBLIC_KEY.as_bytes(), jwt_settings()).unwrap();
-        Self::start_with(Authenticator::Jwt(verifier)).await
+        Self::start_with(shared::authenticator()).await
     }
 
     pub async fn start_with(auth: Authenticator) -> Self {
@@ -236,8 +132,7 @@ impl TestServer {
     /// A second server on this server's database, as another replica behind
     /// the same load balancer: the same data, its own in-memory state.
     pub async fn replica(&self) -> Self {
-        let verifier = JwtVerifier::from_pem(ISSUER_PUBLIC_KEY.as_bytes(), jwt_settings()).unwrap();
-        Self::serve(self.database.clone(), Authenticator::Jwt(verifier), false).await
+        Self::serve(self.database.clone(), shared::authenticator(), false).await
     }
 
     async fn serve(database: String, auth: Authenticator, owns_database: bool) -> Self {
@@ -250,24 +145,13 @@ impl TestServer {
             .connect_with(options)
             .await
             .expect("connecting to the test database");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(db.clone());
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = rx.await;
-            };
-            if let Err(e) = server::run(listener, state, auth, shutdown).await {
-                eprintln!("test server failed: {e}");
-            }
-        });
+        let running = shared::serve(AppState::new(db), auth).await;
         Self {
-            addr,
+            addr: running.addr,
             pool,
             database,
             owns_database,
-            shutdown: Some(tx),
+            running,
         }
     }
 
@@ -303,9 +187,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.running.signal_stop();
         if !self.owns_database {
             return;
         }
@@ -387,10 +269,7 @@ pub fn evidence(
         level,
         source: source as i32,
         rater_id: "rater-1".into(),
-        observed_at: Some(prost_types::Timestamp {
-            seconds: observed_at.timestamp(),
-            nanos: observed_at.timestamp_subsec_nanos() as i32,
-        }),
+        observed_at: Some(timestamp(observed_at)),
         confidence: 1.0,
         source_system: "hris".into(),
         external_id: external_id.into(),

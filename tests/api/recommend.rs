@@ -7,17 +7,10 @@ use ladder::proto::v1::{
 };
 use tonic::Code;
 
-use crate::harness::{Clients, TestServer, evidence};
+use crate::harness::{Clients, TestServer, evidence, timestamp};
 
 fn as_of() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
-}
-
-fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: 0,
-    })
 }
 
 /// `per` manager observations at exactly the expected level of every
@@ -62,7 +55,7 @@ async fn recommend(c: &mut Clients, subject: &str) -> RecommendResponse {
         .recommend(RecommendRequest {
             subject_id: subject.into(),
             current_role_id: "senior_engineer".into(),
-            as_of: ts(as_of()),
+            as_of: Some(timestamp(as_of())),
             max_recommendations: 100,
         })
         .await
@@ -346,7 +339,7 @@ async fn what_if_staff(
         .what_if(WhatIfRequest {
             subject_id: subject.into(),
             current_role_id: "senior_engineer".into(),
-            as_of: ts(as_of()),
+            as_of: Some(timestamp(as_of())),
             added_evidence: added,
             role_id: "staff_engineer".into(),
             ..Default::default()

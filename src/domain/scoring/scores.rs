@@ -74,3 +74,15 @@ pub enum Band {
     Developing,
     Ready,
 }
+
+impl Band {
+    /// How the band is stored and read by people: `insufficient_evidence`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::InsufficientEvidence => "insufficient_evidence",
+            Band::NotYet => "not_yet",
+            Band::Developing => "developing",
+            Band::Ready => "ready",
+        }
+    }
+}

@@ -9,8 +9,8 @@ use crate::domain::scoring::{
 };
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
-use crate::storage::etag;
-use crate::transport::convert::time;
+use crate::transport::convert::request::Mask;
+use crate::transport::convert::{etag, time};
 
 pub fn source_to_proto(source: Source) -> pb::EvidenceSource {
     match source {
@@ -103,6 +103,9 @@ pub fn uuid(value: &str, field: &str) -> Result<Uuid, Violations> {
     Uuid::parse_str(value).map_err(|_| Violations::one(field, "must be a UUID"))
 }
 
+/// The paths `UpdateSubject` accepts.
+pub const SUBJECT_PATHS: [&str; 1] = ["current_role_id"];
+
 pub fn subject_to_proto(subject: &Subject, revision: i64) -> pb::Subject {
     pb::Subject {
         id: subject.id.clone(),
@@ -133,9 +136,8 @@ pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPoli
     }
 }
 
-/// The fields of a scoring policy; `UpdateScoringPolicy` also accepts
-/// `source_weights.<source>` for one weight.
-pub const POLICY_FIELDS: &[&str] = &[
+/// The fields of a scoring policy an update can name.
+const POLICY_FIELDS: [&str; 6] = [
     "half_life_days",
     "prior_mean",
     "prior_strength",
@@ -144,55 +146,78 @@ pub const POLICY_FIELDS: &[&str] = &[
     "source_weights",
 ];
 
-/// Copies the fields named by `paths` from `update` onto `policy`.
-pub fn apply_policy_mask(
-    policy: &mut ScoringPolicy,
+/// The paths `UpdateScoringPolicy` accepts: every field, and one source
+/// weight as `source_weights.<source>`.
+pub fn policy_paths() -> Vec<String> {
+    POLICY_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(Source::ALL.iter().map(|s| source_weight_path(*s)))
+        .collect()
+}
+
+fn source_weight_path(source: Source) -> String {
+    format!("source_weights.{}", source.as_str())
+}
+
+/// `current` with the masked fields of `update`, validated; violations are
+/// named from the request (`policy.sigma`).
+pub fn merge_policy(
+    mut policy: ScoringPolicy,
     update: &pb::ScoringPolicy,
-    paths: &[String],
-) -> Result<(), Violations> {
-    let mut v = Violations::new();
-    let names_weights = paths.iter().any(|p| p.starts_with("source_weights"));
-    if names_weights && update.source_weights.is_none() {
+    mask: &Mask,
+) -> Result<ScoringPolicy, Violations> {
+    let weights = match update.source_weights {
+        Some(w) => SourceWeights {
+            self_review: w.self_,
+            peer: w.peer,
+            manager: w.manager,
+            direct_report: w.direct_report,
+            artifact: w.artifact,
+            calibration: w.calibration,
+        },
         // Absent is not "all zero": a masked field must be sent.
-        v.add(
-            "policy.source_weights",
-            "is required when update_mask names it",
-        );
-        return Err(v);
-    }
-    let weights = update.source_weights.unwrap_or_default();
-    let incoming = SourceWeights {
-        self_review: weights.self_,
-        peer: weights.peer,
-        manager: weights.manager,
-        direct_report: weights.direct_report,
-        artifact: weights.artifact,
-        calibration: weights.calibration,
+        None if mask.touches("source_weights") => {
+            return Err(Violations::one(
+                "policy.source_weights",
+                "is required when update_mask names it",
+            ));
+        }
+        None => SourceWeights::default(),
     };
-    for path in paths {
-        match path.as_str() {
-            "half_life_days" => policy.half_life_days = update.half_life_days,
-            "prior_mean" => policy.prior_mean = update.prior_mean,
-            "prior_strength" => policy.prior_strength = update.prior_strength,
-            "sigma" => policy.sigma = update.sigma,
-            "min_evidence" => policy.min_evidence = update.min_evidence,
-            "source_weights" => policy.source_weights = incoming,
-            other => match other
-                .strip_prefix("source_weights.")
-                .and_then(Source::parse)
-            {
-                Some(source) => policy.source_weights.set(source, incoming.get(source)),
-                None => v.add(
-                    "update_mask",
-                    format!(
-                        "unknown path {other:?}; expected one of {}, or source_weights.<source>",
-                        POLICY_FIELDS.join(", ")
-                    ),
-                ),
-            },
+    for (path, field, value) in [
+        (
+            "half_life_days",
+            &mut policy.half_life_days,
+            update.half_life_days,
+        ),
+        ("prior_mean", &mut policy.prior_mean, update.prior_mean),
+        (
+            "prior_strength",
+            &mut policy.prior_strength,
+            update.prior_strength,
+        ),
+        ("sigma", &mut policy.sigma, update.sigma),
+        (
+            "min_evidence",
+            &mut policy.min_evidence,
+            update.min_evidence,
+        ),
+    ] {
+        if mask.covers(path) {
+            *field = value;
         }
     }
-    v.into_result(())
+    for source in Source::ALL {
+        if mask.covers(&source_weight_path(source)) {
+            policy.source_weights.set(source, weights.get(source));
+        }
+    }
+    let mut v = Violations::new();
+    if let Err(found) = policy.validate() {
+        v.extend_prefixed("policy", found);
+    }
+    v.into_result(policy)
 }
 
 fn status_to_proto(status: CompetencyStatus) -> pb::CompetencyStatus {

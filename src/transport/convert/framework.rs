@@ -6,7 +6,8 @@ use crate::domain::framework::{
 };
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
-use crate::storage::framework::Stored;
+use crate::storage::stored::Stored;
+use crate::transport::convert::etag;
 use crate::transport::convert::request::Mask;
 use crate::transport::convert::time::to_proto as timestamp;
 
@@ -71,13 +72,13 @@ fn kind_from_pb(value: i32) -> Option<TransitionKind> {
 }
 
 /// A level or expected level outside u8 becomes 0, which validation refuses.
-fn small(value: i32) -> u8 {
+fn level_from_pb(value: i32) -> u8 {
     u8::try_from(value).unwrap_or(0)
 }
 
 pub fn competency_to_pb(s: Stored<Competency>) -> pb::Competency {
     pb::Competency {
-        etag: s.meta.etag(),
+        etag: etag::of(s.meta.revision),
         create_time: Some(timestamp(s.meta.create_time)),
         update_time: Some(timestamp(s.meta.update_time)),
         id: s.value.id,
@@ -99,7 +100,7 @@ pub fn competency_to_pb(s: Stored<Competency>) -> pb::Competency {
 
 pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
     pb::Role {
-        etag: s.meta.etag(),
+        etag: etag::of(s.meta.revision),
         create_time: Some(timestamp(s.meta.create_time)),
         update_time: Some(timestamp(s.meta.update_time)),
         id: s.value.id,
@@ -120,7 +121,7 @@ pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
 
 pub fn rubric_to_pb(s: Stored<Rubric>) -> pb::Rubric {
     pb::Rubric {
-        etag: s.meta.etag(),
+        etag: etag::of(s.meta.revision),
         create_time: Some(timestamp(s.meta.create_time)),
         update_time: Some(timestamp(s.meta.update_time)),
         publish_time: s.meta.publish_time.map(timestamp),
@@ -158,18 +159,18 @@ pub fn merge_competency(
     input: pb::Competency,
     mask: &Mask,
 ) -> Result<Competency, Violations> {
-    if mask.has("name") {
+    if mask.covers("name") {
         base.name = input.name;
     }
-    if mask.has("description") {
+    if mask.covers("description") {
         base.description = input.description;
     }
-    if mask.has("levels") {
+    if mask.covers("levels") {
         base.levels = input
             .levels
             .into_iter()
             .map(|l| LevelDescriptor {
-                level: small(l.level),
+                level: level_from_pb(l.level),
                 title: l.title,
                 description: l.description,
                 behaviours: l.behaviours,
@@ -194,19 +195,19 @@ pub fn blank_role(id: &str) -> Role {
 /// transitions lead to existing roles).
 pub fn merge_role(mut base: Role, input: pb::Role, mask: &Mask) -> Result<Role, Violations> {
     let mut v = Violations::new();
-    if mask.has("name") {
+    if mask.covers("name") {
         base.name = input.name;
     }
-    if mask.has("description") {
+    if mask.covers("description") {
         base.description = input.description;
     }
-    if mask.has("track") {
+    if mask.covers("track") {
         match track_from_pb(input.track) {
             Some(track) => base.track = track,
             None => v.add("track", "must be a known track, not UNSPECIFIED"),
         }
     }
-    if mask.has("transitions") {
+    if mask.covers("transitions") {
         base.transitions = Vec::with_capacity(input.transitions.len());
         for (k, t) in input.transitions.into_iter().enumerate() {
             match kind_from_pb(t.kind) {
@@ -233,7 +234,7 @@ pub fn expectations_from_pb(
         .into_iter()
         .map(|c| RubricCompetency {
             competency_id: c.competency_id,
-            expected_level: small(c.expected_level),
+            expected_level: level_from_pb(c.expected_level),
             weight: c.weight,
             critical: c.critical,
             development_actions: c.development_actions,

@@ -1,4 +1,5 @@
-//! Field masks (AIP-134), pagination (AIP-158) and request ids (AIP-155).
+//! Field masks and etags of updates (AIP-134, AIP-154), pagination
+//! (AIP-158) and request ids (AIP-155).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,24 +9,28 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::validation::Violations;
 use crate::storage::StorageError;
+use crate::transport::convert::etag;
 use crate::transport::error::ApiError;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 1000;
 const MAX_REQUEST_ID_CHARS: usize = 200;
 
-/// The fields an update changes.
+/// The fields an update changes, checked against the paths the resource
+/// allows. Nested fields are named by dotted paths (`source_weights.peer`);
+/// naming a message field covers every field under it.
 #[derive(Debug)]
 pub struct Mask(Vec<String>);
 
 impl Mask {
     /// Every allowed path when the mask is absent or empty (a full replace,
     /// AIP-134); an unknown path is refused naming `update_mask`.
-    pub fn parse(mask: Option<FieldMask>, allowed: &[&str]) -> Result<Mask, ApiError> {
+    pub fn parse(mask: Option<FieldMask>, allowed: &[impl AsRef<str>]) -> Result<Mask, Violations> {
         let paths = mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            return Ok(Mask(allowed.iter().map(|p| p.to_string()).collect()));
+            return Ok(Mask::all(allowed));
         }
+        let allowed: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
         let mut v = Violations::new();
         for path in &paths {
             if !allowed.contains(&path.as_str()) {
@@ -35,16 +40,61 @@ impl Mask {
                 );
             }
         }
-        v.into_result(Mask(paths)).map_err(ApiError::from)
+        v.into_result(Mask(paths))
     }
 
     /// All of `allowed`, for creates.
-    pub fn all(allowed: &[&str]) -> Mask {
-        Mask(allowed.iter().map(|p| p.to_string()).collect())
+    pub fn all(allowed: &[impl AsRef<str>]) -> Mask {
+        Mask(allowed.iter().map(|p| p.as_ref().to_string()).collect())
     }
 
-    pub fn has(&self, path: &str) -> bool {
-        self.0.iter().any(|p| p == path)
+    /// Whether the update sets `path`: it is named, or a message it is in.
+    pub fn covers(&self, path: &str) -> bool {
+        self.0.iter().any(|named| within(path, named))
+    }
+
+    /// Whether the update sets `path` or anything in it.
+    pub fn touches(&self, path: &str) -> bool {
+        self.0
+            .iter()
+            .any(|named| within(path, named) || within(named, path))
+    }
+}
+
+/// `path` is `outer` or a field inside it.
+fn within(path: &str, outer: &str) -> bool {
+    path.strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// The protocol fields of an update request (AIP-134, AIP-154), parsed once:
+/// which fields change, and the revision the client last read.
+#[derive(Debug)]
+pub struct Update {
+    pub mask: Mask,
+    /// `None` when the request carries no etag: the update applies to
+    /// whatever is stored.
+    pub expected: Option<i64>,
+}
+
+impl Update {
+    /// Refuses an unknown mask path (`update_mask`) and an etag this server
+    /// did not make (`etag_field`), both at once.
+    pub fn parse(
+        mask: Option<FieldMask>,
+        allowed: &[impl AsRef<str>],
+        etag: &str,
+        etag_field: &str,
+    ) -> Result<Update, Violations> {
+        let mut v = Violations::new();
+        let mask = Mask::parse(mask, allowed).map_err(|e| v.0.extend(e.0)).ok();
+        let expected = etag::expected(etag, etag_field)
+            .map_err(|e| v.0.extend(e.0))
+            .ok();
+        match (mask, expected) {
+            (Some(mask), Some(expected)) if v.0.is_empty() => Ok(Update { mask, expected }),
+            _ => Err(v),
+        }
     }
 }
 
@@ -54,21 +104,23 @@ pub fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
 }
 
 /// An id that must be given.
-pub fn required_id(field: &str, id: &str) -> Result<(), ApiError> {
+pub fn required_id(field: &str, id: String) -> Result<String, ApiError> {
     if id.is_empty() {
         Err(ApiError::field(field, "must not be empty"))
     } else {
-        Ok(())
+        Ok(id)
     }
 }
 
-pub fn check_request_id(v: &mut Violations, request_id: &str) {
-    if request_id.chars().count() > MAX_REQUEST_ID_CHARS {
-        v.add(
+/// A create's request id (AIP-155): `None` when absent.
+pub fn request_id(value: &str) -> Result<Option<&str>, Violations> {
+    if value.chars().count() > MAX_REQUEST_ID_CHARS {
+        return Err(Violations::one(
             "request_id",
             format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        );
+        ));
     }
+    Ok(Some(value).filter(|v| !v.is_empty()))
 }
 
 /// The violations of a nested message, named from the request (`role.name`).
@@ -80,51 +132,102 @@ pub fn nested<T>(prefix: &str, result: Result<T, Violations>) -> Result<T, ApiEr
     })
 }
 
-fn page_size(size: i32) -> Result<i64, ApiError> {
-    match i64::from(size) {
-        s if s < 0 => Err(ApiError::field("page_size", "must not be negative")),
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        s => Ok(s.min(MAX_PAGE_SIZE)),
+/// Which page of a keyset listing (AIP-158) a request asks for: its size,
+/// and the key of the last row served before, from the page token.
+#[derive(Debug)]
+pub struct Page<K> {
+    size: i64,
+    after: Option<K>,
+}
+
+impl<K: Serialize + DeserializeOwned> Page<K> {
+    pub fn parse(requested_size: i32, page_token: &str) -> Result<Self, Violations> {
+        let size = match i64::from(requested_size) {
+            s if s < 0 => return Err(Violations::one("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            s => s.min(MAX_PAGE_SIZE),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let key = URL_SAFE_NO_PAD
+                .decode(page_token)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(|| {
+                    Violations::one("page_token", "is not a token this server returned")
+                })?;
+            Some(key)
+        };
+        Ok(Self { size, after })
+    }
+
+    /// The page's rows, read by `fetch(after, limit)` in the listing's stable
+    /// order, and the token of the next page (empty after the last): it
+    /// holds `key` of the page's last row.
+    pub async fn fetch<T>(
+        self,
+        fetch: impl AsyncFnOnce(Option<K>, i64) -> Result<Vec<T>, StorageError>,
+        key: impl Fn(&T) -> K,
+    ) -> Result<(Vec<T>, String), StorageError> {
+        // One more than asked tells whether another page follows.
+        let mut items = fetch(self.after, self.size + 1).await?;
+        let next = if items.len() as i64 > self.size {
+            items.truncate(self.size as usize);
+            items
+                .last()
+                .map(|last| {
+                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(last)).unwrap_or_default())
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok((items, next))
     }
 }
 
-fn decode_token<K: DeserializeOwned>(token: &str) -> Result<Option<K>, ApiError> {
-    if token.is_empty() {
-        return Ok(None);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(paths: &[&str]) -> Option<FieldMask> {
+        Some(FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        })
     }
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .map(Some)
-        .ok_or_else(|| ApiError::field("page_token", "is not a token this server returned"))
-}
 
-fn encode_token<K: Serialize>(key: &K) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
-}
+    const POLICY: &[&str] = &["sigma", "source_weights", "source_weights.peer"];
 
-/// One page of a keyset listing: `fetch(after, limit)` reads up to `limit`
-/// rows after the key in the page token, in the listing's stable order; the
-/// next page token holds the key of the page's last row.
-pub async fn page<T, K: Serialize + DeserializeOwned>(
-    requested_size: i32,
-    page_token: &str,
-    fetch: impl AsyncFnOnce(Option<K>, i64) -> Result<Vec<T>, StorageError>,
-    key: impl Fn(&T) -> K,
-) -> Result<(Vec<T>, String), ApiError> {
-    let size = page_size(requested_size)?;
-    let after = decode_token(page_token)?;
-    // One more than asked tells whether another page follows.
-    let mut items = fetch(after, size + 1).await?;
-    let next = if items.len() as i64 > size {
-        items.truncate(size as usize);
-        items
-            .last()
-            .map(|last| encode_token(&key(last)))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok((items, next))
+    #[test]
+    fn a_message_path_covers_its_fields_and_a_field_touches_its_message() {
+        let whole = Mask::parse(mask(&["source_weights"]), POLICY).unwrap();
+        assert!(whole.covers("source_weights.peer"));
+        assert!(!whole.covers("sigma"));
+        let one = Mask::parse(mask(&["source_weights.peer"]), POLICY).unwrap();
+        assert!(one.covers("source_weights.peer"));
+        assert!(!one.covers("source_weights.manager"));
+        assert!(one.touches("source_weights"));
+        assert!(!one.covers("source_weights_extra"));
+    }
+
+    #[test]
+    fn a_bad_mask_and_a_bad_etag_are_named_together() {
+        let err = Update::parse(mask(&["salary"]), POLICY, "nope", "policy.etag").unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["update_mask", "policy.etag"]);
+    }
+
+    #[test]
+    fn a_page_token_round_trips_and_a_forged_one_is_refused() {
+        let page: Page<String> = Page::parse(0, "").unwrap();
+        assert_eq!(page.size, DEFAULT_PAGE_SIZE);
+        let token = URL_SAFE_NO_PAD.encode(serde_json::to_vec("k").unwrap());
+        assert_eq!(
+            Page::<String>::parse(5, &token).unwrap().after.as_deref(),
+            Some("k")
+        );
+        let err = Page::<String>::parse(5, "!!").unwrap_err();
+        assert_eq!(err.0[0].field, "page_token");
+    }
 }

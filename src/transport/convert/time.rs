@@ -1,21 +1,17 @@
 //! Timestamps: PostgreSQL keeps microseconds, so incoming times are cut to
 //! microseconds before use and what is stored compares equal to what was used.
 
-use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use prost_types::Timestamp;
 
 use crate::domain::validation::Violations;
+use crate::storage::stored::microseconds;
 
 pub fn to_proto(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: t.timestamp(),
         nanos: t.timestamp_subsec_nanos() as i32,
     }
-}
-
-/// Microsecond precision, as stored.
-pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
 }
 
 /// The range of years accepted: what google.protobuf.Timestamp allows, which
@@ -28,7 +24,7 @@ pub fn from_proto(t: &Timestamp, field: &str) -> Result<DateTime<Utc>, Violation
         .filter(|n| *n < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
         .filter(|t| YEARS.contains(&t.year()))
-        .map(truncate)
+        .map(microseconds)
         .ok_or_else(|| {
             Violations::one(
                 field,
@@ -44,5 +40,5 @@ pub fn optional(t: Option<&Timestamp>, field: &str) -> Result<Option<DateTime<Ut
 
 /// `as_of` of a request: now when absent.
 pub fn as_of(t: Option<&Timestamp>) -> Result<DateTime<Utc>, Violations> {
-    Ok(optional(t, "as_of")?.unwrap_or_else(|| truncate(Utc::now())))
+    Ok(optional(t, "as_of")?.unwrap_or_else(|| microseconds(Utc::now())))
 }

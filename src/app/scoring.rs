@@ -1,0 +1,138 @@
+//! Scoring a subject: the reads and the engine call that assessments and
+//! recommendations share, between the transport services and storage. Every
+//! read runs on one connection outside an explicit transaction (see
+//! `storage`'s module documentation): one statement for the changing inputs,
+//! the catalog from memory while it is current.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::assessment::Assessment;
+use crate::domain::framework::{Catalog, Rubric, RubricState};
+use crate::domain::scoring;
+use crate::domain::validation::Violations;
+use crate::storage::scoring_inputs::{self, ScoringInputs};
+use crate::storage::stored::microseconds;
+use crate::storage::{Db, StorageError, TenantId, assessments, rubrics};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The engine refused its inputs, naming them (`policy.sigma`).
+    #[error("invalid scoring inputs: {0}")]
+    Invalid(#[from] Violations),
+}
+
+/// Everything scoring one subject as of one time reads.
+#[derive(Debug)]
+pub struct ScoringSnapshot {
+    /// The tenant's roles and published rubrics.
+    pub catalog: Arc<Catalog>,
+    /// The subject's evidence, the policy and the subject's stored role.
+    pub inputs: ScoringInputs,
+}
+
+impl ScoringSnapshot {
+    /// Reads a subject's scoring inputs and the tenant's catalog on `conn`.
+    pub async fn read(
+        db: &Db,
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        subject_id: &str,
+        as_of: DateTime<Utc>,
+    ) -> Result<Self, StorageError> {
+        let inputs = scoring_inputs::read(&mut *conn, tenant, subject_id, as_of).await?;
+        let catalog = db.catalog(conn, tenant, inputs.framework_revision).await?;
+        Ok(Self { catalog, inputs })
+    }
+
+    /// The rubric version to assess against: the published one from the
+    /// catalog, or the version asked for by number. Superseded and retired
+    /// versions can be assessed against, drafts cannot. A non-draft version
+    /// never changes, so reading it outside a transaction is safe.
+    async fn rubric(
+        &self,
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        role_id: &str,
+        version: Option<i32>,
+    ) -> Result<Cow<'_, Rubric>, StorageError> {
+        if let Some(published) = self
+            .catalog
+            .rubric(role_id)
+            .filter(|r| version.is_none_or(|v| v == r.version))
+        {
+            return Ok(Cow::Borrowed(published));
+        }
+        let rubric = rubrics::get(conn, tenant, role_id, version).await?.value;
+        if rubric.state == RubricState::Draft {
+            return Err(StorageError::FailedPrecondition(format!(
+                "rubric {role_id} version {} is a draft; publish it before assessing against it",
+                rubric.version
+            )));
+        }
+        Ok(Cow::Owned(rubric))
+    }
+}
+
+/// What to assess: a subject against a role's rubric as of a time.
+#[derive(Debug, Clone)]
+pub struct AssessmentSpec {
+    pub subject_id: String,
+    pub role_id: String,
+    /// `None`: the published version.
+    pub rubric_version: Option<i32>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// Scores a subject with the tenant's policy; nothing is stored.
+pub async fn assess(
+    db: &Db,
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    spec: &AssessmentSpec,
+) -> Result<Assessment, ScoringError> {
+    let snapshot = ScoringSnapshot::read(db, conn, tenant, &spec.subject_id, spec.as_of).await?;
+    let rubric = snapshot
+        .rubric(conn, tenant, &spec.role_id, spec.rubric_version)
+        .await?;
+    let inputs = &snapshot.inputs;
+    let score = scoring::score(
+        &inputs.observations,
+        &rubric.expectations(),
+        &inputs.policy,
+        spec.as_of,
+    )?;
+    Ok(Assessment {
+        id: Uuid::now_v7(),
+        subject_id: spec.subject_id.clone(),
+        role_id: spec.role_id.clone(),
+        rubric_version: rubric.version,
+        as_of: spec.as_of,
+        policy: inputs.policy.clone(),
+        score,
+        create_time: microseconds(Utc::now()),
+    })
+}
+
+/// Assesses and, unless `validate_only`, stores the snapshot; a retry with
+/// the same `request_id` gets the snapshot the first call stored.
+pub async fn create_assessment(
+    db: &Db,
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    spec: &AssessmentSpec,
+    validate_only: bool,
+    request_id: Option<&str>,
+) -> Result<Assessment, ScoringError> {
+    let assessment = assess(db, conn, tenant, spec).await?;
+    if validate_only {
+        return Ok(assessment);
+    }
+    Ok(assessments::create(conn, tenant, assessment, request_id).await?)
+}
