@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::adjustments::RaterAdjustments;
 use super::model::{self, CONFLICT_THRESHOLD};
 use super::numeric::compensated_sum;
 use super::observations::validate_evidence;
@@ -21,18 +22,13 @@ pub fn score(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> Result<RoleScore, Violations> {
-    let mut violations = Violations::new();
-    for (prefix, result) in [
-        ("", validate_evidence(evidence)),
-        ("rubric", validate_rubric(rubric)),
-        ("policy", policy.validate()),
-    ] {
-        if let Err(found) = result {
-            violations.extend_prefixed(prefix, found);
-        }
-    }
-    violations.into_result(())?;
-    Ok(score_unchecked(evidence, rubric, policy, as_of))
+    score_calibrated(
+        evidence,
+        &RaterAdjustments::default(),
+        rubric,
+        policy,
+        as_of,
+    )
 }
 
 /// [`score`] without validation, for scoring many rubrics against evidence
@@ -45,7 +41,57 @@ pub fn score_unchecked(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> RoleScore {
-    let samples = GroupedSamples::collect(evidence, rubric, policy, as_of);
+    score_calibrated_unchecked(
+        evidence,
+        &RaterAdjustments::default(),
+        rubric,
+        policy,
+        as_of,
+    )
+}
+
+/// [`score`] with rater calibration (SPEC §10): each evidence item in
+/// `adjustments` enters with its level minus its rater's leniency, unclamped,
+/// and its contribution records the adjustment. Empty adjustments give
+/// exactly the numbers of [`score`]. Violations of the adjustments are named
+/// `rater_adjustments[<evidence id>]`.
+pub fn score_calibrated(
+    evidence: &[Observation],
+    adjustments: &RaterAdjustments,
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> Result<RoleScore, Violations> {
+    let mut violations = Violations::new();
+    for (prefix, result) in [
+        ("", validate_evidence(evidence)),
+        ("", adjustments.validate()),
+        ("rubric", validate_rubric(rubric)),
+        ("policy", policy.validate()),
+    ] {
+        if let Err(found) = result {
+            violations.extend_prefixed(prefix, found);
+        }
+    }
+    violations.into_result(())?;
+    Ok(score_calibrated_unchecked(
+        evidence,
+        adjustments,
+        rubric,
+        policy,
+        as_of,
+    ))
+}
+
+/// [`score_calibrated`] without validation, as [`score_unchecked`] is to [`score`].
+pub fn score_calibrated_unchecked(
+    evidence: &[Observation],
+    adjustments: &RaterAdjustments,
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> RoleScore {
+    let samples = GroupedSamples::collect(evidence, adjustments, rubric, policy, as_of);
     let competencies: Vec<CompetencyScore> = rubric
         .iter()
         .enumerate()
@@ -103,6 +149,7 @@ fn score_competency(
             .map(|s| Contribution {
                 evidence_id: s.evidence_id(),
                 weight: s.weight,
+                rater_adjustment: s.rater_adjustment,
             })
             .collect(),
     }
