@@ -133,3 +133,117 @@ impl Calibration {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ratings<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, f64)>) -> RatingSet {
+        let mut set = RatingSet::new();
+        for (subject_id, rater_id, level) in rows {
+            set.push(Rating {
+                subject_id,
+                competency_id: "c",
+                rater_id,
+                level,
+                confidence: 1.0,
+            })
+            .unwrap();
+        }
+        set
+    }
+
+    #[test]
+    fn refuses_a_prior_strength_outside_its_range() {
+        for lambda in [0.0, -1.0, f64::NAN, f64::INFINITY, 1.1e6] {
+            let error = calibrate(RatingSet::new(), lambda).unwrap_err();
+            assert_eq!(error.0[0].field, "rater_prior_strength");
+        }
+    }
+
+    #[test]
+    fn no_ratings_give_an_empty_calibration() {
+        let calibration = calibrate(RatingSet::new(), 5.0).unwrap();
+        assert_eq!(
+            (calibration.ratings, calibration.cells, calibration.subjects),
+            (0, 0, 0)
+        );
+        assert_eq!(calibration.raters, []);
+        assert_eq!(
+            (calibration.residual_scale, calibration.error_bound),
+            (0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn unanimous_raters_have_no_leniency_and_no_residual() {
+        let calibration = calibrate(
+            ratings([("s1", "a", 3.0), ("s1", "b", 3.0), ("s2", "a", 4.0), ("s2", "b", 4.0)]),
+            5.0,
+        )
+        .unwrap();
+        for rater in &calibration.raters {
+            assert_eq!((rater.leniency, rater.overlap, rater.ratings), (0.0, 2, 2));
+            assert_eq!(rater.standard_error, 0.0);
+        }
+        assert_eq!(calibration.residual_scale, 0.0);
+    }
+
+    /// The slow case for alternating updates: 2 000 raters in a chain, each
+    /// sharing one person with the next and rating them a level higher, with
+    /// a weak prior. CG certifies 1e-11 in a bounded number of steps, and
+    /// agrees with a direct solve of the tridiagonal reduced equations
+    /// (Thomas algorithm): diagonal λ + deg/2, off-diagonal −1/2, and
+    /// g = +1/2 at the head of the chain, −1/2 at its tail, 0 between.
+    #[test]
+    fn long_weak_chain_matches_a_direct_solve() {
+        let (raters, lambda) = (2000, 0.01);
+        let ids: Vec<(String, String)> = (0..raters)
+            .map(|k| (format!("s{k:04}"), format!("r{k:04}")))
+            .collect();
+        let rows = ids.windows(2).flat_map(|pair| {
+            let subject = pair[0].0.as_str();
+            [(subject, pair[0].1.as_str(), 4.0), (subject, pair[1].1.as_str(), 3.0)]
+        });
+        let calibration = calibrate(ratings(rows), lambda).unwrap();
+        assert!(calibration.error_bound <= solve::TARGET_ERROR);
+        assert!(calibration.iterations <= 2 * raters as u64);
+
+        let diagonal = |k: usize| lambda + if k == 0 || k == raters - 1 { 0.5 } else { 1.0 };
+        let mut rhs = vec![0.0; raters];
+        (rhs[0], rhs[raters - 1]) = (0.5, -0.5);
+        let (mut upper, mut forward) = (vec![0.0; raters], vec![0.0; raters]);
+        for k in 0..raters {
+            let (previous_upper, previous_forward) =
+                if k == 0 { (0.0, 0.0) } else { (upper[k - 1], forward[k - 1]) };
+            let pivot = diagonal(k) + 0.5 * previous_upper;
+            upper[k] = -0.5 / pivot;
+            forward[k] = (rhs[k] + 0.5 * previous_forward) / pivot;
+        }
+        let mut exact = forward;
+        for k in (0..raters - 1).rev() {
+            exact[k] -= upper[k] * exact[k + 1];
+        }
+        for (rater, exact) in calibration.raters.iter().zip(exact) {
+            assert!((rater.leniency - exact).abs() <= 1e-9, "{}", rater.rater_id);
+        }
+    }
+
+    #[test]
+    fn effects_adjust_only_evidence_of_known_raters() {
+        let calibration = calibrate(
+            ratings([("s1", "a", 4.0), ("s1", "b", 3.0), ("s2", "a", 3.0), ("s2", "b", 2.0)]),
+            5.0,
+        )
+        .unwrap();
+        let adjustments = calibration.effects().adjustments([
+            (Uuid::from_u128(1), "a"),
+            (Uuid::from_u128(2), "b"),
+            (Uuid::from_u128(3), "unknown"),
+        ]);
+        assert_eq!(adjustments.of(Uuid::from_u128(1)), calibration.raters[0].leniency);
+        assert_eq!(adjustments.of(Uuid::from_u128(2)), calibration.raters[1].leniency);
+        assert!((adjustments.of(Uuid::from_u128(1)) - 1.0 / 7.0).abs() < 1e-12);
+        assert_eq!(adjustments.of(Uuid::from_u128(3)), 0.0);
+    }
+}
