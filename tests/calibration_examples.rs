@@ -91,14 +91,22 @@ fn estimator_matches_the_direct_solve() {
             (expected.ratings, expected.cells, expected.subjects),
             "{name}: counts"
         );
-        assert!(actual.error_bound <= 1e-11, "{name}: {}", actual.error_bound);
+        assert!(
+            actual.error_bound <= 1e-11,
+            "{name}: {}",
+            actual.error_bound
+        );
         assert_close(
             &format!("{name}: s"),
             actual.residual_scale,
             expected.residual_scale,
         );
         let ids: Vec<&str> = actual.raters.iter().map(|r| r.rater_id.as_str()).collect();
-        let expected_ids: Vec<&str> = expected.raters.iter().map(|r| r.rater_id.as_str()).collect();
+        let expected_ids: Vec<&str> = expected
+            .raters
+            .iter()
+            .map(|r| r.rater_id.as_str())
+            .collect();
         assert_eq!(ids, expected_ids, "{name}: raters");
         for (rater, reference) in actual.raters.iter().zip(&expected.raters) {
             let what = |field: &str| format!("{name}: {} {field}", rater.rater_id);

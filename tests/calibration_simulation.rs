@@ -115,7 +115,12 @@ fn squared_errors(
             score_calibrated_unchecked(&observations, &adjustments, &rubric, &policy, as_of);
         let pairs = plain.competencies.iter().zip(&adjusted.competencies);
         for ((p, a), truth) in pairs.zip(true_levels) {
-            let estimates = [p.m, a.m, p.weighted_level_sum / p.n, a.weighted_level_sum / a.n];
+            let estimates = [
+                p.m,
+                a.m,
+                p.weighted_level_sum / p.n,
+                a.weighted_level_sum / a.n,
+            ];
             for (sum, estimate) in sums.iter_mut().zip(estimates) {
                 *sum += (estimate - truth).powi(2);
             }

@@ -178,7 +178,12 @@ mod tests {
     #[test]
     fn unanimous_raters_have_no_leniency_and_no_residual() {
         let calibration = calibrate(
-            ratings([("s1", "a", 3.0), ("s1", "b", 3.0), ("s2", "a", 4.0), ("s2", "b", 4.0)]),
+            ratings([
+                ("s1", "a", 3.0),
+                ("s1", "b", 3.0),
+                ("s2", "a", 4.0),
+                ("s2", "b", 4.0),
+            ]),
             5.0,
         )
         .unwrap();
@@ -203,7 +208,10 @@ mod tests {
             .collect();
         let rows = ids.windows(2).flat_map(|pair| {
             let subject = pair[0].0.as_str();
-            [(subject, pair[0].1.as_str(), 4.0), (subject, pair[1].1.as_str(), 3.0)]
+            [
+                (subject, pair[0].1.as_str(), 4.0),
+                (subject, pair[1].1.as_str(), 3.0),
+            ]
         });
         let calibration = calibrate(ratings(rows), lambda).unwrap();
         assert!(calibration.error_bound <= solve::TARGET_ERROR);
@@ -214,8 +222,11 @@ mod tests {
         (rhs[0], rhs[raters - 1]) = (0.5, -0.5);
         let (mut upper, mut forward) = (vec![0.0; raters], vec![0.0; raters]);
         for k in 0..raters {
-            let (previous_upper, previous_forward) =
-                if k == 0 { (0.0, 0.0) } else { (upper[k - 1], forward[k - 1]) };
+            let (previous_upper, previous_forward) = if k == 0 {
+                (0.0, 0.0)
+            } else {
+                (upper[k - 1], forward[k - 1])
+            };
             let pivot = diagonal(k) + 0.5 * previous_upper;
             upper[k] = -0.5 / pivot;
             forward[k] = (rhs[k] + 0.5 * previous_forward) / pivot;
@@ -232,7 +243,12 @@ mod tests {
     #[test]
     fn effects_adjust_only_evidence_of_known_raters() {
         let calibration = calibrate(
-            ratings([("s1", "a", 4.0), ("s1", "b", 3.0), ("s2", "a", 3.0), ("s2", "b", 2.0)]),
+            ratings([
+                ("s1", "a", 4.0),
+                ("s1", "b", 3.0),
+                ("s2", "a", 3.0),
+                ("s2", "b", 2.0),
+            ]),
             5.0,
         )
         .unwrap();
@@ -241,8 +257,14 @@ mod tests {
             (Uuid::from_u128(2), "b"),
             (Uuid::from_u128(3), "unknown"),
         ]);
-        assert_eq!(adjustments.of(Uuid::from_u128(1)), calibration.raters[0].leniency);
-        assert_eq!(adjustments.of(Uuid::from_u128(2)), calibration.raters[1].leniency);
+        assert_eq!(
+            adjustments.of(Uuid::from_u128(1)),
+            calibration.raters[0].leniency
+        );
+        assert_eq!(
+            adjustments.of(Uuid::from_u128(2)),
+            calibration.raters[1].leniency
+        );
         assert!((adjustments.of(Uuid::from_u128(1)) - 1.0 / 7.0).abs() < 1e-12);
         assert_eq!(adjustments.of(Uuid::from_u128(3)), 0.0);
     }

@@ -59,7 +59,9 @@ pub(super) fn solve(design: &Design, lambda: f64) -> Solution {
         for _ in 0..iteration_limit {
             design.apply(lambda, &direction, &mut product);
             let curvature = dot(&direction, &product);
-            if !(curvature > 0.0) {
+            // 0 once the direction vanishes (an exact solution); NaN never
+            // continues.
+            if curvature.is_nan() || curvature <= 0.0 {
                 break;
             }
             let step = rho / curvature;

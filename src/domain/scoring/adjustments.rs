@@ -41,7 +41,7 @@ impl RaterAdjustments {
         let mut bad: Vec<Uuid> = self
             .0
             .iter()
-            .filter(|(_, leniency)| !(leniency.abs() <= MAX_WEIGHT))
+            .filter(|(_, leniency)| !(leniency.is_finite() && leniency.abs() <= MAX_WEIGHT))
             .map(|(&id, _)| id)
             .collect();
         bad.sort_unstable();

@@ -231,17 +231,21 @@ mod tests {
 
     fn observations() -> Vec<Observation> {
         let observed_at = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
-        [(1, 4.0, Source::Manager), (2, 2.5, Source::Peer), (3, 3.0, Source::SelfReview)]
-            .into_iter()
-            .map(|(id, level, source)| Observation {
-                id: Uuid::from_u128(id),
-                competency_id: "system_design".into(),
-                level,
-                source,
-                confidence: 0.9,
-                observed_at,
-            })
-            .collect()
+        [
+            (1, 4.0, Source::Manager),
+            (2, 2.5, Source::Peer),
+            (3, 3.0, Source::SelfReview),
+        ]
+        .into_iter()
+        .map(|(id, level, source)| Observation {
+            id: Uuid::from_u128(id),
+            competency_id: "system_design".into(),
+            level,
+            source,
+            confidence: 0.9,
+            observed_at,
+        })
+        .collect()
     }
 
     fn rubric() -> [Expectation; 1] {
@@ -260,24 +264,39 @@ mod tests {
         let policy = ScoringPolicy::default();
         let plain = score(&evidence, &rubric(), &policy, as_of).unwrap();
         assert_eq!(
-            score_calibrated(&evidence, &RaterAdjustments::default(), &rubric(), &policy, as_of),
+            score_calibrated(
+                &evidence,
+                &RaterAdjustments::default(),
+                &rubric(),
+                &policy,
+                as_of
+            ),
             Ok(plain.clone())
         );
 
         // Evidence 1 by a lenient rater (+0.75), 2 by a severe one (−0.5),
         // 3 by a rater the calibration does not know.
-        let adjustments: RaterAdjustments = [(Uuid::from_u128(1), 0.75), (Uuid::from_u128(2), -0.5)]
-            .into_iter()
-            .collect();
-        let calibrated = score_calibrated(&evidence, &adjustments, &rubric(), &policy, as_of).unwrap();
+        let adjustments: RaterAdjustments =
+            [(Uuid::from_u128(1), 0.75), (Uuid::from_u128(2), -0.5)]
+                .into_iter()
+                .collect();
+        let calibrated =
+            score_calibrated(&evidence, &adjustments, &rubric(), &policy, as_of).unwrap();
         let (before, after) = (&plain.competencies[0], &calibrated.competencies[0]);
-        let shifts: Vec<f64> = after.contributions.iter().map(|c| c.rater_adjustment).collect();
+        let shifts: Vec<f64> = after
+            .contributions
+            .iter()
+            .map(|c| c.rater_adjustment)
+            .collect();
         assert_eq!(shifts, [0.75, -0.5, 0.0]);
-        let weights = |c: &CompetencyScore| c.contributions.iter().map(|c| c.weight).collect::<Vec<_>>();
+        let weights =
+            |c: &CompetencyScore| c.contributions.iter().map(|c| c.weight).collect::<Vec<_>>();
         assert_eq!((after.n, weights(after)), (before.n, weights(before)));
         let w = weights(before);
         let expected_shift = -(w[0] * 0.75 - w[1] * 0.5);
-        assert!((after.weighted_level_sum - before.weighted_level_sum - expected_shift).abs() < 1e-12);
+        assert!(
+            (after.weighted_level_sum - before.weighted_level_sum - expected_shift).abs() < 1e-12
+        );
         let expected_m = (policy.prior_strength * policy.prior_mean + after.weighted_level_sum)
             / (policy.prior_strength + after.n);
         assert_eq!(after.m, expected_m);

@@ -197,7 +197,11 @@ mod tests {
     fn calibration_parameters_are_checked_even_when_calibration_is_off() {
         for (window, strength, expected) in [
             (0, 5.0, vec!["calibration_window_days"]),
-            (36_501, 0.0, vec!["calibration_window_days", "rater_prior_strength"]),
+            (
+                36_501,
+                0.0,
+                vec!["calibration_window_days", "rater_prior_strength"],
+            ),
             (36_500, f64::INFINITY, vec!["rater_prior_strength"]),
         ] {
             let policy = ScoringPolicy {

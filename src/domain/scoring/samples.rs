@@ -281,11 +281,13 @@ mod tests {
             observation(4, "system_design", -1),
             observation(2, "system_design", 0),
         ];
-        let grouped =
-            GroupedSamples::collect(
-                &evidence,
-                &RaterAdjustments::default(),
-                &rubric, &ScoringPolicy::default(), at(0, 0));
+        let grouped = GroupedSamples::collect(
+            &evidence,
+            &RaterAdjustments::default(),
+            &rubric,
+            &ScoringPolicy::default(),
+            at(0, 0),
+        );
         let ids = |c| grouped.of(c).iter().map(|s| s.id).collect::<Vec<_>>();
         assert_eq!((ids(0), ids(1), ids(2)), (vec![2, 7], vec![], vec![5, 9]));
     }
