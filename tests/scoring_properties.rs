@@ -100,6 +100,7 @@ fn policy_strategy() -> impl Strategy<Value = ScoringPolicy> {
                     prior_strength,
                     sigma,
                     min_evidence,
+                    ..ScoringPolicy::default()
                 }
             },
         );

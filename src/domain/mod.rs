@@ -1,6 +1,7 @@
 //! Pure types and the scoring engine: no I/O, no gRPC, no SQL.
 
 pub mod assessment;
+pub mod calibration;
 pub mod evidence;
 pub mod framework;
 pub mod oversight;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::adjustments::RaterAdjustments;
 use super::model::{self, CONFLICT_THRESHOLD};
 use super::numeric::compensated_sum;
 use super::observations::validate_evidence;
@@ -21,18 +22,13 @@ pub fn score(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> Result<RoleScore, Violations> {
-    let mut violations = Violations::new();
-    for (prefix, result) in [
-        ("", validate_evidence(evidence)),
-        ("rubric", validate_rubric(rubric)),
-        ("policy", policy.validate()),
-    ] {
-        if let Err(found) = result {
-            violations.extend_prefixed(prefix, found);
-        }
-    }
-    violations.into_result(())?;
-    Ok(score_unchecked(evidence, rubric, policy, as_of))
+    score_calibrated(
+        evidence,
+        &RaterAdjustments::default(),
+        rubric,
+        policy,
+        as_of,
+    )
 }
 
 /// [`score`] without validation, for scoring many rubrics against evidence
@@ -45,7 +41,57 @@ pub fn score_unchecked(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> RoleScore {
-    let samples = GroupedSamples::collect(evidence, rubric, policy, as_of);
+    score_calibrated_unchecked(
+        evidence,
+        &RaterAdjustments::default(),
+        rubric,
+        policy,
+        as_of,
+    )
+}
+
+/// [`score`] with rater calibration (SPEC §10): each evidence item in
+/// `adjustments` enters with its level minus its rater's leniency, unclamped,
+/// and its contribution records the adjustment. Empty adjustments give
+/// exactly the numbers of [`score`]. Violations of the adjustments are named
+/// `rater_adjustments[<evidence id>]`.
+pub fn score_calibrated(
+    evidence: &[Observation],
+    adjustments: &RaterAdjustments,
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> Result<RoleScore, Violations> {
+    let mut violations = Violations::new();
+    for (prefix, result) in [
+        ("", validate_evidence(evidence)),
+        ("", adjustments.validate()),
+        ("rubric", validate_rubric(rubric)),
+        ("policy", policy.validate()),
+    ] {
+        if let Err(found) = result {
+            violations.extend_prefixed(prefix, found);
+        }
+    }
+    violations.into_result(())?;
+    Ok(score_calibrated_unchecked(
+        evidence,
+        adjustments,
+        rubric,
+        policy,
+        as_of,
+    ))
+}
+
+/// [`score_calibrated`] without validation, as [`score_unchecked`] is to [`score`].
+pub fn score_calibrated_unchecked(
+    evidence: &[Observation],
+    adjustments: &RaterAdjustments,
+    rubric: &[Expectation],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> RoleScore {
+    let samples = GroupedSamples::collect(evidence, adjustments, rubric, policy, as_of);
     let competencies: Vec<CompetencyScore> = rubric
         .iter()
         .enumerate()
@@ -103,6 +149,7 @@ fn score_competency(
             .map(|s| Contribution {
                 evidence_id: s.evidence_id(),
                 weight: s.weight,
+                rater_adjustment: s.rater_adjustment,
             })
             .collect(),
     }
@@ -137,6 +184,7 @@ mod tests {
 
     use super::*;
     use crate::domain::evidence::Source;
+    use crate::domain::scoring::CompetencyScore;
 
     #[test]
     fn prefixes_violations_by_input() {
@@ -178,6 +226,106 @@ mod tests {
                 .0[0]
                 .field,
             "rubric.competencies"
+        );
+    }
+
+    fn observations() -> Vec<Observation> {
+        let observed_at = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        [
+            (1, 4.0, Source::Manager),
+            (2, 2.5, Source::Peer),
+            (3, 3.0, Source::SelfReview),
+        ]
+        .into_iter()
+        .map(|(id, level, source)| Observation {
+            id: Uuid::from_u128(id),
+            competency_id: "system_design".into(),
+            level,
+            source,
+            confidence: 0.9,
+            observed_at,
+        })
+        .collect()
+    }
+
+    fn rubric() -> [Expectation; 1] {
+        [Expectation {
+            competency_id: "system_design".into(),
+            expected_level: 3,
+            weight: 1.0,
+            critical: false,
+        }]
+    }
+
+    #[test]
+    fn calibration_shifts_each_adjusted_level_and_nothing_else() {
+        let evidence = observations();
+        let as_of = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let policy = ScoringPolicy::default();
+        let plain = score(&evidence, &rubric(), &policy, as_of).unwrap();
+        assert_eq!(
+            score_calibrated(
+                &evidence,
+                &RaterAdjustments::default(),
+                &rubric(),
+                &policy,
+                as_of
+            ),
+            Ok(plain.clone())
+        );
+
+        // Evidence 1 by a lenient rater (+0.75), 2 by a severe one (−0.5),
+        // 3 by a rater the calibration does not know.
+        let adjustments: RaterAdjustments =
+            [(Uuid::from_u128(1), 0.75), (Uuid::from_u128(2), -0.5)]
+                .into_iter()
+                .collect();
+        let calibrated =
+            score_calibrated(&evidence, &adjustments, &rubric(), &policy, as_of).unwrap();
+        let (before, after) = (&plain.competencies[0], &calibrated.competencies[0]);
+        let shifts: Vec<f64> = after
+            .contributions
+            .iter()
+            .map(|c| c.rater_adjustment)
+            .collect();
+        assert_eq!(shifts, [0.75, -0.5, 0.0]);
+        let weights =
+            |c: &CompetencyScore| c.contributions.iter().map(|c| c.weight).collect::<Vec<_>>();
+        assert_eq!((after.n, weights(after)), (before.n, weights(before)));
+        let w = weights(before);
+        let expected_shift = -(w[0] * 0.75 - w[1] * 0.5);
+        assert!(
+            (after.weighted_level_sum - before.weighted_level_sum - expected_shift).abs() < 1e-12
+        );
+        let expected_m = (policy.prior_strength * policy.prior_mean + after.weighted_level_sum)
+            / (policy.prior_strength + after.n);
+        assert_eq!(after.m, expected_m);
+    }
+
+    #[test]
+    fn adjusted_levels_are_not_clamped_but_adjustments_must_be_finite() {
+        let evidence = observations();
+        let as_of = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let policy = ScoringPolicy::default();
+        // Level 4 − (−2) = 6: above the scale, counted as such.
+        let beyond: RaterAdjustments = [(Uuid::from_u128(1), -2.0)].into_iter().collect();
+        let plain = score(&evidence, &rubric(), &policy, as_of).unwrap();
+        let shifted = score_calibrated(&evidence, &beyond, &rubric(), &policy, as_of).unwrap();
+        let w = plain.competencies[0].contributions[0].weight;
+        assert!(
+            (shifted.competencies[0].weighted_level_sum
+                - plain.competencies[0].weighted_level_sum
+                - 2.0 * w)
+                .abs()
+                < 1e-12
+        );
+        let broken: RaterAdjustments = [(Uuid::from_u128(2), f64::NAN)].into_iter().collect();
+        assert_eq!(
+            score_calibrated(&evidence, &broken, &rubric(), &policy, as_of)
+                .unwrap_err()
+                .0[0]
+                .field,
+            format!("rater_adjustments[{}]", Uuid::from_u128(2))
         );
     }
 

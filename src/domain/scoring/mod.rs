@@ -5,6 +5,7 @@
 //! `as_of`) — so that a stored assessment can be reproduced bit for bit from its
 //! inputs. The model is explained for non-engineers in `docs/scoring.md`.
 
+mod adjustments;
 mod engine;
 mod model;
 mod numeric;
@@ -15,9 +16,10 @@ mod rubric;
 mod samples;
 mod scores;
 
-pub use engine::{score, score_unchecked};
+pub use adjustments::RaterAdjustments;
+pub use engine::{score, score_calibrated, score_calibrated_unchecked, score_unchecked};
 pub use observations::validate_evidence;
 pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_for_min_evidence, observations_needed};
-pub use policy::{MAX_WEIGHT, ScoringPolicy, SourceWeights};
+pub use policy::{MAX_CALIBRATION_WINDOW_DAYS, MAX_WEIGHT, ScoringPolicy, SourceWeights};
 pub use rubric::{Expectation, validate_rubric};
 pub use scores::{Band, CompetencyScore, CompetencyStatus, Contribution, RoleScore};

@@ -27,7 +27,19 @@ pub struct ScoringPolicy {
     pub sigma: f64,
     /// Effective evidence below which a competency is INSUFFICIENT_EVIDENCE.
     pub min_evidence: f64,
+    /// Whether scoring removes each rater's leniency, estimated by the
+    /// tenant's latest calibration (SPEC §10).
+    pub rater_calibration: bool,
+    /// A calibration's default window: evidence observed in the last this
+    /// many days before its as_of.
+    pub calibration_window_days: u32,
+    /// A calibration's default λ: how many units of rating weight ω a rater's
+    /// leniency estimate is shrunk towards 0 by.
+    pub rater_prior_strength: f64,
 }
+
+/// Longest calibration window: a century of evidence.
+pub const MAX_CALIBRATION_WINDOW_DAYS: u32 = 36_500;
 
 impl Default for ScoringPolicy {
     fn default() -> Self {
@@ -38,6 +50,9 @@ impl Default for ScoringPolicy {
             prior_strength: 1.0,
             sigma: 1.0,
             min_evidence: 1.0,
+            rater_calibration: false,
+            calibration_window_days: 730,
+            rater_prior_strength: 5.0,
         }
     }
 }
@@ -117,6 +132,18 @@ impl ScoringPolicy {
         if !(self.min_evidence.is_finite() && self.min_evidence >= 0.0) {
             violations.add("min_evidence", "must be a finite number of at least 0");
         }
+        if !(1..=MAX_CALIBRATION_WINDOW_DAYS).contains(&self.calibration_window_days) {
+            violations.add(
+                "calibration_window_days",
+                "must be a whole number of days from 1 to 36500",
+            );
+        }
+        if !(positive(self.rater_prior_strength) && self.rater_prior_strength <= MAX_WEIGHT) {
+            violations.add(
+                "rater_prior_strength",
+                "must be greater than 0 and at most 1000000",
+            );
+        }
         for source in Source::ALL {
             if !(0.0..=MAX_WEIGHT).contains(&self.source_weights.get(source)) {
                 violations.add(
@@ -156,6 +183,41 @@ mod tests {
             ),
             (365.0, 3.0, 1.0, 1.0, 1.0)
         );
+        assert_eq!(
+            (
+                policy.rater_calibration,
+                policy.calibration_window_days,
+                policy.rater_prior_strength
+            ),
+            (false, 730, 5.0)
+        );
+    }
+
+    #[test]
+    fn calibration_parameters_are_checked_even_when_calibration_is_off() {
+        for (window, strength, expected) in [
+            (0, 5.0, vec!["calibration_window_days"]),
+            (
+                36_501,
+                0.0,
+                vec!["calibration_window_days", "rater_prior_strength"],
+            ),
+            (36_500, f64::INFINITY, vec!["rater_prior_strength"]),
+        ] {
+            let policy = ScoringPolicy {
+                calibration_window_days: window,
+                rater_prior_strength: strength,
+                ..ScoringPolicy::default()
+            };
+            assert_eq!(fields(policy.validate()), expected);
+        }
+        let extremes = ScoringPolicy {
+            rater_calibration: true,
+            calibration_window_days: 1,
+            rater_prior_strength: MAX_WEIGHT,
+            ..ScoringPolicy::default()
+        };
+        assert_eq!(extremes.validate(), Ok(()));
     }
 
     #[test]
@@ -216,5 +278,10 @@ mod tests {
         };
         expected.source_weights.set(Source::SelfReview, 0.0);
         assert_eq!(partial, expected);
+
+        let calibrated: ScoringPolicy =
+            serde_json::from_str(r#"{"rater_calibration": true}"#).unwrap();
+        assert!(calibrated.rater_calibration);
+        assert_eq!(calibrated.rater_prior_strength, 5.0);
     }
 }

@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::adjustments::RaterAdjustments;
 use super::model;
 use super::policy::ScoringPolicy;
 use super::rubric::Expectation;
@@ -22,7 +23,9 @@ pub(crate) struct Sample {
     /// The evidence id as a number: compared on every step of the sort.
     id: u128,
     pub weight: f64,
+    /// The level as scoring uses it: observed level − rater_adjustment.
     pub level: f64,
+    pub rater_adjustment: f64,
 }
 
 impl Sample {
@@ -61,6 +64,7 @@ pub(crate) struct GroupedSamples {
 impl GroupedSamples {
     pub fn collect(
         evidence: &[Observation],
+        adjustments: &RaterAdjustments,
         rubric: &[Expectation],
         policy: &ScoringPolicy,
         as_of: DateTime<Utc>,
@@ -97,6 +101,13 @@ impl GroupedSamples {
         let mut samples = vec![Sample::default(); counts.iter().sum()];
         for (observation, competency) in evidence.iter().zip(competency_of) {
             let Some(c) = competency else { continue };
+            // Without calibration no lookup is paid for, and the level is
+            // the observed one to the bit.
+            let rater_adjustment = if adjustments.is_empty() {
+                0.0
+            } else {
+                adjustments.of(observation.id)
+            };
             samples[next[c]] = Sample {
                 id: observation.id.as_u128(),
                 weight: model::evidence_weight(
@@ -105,7 +116,8 @@ impl GroupedSamples {
                     now.days_since(Timestamp::from(observation.observed_at)),
                     policy.half_life_days,
                 ),
-                level: observation.level,
+                level: observation.level - rater_adjustment,
+                rater_adjustment,
             };
             next[c] += 1;
         }
@@ -269,8 +281,13 @@ mod tests {
             observation(4, "system_design", -1),
             observation(2, "system_design", 0),
         ];
-        let grouped =
-            GroupedSamples::collect(&evidence, &rubric, &ScoringPolicy::default(), at(0, 0));
+        let grouped = GroupedSamples::collect(
+            &evidence,
+            &RaterAdjustments::default(),
+            &rubric,
+            &ScoringPolicy::default(),
+            at(0, 0),
+        );
         let ids = |c| grouped.of(c).iter().map(|s| s.id).collect::<Vec<_>>();
         assert_eq!((ids(0), ids(1), ids(2)), (vec![2, 7], vec![], vec![5, 9]));
     }

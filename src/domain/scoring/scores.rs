@@ -55,6 +55,11 @@ pub struct CompetencyScore {
 pub struct Contribution {
     pub evidence_id: Uuid,
     pub weight: f64,
+    /// The rater's leniency b_r subtracted from the observation's level under
+    /// rater calibration (SPEC §10): it entered as x_e − b_r. 0 without one;
+    /// snapshots stored before calibration existed read as 0.
+    #[serde(default)]
+    pub rater_adjustment: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
