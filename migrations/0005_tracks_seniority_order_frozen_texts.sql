@@ -2,9 +2,10 @@
 -- competencies and roles keep the order their framework file lists them in;
 -- a published rubric version keeps the competency texts it was published with.
 
--- Positions come from one sequence: an import numbers its items in file order,
--- and an item created later through the API sorts after everything imported.
-CREATE SEQUENCE framework_positions;
+-- An import numbers its items 1, 2, 3, ... in file order (files hold fewer
+-- than a million items); an item created through the API takes its number from
+-- this sequence, which starts above them, so it sorts after everything imported.
+CREATE SEQUENCE framework_positions START WITH 1000000;
 
 CREATE TABLE tracks (
     tenant_id   text        NOT NULL,
@@ -56,6 +57,13 @@ WHERE roles.id = b.id;
 
 ALTER TABLE roles ADD COLUMN position bigint NOT NULL DEFAULT nextval('framework_positions');
 ALTER TABLE competencies ADD COLUMN position bigint NOT NULL DEFAULT nextval('framework_positions');
+
+-- `ladder framework import --prune` retires what a file no longer contains but
+-- published rubric versions still cite (they are immutable): a retired role or
+-- competency stays readable by id but is in no catalog, export or new
+-- reference. Importing it again restores it.
+ALTER TABLE roles ADD COLUMN retire_time timestamptz;
+ALTER TABLE competencies ADD COLUMN retire_time timestamptz;
 
 -- The competency's name and level descriptors as they were when the version
 -- was published: an assessment cites exactly the words it was judged against.

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 
 use crate::domain::framework::{
     Catalog, Competency, LevelDescriptor, Role, Rubric, RubricAction, RubricCompetency,
-    RubricState, Track, Transition, TransitionKind,
+    RubricState, Transition, TransitionKind,
 };
 use crate::storage::{StorageError, TenantId};
 
@@ -45,15 +45,18 @@ pub async fn rubric(
     Ok(get_rubric(conn, tenant, role_id, version).await?.value)
 }
 
-/// Every role with its transitions, and every published rubric.
+/// Every track and role (in framework order), each role with its
+/// transitions, and every published rubric.
 pub async fn catalog(conn: &mut PgConnection, tenant: &TenantId) -> Result<Catalog, StorageError> {
-    let roles = list_roles(conn, tenant, None, ALL, None).await?;
+    let tracks = crate::storage::tracks::in_framework_order(conn, tenant).await?;
+    let roles = roles_in_framework_order(conn, tenant).await?;
     let published = RubricFilter {
         role_id: None,
         state: Some(RubricState::Published),
     };
     let rubrics = list_rubrics(conn, tenant, None, ALL, &published).await?;
     Ok(Catalog {
+        tracks,
         roles: roles.into_iter().map(|r| r.value).collect(),
         rubrics: rubrics.into_iter().map(|r| r.value).collect(),
     })
@@ -162,6 +165,12 @@ const GET_COMPETENCY: &str = concat!(
     " FROM competencies WHERE tenant_id = $1 AND id = $2"
 );
 
+const COMPETENCIES_IN_FRAMEWORK_ORDER: &str = concat!(
+    "SELECT ",
+    competency_columns!(),
+    " FROM competencies WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY position, id"
+);
+
 const LIST_COMPETENCIES: &str = concat!(
     "SELECT ",
     competency_columns!(),
@@ -238,6 +247,18 @@ pub async fn list_competencies(
         .bind(&tenant.0)
         .bind(after)
         .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(Stored::from).collect())
+}
+
+/// Every competency in use, in the order the tenant's framework lists them.
+pub async fn competencies_in_framework_order(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Stored<Competency>>, StorageError> {
+    let rows: Vec<CompetencyRecord> = sqlx::query_as(COMPETENCIES_IN_FRAMEWORK_ORDER)
+        .bind(&tenant.0)
         .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().map(Stored::from).collect())
@@ -325,13 +346,20 @@ pub async fn delete_competency(
 pub enum Referenced {
     Competency,
     Role,
+    Track,
 }
 
+/// Retired rows are missing too: nothing new may refer to them.
 const MISSING_COMPETENCIES: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM competencies c WHERE c.tenant_id = $1 AND c.id = ids.id)";
+     WHERE NOT EXISTS (SELECT 1 FROM competencies c \
+         WHERE c.tenant_id = $1 AND c.id = ids.id AND c.retire_time IS NULL)";
+
+const MISSING_TRACKS: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
+     WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.tenant_id = $1 AND t.id = ids.id)";
 
 const MISSING_ROLES: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM roles r WHERE r.tenant_id = $1 AND r.id = ids.id)";
+     WHERE NOT EXISTS (SELECT 1 FROM roles r \
+         WHERE r.tenant_id = $1 AND r.id = ids.id AND r.retire_time IS NULL)";
 
 /// The ids among `ids` that the tenant has no row of.
 pub async fn missing(
@@ -343,6 +371,7 @@ pub async fn missing(
     let sql = match kind {
         Referenced::Competency => MISSING_COMPETENCIES,
         Referenced::Role => MISSING_ROLES,
+        Referenced::Track => MISSING_TRACKS,
     };
     Ok(sqlx::query_scalar(sql)
         .bind(&tenant.0)
@@ -355,7 +384,7 @@ pub async fn missing(
 
 macro_rules! role_columns {
     () => {
-        "id, name, track, description, revision, create_time, update_time"
+        "id, name, track, seniority, description, revision, create_time, update_time"
     };
 }
 
@@ -372,14 +401,20 @@ const LIST_ROLES: &str = concat!(
        AND ($4::text IS NULL OR track = $4) ORDER BY id LIMIT $3"
 );
 
+const ROLES_IN_FRAMEWORK_ORDER: &str = concat!(
+    "SELECT ",
+    role_columns!(),
+    " FROM roles WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY position, id"
+);
+
 const INSERT_ROLE: &str = concat!(
-    "INSERT INTO roles (tenant_id, id, name, track, description) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT DO NOTHING RETURNING ",
+    "INSERT INTO roles (tenant_id, id, name, track, seniority, description) \
+     VALUES ($1, $2, $3, $4, $6, $5) ON CONFLICT DO NOTHING RETURNING ",
     role_columns!()
 );
 
 const UPDATE_ROLE: &str = concat!(
-    "UPDATE roles SET name = $3, track = $4, description = $5, \
+    "UPDATE roles SET name = $3, track = $4, description = $5, seniority = $7, \
          revision = revision + 1, update_time = now() \
      WHERE tenant_id = $1 AND id = $2 AND revision = $6 RETURNING ",
     role_columns!()
@@ -413,6 +448,7 @@ struct RoleRecord {
     id: String,
     name: String,
     track: String,
+    seniority: i32,
     description: String,
     #[sqlx(flatten)]
     meta: MetaRow,
@@ -445,7 +481,8 @@ async fn with_transitions(
             .collect::<Result<Vec<_>, StorageError>>()?;
         roles.push(Stored {
             value: Role {
-                track: Track::parse(&r.track).ok_or_else(|| corrupt("track", &r.track))?,
+                track: r.track,
+                seniority: r.seniority,
                 transitions: mine,
                 id: r.id,
                 name: r.name,
@@ -485,13 +522,25 @@ pub async fn list_roles(
     tenant: &TenantId,
     after: Option<&str>,
     limit: i64,
-    track: Option<Track>,
+    track: Option<&str>,
 ) -> Result<Vec<Stored<Role>>, StorageError> {
     let rows: Vec<RoleRecord> = sqlx::query_as(LIST_ROLES)
         .bind(&tenant.0)
         .bind(after)
         .bind(limit)
-        .bind(track.map(Track::as_str))
+        .bind(track)
+        .fetch_all(&mut *conn)
+        .await?;
+    with_transitions(conn, tenant, rows).await
+}
+
+/// Every role, in the order the tenant's framework lists them.
+pub async fn roles_in_framework_order(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Stored<Role>>, StorageError> {
+    let rows: Vec<RoleRecord> = sqlx::query_as(ROLES_IN_FRAMEWORK_ORDER)
+        .bind(&tenant.0)
         .fetch_all(&mut *conn)
         .await?;
     with_transitions(conn, tenant, rows).await
@@ -533,8 +582,9 @@ async fn insert_role_row(
         .bind(&tenant.0)
         .bind(&role.id)
         .bind(&role.name)
-        .bind(role.track.as_str())
+        .bind(&role.track)
         .bind(&role.description)
+        .bind(role.seniority)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
@@ -556,9 +606,10 @@ async fn update_role_row(
         .bind(&tenant.0)
         .bind(&role.id)
         .bind(&role.name)
-        .bind(role.track.as_str())
+        .bind(&role.track)
         .bind(&role.description)
         .bind(revision)
+        .bind(role.seniority)
         .fetch_optional(&mut *conn)
         .await?;
     row.map(drop).ok_or_else(|| stale("role", &role.id))

@@ -19,6 +19,7 @@ pub mod framework_file;
 pub mod policy;
 pub mod scoring_inputs;
 pub mod subjects;
+pub mod tracks;
 
 pub use error::StorageError;
 

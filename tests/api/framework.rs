@@ -10,7 +10,7 @@ use ladder::proto::v1::{
     self as pb, CreateCompetencyRequest, CreateRoleRequest, CreateRubricRequest,
     DeleteCompetencyRequest, DeleteRoleRequest, DeleteRubricRequest, GetCompetencyRequest,
     GetRubricRequest, ListCompetenciesRequest, ListRolesRequest, ListRubricsRequest,
-    PublishRubricRequest, RetireRubricRequest, RubricState, Track, TransitionKind,
+    PublishRubricRequest, RetireRubricRequest, RubricState, TransitionKind,
     UpdateCompetencyRequest, UpdateRoleRequest, UpdateRubricRequest,
 };
 use prost_types::FieldMask;
@@ -275,7 +275,13 @@ async fn the_builtin_framework_loads_into_an_empty_tenant() {
 
     let mut edges = BTreeSet::new();
     for role in &roles.roles {
-        assert_ne!(role.track, Track::Unspecified as i32, "{}", role.id);
+        assert!(
+            ["individual_contributor", "management", "product", "business"]
+                .contains(&role.track_id.as_str()),
+            "{}",
+            role.id
+        );
+        assert!(role.seniority >= 3, "{}", role.id);
         for t in &role.transitions {
             assert_ne!(t.kind, TransitionKind::Unspecified as i32);
             edges.insert((role.id.as_str(), t.to_role_id.as_str()));
@@ -453,7 +459,7 @@ async fn what_published_rubrics_use_cannot_be_deleted() {
             role: Some(pb::Role {
                 id: "whittler".into(),
                 name: "Whittler".into(),
-                track: Track::Business as i32,
+                track_id: "business".into(),
                 ..Default::default()
             }),
             request_id: String::new(),
@@ -543,7 +549,7 @@ async fn lists_page_through_in_a_stable_order() {
 
     let management = client
         .list_roles(ListRolesRequest {
-            track: Track::Management as i32,
+            track_id: "management".into(),
             page_size: 2,
             ..Default::default()
         })
@@ -556,7 +562,7 @@ async fn lists_page_through_in_a_stable_order() {
         management
             .roles
             .iter()
-            .all(|r| r.track == Track::Management as i32)
+            .all(|r| r.track_id == "management")
     );
 
     let err = client
@@ -761,7 +767,7 @@ async fn bad_input_names_every_field_and_writes_nothing() {
     let role = |transitions: Vec<pb::Transition>| pb::Role {
         id: "juggler".into(),
         name: "Juggler".into(),
-        track: Track::Business as i32,
+        track_id: "business".into(),
         transitions,
         ..Default::default()
     };
@@ -809,14 +815,14 @@ async fn bad_input_names_every_field_and_writes_nothing() {
         .update_role(UpdateRoleRequest {
             role: Some(pb::Role {
                 id: "staff_engineer".into(),
-                track: Track::Unspecified as i32,
+                track_id: "no_such_track".into(),
                 ..Default::default()
             }),
-            update_mask: mask(&["track"]),
+            update_mask: mask(&["track_id"]),
         })
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&err), ["role.track"]);
+    assert_eq!(bad_fields(&err), ["role.track_id"]);
     let err = client
         .get_rubric(GetRubricRequest {
             role_id: "staff_engineer".into(),
@@ -1126,10 +1132,16 @@ async fn an_import_with_one_bad_row_writes_nothing() {
     let out = ladder(&server, &["import", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let message = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        message.contains("roles[3].rubric.competencies[2].expected_level: must be 1..5"),
-        "{message}"
+    // The line of the bad value, found in the file as written.
+    let written = std::fs::read_to_string(&file).unwrap();
+    let architect = written.find("id: architect").unwrap();
+    let bad = architect + written[architect..].find("expected_level: 9").unwrap();
+    let line = 1 + written[..bad].matches('\n').count();
+    let expected = format!(
+        "roles[3].rubric.competencies[2].expected_level: (role \"architect\") line {line}, column"
     );
+    assert!(message.contains(&expected), "{expected}\n{message}");
+    assert!(message.contains("must be 1..5"), "{message}");
     assert_eq!(counts(&server).await, before);
 }
 

@@ -27,9 +27,30 @@ const EXPORT_HEADER: &str = "# Ladder career framework, written by `ladder frame
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub format: String,
+    /// `complete`: the file is the whole framework, and importing it removes
+    /// what the tenant has beyond it (as `import --prune` does).
+    #[serde(default, skip_serializing_if = "ImportMode::is_merge")]
+    pub mode: ImportMode,
     pub tracks: Vec<Track>,
     pub competencies: Vec<Competency>,
     pub roles: Vec<RoleDocument>,
+}
+
+/// How an import treats what the tenant has and the file does not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// Left alone (and listed).
+    #[default]
+    Merge,
+    /// Removed, or retired where something still cites it.
+    Complete,
+}
+
+impl ImportMode {
+    fn is_merge(&self) -> bool {
+        *self == ImportMode::Merge
+    }
 }
 
 /// A role as a file holds it: the role and the expectations of its current
@@ -137,7 +158,7 @@ fn locate(violations: Violations, text: &str, doc: Option<&Document>) -> Violati
     for v in violations.0 {
         let item = doc.and_then(|d| d.item_named_by(&v.field));
         let at = match map.locate(&v.field) {
-            Some(p) if v.description.starts_with("line ") => String::new(),
+            Some(_) if v.description.starts_with("line ") => String::new(),
             Some(p) => format!("line {}, column {}: ", p.line, p.column),
             None => String::new(),
         };
@@ -218,6 +239,14 @@ impl Document {
     /// The ids of the file's competencies, in file order.
     pub fn competency_ids(&self) -> Vec<&str> {
         self.competencies.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    /// The ids of the file's tracks and of its roles, in file order.
+    pub fn track_and_role_ids(&self) -> (Vec<&str>, Vec<&str>) {
+        (
+            self.tracks.iter().map(|t| t.id.as_str()).collect(),
+            self.roles.iter().map(|r| r.id.as_str()).collect(),
+        )
     }
 
     /// Every problem of the file, each with its YAML path. A file is

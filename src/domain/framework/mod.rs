@@ -5,10 +5,10 @@ mod document;
 mod source_map;
 mod validate;
 
-pub use document::{Document, FORMAT, RoleDocument, RubricDocument};
+pub use document::{Document, FORMAT, ImportMode, RoleDocument, RubricDocument};
 pub use validate::{
-    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, validate_competency,
-    validate_expectations, validate_role,
+    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, SENIORITY_RANGE,
+    validate_competency, validate_expectations, validate_role, validate_track,
 };
 
 use serde::{Deserialize, Serialize};

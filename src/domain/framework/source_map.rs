@@ -163,7 +163,7 @@ roles:
         let map = SourceMap::of(FILE);
         assert_eq!(
             map.locate("roles[1].seniority"),
-            Some(Position { line: 8, column: 5 })
+            Some(Position { line: 8, column: 7 })
         );
     }
 }

@@ -11,7 +11,7 @@ use crate::storage::{self, TenantId, TenantTx};
 use crate::transport::convert::framework::{
     COMPETENCY_PATHS, ROLE_PATHS, RUBRIC_PATHS, blank_competency, blank_role, competency_to_pb,
     expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb, state_from_pb,
-    track_from_pb,
+    track_to_pb,
 };
 use crate::transport::convert::request::{
     Mask, check_request_id, nested, page, required, required_id,
@@ -69,6 +69,7 @@ async fn check_references(
     let what = match kind {
         Referenced::Competency => "competency",
         Referenced::Role => "role",
+        Referenced::Track => "track",
     };
     let mut v = Violations::new();
     for (i, id) in ids.iter().enumerate() {
@@ -79,11 +80,16 @@ async fn check_references(
     Ok(v.into_result(())?)
 }
 
-async fn check_transitions(
+/// Refuses a role whose track or transition targets the tenant does not have.
+async fn check_role_references(
     tx: &mut TenantTx,
     tenant: &TenantId,
     role: &Role,
 ) -> Result<(), ApiError> {
+    check_references(tx, tenant, Referenced::Track, vec![role.track.clone()], |_| {
+        "role.track_id".to_string()
+    })
+    .await?;
     let targets = role.transitions.iter().map(|t| t.to.clone()).collect();
     check_references(tx, tenant, Referenced::Role, targets, |k| {
         format!("role.transitions[{k}].to_role_id")
@@ -251,19 +257,40 @@ impl RubricService for RubricApi {
         .await
     }
 
+    async fn list_tracks(
+        &self,
+        request: Request<pb::ListTracksRequest>,
+    ) -> Result<Response<pb::ListTracksResponse>, Status> {
+        let (tenant, req) = self.open(request).await?;
+        answer(async {
+            let mut tx = self.begin(&tenant).await?;
+            let (items, next_page_token) = page(
+                req.page_size,
+                &req.page_token,
+                async |after: Option<String>, limit| {
+                    storage::tracks::list(&mut tx, &tenant, after.as_deref(), limit).await
+                },
+                |t| t.id.clone(),
+            )
+            .await?;
+            Ok(pb::ListTracksResponse {
+                tracks: items.into_iter().map(track_to_pb).collect(),
+                next_page_token,
+            })
+        })
+        .await
+    }
+
     async fn list_roles(
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let (tenant, req) = self.open(request).await?;
         answer(async {
-            let track = match req.track {
-                0 => None,
-                value => Some(
-                    track_from_pb(value)
-                        .ok_or_else(|| ApiError::field("track", "unknown track"))?,
-                ),
-            };
+            let track = (!req.track_id.is_empty()).then_some(req.track_id.as_str());
+            if let Some(track) = track {
+                required_id("track_id", track)?;
+            }
             let mut tx = self.begin(&tenant).await?;
             let (items, next_page_token) = page(
                 req.page_size,
@@ -293,7 +320,7 @@ impl RubricService for RubricApi {
             let base = blank_role(&input.id);
             let role = nested("role", merge_role(base, input, &Mask::all(&ROLE_PATHS)))?;
             let mut tx = self.begin(&tenant).await?;
-            check_transitions(&mut tx, &tenant, &role).await?;
+            check_role_references(&mut tx, &tenant, &role).await?;
             let created = repo::create_once(
                 &mut tx,
                 &tenant,
@@ -325,7 +352,7 @@ impl RubricService for RubricApi {
             let current = repo::get_role(&mut tx, &tenant, &input.id).await?;
             repo::check_etag("role", &input.id, &current.meta, &input.etag)?;
             let merged = nested("role", merge_role(current.value, input, &mask))?;
-            check_transitions(&mut tx, &tenant, &merged).await?;
+            check_role_references(&mut tx, &tenant, &merged).await?;
             let updated =
                 repo::update_role(&mut tx, &tenant, &merged, current.meta.revision).await?;
             storage::commit(tx).await?;
