@@ -5,9 +5,7 @@ use std::fmt;
 
 use sqlx::PgConnection;
 
-use crate::domain::framework::{
-    Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction,
-};
+use crate::domain::framework::{Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction};
 use crate::storage::framework::{self as repo, optional};
 use crate::storage::{Db, StorageError, TenantId, tracks};
 
@@ -190,7 +188,10 @@ async fn apply(
             Some(s) if s == t => report.unchanged.push(item),
             Some(s) => report.changed.push(replaced(
                 item,
-                [("name", s.name != t.name), ("description", s.description != t.description)],
+                [
+                    ("name", s.name != t.name),
+                    ("description", s.description != t.description),
+                ],
             )),
         }
         tracks::put(conn, tenant, t, Some(i as i64 + 1)).await?;
@@ -452,9 +453,16 @@ async fn prune_absent(
             blocked.join("; ")
         )));
     }
-    let (cited, uncited) =
-        split_by_citation(competencies.into_iter().map(|(id, _, cited)| (id, cited)).collect());
-    for (statement, ids) in [(DELETE_COMPETENCIES, &uncited), (RETIRE_COMPETENCIES, &cited)] {
+    let (cited, uncited) = split_by_citation(
+        competencies
+            .into_iter()
+            .map(|(id, _, cited)| (id, cited))
+            .collect(),
+    );
+    for (statement, ids) in [
+        (DELETE_COMPETENCIES, &uncited),
+        (RETIRE_COMPETENCIES, &cited),
+    ] {
         sqlx::query(statement)
             .bind(&tenant.0)
             .bind(ids)
@@ -464,9 +472,11 @@ async fn prune_absent(
     report
         .removed
         .extend(uncited.iter().map(|id| format!("competency {id}")));
-    report.retired.extend(cited.iter().map(|id| {
-        format!("competency {id} (earlier rubric versions or evidence still cite it)")
-    }));
+    report.retired.extend(
+        cited.iter().map(|id| {
+            format!("competency {id} (earlier rubric versions or evidence still cite it)")
+        }),
+    );
 
     let tracks: Vec<String> = sqlx::query_scalar(DELETE_UNUSED_TRACKS)
         .bind(&tenant.0)

@@ -276,8 +276,13 @@ async fn the_builtin_framework_loads_into_an_empty_tenant() {
     let mut edges = BTreeSet::new();
     for role in &roles.roles {
         assert!(
-            ["individual_contributor", "management", "product", "business"]
-                .contains(&role.track_id.as_str()),
+            [
+                "individual_contributor",
+                "management",
+                "product",
+                "business"
+            ]
+            .contains(&role.track_id.as_str()),
             "{}",
             role.id
         );
@@ -558,12 +563,7 @@ async fn lists_page_through_in_a_stable_order() {
         .into_inner();
     assert_eq!(management.roles.len(), 2);
     assert!(!management.next_page_token.is_empty());
-    assert!(
-        management
-            .roles
-            .iter()
-            .all(|r| r.track_id == "management")
-    );
+    assert!(management.roles.iter().all(|r| r.track_id == "management"));
 
     let err = client
         .list_roles(ListRolesRequest {
@@ -1158,4 +1158,223 @@ fn competency_yaml(id: &str) -> serde_json::Value {
             "behaviours": ["Carves a spoon."],
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A small framework file: `roles` as (id, seniority, competencies of its
+/// rubric or `None` for no rubric key), in the order given.
+fn small_framework(
+    competencies: &[&str],
+    roles: &[(&str, i32, Option<&[&str]>)],
+    complete: bool,
+) -> String {
+    let doc = serde_json::json!({
+        "format": "ladder.framework/v1",
+        "mode": if complete { "complete" } else { "merge" },
+        "tracks": [{"id": "craft", "name": "Craft", "description": ""}],
+        "competencies": competencies.iter().map(|id| competency_yaml(id)).collect::<Vec<_>>(),
+        "roles": roles.iter().map(|(id, seniority, rubric)| {
+            let mut role = serde_json::json!({
+                "id": id, "name": id, "track": "craft", "seniority": seniority,
+                "description": "", "transitions": [],
+            });
+            if let Some(rubric) = rubric {
+                role["rubric"] = serde_json::json!({"competencies": rubric.iter().map(|c| serde_json::json!({
+                    "competency": c, "expected_level": 3, "weight": 1.0,
+                    "critical": false, "development_actions": [],
+                })).collect::<Vec<_>>()});
+            }
+            role
+        }).collect::<Vec<_>>(),
+    });
+    serde_yaml_ng::to_string(&doc).unwrap()
+}
+
+fn import_text(server: &TestServer, dir: &Path, text: &str, flags: &[&str]) -> Output {
+    let file = dir.join("framework.yaml");
+    std::fs::write(&file, text).unwrap();
+    let mut args = vec!["import", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    ladder(server, &args)
+}
+
+#[tokio::test]
+async fn export_keeps_the_order_of_the_imported_file() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = small_framework(
+        &["weaving", "carving", "arguing"],
+        &[
+            ("master", 3, Some(&["carving", "weaving"])),
+            ("journeyman", 2, Some(&["arguing"])),
+            ("apprentice", 1, None),
+        ],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &text, &[]));
+    let exported: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&export(&server, &dir.path().join("out.yaml"))).unwrap();
+    let ids = |list: &str| -> Vec<String> {
+        exported[list]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("competencies"), ["weaving", "carving", "arguing"]);
+    assert_eq!(ids("roles"), ["master", "journeyman", "apprentice"]);
+    assert_eq!(ids("tracks"), ["craft"]);
+}
+
+#[tokio::test]
+async fn prune_removes_or_retires_what_the_file_no_longer_has() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let full = small_framework(
+        &["carving", "weaving", "arguing"],
+        &[
+            ("master", 3, Some(&["carving", "weaving"])),
+            ("orator", 3, Some(&["arguing"])),
+            ("novice", 1, None),
+        ],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &full, &[]));
+    let smaller = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        false,
+    );
+
+    // Without --prune nothing goes, and the report names what was kept.
+    let kept = ok(import_text(&server, dir.path(), &smaller, &[]));
+    for item in [
+        "kept      role orator",
+        "kept      role novice",
+        "kept      competency arguing",
+    ] {
+        assert!(kept.contains(item), "{kept}");
+    }
+    assert!(kept.contains("--prune"), "{kept}");
+
+    // A dry run lists every removal and changes nothing.
+    let before = export(&server, &dir.path().join("before.yaml"));
+    let dry = ok(import_text(
+        &server,
+        dir.path(),
+        &smaller,
+        &["--prune", "--dry-run"],
+    ));
+    assert!(dry.contains("removed   role novice"), "{dry}");
+    assert!(dry.contains("retired   role orator"), "{dry}");
+    assert!(dry.contains("retired   competency arguing"), "{dry}");
+    assert_eq!(export(&server, &dir.path().join("same.yaml")), before);
+
+    // `mode: complete` in the file prunes like --prune.
+    let complete = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        true,
+    );
+    ok(import_text(&server, dir.path(), &complete, &[]));
+    let after: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&export(&server, &dir.path().join("after.yaml"))).unwrap();
+    assert_eq!(after["roles"].as_sequence().unwrap().len(), 1);
+    assert_eq!(after["competencies"].as_sequence().unwrap().len(), 2);
+    // The retired role's rubric version stays for what cites it.
+    let mut rubric = server.clients("people-ops").await.rubric;
+    let version = rubric
+        .get_rubric(GetRubricRequest {
+            role_id: "orator".into(),
+            version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap();
+    assert_eq!(version.state, RubricState::Retired as i32);
+
+    // Importing the full file again restores what was retired.
+    let restored = ok(import_text(&server, dir.path(), &full, &[]));
+    assert!(
+        restored.contains("changed   role orator: restored"),
+        "{restored}"
+    );
+    assert!(restored.contains("created   role novice"), "{restored}");
+}
+
+#[tokio::test]
+async fn prune_refuses_to_drop_a_competency_a_published_rubric_still_expects() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let full = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &full, &[]));
+    let before = export(&server, &dir.path().join("before.yaml"));
+    // The role stays, without a rubric in the file: its published version
+    // still expects weaving.
+    let without = small_framework(&["carving"], &[("master", 3, None)], false);
+    let out = import_text(&server, dir.path(), &without, &["--prune"]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("weaving (used by master version 1)"),
+        "{message}"
+    );
+    assert_eq!(export(&server, &dir.path().join("after.yaml")), before);
+}
+
+#[tokio::test]
+async fn framework_file_mistakes_name_their_line_and_a_close_match() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weavng"]))],
+        false,
+    );
+    let out = import_text(&server, dir.path(), &text, &[]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    let line = 1 + text[..text.find("competency: weavng").unwrap()]
+        .matches('\n')
+        .count();
+    assert!(
+        message.contains(&format!(
+            "roles[0].rubric.competencies[1].competency: (role \"master\") line {line}, column"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("did you mean \"weaving\"?"), "{message}");
+
+    for (bytes, expected) in [
+        (&b""[..], "the file is empty"),
+        (&b"format: [unclosed"[..], "line 1, column"),
+        (
+            &b"format: ladder.framework/v1\nname: caf\xe9\n"[..],
+            "byte offset 37",
+        ),
+    ] {
+        let file = dir.path().join("broken.yaml");
+        std::fs::write(&file, bytes).unwrap();
+        let out = ladder(&server, &["import", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    let typed = text.replacen("expected_level: 3", "expected_level: '3'", 1);
+    let out = import_text(&server, dir.path(), &typed, &[]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("expected a whole number 1-5, found the text \"3\""),
+        "{message}"
+    );
+    // Nothing of any of these reached the tenant.
+    let out = ladder(&server, &["export"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("people-ops"));
 }

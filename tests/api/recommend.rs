@@ -426,7 +426,11 @@ async fn without_evidence_candidates_come_in_step_order_and_nothing_is_supported
     for r in &response.recommendations {
         assert_eq!(r.supported_readiness, 0.0, "{}", r.role_id);
         assert_ne!(r.band, ReadinessBand::Ready as i32);
-        assert!(r.steps >= 1, "only transitions offer candidates: {}", r.role_id);
+        assert!(
+            r.steps >= 1,
+            "only transitions offer candidates: {}",
+            r.role_id
+        );
     }
     let steps: Vec<i32> = response.recommendations.iter().map(|r| r.steps).collect();
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
@@ -535,7 +539,11 @@ async fn junior_roles_are_never_recommended_unless_a_transition_offers_them() {
         .args(["--database-url", &server.database_url()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut c = server.clients("juniors").await;
     let mut items = Vec::new();
     for k in 0..10 {
@@ -573,7 +581,10 @@ async fn junior_roles_are_never_recommended_unless_a_transition_offers_them() {
     assert!(ids.contains(&"tech_lead"), "{roles:?}");
     assert!(ids.contains(&"support"), "{roles:?}");
     assert!(ids.contains(&"staff"), "{roles:?}");
-    assert!(!ids.contains(&"junior") && !ids.contains(&"engineer"), "{roles:?}");
+    assert!(
+        !ids.contains(&"junior") && !ids.contains(&"engineer"),
+        "{roles:?}"
+    );
     assert_eq!(response.track_fits.len(), 1);
     assert_eq!(response.track_fits[0].track_id, "engineering");
 }

@@ -6,13 +6,13 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::framework::source_map::SourceMap;
 use crate::domain::framework::validate::{
     FieldNames, validate_competency, validate_expectations, validate_role, validate_track,
 };
 use crate::domain::framework::{
     Competency, Role, RubricCompetency, Track, Transition, TransitionKind,
 };
-use crate::domain::framework::source_map::SourceMap;
 use crate::domain::validation::Violations;
 
 pub const FORMAT: &str = "ladder.framework/v1";
@@ -129,7 +129,10 @@ fn in_plain_words(message: &str) -> String {
         ("expected i32", "expected a whole number"),
         ("expected f64", "expected a number"),
         ("expected a boolean", "expected true or false"),
-        ("expected a sequence", "expected a list (lines starting with \"- \")"),
+        (
+            "expected a sequence",
+            "expected a list (lines starting with \"- \")",
+        ),
         ("expected a string", "expected text"),
         ("invalid type: string", "found the text"),
         ("invalid type: integer", "found the number"),
@@ -342,7 +345,9 @@ fn unknown<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a str>) -> 
         .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
         .min();
     match closest {
-        Some((_, d)) => format!("unknown {kind} {id:?}: not defined in this file (did you mean {d:?}?)"),
+        Some((_, d)) => {
+            format!("unknown {kind} {id:?}: not defined in this file (did you mean {d:?}?)")
+        }
         None => format!("unknown {kind} {id:?}: not defined in this file"),
     }
 }

@@ -18,7 +18,13 @@ pub const API_NAMES: FieldNames = FieldNames {
 };
 
 pub const COMPETENCY_PATHS: [&str; 3] = ["name", "description", "levels"];
-pub const ROLE_PATHS: [&str; 5] = ["name", "track_id", "seniority", "description", "transitions"];
+pub const ROLE_PATHS: [&str; 5] = [
+    "name",
+    "track_id",
+    "seniority",
+    "description",
+    "transitions",
+];
 pub const RUBRIC_PATHS: [&str; 1] = ["competencies"];
 
 pub fn track_to_pb(t: Track) -> pb::Track {

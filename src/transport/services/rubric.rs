@@ -86,9 +86,13 @@ async fn check_role_references(
     tenant: &TenantId,
     role: &Role,
 ) -> Result<(), ApiError> {
-    check_references(tx, tenant, Referenced::Track, vec![role.track.clone()], |_| {
-        "role.track_id".to_string()
-    })
+    check_references(
+        tx,
+        tenant,
+        Referenced::Track,
+        vec![role.track.clone()],
+        |_| "role.track_id".to_string(),
+    )
     .await?;
     let targets = role.transitions.iter().map(|t| t.to.clone()).collect();
     check_references(tx, tenant, Referenced::Role, targets, |k| {
