@@ -32,7 +32,7 @@ enum FrameworkCommand {
     },
     /// Validate a framework file, then apply it in one transaction: new items
     /// are created, differing ones changed (a changed rubric becomes a new
-    /// published version), the rest left alone. Nothing is deleted.
+    /// published version), the rest left alone and listed.
     Import {
         /// The YAML file (format ladder.framework/v1).
         file: PathBuf,
@@ -41,6 +41,11 @@ enum FrameworkCommand {
         /// Validate and print what would change, writing nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Make the file the whole framework: remove what the tenant has and
+        /// the file does not (retire it where published rubrics, evidence or
+        /// subjects still cite it). `mode: complete` in the file does the same.
+        #[arg(long)]
+        prune: bool,
     },
     /// Load the built-in framework into the tenant (as an import would).
     Init {
@@ -102,15 +107,18 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
             file,
             target,
             dry_run,
+            prune,
         } => {
-            let text = std::fs::read_to_string(&file).map_err(|source| AppError::Io {
+            let bytes = std::fs::read(&file).map_err(|source| AppError::Io {
                 context: format!("reading {}", file.display()),
                 source,
             })?;
             // The whole file is checked before the database is even opened.
-            let doc = Document::from_yaml(&text).map_err(AppError::InvalidFramework)?;
+            let doc = Document::from_bytes(&bytes).map_err(AppError::InvalidFramework)?;
             let report = target
-                .with_db(async |db, tenant| framework_file::import(db, tenant, &doc, dry_run).await)
+                .with_db(async |db, tenant| {
+                    framework_file::import(db, tenant, &doc, dry_run, prune).await
+                })
                 .await?;
             print_report(&report, dry_run);
             Ok(())
@@ -118,7 +126,7 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
         FrameworkCommand::Init { target } => {
             let report = target
                 .with_db(async |db, tenant| {
-                    framework_file::import(db, tenant, Document::builtin(), false).await
+                    framework_file::import(db, tenant, Document::builtin(), false, false).await
                 })
                 .await?;
             print_report(&report, false);

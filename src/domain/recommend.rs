@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Utc};
 
 use crate::domain::evidence::{Observation, Source};
-use crate::domain::framework::{Catalog, Role, Rubric, Track};
+use crate::domain::framework::{Catalog, Role, Rubric};
 use crate::domain::scoring::{
     self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy,
     observations_for_min_evidence, observations_needed,
@@ -74,7 +74,8 @@ pub struct EvidenceToCollect {
 pub struct Recommendation {
     pub role_id: String,
     pub role_name: String,
-    pub track: Track,
+    /// The role's track id.
+    pub track: String,
     pub rubric_version: i32,
     /// From the current role to this one; empty when not reachable.
     pub path: Vec<String>,
@@ -88,9 +89,12 @@ pub struct Recommendation {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackFit {
-    pub track: Track,
-    /// The readiness of the track's best-fitting role, in [0, 1].
+    pub track_id: String,
+    pub track_name: String,
+    /// The supported readiness of the track's best-supported role other than
+    /// the current one, in [0, 1]; 0 when the evidence points nowhere in it.
     pub fit: f64,
+    /// That role; `None` when the fit is 0.
     pub best_role_id: Option<String>,
 }
 
@@ -143,6 +147,28 @@ impl Candidate<'_> {
     }
 }
 
+/// SPEC §5's order: READY roles first; then what the evidence supports
+/// (supported readiness), fewer steps (unreachable last), readiness, role id.
+/// With no evidence every supported readiness is 0 and steps decide, so no
+/// role ranks up on the prior alone.
+fn rank(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    let ready = |c: &Candidate| c.score.band == Band::Ready;
+    ready(b)
+        .cmp(&ready(a))
+        .then(
+            b.score
+                .supported_readiness
+                .total_cmp(&a.score.supported_readiness),
+        )
+        .then(
+            a.steps()
+                .unwrap_or(usize::MAX)
+                .cmp(&b.steps().unwrap_or(usize::MAX)),
+        )
+        .then(b.score.readiness.total_cmp(&a.score.readiness))
+        .then_with(|| a.role.id.cmp(&b.role.id))
+}
+
 /// Recommends next roles for a subject whose current role is `current_role`.
 /// `evidence` must already be valid (it is stored, or was validated).
 pub fn recommend(
@@ -164,33 +190,27 @@ pub fn recommend(
         })
         .collect();
     let paths = reachable(catalog, current_role);
+    // Without a known current role no READY role counts as a step down.
+    let current_seniority = catalog.role(current_role).map_or(i32::MIN, |r| r.seniority);
     let mut candidates: Vec<Candidate> = scored
         .iter()
-        .filter(|(rubric, score)| {
-            rubric.role_id != current_role
-                && (paths.contains_key(&rubric.role_id) || score.band == Band::Ready)
-        })
+        .filter(|(rubric, _)| rubric.role_id != current_role)
         .filter_map(|(rubric, score)| {
-            Some(Candidate {
-                role: catalog.role(&rubric.role_id)?,
+            let role = catalog.role(&rubric.role_id)?;
+            let path = paths.get(&rubric.role_id).cloned().unwrap_or_default();
+            // Off the transition graph only READY roles count, and never a
+            // step down: only a transition can offer one.
+            let offered = !path.is_empty()
+                || (score.band == Band::Ready && role.seniority >= current_seniority);
+            offered.then_some(Candidate {
+                role,
                 rubric,
                 score,
-                path: paths.get(&rubric.role_id).cloned().unwrap_or_default(),
+                path,
             })
         })
         .collect();
-    // Readiness first, then fewer steps (unreachable last), then id: deterministic.
-    candidates.sort_by(|a, b| {
-        b.score
-            .readiness
-            .total_cmp(&a.score.readiness)
-            .then(
-                a.steps()
-                    .unwrap_or(usize::MAX)
-                    .cmp(&b.steps().unwrap_or(usize::MAX)),
-            )
-            .then_with(|| a.role.id.cmp(&b.role.id))
-    });
+    candidates.sort_by(rank);
     // Strengths, gaps and evidence plans (the costly part) only for the
     // recommendations returned.
     candidates.truncate(max_recommendations);
@@ -199,7 +219,7 @@ pub fn recommend(
         .map(|c| Recommendation {
             role_id: c.role.id.clone(),
             role_name: c.role.name.clone(),
-            track: c.role.track,
+            track: c.role.track.clone(),
             rubric_version: c.rubric.version,
             steps: c.steps(),
             strengths: strengths(c.score),
@@ -215,31 +235,36 @@ pub fn recommend(
     }
 }
 
-/// Per track, the readiness of its best role other than the current one.
+/// Per track of the tenant, its best-supported role other than the current
+/// one: the direction the evidence (not the prior) points to.
 fn track_fits(
     catalog: &Catalog,
     current_role: &str,
     scored: &[(&Rubric, RoleScore)],
 ) -> Vec<TrackFit> {
-    Track::ALL
-        .into_iter()
+    catalog
+        .tracks
+        .iter()
         .map(|track| {
             let best = scored
                 .iter()
-                .filter(|(rubric, _)| rubric.role_id != current_role)
+                .filter(|(rubric, score)| {
+                    rubric.role_id != current_role && score.supported_readiness > 0.0
+                })
                 .filter(|(rubric, _)| {
                     catalog
                         .role(&rubric.role_id)
-                        .is_some_and(|r| r.track == track)
+                        .is_some_and(|r| r.track == track.id)
                 })
                 .max_by(|a, b| {
-                    a.1.readiness
-                        .total_cmp(&b.1.readiness)
+                    a.1.supported_readiness
+                        .total_cmp(&b.1.supported_readiness)
                         .then_with(|| b.0.role_id.cmp(&a.0.role_id))
                 });
             TrackFit {
-                track,
-                fit: best.map_or(0.0, |(_, s)| s.readiness),
+                track_id: track.id.clone(),
+                track_name: track.name.clone(),
+                fit: best.map_or(0.0, |(_, s)| s.supported_readiness),
                 best_role_id: best.map(|(r, _)| r.role_id.clone()),
             }
         })

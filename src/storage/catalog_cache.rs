@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection};
 use crate::domain::framework::{Catalog, RubricState};
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::ALL;
-use crate::storage::{StorageError, TenantId, roles, rubrics, set_tenant};
+use crate::storage::{StorageError, TenantId, roles, rubrics, set_tenant, tracks};
 
 /// How many tenants' catalogs a server keeps (a catalog of the built-in
 /// framework's size takes some tens of kilobytes).
@@ -85,18 +85,21 @@ impl CatalogCache {
     }
 }
 
-/// Every role with its transitions, and every published rubric, read on `conn`.
+/// Every track and role in use (in framework order), each role with its
+/// transitions, and every published rubric, read on `conn`.
 pub(super) async fn read(
     conn: &mut PgConnection,
     tenant: &TenantId,
 ) -> Result<Catalog, StorageError> {
-    let roles = roles::list(conn, tenant, None, ALL, None).await?;
+    let tracks = tracks::in_framework_order(conn, tenant).await?;
+    let roles = roles::in_framework_order(conn, tenant).await?;
     let published = RubricFilter {
         role_id: None,
         state: Some(RubricState::Published),
     };
     let rubrics = rubrics::list(conn, tenant, None, ALL, &published).await?;
     Ok(Catalog {
+        tracks,
         roles: roles.into_iter().map(|r| r.value).collect(),
         rubrics: rubrics.into_iter().map(|r| r.value).collect(),
     })

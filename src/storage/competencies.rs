@@ -80,6 +80,25 @@ pub async fn list(
     Ok(rows.into_iter().map(Stored::from).collect())
 }
 
+const IN_FRAMEWORK_ORDER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM competencies WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY position, id"
+);
+
+/// Every competency in use (not retired), in the order the tenant's
+/// framework lists them.
+pub async fn in_framework_order(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Stored<Competency>>, StorageError> {
+    let rows: Vec<CompetencyRow> = sqlx::query_as(IN_FRAMEWORK_ORDER)
+        .bind(&tenant.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.into_iter().map(Stored::from).collect())
+}
+
 const INSERT: &str = concat!(
     "INSERT INTO competencies (tenant_id, id, name, description, levels) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT DO NOTHING RETURNING ",
@@ -189,8 +208,10 @@ pub async fn delete(
     Ok(())
 }
 
+/// Retired competencies are missing too: nothing new may refer to them.
 const MISSING: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM competencies c WHERE c.tenant_id = $1 AND c.id = ids.id)";
+     WHERE NOT EXISTS (SELECT 1 FROM competencies c \
+         WHERE c.tenant_id = $1 AND c.id = ids.id AND c.retire_time IS NULL)";
 
 /// The ids among `ids` that the tenant has no competency of.
 pub async fn missing(

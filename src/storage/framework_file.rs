@@ -5,9 +5,11 @@ use std::fmt;
 
 use sqlx::PgConnection;
 
-use crate::domain::framework::{Document, FORMAT, Role, RoleDocument, RubricAction};
-use crate::storage::stored::{ALL, optional};
-use crate::storage::{Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics};
+use crate::domain::framework::{Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction};
+use crate::storage::stored::optional;
+use crate::storage::{
+    Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics, tracks,
+};
 
 /// Registers a tenant; a registered tenant never gets the built-in framework
 /// loaded behind its back.
@@ -18,8 +20,16 @@ const REGISTER_TENANT: &str = "INSERT INTO tenants (tenant_id, framework_loaded_
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     pub created: Vec<String>,
+    /// Each with the fields the file replaces (`role staff_engineer: name, seniority`).
     pub changed: Vec<String>,
     pub unchanged: Vec<String>,
+    /// With `prune`: deleted, nothing cited them.
+    pub removed: Vec<String>,
+    /// With `prune`: taken out of the framework but kept for the published
+    /// rubric versions, evidence or subjects that cite them.
+    pub retired: Vec<String>,
+    /// Without `prune`: in the tenant but not in the file, left alone.
+    pub not_in_file: Vec<String>,
 }
 
 impl fmt::Display for ImportReport {
@@ -28,6 +38,9 @@ impl fmt::Display for ImportReport {
             ("created", &self.created),
             ("changed", &self.changed),
             ("unchanged", &self.unchanged),
+            ("removed", &self.removed),
+            ("retired", &self.retired),
+            ("kept", &self.not_in_file),
         ] {
             for item in items {
                 writeln!(f, "{label:<9} {item}")?;
@@ -39,7 +52,24 @@ impl fmt::Display for ImportReport {
             self.created.len(),
             self.changed.len(),
             self.unchanged.len()
-        )
+        )?;
+        if self.removed.len() + self.retired.len() > 0 {
+            write!(
+                f,
+                ", {} removed, {} retired",
+                self.removed.len(),
+                self.retired.len()
+            )?;
+        }
+        if !self.not_in_file.is_empty() {
+            write!(
+                f,
+                "\n{} item(s) of the tenant are not in the file and were kept; \
+                 `--prune` (or `mode: complete` in the file) removes or retires them",
+                self.not_in_file.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -66,16 +96,24 @@ pub async fn ensure_builtin(db: &Db, tenant: &TenantId) -> Result<(), StorageErr
 
 /// Applies a validated framework in one transaction, all or nothing; with
 /// `dry_run` the transaction is rolled back and the report says what would
-/// have happened.
+/// have happened. With `prune` (or `mode: complete` in the file) what the
+/// tenant has and the file does not is removed, or retired where something
+/// still cites it.
 pub async fn import(
     db: &Db,
     tenant: &TenantId,
     doc: &Document,
     dry_run: bool,
+    prune: bool,
 ) -> Result<ImportReport, StorageError> {
     let mut tx = db.begin(tenant).await?;
     register(&mut tx, tenant).await?;
-    let report = apply(&mut tx, tenant, doc).await?;
+    let mut report = apply(&mut tx, tenant, doc).await?;
+    if prune || doc.mode == ImportMode::Complete {
+        prune_absent(&mut tx, tenant, doc, &mut report).await?;
+    } else {
+        report.not_in_file = absent(&mut tx, tenant, doc).await?;
+    }
     if dry_run {
         tx.rollback().await?;
     } else {
@@ -84,17 +122,24 @@ pub async fn import(
     Ok(report)
 }
 
-/// The tenant's framework: every competency and role, each role with its
-/// published rubric, in id order.
+/// The tenant's framework: its tracks, competencies and roles in the order
+/// its framework lists them, each role with its published rubric. A tenant
+/// without any framework is `NotFound`, not an empty file.
 pub async fn export(db: &Db, tenant: &TenantId) -> Result<Document, StorageError> {
     let mut tx = db.begin(tenant).await?;
-    let competencies = competencies::list(&mut tx, tenant, None, ALL)
+    let competencies: Vec<_> = competencies::in_framework_order(&mut tx, tenant)
         .await?
         .into_iter()
         .map(|c| c.value)
         .collect();
     let mut catalog = catalog_cache::read(&mut tx, tenant).await?;
     tx.commit().await?;
+    if catalog.tracks.is_empty() && competencies.is_empty() && catalog.roles.is_empty() {
+        return Err(StorageError::NotFound {
+            kind: "framework of tenant",
+            id: tenant.0.clone(),
+        });
+    }
     let roles = std::mem::take(&mut catalog.roles)
         .into_iter()
         .map(|role| {
@@ -104,10 +149,30 @@ pub async fn export(db: &Db, tenant: &TenantId) -> Result<Document, StorageError
         .collect();
     Ok(Document {
         format: FORMAT.to_string(),
+        mode: ImportMode::default(),
+        tracks: catalog.tracks,
         competencies,
         roles,
     })
 }
+
+/// Numbers the file's items 1, 2, 3, ... in file order (API-created items
+/// sort after them, see migration 0005).
+const ORDER_TRACKS: &str = "UPDATE tracks t SET position = f.position \
+     FROM unnest($2::text[]) WITH ORDINALITY AS f(id, position) \
+     WHERE t.tenant_id = $1 AND t.id = f.id AND t.position <> f.position";
+const ORDER_COMPETENCIES: &str = "UPDATE competencies c SET position = f.position \
+     FROM unnest($2::text[]) WITH ORDINALITY AS f(id, position) \
+     WHERE c.tenant_id = $1 AND c.id = f.id AND c.position <> f.position";
+const ORDER_ROLES: &str = "UPDATE roles r SET position = f.position \
+     FROM unnest($2::text[]) WITH ORDINALITY AS f(id, position) \
+     WHERE r.tenant_id = $1 AND r.id = f.id AND r.position <> f.position";
+
+/// Items of the file that an earlier prune retired are back in use.
+const RESTORE_COMPETENCIES: &str = "UPDATE competencies SET retire_time = NULL \
+     WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
+const RESTORE_ROLES: &str = "UPDATE roles SET retire_time = NULL \
+     WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
 
 /// Creates what is new and changes what differs; a changed rubric becomes a
 /// new published version, since published versions are immutable.
@@ -117,6 +182,27 @@ async fn apply(
     doc: &Document,
 ) -> Result<ImportReport, StorageError> {
     let mut report = ImportReport::default();
+    let stored_tracks = tracks::in_framework_order(conn, tenant).await?;
+    for (i, t) in doc.tracks.iter().enumerate() {
+        let item = format!("track {}", t.id);
+        match stored_tracks.iter().find(|s| s.id == t.id) {
+            None => report.created.push(item),
+            Some(s) if s == t => report.unchanged.push(item),
+            Some(s) => report.changed.push(replaced(
+                item,
+                [
+                    ("name", s.name != t.name),
+                    ("description", s.description != t.description),
+                ],
+            )),
+        }
+        tracks::put(conn, tenant, t, Some(i as i64 + 1)).await?;
+    }
+    let restored: Vec<String> = sqlx::query_scalar(RESTORE_COMPETENCIES)
+        .bind(&tenant.0)
+        .bind(doc.competency_ids())
+        .fetch_all(&mut *conn)
+        .await?;
     for c in &doc.competencies {
         let item = format!("competency {}", c.id);
         match optional(competencies::get(conn, tenant, &c.id).await)? {
@@ -124,13 +210,32 @@ async fn apply(
                 competencies::create(conn, tenant, c, None).await?;
                 report.created.push(item);
             }
-            Some(current) if current.value == *c => report.unchanged.push(item),
+            Some(current) if current.value == *c && !restored.contains(&c.id) => {
+                report.unchanged.push(item)
+            }
             Some(current) => {
-                competencies::update(conn, tenant, c, current.meta.revision).await?;
-                report.changed.push(item);
+                let was = &current.value;
+                report.changed.push(replaced(
+                    item,
+                    [
+                        ("restored", restored.contains(&c.id)),
+                        ("name", was.name != c.name),
+                        ("description", was.description != c.description),
+                        ("levels", was.levels != c.levels),
+                    ],
+                ));
+                if current.value != *c {
+                    competencies::update(conn, tenant, c, current.meta.revision).await?;
+                }
             }
         }
     }
+    let role_ids: Vec<&str> = doc.roles.iter().map(|r| r.id.as_str()).collect();
+    let restored: Vec<String> = sqlx::query_scalar(RESTORE_ROLES)
+        .bind(&tenant.0)
+        .bind(&role_ids)
+        .fetch_all(&mut *conn)
+        .await?;
     // Roles first without transitions, as a transition may lead to a role
     // defined further down the file.
     let mut to_link = Vec::new();
@@ -147,9 +252,22 @@ async fn apply(
                 report.created.push(item);
                 to_link.push((role, None));
             }
-            Some(current) if current.value == role => report.unchanged.push(item),
+            Some(current) if current.value == role && !restored.contains(&r.id) => {
+                report.unchanged.push(item)
+            }
             Some(current) => {
-                report.changed.push(item);
+                let was = &current.value;
+                report.changed.push(replaced(
+                    item,
+                    [
+                        ("restored", restored.contains(&r.id)),
+                        ("name", was.name != role.name),
+                        ("track", was.track != role.track),
+                        ("seniority", was.seniority != role.seniority),
+                        ("description", was.description != role.description),
+                        ("transitions", was.transitions != role.transitions),
+                    ],
+                ));
                 to_link.push((role, Some(current.meta.revision)));
             }
         }
@@ -185,5 +303,199 @@ async fn apply(
             }
         }
     }
+    let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
+    for (statement, ids) in [
+        (ORDER_TRACKS, track_ids),
+        (ORDER_COMPETENCIES, doc.competency_ids()),
+        (ORDER_ROLES, role_ids),
+    ] {
+        sqlx::query(statement)
+            .bind(&tenant.0)
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(report)
+}
+
+/// `item: name, seniority`, naming the fields that differ.
+fn replaced<const N: usize>(item: String, fields: [(&str, bool); N]) -> String {
+    let differ: Vec<&str> = fields
+        .iter()
+        .filter(|(_, differs)| *differs)
+        .map(|(name, _)| *name)
+        .collect();
+    format!("{item}: {}", differ.join(", "))
+}
+
+const ABSENT: &str = "SELECT 'track ' || id FROM tracks \
+         WHERE tenant_id = $1 AND NOT (id = ANY($2)) \
+     UNION ALL SELECT 'competency ' || id FROM competencies \
+         WHERE tenant_id = $1 AND retire_time IS NULL AND NOT (id = ANY($3)) \
+     UNION ALL SELECT 'role ' || id FROM roles \
+         WHERE tenant_id = $1 AND retire_time IS NULL AND NOT (id = ANY($4))";
+
+/// The items of the tenant's framework that the file does not contain.
+async fn absent(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    doc: &Document,
+) -> Result<Vec<String>, StorageError> {
+    let (tracks, roles) = doc.track_and_role_ids();
+    Ok(sqlx::query_scalar(ABSENT)
+        .bind(&tenant.0)
+        .bind(tracks)
+        .bind(doc.competency_ids())
+        .bind(roles)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Roles the file does not contain, each with whether something cites it (a
+/// rubric version that is not a draft, or a subject's current role).
+const ROLES_TO_PRUNE: &str = "SELECT r.id, \
+         EXISTS (SELECT 1 FROM rubric_versions v WHERE v.tenant_id = r.tenant_id \
+             AND v.role_id = r.id AND v.state <> 'draft') \
+         OR EXISTS (SELECT 1 FROM subjects s WHERE s.tenant_id = r.tenant_id \
+             AND s.current_role_id = r.id) \
+     FROM roles r WHERE r.tenant_id = $1 AND r.retire_time IS NULL AND NOT (r.id = ANY($2)) \
+     ORDER BY r.position, r.id";
+const UNLINK_ROLES: &str = "DELETE FROM role_transitions \
+     WHERE tenant_id = $1 AND (from_role_id = ANY($2) OR to_role_id = ANY($2))";
+const DELETE_ROLE_DRAFTS: &str = "DELETE FROM rubric_versions \
+     WHERE tenant_id = $1 AND role_id = ANY($2) AND state = 'draft'";
+const RETIRE_ROLE_RUBRICS: &str = "UPDATE rubric_versions \
+     SET state = 'retired', revision = revision + 1, update_time = now() \
+     WHERE tenant_id = $1 AND role_id = ANY($2) AND state IN ('published', 'superseded')";
+const DELETE_ROLES: &str = "DELETE FROM roles WHERE tenant_id = $1 AND id = ANY($2)";
+const RETIRE_ROLES: &str =
+    "UPDATE roles SET retire_time = now() WHERE tenant_id = $1 AND id = ANY($2)";
+
+/// Competencies the file does not contain, with the published versions that
+/// still use them (they block the prune) and whether anything cites them.
+const COMPETENCIES_TO_PRUNE: &str = "SELECT c.id, \
+         ARRAY(SELECT v.role_id || ' version ' || v.version FROM rubric_competencies rc \
+             JOIN rubric_versions v USING (tenant_id, role_id, version) \
+             WHERE rc.tenant_id = c.tenant_id AND rc.competency_id = c.id \
+               AND v.state = 'published' ORDER BY 1), \
+         EXISTS (SELECT 1 FROM rubric_competencies rc WHERE rc.tenant_id = c.tenant_id \
+             AND rc.competency_id = c.id) \
+         OR EXISTS (SELECT 1 FROM evidence e WHERE e.tenant_id = c.tenant_id \
+             AND e.competency_id = c.id) \
+     FROM competencies c \
+     WHERE c.tenant_id = $1 AND c.retire_time IS NULL AND NOT (c.id = ANY($2)) \
+     ORDER BY c.position, c.id";
+const DELETE_COMPETENCIES: &str = "DELETE FROM competencies WHERE tenant_id = $1 AND id = ANY($2)";
+const RETIRE_COMPETENCIES: &str =
+    "UPDATE competencies SET retire_time = now() WHERE tenant_id = $1 AND id = ANY($2)";
+
+/// Tracks the file does not contain and no role (retired ones included)
+/// belongs to; those a retired role still belongs to stay.
+const DELETE_UNUSED_TRACKS: &str = "DELETE FROM tracks t \
+     WHERE t.tenant_id = $1 AND NOT (t.id = ANY($2)) \
+       AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.tenant_id = t.tenant_id AND r.track = t.id) \
+     RETURNING t.id";
+
+/// Makes the file the whole framework: what it does not contain is deleted,
+/// or retired where a published rubric version, evidence or a subject cites
+/// it. A competency that a role kept without a rubric in the file still
+/// expects in its published version refuses the whole import, naming them.
+async fn prune_absent(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    doc: &Document,
+    report: &mut ImportReport,
+) -> Result<(), StorageError> {
+    let (track_ids, role_ids) = doc.track_and_role_ids();
+    let roles: Vec<(String, bool)> = sqlx::query_as(ROLES_TO_PRUNE)
+        .bind(&tenant.0)
+        .bind(&role_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    let (cited, uncited) = split_by_citation(roles);
+    let every: Vec<&String> = cited.iter().chain(&uncited).collect();
+    for statement in [UNLINK_ROLES, DELETE_ROLE_DRAFTS, RETIRE_ROLE_RUBRICS] {
+        sqlx::query(statement)
+            .bind(&tenant.0)
+            .bind(&every)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (statement, ids) in [(DELETE_ROLES, &uncited), (RETIRE_ROLES, &cited)] {
+        sqlx::query(statement)
+            .bind(&tenant.0)
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+    }
+    report
+        .removed
+        .extend(uncited.iter().map(|id| format!("role {id}")));
+    report.retired.extend(
+        cited
+            .iter()
+            .map(|id| format!("role {id} (its rubric versions are retired and stay for the assessments that cite them)")),
+    );
+
+    let competencies: Vec<(String, Vec<String>, bool)> = sqlx::query_as(COMPETENCIES_TO_PRUNE)
+        .bind(&tenant.0)
+        .bind(doc.competency_ids())
+        .fetch_all(&mut *conn)
+        .await?;
+    let blocked: Vec<String> = competencies
+        .iter()
+        .filter(|(_, users, _)| !users.is_empty())
+        .map(|(id, users, _)| format!("{id} (used by {})", users.join(", ")))
+        .collect();
+    if !blocked.is_empty() {
+        return Err(StorageError::FailedPrecondition(format!(
+            "cannot remove competencies the file no longer contains while published rubrics \
+             still expect them: {}; give those roles a rubric in the file without them, or keep \
+             the competencies",
+            blocked.join("; ")
+        )));
+    }
+    let (cited, uncited) = split_by_citation(
+        competencies
+            .into_iter()
+            .map(|(id, _, cited)| (id, cited))
+            .collect(),
+    );
+    for (statement, ids) in [
+        (DELETE_COMPETENCIES, &uncited),
+        (RETIRE_COMPETENCIES, &cited),
+    ] {
+        sqlx::query(statement)
+            .bind(&tenant.0)
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+    }
+    report
+        .removed
+        .extend(uncited.iter().map(|id| format!("competency {id}")));
+    report.retired.extend(
+        cited.iter().map(|id| {
+            format!("competency {id} (earlier rubric versions or evidence still cite it)")
+        }),
+    );
+
+    let tracks: Vec<String> = sqlx::query_scalar(DELETE_UNUSED_TRACKS)
+        .bind(&tenant.0)
+        .bind(&track_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    report
+        .removed
+        .extend(tracks.iter().map(|id| format!("track {id}")));
+    Ok(())
+}
+
+/// (cited, not cited) ids, each in the order given.
+fn split_by_citation(items: Vec<(String, bool)>) -> (Vec<String>, Vec<String>) {
+    let (cited, uncited): (Vec<_>, Vec<_>) = items.into_iter().partition(|(_, cited)| *cited);
+    (
+        cited.into_iter().map(|(id, _)| id).collect(),
+        uncited.into_iter().map(|(id, _)| id).collect(),
+    )
 }

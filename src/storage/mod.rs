@@ -22,6 +22,7 @@ pub mod rubrics;
 pub mod scoring_inputs;
 pub mod stored;
 pub mod subjects;
+pub mod tracks;
 
 pub use error::{Refusal, StorageError, sqlstate};
 

@@ -2,14 +2,14 @@
 
 use sqlx::PgConnection;
 
-use crate::domain::framework::{Role, Track, Transition, TransitionKind};
+use crate::domain::framework::{Role, Transition, TransitionKind};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::stored::{self, MetaRow, Stored, expected_revision};
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
     () => {
-        "id, name, track, description, revision, create_time, update_time"
+        "id, name, track, seniority, description, revision, create_time, update_time"
     };
 }
 
@@ -18,6 +18,7 @@ struct RoleRow {
     id: String,
     name: String,
     track: String,
+    seniority: i32,
     description: String,
     #[sqlx(flatten)]
     meta: MetaRow,
@@ -53,8 +54,8 @@ async fn with_transitions(
             .collect::<Result<Vec<_>, StorageError>>()?;
         roles.push(Stored {
             value: Role {
-                track: Track::parse(&r.track)
-                    .ok_or_else(|| StorageError::corrupt("track", &r.track))?,
+                track: r.track,
+                seniority: r.seniority,
                 transitions: mine,
                 id: r.id,
                 name: r.name,
@@ -102,13 +103,31 @@ pub async fn list(
     tenant: &TenantId,
     after: Option<&str>,
     limit: i64,
-    track: Option<Track>,
+    track: Option<&str>,
 ) -> Result<Vec<Stored<Role>>, StorageError> {
     let rows: Vec<RoleRow> = sqlx::query_as(LIST)
         .bind(&tenant.0)
         .bind(after)
         .bind(limit)
-        .bind(track.map(Track::as_str))
+        .bind(track)
+        .fetch_all(&mut *conn)
+        .await?;
+    with_transitions(conn, tenant, rows).await
+}
+
+const IN_FRAMEWORK_ORDER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM roles WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY position, id"
+);
+
+/// Every role in use (not retired), in the order the tenant's framework lists them.
+pub async fn in_framework_order(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+) -> Result<Vec<Stored<Role>>, StorageError> {
+    let rows: Vec<RoleRow> = sqlx::query_as(IN_FRAMEWORK_ORDER)
+        .bind(&tenant.0)
         .fetch_all(&mut *conn)
         .await?;
     with_transitions(conn, tenant, rows).await
@@ -147,8 +166,8 @@ pub async fn set_transitions(
     Ok(())
 }
 
-const INSERT: &str = "INSERT INTO roles (tenant_id, id, name, track, description) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const INSERT: &str = "INSERT INTO roles (tenant_id, id, name, track, description, seniority) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
 /// Creates a role and its transitions, whose targets must exist; a retry
 /// with the same `request_id` gets the one the first call made.
@@ -168,8 +187,9 @@ pub async fn create(
                 .bind(&tenant.0)
                 .bind(&role.id)
                 .bind(&role.name)
-                .bind(role.track.as_str())
+                .bind(&role.track)
                 .bind(&role.description)
+                .bind(role.seniority)
                 .execute(&mut *conn)
                 .await?;
             if inserted.rows_affected() == 0 {
@@ -187,7 +207,7 @@ pub async fn create(
     .await
 }
 
-const UPDATE: &str = "UPDATE roles SET name = $3, track = $4, description = $5, \
+const UPDATE: &str = "UPDATE roles SET name = $3, track = $4, description = $5, seniority = $7, \
          revision = revision + 1, update_time = now() \
      WHERE tenant_id = $1 AND id = $2 AND revision = $6";
 
@@ -202,9 +222,10 @@ pub async fn update(
         .bind(&tenant.0)
         .bind(&role.id)
         .bind(&role.name)
-        .bind(role.track.as_str())
+        .bind(&role.track)
         .bind(&role.description)
         .bind(revision)
+        .bind(role.seniority)
         .execute(&mut *conn)
         .await?;
     if updated.rows_affected() == 0 {
@@ -294,8 +315,10 @@ pub(super) async fn lock(
         .ok_or_else(|| StorageError::not_found("role", id))
 }
 
+/// Retired roles are missing too: nothing new may refer to them.
 const MISSING: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM roles r WHERE r.tenant_id = $1 AND r.id = ids.id)";
+     WHERE NOT EXISTS (SELECT 1 FROM roles r \
+         WHERE r.tenant_id = $1 AND r.id = ids.id AND r.retire_time IS NULL)";
 
 /// The ids among `ids` that the tenant has no role of.
 pub async fn missing(

@@ -10,7 +10,7 @@ use ladder::proto::v1::{
     self as pb, CreateCompetencyRequest, CreateRoleRequest, CreateRubricRequest,
     DeleteCompetencyRequest, DeleteRoleRequest, DeleteRubricRequest, GetCompetencyRequest,
     GetRubricRequest, ListCompetenciesRequest, ListRolesRequest, ListRubricsRequest,
-    PublishRubricRequest, RetireRubricRequest, RubricState, Track, TransitionKind,
+    PublishRubricRequest, RetireRubricRequest, RubricState, TransitionKind,
     UpdateCompetencyRequest, UpdateRoleRequest, UpdateRubricRequest,
 };
 use prost_types::FieldMask;
@@ -275,7 +275,18 @@ async fn the_builtin_framework_loads_into_an_empty_tenant() {
 
     let mut edges = BTreeSet::new();
     for role in &roles.roles {
-        assert_ne!(role.track, Track::Unspecified as i32, "{}", role.id);
+        assert!(
+            [
+                "individual_contributor",
+                "management",
+                "product",
+                "business"
+            ]
+            .contains(&role.track_id.as_str()),
+            "{}",
+            role.id
+        );
+        assert!(role.seniority >= 3, "{}", role.id);
         for t in &role.transitions {
             assert_ne!(t.kind, TransitionKind::Unspecified as i32);
             edges.insert((role.id.as_str(), t.to_role_id.as_str()));
@@ -453,7 +464,7 @@ async fn what_published_rubrics_use_cannot_be_deleted() {
             role: Some(pb::Role {
                 id: "whittler".into(),
                 name: "Whittler".into(),
-                track: Track::Business as i32,
+                track_id: "business".into(),
                 ..Default::default()
             }),
             request_id: String::new(),
@@ -543,7 +554,7 @@ async fn lists_page_through_in_a_stable_order() {
 
     let management = client
         .list_roles(ListRolesRequest {
-            track: Track::Management as i32,
+            track_id: "management".into(),
             page_size: 2,
             ..Default::default()
         })
@@ -552,12 +563,7 @@ async fn lists_page_through_in_a_stable_order() {
         .into_inner();
     assert_eq!(management.roles.len(), 2);
     assert!(!management.next_page_token.is_empty());
-    assert!(
-        management
-            .roles
-            .iter()
-            .all(|r| r.track == Track::Management as i32)
-    );
+    assert!(management.roles.iter().all(|r| r.track_id == "management"));
 
     let err = client
         .list_roles(ListRolesRequest {
@@ -761,7 +767,7 @@ async fn bad_input_names_every_field_and_writes_nothing() {
     let role = |transitions: Vec<pb::Transition>| pb::Role {
         id: "juggler".into(),
         name: "Juggler".into(),
-        track: Track::Business as i32,
+        track_id: "business".into(),
         transitions,
         ..Default::default()
     };
@@ -809,14 +815,14 @@ async fn bad_input_names_every_field_and_writes_nothing() {
         .update_role(UpdateRoleRequest {
             role: Some(pb::Role {
                 id: "staff_engineer".into(),
-                track: Track::Unspecified as i32,
+                track_id: "no_such_track".into(),
                 ..Default::default()
             }),
-            update_mask: mask(&["track"]),
+            update_mask: mask(&["track_id"]),
         })
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&err), ["role.track"]);
+    assert_eq!(bad_fields(&err), ["role.track_id"]);
     let err = client
         .get_rubric(GetRubricRequest {
             role_id: "staff_engineer".into(),
@@ -1126,10 +1132,16 @@ async fn an_import_with_one_bad_row_writes_nothing() {
     let out = ladder(&server, &["import", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let message = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        message.contains("roles[3].rubric.competencies[2].expected_level: must be 1..5"),
-        "{message}"
+    // The line of the bad value, found in the file as written.
+    let written = std::fs::read_to_string(&file).unwrap();
+    let architect = written.find("id: architect").unwrap();
+    let bad = architect + written[architect..].find("expected_level: 9").unwrap();
+    let line = 1 + written[..bad].matches('\n').count();
+    let expected = format!(
+        "roles[3].rubric.competencies[2].expected_level: (role \"architect\") line {line}, column"
     );
+    assert!(message.contains(&expected), "{expected}\n{message}");
+    assert!(message.contains("must be 1..5"), "{message}");
     assert_eq!(counts(&server).await, before);
 }
 
@@ -1146,4 +1158,223 @@ fn competency_yaml(id: &str) -> serde_json::Value {
             "behaviours": ["Carves a spoon."],
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A small framework file: `roles` as (id, seniority, competencies of its
+/// rubric or `None` for no rubric key), in the order given.
+fn small_framework(
+    competencies: &[&str],
+    roles: &[(&str, i32, Option<&[&str]>)],
+    complete: bool,
+) -> String {
+    let doc = serde_json::json!({
+        "format": "ladder.framework/v1",
+        "mode": if complete { "complete" } else { "merge" },
+        "tracks": [{"id": "craft", "name": "Craft", "description": ""}],
+        "competencies": competencies.iter().map(|id| competency_yaml(id)).collect::<Vec<_>>(),
+        "roles": roles.iter().map(|(id, seniority, rubric)| {
+            let mut role = serde_json::json!({
+                "id": id, "name": id, "track": "craft", "seniority": seniority,
+                "description": "", "transitions": [],
+            });
+            if let Some(rubric) = rubric {
+                role["rubric"] = serde_json::json!({"competencies": rubric.iter().map(|c| serde_json::json!({
+                    "competency": c, "expected_level": 3, "weight": 1.0,
+                    "critical": false, "development_actions": [],
+                })).collect::<Vec<_>>()});
+            }
+            role
+        }).collect::<Vec<_>>(),
+    });
+    serde_yaml_ng::to_string(&doc).unwrap()
+}
+
+fn import_text(server: &TestServer, dir: &Path, text: &str, flags: &[&str]) -> Output {
+    let file = dir.join("framework.yaml");
+    std::fs::write(&file, text).unwrap();
+    let mut args = vec!["import", file.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    ladder(server, &args)
+}
+
+#[tokio::test]
+async fn export_keeps_the_order_of_the_imported_file() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = small_framework(
+        &["weaving", "carving", "arguing"],
+        &[
+            ("master", 3, Some(&["carving", "weaving"])),
+            ("journeyman", 2, Some(&["arguing"])),
+            ("apprentice", 1, None),
+        ],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &text, &[]));
+    let exported: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&export(&server, &dir.path().join("out.yaml"))).unwrap();
+    let ids = |list: &str| -> Vec<String> {
+        exported[list]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("competencies"), ["weaving", "carving", "arguing"]);
+    assert_eq!(ids("roles"), ["master", "journeyman", "apprentice"]);
+    assert_eq!(ids("tracks"), ["craft"]);
+}
+
+#[tokio::test]
+async fn prune_removes_or_retires_what_the_file_no_longer_has() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let full = small_framework(
+        &["carving", "weaving", "arguing"],
+        &[
+            ("master", 3, Some(&["carving", "weaving"])),
+            ("orator", 3, Some(&["arguing"])),
+            ("novice", 1, None),
+        ],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &full, &[]));
+    let smaller = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        false,
+    );
+
+    // Without --prune nothing goes, and the report names what was kept.
+    let kept = ok(import_text(&server, dir.path(), &smaller, &[]));
+    for item in [
+        "kept      role orator",
+        "kept      role novice",
+        "kept      competency arguing",
+    ] {
+        assert!(kept.contains(item), "{kept}");
+    }
+    assert!(kept.contains("--prune"), "{kept}");
+
+    // A dry run lists every removal and changes nothing.
+    let before = export(&server, &dir.path().join("before.yaml"));
+    let dry = ok(import_text(
+        &server,
+        dir.path(),
+        &smaller,
+        &["--prune", "--dry-run"],
+    ));
+    assert!(dry.contains("removed   role novice"), "{dry}");
+    assert!(dry.contains("retired   role orator"), "{dry}");
+    assert!(dry.contains("retired   competency arguing"), "{dry}");
+    assert_eq!(export(&server, &dir.path().join("same.yaml")), before);
+
+    // `mode: complete` in the file prunes like --prune.
+    let complete = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        true,
+    );
+    ok(import_text(&server, dir.path(), &complete, &[]));
+    let after: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&export(&server, &dir.path().join("after.yaml"))).unwrap();
+    assert_eq!(after["roles"].as_sequence().unwrap().len(), 1);
+    assert_eq!(after["competencies"].as_sequence().unwrap().len(), 2);
+    // The retired role's rubric version stays for what cites it.
+    let mut rubric = server.clients("people-ops").await.rubric;
+    let version = rubric
+        .get_rubric(GetRubricRequest {
+            role_id: "orator".into(),
+            version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap();
+    assert_eq!(version.state, RubricState::Retired as i32);
+
+    // Importing the full file again restores what was retired.
+    let restored = ok(import_text(&server, dir.path(), &full, &[]));
+    assert!(
+        restored.contains("changed   role orator: restored"),
+        "{restored}"
+    );
+    assert!(restored.contains("created   role novice"), "{restored}");
+}
+
+#[tokio::test]
+async fn prune_refuses_to_drop_a_competency_a_published_rubric_still_expects() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let full = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weaving"]))],
+        false,
+    );
+    ok(import_text(&server, dir.path(), &full, &[]));
+    let before = export(&server, &dir.path().join("before.yaml"));
+    // The role stays, without a rubric in the file: its published version
+    // still expects weaving.
+    let without = small_framework(&["carving"], &[("master", 3, None)], false);
+    let out = import_text(&server, dir.path(), &without, &["--prune"]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("weaving (used by master version 1)"),
+        "{message}"
+    );
+    assert_eq!(export(&server, &dir.path().join("after.yaml")), before);
+}
+
+#[tokio::test]
+async fn framework_file_mistakes_name_their_line_and_a_close_match() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = small_framework(
+        &["carving", "weaving"],
+        &[("master", 3, Some(&["carving", "weavng"]))],
+        false,
+    );
+    let out = import_text(&server, dir.path(), &text, &[]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    let line = 1 + text[..text.find("competency: weavng").unwrap()]
+        .matches('\n')
+        .count();
+    assert!(
+        message.contains(&format!(
+            "roles[0].rubric.competencies[1].competency: (role \"master\") line {line}, column"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("did you mean \"weaving\"?"), "{message}");
+
+    for (bytes, expected) in [
+        (&b""[..], "the file is empty"),
+        (&b"format: [unclosed"[..], "line 1, column"),
+        (
+            &b"format: ladder.framework/v1\nname: caf\xe9\n"[..],
+            "byte offset 37",
+        ),
+    ] {
+        let file = dir.path().join("broken.yaml");
+        std::fs::write(&file, bytes).unwrap();
+        let out = ladder(&server, &["import", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let message = String::from_utf8_lossy(&out.stderr);
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    let typed = text.replacen("expected_level: 3", "expected_level: '3'", 1);
+    let out = import_text(&server, dir.path(), &typed, &[]);
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("expected a whole number 1-5, found the text \"3\""),
+        "{message}"
+    );
+    // Nothing of any of these reached the tenant.
+    let out = ladder(&server, &["export"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("people-ops"));
 }

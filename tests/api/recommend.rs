@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::proto::v1::{
     BatchCreateEvidenceRequest, Evidence, EvidenceSource, GetRubricRequest, ReadinessBand,
-    RecommendRequest, RecommendResponse, Track, UpdateSubjectRequest, WhatIfRequest,
+    RecommendRequest, RecommendResponse, UpdateSubjectRequest, WhatIfRequest,
 };
 use tonic::Code;
 
@@ -104,12 +104,7 @@ async fn a_people_manager_profile_fits_the_management_track_best() {
         .iter()
         .max_by(|a, b| a.fit.total_cmp(&b.fit))
         .unwrap();
-    assert_eq!(
-        best.track,
-        Track::Management as i32,
-        "{:?}",
-        response.track_fits
-    );
+    assert_eq!(best.track_id, "management", "{:?}", response.track_fits);
     assert_eq!(response.track_fits.len(), 4);
 }
 
@@ -353,4 +348,236 @@ async fn what_if_staff(
         .into_iter()
         .find(|x| x.competency_id == competency)
         .unwrap()
+}
+
+/// The first trial's strong Staff candidate: twelve recent ratings of 4 and 5
+/// on system design and technical influence, nothing else. Roles that mostly
+/// expect level 3 used to rank first on the prior alone.
+#[tokio::test]
+async fn evidence_on_design_and_influence_puts_staff_above_what_it_does_not_support() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let mut items = Vec::new();
+    for (k, competency) in ["system_design", "technical_influence"]
+        .iter()
+        .cycle()
+        .take(12)
+        .enumerate()
+    {
+        let (level, source) = if k % 3 == 0 {
+            (5.0, EvidenceSource::Peer)
+        } else {
+            (4.0, EvidenceSource::Manager)
+        };
+        items.push(evidence(
+            "emp-strong",
+            competency,
+            level,
+            source,
+            as_of() - Duration::days(10 + k as i64 * 20),
+            &format!("strong-{k}"),
+        ));
+    }
+    ingest(&mut c, items).await;
+    let response = recommend(&mut c, "emp-strong").await;
+    let ranked: Vec<(&str, f64, f64)> = response
+        .recommendations
+        .iter()
+        .map(|r| (r.role_id.as_str(), r.supported_readiness, r.readiness))
+        .collect();
+    let position = |role: &str| ranked.iter().position(|r| r.0 == role).unwrap();
+    let staff = position("staff_engineer");
+    let staff_support = ranked[staff].1;
+    assert!(staff_support > 0.0, "{ranked:#?}");
+    // Every role above Staff Engineer has at least as much support from the
+    // evidence, and the roles the prior used to carry are below it.
+    for above in &ranked[..staff] {
+        assert!(above.1 >= staff_support, "{ranked:#?}");
+    }
+    for prior_only in ["specialist", "solutions_engineer", "sales_engineer"] {
+        assert!(position(prior_only) > staff, "{ranked:#?}");
+    }
+    assert!(staff <= 1, "{ranked:#?}");
+    // The evidence points along the individual contributor track.
+    let best = response
+        .track_fits
+        .iter()
+        .max_by(|a, b| a.fit.total_cmp(&b.fit))
+        .unwrap();
+    assert_eq!(best.track_id, "individual_contributor");
+    assert!(best.fit > 0.0);
+}
+
+/// The second trial: with no evidence every role sits at the prior, so
+/// nothing is supported and candidates come in step order.
+#[tokio::test]
+async fn without_evidence_candidates_come_in_step_order_and_nothing_is_supported() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let response = recommend(&mut c, "emp-nobody").await;
+    assert!(!response.recommendations.is_empty());
+    for r in &response.recommendations {
+        assert_eq!(r.supported_readiness, 0.0, "{}", r.role_id);
+        assert_ne!(r.band, ReadinessBand::Ready as i32);
+        assert!(
+            r.steps >= 1,
+            "only transitions offer candidates: {}",
+            r.role_id
+        );
+    }
+    let steps: Vec<i32> = response.recommendations.iter().map(|r| r.steps).collect();
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
+    assert_eq!(steps[0], 1);
+    for fit in &response.track_fits {
+        assert_eq!((fit.fit, fit.best_role_id.as_str()), (0.0, ""), "{fit:?}");
+    }
+}
+
+const JUNIOR_LADDER: &str = r#"
+format: ladder.framework/v1
+tracks:
+  - id: engineering
+    name: Engineering
+    description: From junior to staff.
+competencies:
+  - id: coding
+    name: Coding
+    description: Writing code.
+    levels: &levels
+      - { level: 1, title: Aware, description: "", behaviours: [Reads code] }
+      - { level: 2, title: Practising, description: "", behaviours: [Writes code] }
+      - { level: 3, title: Proficient, description: "", behaviours: [Owns code] }
+      - { level: 4, title: Advanced, description: "", behaviours: [Leads code] }
+      - { level: 5, title: Expert, description: "", behaviours: [Shapes code] }
+  - id: teamwork
+    name: Teamwork
+    description: Working with others.
+    levels: *levels
+roles:
+  - id: junior
+    name: Junior Engineer
+    track: engineering
+    seniority: 1
+    description: ""
+    transitions: [{ to: engineer, kind: promotion }]
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 1, weight: 1, critical: false, development_actions: [] }
+        - { competency: teamwork, expected_level: 1, weight: 1, critical: false, development_actions: [] }
+  - id: engineer
+    name: Engineer
+    track: engineering
+    seniority: 2
+    description: ""
+    transitions: [{ to: senior, kind: promotion }]
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 2, weight: 1, critical: false, development_actions: [] }
+        - { competency: teamwork, expected_level: 2, weight: 1, critical: false, development_actions: [] }
+  - id: senior
+    name: Senior Engineer
+    track: engineering
+    seniority: 3
+    description: ""
+    transitions:
+      - { to: staff, kind: promotion }
+      - { to: support, kind: lateral }
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 3, weight: 1, critical: false, development_actions: [] }
+        - { competency: teamwork, expected_level: 3, weight: 1, critical: false, development_actions: [] }
+  - id: support
+    name: Support Engineer
+    track: engineering
+    seniority: 2
+    description: ""
+    transitions: []
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 2, weight: 1, critical: false, development_actions: [] }
+        - { competency: teamwork, expected_level: 2, weight: 1, critical: false, development_actions: [] }
+  - id: tech_lead
+    name: Tech Lead
+    track: engineering
+    seniority: 3
+    description: ""
+    transitions: []
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 3, weight: 1, critical: false, development_actions: [] }
+        - { competency: teamwork, expected_level: 3, weight: 1, critical: false, development_actions: [] }
+  - id: staff
+    name: Staff Engineer
+    track: engineering
+    seniority: 4
+    description: ""
+    transitions: []
+    rubric:
+      competencies:
+        - { competency: coding, expected_level: 5, weight: 1, critical: true, development_actions: [] }
+        - { competency: teamwork, expected_level: 5, weight: 1, critical: true, development_actions: [] }
+"#;
+
+/// A framework with junior levels: a strong senior is READY for every junior
+/// role, yet only a transition can offer a step down.
+#[tokio::test]
+async fn junior_roles_are_never_recommended_unless_a_transition_offers_them() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ladder.yaml");
+    std::fs::write(&file, JUNIOR_LADDER).unwrap();
+    let out = std::process::Command::new(crate::harness::ladder_bin())
+        .args(["framework", "import", file.to_str().unwrap()])
+        .args(["--tenant", "juniors", "--log-format", "text"])
+        .args(["--database-url", &server.database_url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = server.clients("juniors").await;
+    let mut items = Vec::new();
+    for k in 0..10 {
+        for competency in ["coding", "teamwork"] {
+            items.push(evidence(
+                "emp-senior",
+                competency,
+                3.0,
+                EvidenceSource::Manager,
+                as_of() - Duration::days(5 + k),
+                &format!("{competency}-{k}"),
+            ));
+        }
+    }
+    ingest(&mut c, items).await;
+    let response = c
+        .recommendation
+        .recommend(RecommendRequest {
+            subject_id: "emp-senior".into(),
+            current_role_id: "senior".into(),
+            as_of: Some(timestamp(as_of())),
+            max_recommendations: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let roles: Vec<(&str, i32)> = response
+        .recommendations
+        .iter()
+        .map(|r| (r.role_id.as_str(), r.band))
+        .collect();
+    // READY elsewhere at the same level, offered by a lateral transition, and
+    // the promotion; never junior or engineer, though READY for both.
+    let ids: Vec<&str> = roles.iter().map(|r| r.0).collect();
+    assert!(ids.contains(&"tech_lead"), "{roles:?}");
+    assert!(ids.contains(&"support"), "{roles:?}");
+    assert!(ids.contains(&"staff"), "{roles:?}");
+    assert!(
+        !ids.contains(&"junior") && !ids.contains(&"engineer"),
+        "{roles:?}"
+    );
+    assert_eq!(response.track_fits.len(), 1);
+    assert_eq!(response.track_fits[0].track_id, "engineering");
 }

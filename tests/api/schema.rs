@@ -51,6 +51,7 @@ async fn the_database_refuses_to_change_a_published_rubric_version() {
     let server = TestServer::start().await;
     for sql in [
         "INSERT INTO competencies (tenant_id, id, name, levels) VALUES ('t', 'system_design', 'System design', '[]')",
+        "INSERT INTO tracks (tenant_id, id, name) VALUES ('t', 'individual_contributor', 'IC')",
         "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 'staff_engineer', 'Staff Engineer', 'individual_contributor')",
         "INSERT INTO rubric_versions (tenant_id, role_id, version, state) VALUES ('t', 'staff_engineer', 1, 'draft')",
         "INSERT INTO rubric_competencies (tenant_id, role_id, version, competency_id, position, expected_level, weight) \
@@ -120,6 +121,7 @@ async fn framework_writes_bump_the_revision_without_deadlocking() {
     use sqlx::{Connection, PgConnection};
     let server = TestServer::start().await;
     for sql in [
+        "INSERT INTO tracks (tenant_id, id, name) VALUES ('t', 'individual_contributor', 'IC')",
         "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 'a', 'A', 'individual_contributor')",
         "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 's', 'S', 'individual_contributor')",
     ] {
@@ -183,6 +185,7 @@ async fn draft_edits_leave_the_revision_alone() {
     let server = TestServer::start().await;
     for sql in [
         "INSERT INTO competencies (tenant_id, id, name, levels) VALUES ('t', 'system_design', 'System design', '[]')",
+        "INSERT INTO tracks (tenant_id, id, name) VALUES ('t', 'individual_contributor', 'IC')",
         "INSERT INTO roles (tenant_id, id, name, track) VALUES ('t', 's', 'S', 'individual_contributor')",
     ] {
         exec(&server, sql).await.unwrap();

@@ -141,7 +141,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
     for fit in &r.track_fits {
         out.push_str(&format!(
             "  {:<24} {} {:.2}  {}\n",
-            enum_name(pb::Track::try_from(fit.track)),
+            fit.track_name,
             bar(fit.fit, 20),
             fit.fit,
             fit.best_role_id

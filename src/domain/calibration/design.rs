@@ -3,13 +3,17 @@
 //! Eliminating θ (θ_c = Σ_{i∈c} ω_i (y_i − b_r(i)) / W_c) from the normal
 //! equations leaves, for the leniencies b alone,
 //!
-//!     (λ I + L) b = g
+//! ```text
+//! (λ I + L) b = g
+//! ```
 //!
 //! with, per cell c and rater r, B_cr = Σ ω_i over r's ratings of c,
 //! W_c = Σ_r B_cr, ȳ_cr and ȳ_c the weighted mean levels of r in c and of c,
 //!
-//!     (L v)_r = Σ_c B_cr (v_r − u_c(v)),  u_c(v) = Σ_s B_cs v_s / W_c
-//!     g_r     = Σ_c B_cr (ȳ_cr − ȳ_c).
+//! ```text
+//! (L v)_r = Σ_c B_cr (v_r − u_c(v)),  u_c(v) = Σ_s B_cs v_s / W_c
+//! g_r     = Σ_c B_cr (ȳ_cr − ȳ_c).
+//! ```
 //!
 //! L is the Laplacian of the graph linking raters who share cells (edge
 //! weight Σ_c B_cr B_cs / W_c), so λ I + L is a symmetric M-matrix whose every

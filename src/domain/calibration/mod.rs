@@ -1,7 +1,9 @@
 //! Rater calibration (SPEC §10): each rater's leniency b_r, estimated from
 //! the tenant's own evidence by minimising
 //!
-//!     L = Σ_i ω_i (y_i − θ_s(i)c(i) − b_r(i))² + λ Σ_r b_r²,
+//! ```text
+//! L = Σ_i ω_i (y_i − θ_s(i)c(i) − b_r(i))² + λ Σ_r b_r²,
+//! ```
 //!
 //! and the lookup that lets scoring subtract it. Pure computation: the caller
 //! selects the ratings of the window and stores the result. Explained for

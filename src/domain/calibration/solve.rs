@@ -15,7 +15,9 @@
 //! (Varah, 1975). For any b with residual ρ = g − (λ I + L) b the error is
 //! (λ I + L)⁻¹ ρ, hence
 //!
-//!     max_r |b_r − b*_r| ≤ max_r |ρ_r| / λ.
+//! ```text
+//! max_r |b_r − b*_r| ≤ max_r |ρ_r| / λ.
+//! ```
 //!
 //! The solver recomputes ρ from scratch (not from the recurrence) before it
 //! stops and reports this bound; it stops when the bound is below

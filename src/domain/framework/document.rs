@@ -6,10 +6,13 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::framework::source_map::SourceMap;
 use crate::domain::framework::validate::{
-    FieldNames, validate_competency, validate_expectations, validate_role,
+    FieldNames, validate_competency, validate_expectations, validate_role, validate_track,
 };
-use crate::domain::framework::{Competency, Role, RubricCompetency, Track, Transition};
+use crate::domain::framework::{
+    Competency, Role, RubricCompetency, Track, Transition, TransitionKind,
+};
 use crate::domain::validation::Violations;
 
 pub const FORMAT: &str = "ladder.framework/v1";
@@ -19,13 +22,35 @@ const BUILTIN_YAML: &str = include_str!("../../../framework/builtin.yaml");
 const EXPORT_HEADER: &str = "# Ladder career framework, written by `ladder framework export`.\n\
      # Format: ladder.framework/v1 (docs/framework.md); `ladder framework import FILE` reads it.\n";
 
-/// A whole framework: competencies, and roles each with its rubric.
+/// A whole framework: tracks, competencies, and roles each with its rubric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     pub format: String,
+    /// `complete`: the file is the whole framework, and importing it removes
+    /// what the tenant has beyond it (as `import --prune` does).
+    #[serde(default, skip_serializing_if = "ImportMode::is_merge")]
+    pub mode: ImportMode,
+    pub tracks: Vec<Track>,
     pub competencies: Vec<Competency>,
     pub roles: Vec<RoleDocument>,
+}
+
+/// How an import treats what the tenant has and the file does not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// Left alone (and listed).
+    #[default]
+    Merge,
+    /// Removed, or retired where something still cites it.
+    Complete,
+}
+
+impl ImportMode {
+    fn is_merge(&self) -> bool {
+        *self == ImportMode::Merge
+    }
 }
 
 /// A role as a file holds it: the role and the expectations of its current
@@ -35,7 +60,8 @@ pub struct Document {
 pub struct RoleDocument {
     pub id: String,
     pub name: String,
-    pub track: Track,
+    pub track: String,
+    pub seniority: i32,
     pub description: String,
     pub transitions: Vec<Transition>,
     /// Absent for a role without a published rubric.
@@ -55,6 +81,7 @@ impl RoleDocument {
             id: role.id,
             name: role.name,
             track: role.track,
+            seniority: role.seniority,
             description: role.description,
             transitions: role.transitions,
             rubric: rubric.map(|competencies| RubricDocument { competencies }),
@@ -65,27 +92,135 @@ impl RoleDocument {
         Role {
             id: self.id.clone(),
             name: self.name.clone(),
-            track: self.track,
+            track: self.track.clone(),
+            seniority: self.seniority,
             description: self.description.clone(),
             transitions: self.transitions.clone(),
         }
     }
 }
 
-/// The serde error's `path: message` split into a field violation.
+/// A parse error as a field violation: its path, and its message in the words
+/// a person would use ("expected a whole number, found the text \"3\"") with
+/// the line and column where the parser stopped.
 fn parse_error(err: &serde_yaml_ng::Error) -> Violations {
     let message = err.to_string();
+    // serde_yaml_ng appends " at line L column C"; the position is put first.
+    let message = match message.rfind(" at line ") {
+        Some(cut) => &message[..cut],
+        None => &message,
+    };
+    let at = err
+        .location()
+        .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+        .unwrap_or_default();
     match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') => Violations::one(path, rest),
-        _ => Violations::one("", message),
+        Some((path, rest)) if !path.contains(' ') => {
+            Violations::one(path, format!("{at}{}", in_plain_words(rest)))
+        }
+        _ => Violations::one("", format!("{at}{}", in_plain_words(message))),
     }
 }
 
+/// Rewrites serde's type vocabulary (`invalid type: string "3", expected u8`).
+fn in_plain_words(message: &str) -> String {
+    const TYPES: [(&str, &str); 9] = [
+        ("expected u8", "expected a whole number 1-5"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        (
+            "expected a sequence",
+            "expected a list (lines starting with \"- \")",
+        ),
+        ("expected a string", "expected text"),
+        ("invalid type: string", "found the text"),
+        ("invalid type: integer", "found the number"),
+        ("invalid type: floating point", "found the number"),
+    ];
+    let mut message = message.to_string();
+    if let Some(start) = message.find("expected struct ") {
+        message.replace_range(start.., "expected a mapping (lines of `key: value`)");
+    }
+    for (serde, plain) in TYPES {
+        message = message.replace(serde, plain);
+    }
+    if let Some((found, expected)) = message.split_once(", expected ")
+        && found.starts_with("found ")
+    {
+        return format!("expected {expected}, {found}");
+    }
+    message
+}
+
+/// Puts the line and column of each violation, and the id of the item it is
+/// in, in front of its message.
+fn locate(violations: Violations, text: &str, doc: Option<&Document>) -> Violations {
+    let map = SourceMap::of(text);
+    let mut located = Violations::new();
+    for v in violations.0 {
+        let item = doc.and_then(|d| d.item_named_by(&v.field));
+        let at = match map.locate(&v.field) {
+            Some(_) if v.description.starts_with("line ") => String::new(),
+            Some(p) => format!("line {}, column {}: ", p.line, p.column),
+            None => String::new(),
+        };
+        let item = item.map(|i| format!("({i}) ")).unwrap_or_default();
+        located.add(v.field, format!("{item}{at}{}", v.description));
+    }
+    located
+}
+
 impl Document {
-    /// Parses and validates a framework file; every problem names its YAML path.
+    /// Parses and validates the bytes of a framework file: UTF-8 is required,
+    /// and a problem with the encoding names its byte offset.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Document, Violations> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Document::from_yaml(text),
+            Err(e) => {
+                let offset = e.valid_up_to();
+                let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+                Err(Violations::one(
+                    "",
+                    format!(
+                        "line {line}: the file is not UTF-8: byte 0x{:02X} at byte offset {offset} \
+                         does not start a valid UTF-8 character; save the file as UTF-8",
+                        bytes[offset]
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Parses and validates a framework file; every problem names its YAML
+    /// path, the line and column it is on, and the id of the item it is in.
     pub fn from_yaml(text: &str) -> Result<Document, Violations> {
+        if text.trim().is_empty() {
+            return Err(Violations::one(
+                "",
+                format!(
+                    "the file is empty: a framework file has `format: {FORMAT}`, `tracks`, \
+                     `competencies` and `roles` (`ladder framework export` writes one to start from)"
+                ),
+            ));
+        }
         let doc: Document = serde_yaml_ng::from_str(text).map_err(|e| parse_error(&e))?;
-        doc.validate().into_result(doc)
+        let found = doc.validate();
+        let found = locate(found, text, Some(&doc));
+        found.into_result(doc)
+    }
+
+    /// The item a field path is in, as a person names it: `role "staff"`.
+    fn item_named_by(&self, path: &str) -> Option<String> {
+        let (list, rest) = path.split_once('[')?;
+        let index: usize = rest.split_once(']')?.0.parse().ok()?;
+        let (kind, id) = match list {
+            "tracks" => ("track", &self.tracks.get(index)?.id),
+            "competencies" => ("competency", &self.competencies.get(index)?.id),
+            "roles" => ("role", &self.roles.get(index)?.id),
+            _ => return None,
+        };
+        (!id.is_empty()).then(|| format!("{kind} {id:?}"))
     }
 
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
@@ -109,6 +244,14 @@ impl Document {
         self.competencies.iter().map(|c| c.id.as_str()).collect()
     }
 
+    /// The ids of the file's tracks and of its roles, in file order.
+    pub fn track_and_role_ids(&self) -> (Vec<&str>, Vec<&str>) {
+        (
+            self.tracks.iter().map(|t| t.id.as_str()).collect(),
+            self.roles.iter().map(|r| r.id.as_str()).collect(),
+        )
+    }
+
     /// Every problem of the file, each with its YAML path. A file is
     /// self-contained: transitions and rubrics refer to roles and competencies
     /// defined in it.
@@ -116,6 +259,14 @@ impl Document {
         let mut v = Violations::new();
         if self.format != FORMAT {
             v.add("format", format!("must be {FORMAT}"));
+        }
+        let mut tracks = HashSet::new();
+        for (i, t) in self.tracks.iter().enumerate() {
+            let at = format!("tracks[{i}]");
+            v.extend_prefixed(&at, validate_track(t));
+            if !tracks.insert(t.id.as_str()) {
+                v.add(format!("{at}.id"), format!("duplicate track id {:?}", t.id));
+            }
         }
         let mut competencies = HashSet::new();
         for (i, c) in self.competencies.iter().enumerate() {
@@ -128,9 +279,9 @@ impl Document {
                 );
             }
         }
-        let mut roles = HashSet::new();
+        let mut roles = std::collections::HashMap::new();
         for (i, r) in self.roles.iter().enumerate() {
-            if !roles.insert(r.id.as_str()) {
+            if roles.insert(r.id.as_str(), r).is_some() {
                 v.add(
                     format!("roles[{i}].id"),
                     format!("duplicate role id {:?}", r.id),
@@ -140,12 +291,31 @@ impl Document {
         for (i, r) in self.roles.iter().enumerate() {
             let at = format!("roles[{i}]");
             v.extend_prefixed(&at, validate_role(&r.role(), FieldNames::FILE));
+            if !r.track.is_empty() && !tracks.contains(r.track.as_str()) {
+                v.add(
+                    format!("{at}.track"),
+                    unknown("track", &r.track, tracks.iter().copied()),
+                );
+            }
             for (k, t) in r.transitions.iter().enumerate() {
-                if !roles.contains(t.to.as_str()) {
-                    v.add(
+                match roles.get(t.to.as_str()) {
+                    None => v.add(
                         format!("{at}.transitions[{k}].to"),
-                        format!("unknown role {:?}: not defined in this file", t.to),
-                    );
+                        unknown("role", &t.to, roles.keys().copied()),
+                    ),
+                    Some(target)
+                        if t.kind == TransitionKind::Promotion
+                            && target.seniority <= r.seniority =>
+                    {
+                        v.add(
+                            format!("{at}.transitions[{k}].kind"),
+                            format!(
+                                "a promotion must lead to a more senior role: {:?} has seniority {}, {:?} has {}",
+                                t.to, target.seniority, r.id, r.seniority
+                            ),
+                        )
+                    }
+                    Some(_) => {}
                 }
             }
             let Some(rubric) = &r.rubric else { continue };
@@ -158,15 +328,27 @@ impl Document {
                 if !competencies.contains(c.competency_id.as_str()) {
                     v.add(
                         format!("{at}.competencies[{k}].competency"),
-                        format!(
-                            "unknown competency {:?}: not defined in this file",
-                            c.competency_id
-                        ),
+                        unknown("competency", &c.competency_id, competencies.iter().copied()),
                     );
                 }
             }
         }
         v
+    }
+}
+
+/// "unknown competency "team_wrok": not defined in this file (did you mean
+/// "teamwork"?)", suggesting the closest defined id when one is close.
+fn unknown<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a str>) -> String {
+    let closest = defined
+        .map(|d| (strsim::damerau_levenshtein(id, d), d))
+        .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
+        .min();
+    match closest {
+        Some((_, d)) => {
+            format!("unknown {kind} {id:?}: not defined in this file (did you mean {d:?}?)")
+        }
+        None => format!("unknown {kind} {id:?}: not defined in this file"),
     }
 }
 

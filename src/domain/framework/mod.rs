@@ -2,12 +2,13 @@
 //! versioned rubrics that say what each role expects.
 
 mod document;
+mod source_map;
 mod validate;
 
-pub use document::{Document, FORMAT, RoleDocument, RubricDocument};
+pub use document::{Document, FORMAT, ImportMode, RoleDocument, RubricDocument};
 pub use validate::{
-    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, validate_competency,
-    validate_expectations, validate_role,
+    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, SENIORITY_RANGE, validate_competency,
+    validate_expectations, validate_role, validate_track,
 };
 
 use serde::{Deserialize, Serialize};
@@ -35,36 +36,14 @@ pub struct Competency {
     pub levels: Vec<LevelDescriptor>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Track {
-    IndividualContributor,
-    Management,
-    Product,
-    Business,
-}
-
-impl Track {
-    pub const ALL: [Track; 4] = [
-        Track::IndividualContributor,
-        Track::Management,
-        Track::Product,
-        Track::Business,
-    ];
-
-    /// The stable name used in storage and files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Track::IndividualContributor => "individual_contributor",
-            Track::Management => "management",
-            Track::Product => "product",
-            Track::Business => "business",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Track> {
-        Track::ALL.into_iter().find(|t| t.as_str() == s)
-    }
+/// A family of roles people move along (individual contributor, management,
+/// a job family of the tenant's own): part of a tenant's framework.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Track {
+    pub id: String,
+    pub name: String,
+    pub description: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,7 +81,12 @@ pub struct Transition {
 pub struct Role {
     pub id: String,
     pub name: String,
-    pub track: Track,
+    /// The id of one of the tenant's tracks.
+    pub track: String,
+    /// Higher is more senior. A promotion leads to a more senior role; READY
+    /// roles that no transition reaches are recommended only at or above the
+    /// current role's seniority.
+    pub seniority: i32,
     pub description: String,
     pub transitions: Vec<Transition>,
 }
@@ -209,10 +193,11 @@ impl Rubric {
     }
 }
 
-/// A tenant's roles and the rubrics recommendations score: every role with its
-/// transitions, and the published version of each role's rubric.
+/// A tenant's tracks, roles and the rubrics recommendations score: every role
+/// with its transitions, and the published version of each role's rubric.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    pub tracks: Vec<Track>,
     pub roles: Vec<Role>,
     pub rubrics: Vec<Rubric>,
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use crate::domain::framework::{Competency, Role, RubricCompetency};
+use crate::domain::framework::{Competency, Role, RubricCompetency, Track};
 use crate::domain::validation::Violations;
 
 pub const MAX_ID_CHARS: usize = 64;
@@ -14,6 +14,9 @@ pub const MAX_TEXT_CHARS: usize = 2000;
 /// Bounds on list lengths, so that one request or file cannot grow without limit.
 const MAX_ITEMS: usize = 100;
 const LEVELS: usize = 5;
+/// Seniority levels a role may have: room for any real ladder, none for
+/// numbers that only overflow.
+pub const SENIORITY_RANGE: std::ops::RangeInclusive<i32> = 0..=1000;
 
 /// The names of the fields that differ between framework files and the API.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +25,15 @@ pub struct FieldNames {
     pub rubric_competency: &'static str,
     /// The role a transition leads to.
     pub transition_target: &'static str,
+    /// The track a role belongs to.
+    pub role_track: &'static str,
 }
 
 impl FieldNames {
     pub const FILE: FieldNames = FieldNames {
         rubric_competency: "competency",
         transition_target: "to",
+        role_track: "track",
     };
 }
 
@@ -69,6 +75,14 @@ fn check_list(v: &mut Violations, field: &str, items: &[String]) {
     for (i, item) in items.iter().enumerate() {
         check_text(v, &format!("{field}[{i}]"), item, MAX_TEXT_CHARS, true);
     }
+}
+
+pub fn validate_track(t: &Track) -> Violations {
+    let mut v = Violations::new();
+    check_id(&mut v, "id", &t.id);
+    check_text(&mut v, "name", &t.name, MAX_NAME_CHARS, true);
+    check_text(&mut v, "description", &t.description, MAX_TEXT_CHARS, false);
+    v
 }
 
 pub fn validate_competency(c: &Competency) -> Violations {
@@ -115,6 +129,17 @@ pub fn validate_role(r: &Role, names: FieldNames) -> Violations {
     let mut v = Violations::new();
     check_id(&mut v, "id", &r.id);
     check_text(&mut v, "name", &r.name, MAX_NAME_CHARS, true);
+    check_id(&mut v, names.role_track, &r.track);
+    if !SENIORITY_RANGE.contains(&r.seniority) {
+        v.add(
+            "seniority",
+            format!(
+                "must be a whole number from {} to {}",
+                SENIORITY_RANGE.start(),
+                SENIORITY_RANGE.end()
+            ),
+        );
+    }
     check_text(&mut v, "description", &r.description, MAX_TEXT_CHARS, false);
     if r.transitions.len() > MAX_ITEMS {
         v.add(

@@ -103,13 +103,10 @@ pub fn score_calibrated_unchecked(
         compensated_sum(competencies.iter().map(|c| c.weight * c.p)),
         total_weight,
     );
-    let coverage = share(
-        compensated_sum(
-            competencies
-                .iter()
-                .filter(|c| c.n >= policy.min_evidence)
-                .map(|c| c.weight),
-        ),
+    let evidenced = || competencies.iter().filter(|c| c.n >= policy.min_evidence);
+    let coverage = share(compensated_sum(evidenced().map(|c| c.weight)), total_weight);
+    let supported_readiness = share(
+        compensated_sum(evidenced().map(|c| c.weight * c.p)),
         total_weight,
     );
     let every_critical_met = competencies.iter().all(|c| !c.critical || c.p >= 0.5);
@@ -117,6 +114,7 @@ pub fn score_calibrated_unchecked(
         band: model::band(readiness, coverage, every_critical_met),
         competencies,
         readiness,
+        supported_readiness,
         coverage,
     }
 }

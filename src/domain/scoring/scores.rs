@@ -11,6 +11,11 @@ pub struct RoleScore {
     pub competencies: Vec<CompetencyScore>,
     /// Σ W_c·p_c / Σ W_c.
     pub readiness: f64,
+    /// Σ W_c·p_c over the competencies with enough evidence / Σ W_c: the part
+    /// of the readiness the evidence supports rather than the prior (SPEC §5).
+    /// Snapshots stored before it existed read as 0.
+    #[serde(default)]
+    pub supported_readiness: f64,
     /// Share of rubric weight whose competencies have enough evidence.
     pub coverage: f64,
     pub band: Band,

@@ -281,6 +281,7 @@ pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
             .map(competency_score_to_proto)
             .collect(),
         readiness: a.score.readiness,
+        supported_readiness: a.score.supported_readiness,
         coverage: a.score.coverage,
         band: band_to_proto(a.score.band) as i32,
         create_time: Some(time::to_proto(a.create_time)),

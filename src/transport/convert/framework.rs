@@ -15,26 +15,25 @@ use crate::transport::convert::time::to_proto as timestamp;
 pub const API_NAMES: FieldNames = FieldNames {
     rubric_competency: "competency_id",
     transition_target: "to_role_id",
+    role_track: "track_id",
 };
 
 pub const COMPETENCY_PATHS: [&str; 3] = ["name", "description", "levels"];
-pub const ROLE_PATHS: [&str; 4] = ["name", "track", "description", "transitions"];
+pub const ROLE_PATHS: [&str; 5] = [
+    "name",
+    "track_id",
+    "seniority",
+    "description",
+    "transitions",
+];
 pub const RUBRIC_PATHS: [&str; 1] = ["competencies"];
 
 pub fn track_to_pb(t: Track) -> pb::Track {
-    match t {
-        Track::IndividualContributor => pb::Track::IndividualContributor,
-        Track::Management => pb::Track::Management,
-        Track::Product => pb::Track::Product,
-        Track::Business => pb::Track::Business,
+    pb::Track {
+        id: t.id,
+        name: t.name,
+        description: t.description,
     }
-}
-
-/// `None` for UNSPECIFIED and for numbers the enum does not know.
-pub fn track_from_pb(value: i32) -> Option<Track> {
-    Track::ALL
-        .into_iter()
-        .find(|t| track_to_pb(*t) as i32 == value)
 }
 
 fn state_to_pb(s: RubricState) -> pb::RubricState {
@@ -105,7 +104,8 @@ pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
         update_time: Some(timestamp(s.meta.update_time)),
         id: s.value.id,
         name: s.value.name,
-        track: track_to_pb(s.value.track) as i32,
+        track_id: s.value.track,
+        seniority: s.value.seniority,
         description: s.value.description,
         transitions: s
             .value
@@ -185,7 +185,8 @@ pub fn blank_role(id: &str) -> Role {
     Role {
         id: id.to_string(),
         name: String::new(),
-        track: Track::IndividualContributor,
+        track: String::new(),
+        seniority: 0,
         description: String::new(),
         transitions: Vec::new(),
     }
@@ -201,11 +202,11 @@ pub fn merge_role(mut base: Role, input: pb::Role, mask: &Mask) -> Result<Role, 
     if mask.covers("description") {
         base.description = input.description;
     }
-    if mask.covers("track") {
-        match track_from_pb(input.track) {
-            Some(track) => base.track = track,
-            None => v.add("track", "must be a known track, not UNSPECIFIED"),
-        }
+    if mask.covers("track_id") {
+        base.track = input.track_id;
+    }
+    if mask.covers("seniority") {
+        base.seniority = input.seniority;
     }
     if mask.covers("transitions") {
         base.transitions = Vec::with_capacity(input.transitions.len());

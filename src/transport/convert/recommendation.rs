@@ -5,7 +5,6 @@ use crate::domain::recommend::{
 };
 use crate::proto::v1 as pb;
 use crate::transport::convert::assessment::{band_to_proto, source_to_proto};
-use crate::transport::convert::framework::track_to_pb;
 
 fn strength_to_proto(s: &Strength) -> pb::Strength {
     pb::Strength {
@@ -56,11 +55,12 @@ fn recommendation_to_proto(r: &Recommendation) -> pb::Recommendation {
     pb::Recommendation {
         role_id: r.role_id.clone(),
         role_name: r.role_name.clone(),
-        track: track_to_pb(r.track) as i32,
+        track_id: r.track.clone(),
         rubric_version: r.rubric_version,
         path: r.path.clone(),
         steps: r.steps.map_or(0, |s| s as i32),
         readiness: r.score.readiness,
+        supported_readiness: r.score.supported_readiness,
         band: band_to_proto(r.score.band) as i32,
         coverage: r.score.coverage,
         strengths: r.strengths.iter().map(strength_to_proto).collect(),
@@ -92,7 +92,8 @@ pub fn recommendations_to_proto(
             .track_fits
             .iter()
             .map(|f: &TrackFit| pb::TrackFit {
-                track: track_to_pb(f.track) as i32,
+                track_id: f.track_id.clone(),
+                track_name: f.track_name.clone(),
                 fit: f.fit,
                 best_role_id: f.best_role_id.clone().unwrap_or_default(),
             })

@@ -10,13 +10,13 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::rubric_service_server::RubricService;
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::expected_revision;
-use crate::storage::{TenantId, TenantTx, competencies, roles, rubrics};
+use crate::storage::{TenantId, TenantTx, competencies, roles, rubrics, tracks};
 use crate::transport::AppState;
 use crate::transport::convert::etag;
 use crate::transport::convert::framework::{
     COMPETENCY_PATHS, ROLE_PATHS, RUBRIC_PATHS, blank_competency, blank_role, competency_to_pb,
     expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb, state_from_pb,
-    track_from_pb,
+    track_to_pb,
 };
 use crate::transport::convert::request::{
     Mask, Page, Update, nested, request_id, required, required_id,
@@ -51,11 +51,15 @@ fn unknown_references(
     Ok(v.into_result(())?)
 }
 
-async fn check_transitions(
+/// Refuses a role whose track or transition targets the tenant does not have.
+async fn check_role_references(
     tx: &mut TenantTx,
     tenant: &TenantId,
     role: &Role,
 ) -> Result<(), ApiError> {
+    let track = vec![role.track.clone()];
+    let missing = tracks::missing(tx, tenant, &track).await?;
+    unknown_references(&track, &missing, "track", |_| "role.track_id".to_string())?;
     let targets: Vec<String> = role.transitions.iter().map(|t| t.to.clone()).collect();
     let missing = roles::missing(tx, tenant, &targets).await?;
     unknown_references(&targets, &missing, "role", |k| {
@@ -295,6 +299,33 @@ impl RubricService for RubricApi {
             .await
     }
 
+    async fn list_tracks(
+        &self,
+        request: Request<pb::ListTracksRequest>,
+    ) -> Result<Response<pb::ListTracksResponse>, Status> {
+        self.state
+            .in_transaction(
+                Method::new("ladder.v1.RubricService/ListTracks", Scope::FrameworkRead),
+                request,
+                |req| Ok(Page::<String>::parse(req.page_size, &req.page_token)?),
+                async |caller, tx, page| {
+                    let (items, next_page_token) = page
+                        .fetch(
+                            async |after, limit| {
+                                tracks::list(tx, &caller.tenant, after.as_deref(), limit).await
+                            },
+                            |t| t.id.clone(),
+                        )
+                        .await?;
+                    Ok(pb::ListTracksResponse {
+                        tracks: items.into_iter().map(track_to_pb).collect(),
+                        next_page_token,
+                    })
+                },
+            )
+            .await
+    }
+
     async fn list_roles(
         &self,
         request: Request<pb::ListRolesRequest>,
@@ -304,12 +335,9 @@ impl RubricService for RubricApi {
                 Method::new("ladder.v1.RubricService/ListRoles", Scope::FrameworkRead),
                 request,
                 |req| {
-                    let track = match req.track {
-                        0 => None,
-                        value => Some(
-                            track_from_pb(value)
-                                .ok_or_else(|| ApiError::field("track", "unknown track"))?,
-                        ),
+                    let track = match req.track_id.as_str() {
+                        "" => None,
+                        id => Some(required_id("track_id", id.to_string())?),
                     };
                     Ok((
                         Page::<String>::parse(req.page_size, &req.page_token)?,
@@ -320,8 +348,14 @@ impl RubricService for RubricApi {
                     let (items, next_page_token) = page
                         .fetch(
                             async |after, limit| {
-                                roles::list(tx, &caller.tenant, after.as_deref(), limit, track)
-                                    .await
+                                roles::list(
+                                    tx,
+                                    &caller.tenant,
+                                    after.as_deref(),
+                                    limit,
+                                    track.as_deref(),
+                                )
+                                .await
                             },
                             |r| r.value.id.clone(),
                         )
@@ -351,7 +385,7 @@ impl RubricService for RubricApi {
                     Ok((role, request_id))
                 },
                 async |caller, tx, (role, request_id)| {
-                    check_transitions(tx, &caller.tenant, &role).await?;
+                    check_role_references(tx, &caller.tenant, &role).await?;
                     let created =
                         roles::create(tx, &caller.tenant, &role, request_id.as_deref()).await?;
                     Ok(pb::CreateRoleResponse {
@@ -383,7 +417,7 @@ impl RubricService for RubricApi {
                     let revision =
                         expected_revision("role", &id, current.meta.revision, update.expected)?;
                     let merged = nested("role", merge_role(current.value, input, &update.mask))?;
-                    check_transitions(tx, tenant, &merged).await?;
+                    check_role_references(tx, tenant, &merged).await?;
                     let updated = roles::update(tx, tenant, &merged, revision).await?;
                     Ok(pb::UpdateRoleResponse {
                         role: Some(role_to_pb(updated)),
