@@ -25,8 +25,36 @@ pub fn to_json<M: Message>(message: &M, full_name: &str) -> Result<String, AppEr
     serde_json::to_string_pretty(&dynamic).map_err(|e| AppError::Config(e.to_string()))
 }
 
-fn enum_name<E: std::fmt::Debug>(value: Result<E, prost::UnknownEnumValue>) -> String {
-    value.map_or_else(|_| "?".into(), |v| format!("{v:?}"))
+/// A readiness band as people read it: `READY`, `NOT YET`.
+pub fn band_name(band: i32) -> &'static str {
+    match pb::ReadinessBand::try_from(band) {
+        Ok(pb::ReadinessBand::Ready) => "READY",
+        Ok(pb::ReadinessBand::Developing) => "DEVELOPING",
+        Ok(pb::ReadinessBand::NotYet) => "NOT YET",
+        Ok(pb::ReadinessBand::InsufficientEvidence) => "INSUFFICIENT EVIDENCE",
+        Ok(pb::ReadinessBand::Unspecified) | Err(_) => "unknown band",
+    }
+}
+
+/// A competency's status as people read it: `meets`, `insufficient evidence`.
+pub fn status_name(status: i32) -> &'static str {
+    match pb::CompetencyStatus::try_from(status) {
+        Ok(pb::CompetencyStatus::Exceeds) => "exceeds",
+        Ok(pb::CompetencyStatus::Meets) => "meets",
+        Ok(pb::CompetencyStatus::Below) => "below",
+        Ok(pb::CompetencyStatus::InsufficientEvidence) => "insufficient evidence",
+        Ok(pb::CompetencyStatus::Unspecified) | Err(_) => "unknown status",
+    }
+}
+
+fn track_name(track: i32) -> &'static str {
+    match pb::Track::try_from(track) {
+        Ok(pb::Track::IndividualContributor) => "individual contributor",
+        Ok(pb::Track::Management) => "management",
+        Ok(pb::Track::Product) => "product",
+        Ok(pb::Track::Business) => "business",
+        Ok(pb::Track::Unspecified) | Err(_) => "unknown track",
+    }
 }
 
 /// A bar of `width` cells filled in proportion to `fraction`.
@@ -61,7 +89,7 @@ pub fn assessment(a: &pb::Assessment) -> String {
             c.estimated_level,
             c.standard_deviation,
             c.probability,
-            enum_name(pb::CompetencyStatus::try_from(c.status)),
+            status_name(c.status),
             flags,
         ));
     }
@@ -70,7 +98,7 @@ pub fn assessment(a: &pb::Assessment) -> String {
         a.readiness,
         bar(a.readiness, 20),
         a.coverage,
-        enum_name(pb::ReadinessBand::try_from(a.band)),
+        band_name(a.band),
     ));
     out
 }
@@ -90,7 +118,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
             rec.role_id,
             bar(rec.readiness, 20),
             rec.readiness,
-            enum_name(pb::ReadinessBand::try_from(rec.band)),
+            band_name(rec.band),
             rec.coverage,
             path,
         ));
@@ -141,7 +169,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
     for fit in &r.track_fits {
         out.push_str(&format!(
             "  {:<24} {} {:.2}  {}\n",
-            enum_name(pb::Track::try_from(fit.track)),
+            track_name(fit.track),
             bar(fit.fit, 20),
             fit.fit,
             fit.best_role_id
