@@ -156,10 +156,7 @@ pub fn radar(assessment: &pb::Assessment, role_name: &str, path: &Path) -> Resul
         drawn(root.draw(&marker))?;
     }
 
-    let as_of = assessment
-        .as_of
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    let as_of = assessment.as_of.map(|t| t.to_string()).unwrap_or_default();
     drawn(root.draw(&Text::new(
         format!(
             "{role_name} ({}, rubric v{})",

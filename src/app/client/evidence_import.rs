@@ -116,7 +116,7 @@ fn closest<'a>(column: &str, candidates: impl IntoIterator<Item = &'a str>) -> O
     candidates
         .into_iter()
         .map(|c| (edit_distance(&column, &normalised(c)), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .filter(|(d, c)| *d <= 2.max(column.len().max(c.len()) / 3))
         .min()
         .map(|(_, c)| c)
 }
@@ -133,11 +133,7 @@ fn quoted<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 /// columns (a warning, not an error); a missing or repeated column is one
 /// error naming what was expected and what was probably meant.
 fn check_header(file: &Path, header: &[String]) -> Result<Vec<String>, AppError> {
-    let unknown: Vec<String> = header
-        .iter()
-        .filter(|c| !is_known(c))
-        .cloned()
-        .collect();
+    let unknown: Vec<String> = header.iter().filter(|c| !is_known(c)).cloned().collect();
     let missing: Vec<&str> = REQUIRED_COLUMNS
         .into_iter()
         .filter(|c| !header.iter().any(|h| h == c))
@@ -151,7 +147,10 @@ fn check_header(file: &Path, header: &[String]) -> Result<Vec<String>, AppError>
     if missing.is_empty() && repeated.is_empty() {
         return Ok(unknown);
     }
-    let mut message = format!("{}: the header line is wrong; nothing was imported", file.display());
+    let mut message = format!(
+        "{}: the header line is wrong; nothing was imported",
+        file.display()
+    );
     for column in &missing {
         message.push_str(&format!("\n  missing required column \"{column}\""));
         if let Some(meant) = closest(column, unknown.iter().map(String::as_str)) {
@@ -186,14 +185,18 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    let without_zone = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        });
+    let without_zone = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    });
     Err(match without_zone {
         Some(naive) => format!(
             "{text:?} has no timezone: write {}Z for UTC, or give the offset (e.g. +02:00)",
@@ -476,7 +479,11 @@ fn refused_items(status: &tonic::Status) -> Vec<(usize, Problem)> {
                     .into_iter()
                     .filter_map(|v| {
                         let (i, field) = item(&v.field)?;
-                        let field = if field.is_empty() { "row".into() } else { field };
+                        let field = if field.is_empty() {
+                            "row".into()
+                        } else {
+                            field
+                        };
                         Some((i, Problem::new(&field, v.description)))
                     })
                     .collect()
@@ -532,7 +539,8 @@ impl Rejects {
         }
         rows.sort_by_key(|(line, _)| *line);
         if self.writer.is_none() {
-            let mut writer = csv::Writer::from_path(&self.path).map_err(|e| self.write_failed(e))?;
+            let mut writer =
+                csv::Writer::from_path(&self.path).map_err(|e| self.write_failed(e))?;
             writer
                 .write_record(["line", "field", "reason"])
                 .map_err(|e| self.write_failed(e))?;
@@ -545,9 +553,10 @@ impl Rejects {
                     self.shown
                         .push(format!("  line {line}: {}: {}", p.field, p.reason));
                 }
-                let written = self.writer.as_mut().map(|w| {
-                    w.write_record([line.to_string(), p.field, p.reason])
-                });
+                let written = self
+                    .writer
+                    .as_mut()
+                    .map(|w| w.write_record([line.to_string(), p.field, p.reason]));
                 if let Some(Err(e)) = written {
                     return Err(self.write_failed(e));
                 }
@@ -576,7 +585,11 @@ impl Rejects {
 
 /// Imports the file. Rejected rows make it an error (after the rest went in),
 /// so that scripts notice.
-pub async fn run(clients: &mut Clients, path: &Path, options: Options) -> Result<Summary, AppError> {
+pub async fn run(
+    clients: &mut Clients,
+    path: &Path,
+    options: Options,
+) -> Result<Summary, AppError> {
     let errors_path = options.errors.clone().unwrap_or_else(|| {
         let mut p = path.as_os_str().to_owned();
         p.push(".errors.csv");
