@@ -189,6 +189,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
@@ -716,6 +717,8 @@ mod tests {
             said.contains("has no timezone") && said.contains("2026-03-02T10:00:00Z"),
             "{said}"
         );
+        let said = parse_time("2026-03-02 10:00").unwrap_err();
+        assert!(said.contains("2026-03-02T10:00:00Z"), "{said}");
         let said = parse_time("2026-03-02").unwrap_err();
         assert!(said.contains("2026-03-02T00:00:00Z"), "{said}");
         let said = parse_time("yesterday").unwrap_err();
