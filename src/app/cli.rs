@@ -76,6 +76,10 @@ enum EvidenceCommand {
         /// Rows per request (the server accepts up to 1000 by default).
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
+        /// Move every observed_at by the same whole number of days so that the
+        /// file's latest one falls on today (UTC), e.g. for the demo organisation.
+        #[arg(long)]
+        shift_dates_to_today: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -119,8 +123,11 @@ struct RecommendArgs {
     /// The subject's current role [default: the stored one].
     #[arg(long)]
     role: Option<String>,
+    /// Show at most this many recommendations [default: the server's, 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max: Option<u16>,
     /// Also draw a radar chart (SVG) of the top recommendation: estimated
-    /// against expected level per competency.
+    /// level with its 80% interval against the expected level per competency.
     #[arg(long)]
     chart: Option<PathBuf>,
 }
@@ -142,6 +149,9 @@ struct WhatIfArgs {
     /// Also print the assessment against this role.
     #[arg(long)]
     assess_role: Option<String>,
+    /// Show at most this many recommendations [default: the server's, 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max: Option<u16>,
 }
 
 /// Where the database is.
@@ -284,7 +294,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "ladder failed");
+            // Printed once, for the person who ran the command; not logged too.
             eprintln!("ladder: {e}");
             ExitCode::FAILURE
         }
@@ -370,10 +380,20 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
             file,
             errors,
             batch_size,
+            shift_dates_to_today,
             server,
         }) => {
             let mut clients = server.connect().await?;
-            client::evidence_import::run(&mut clients, &file, errors, batch_size).await?;
+            client::evidence_import::run(
+                &mut clients,
+                &file,
+                client::evidence_import::Options {
+                    errors,
+                    batch_size,
+                    shift_dates_to_today,
+                },
+            )
+            .await?;
         }
         ClientCommand::Assess(args) => {
             let s = &args.subject;
@@ -390,11 +410,19 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 },
             )
             .await?;
+            let stored = if args.dry_run {
+                "dry run: computed, not stored".to_string()
+            } else {
+                format!("stored as assessment {}", assessment.id)
+            };
             print(
                 s.json
                     .then(|| report::to_json(&assessment, "ladder.v1.Assessment")),
-                || report::assessment(&assessment),
+                || format!("{}\n{stored}\n", report::assessment(&assessment)),
             )?;
+            if s.json {
+                eprintln!("{stored}");
+            }
         }
         ClientCommand::Recommend(args) => {
             let s = &args.subject;
@@ -405,7 +433,7 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                     subject_id: s.subject.clone(),
                     current_role_id: args.role.clone().unwrap_or_default(),
                     as_of: timestamp(s.as_of),
-                    ..Default::default()
+                    max_recommendations: args.max.map_or(0, i32::from),
                 })
                 .await
                 .map_err(client::call_failed)?
@@ -427,7 +455,7 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                     },
                 )
                 .await?;
-                client::chart::radar(&assessment, path)?;
+                client::chart::radar(&assessment, &top.role_name, path)?;
                 eprintln!("chart of {} written to {}", top.role_id, path.display());
             }
         }
@@ -449,16 +477,23 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                     added_evidence: added,
                     removed_evidence_ids: args.removed.clone(),
                     role_id: args.assess_role.clone().unwrap_or_default(),
-                    ..Default::default()
+                    max_recommendations: args.max.map_or(0, i32::from),
                 })
                 .await
                 .map_err(client::call_failed)?
                 .into_inner();
+            let hypothetical = format!(
+                "HYPOTHETICAL: scored as if {} piece(s) of evidence were added and {} left out; \
+                 nothing was stored",
+                args.added.len(),
+                args.removed.len()
+            );
             print(
                 s.json
                     .then(|| report::to_json(&response, "ladder.v1.WhatIfResponse")),
                 || {
-                    let mut out = response
+                    let mut out = format!("{hypothetical}\n\n");
+                    out += &response
                         .assessment
                         .as_ref()
                         .map(report::assessment)
@@ -469,6 +504,9 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                     out
                 },
             )?;
+            if s.json {
+                eprintln!("{hypothetical}");
+            }
         }
     }
     Ok(())

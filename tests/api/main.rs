@@ -6,6 +6,8 @@ mod harness;
 
 mod auth;
 mod cli;
+mod client_messages;
+mod demo;
 mod evidence;
 mod framework;
 mod import;

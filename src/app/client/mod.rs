@@ -73,7 +73,8 @@ impl ServerArgs {
 /// A call's failure, as a person reads it.
 pub fn call_failed(status: tonic::Status) -> AppError {
     use tonic_types::StatusExt;
-    let mut message = format!("{:?}: {}", status.code(), status.message());
+    // The code's description ("Some requested entity was not found"), not its Rust name.
+    let mut message = format!("{}: {}", status.code(), status.message());
     if let Some(bad) = status.get_details_bad_request() {
         for v in bad.field_violations {
             message.push_str(&format!("\n  {}: {}", v.field, v.description));

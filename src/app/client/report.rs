@@ -25,8 +25,26 @@ pub fn to_json<M: Message>(message: &M, full_name: &str) -> Result<String, AppEr
     serde_json::to_string_pretty(&dynamic).map_err(|e| AppError::Config(e.to_string()))
 }
 
-fn enum_name<E: std::fmt::Debug>(value: Result<E, prost::UnknownEnumValue>) -> String {
-    value.map_or_else(|_| "?".into(), |v| format!("{v:?}"))
+/// A readiness band as people read it: `READY`, `NOT YET`.
+pub fn band_name(band: i32) -> &'static str {
+    match pb::ReadinessBand::try_from(band) {
+        Ok(pb::ReadinessBand::Ready) => "READY",
+        Ok(pb::ReadinessBand::Developing) => "DEVELOPING",
+        Ok(pb::ReadinessBand::NotYet) => "NOT YET",
+        Ok(pb::ReadinessBand::InsufficientEvidence) => "INSUFFICIENT EVIDENCE",
+        Ok(pb::ReadinessBand::Unspecified) | Err(_) => "unknown band",
+    }
+}
+
+/// A competency's status as people read it: `meets`, `insufficient evidence`.
+pub fn status_name(status: i32) -> &'static str {
+    match pb::CompetencyStatus::try_from(status) {
+        Ok(pb::CompetencyStatus::Exceeds) => "exceeds",
+        Ok(pb::CompetencyStatus::Meets) => "meets",
+        Ok(pb::CompetencyStatus::Below) => "below",
+        Ok(pb::CompetencyStatus::InsufficientEvidence) => "insufficient evidence",
+        Ok(pb::CompetencyStatus::Unspecified) | Err(_) => "unknown status",
+    }
 }
 
 /// A bar of `width` cells filled in proportion to `fraction`.
@@ -37,7 +55,7 @@ fn bar(fraction: f64, width: usize) -> String {
 
 pub fn assessment(a: &pb::Assessment) -> String {
     let mut out = format!(
-        "{} against {} (rubric v{}) as of {}\n\n{:<26} {:>8} {:>13} {:>6}  {:<22}\n",
+        "{} against {} (rubric v{}) as of {}\n\n{:<26} {:>8} {:<17} {:>6}  {:<22}\n",
         a.subject_id,
         a.role_id,
         a.rubric_version,
@@ -54,23 +72,34 @@ pub fn assessment(a: &pb::Assessment) -> String {
             .filter(|(on, _)| *on)
             .map(|(_, f)| *f)
             .collect::<String>();
+        // Without enough evidence the estimate is the prior's, not a
+        // measurement: it is not drawn like one.
+        let (estimate, probability) =
+            if c.status == pb::CompetencyStatus::InsufficientEvidence as i32 {
+                ("not yet evidenced".to_string(), "-".to_string())
+            } else {
+                (
+                    format!("{:>6.2} ± {:<4.2}", c.estimated_level, c.standard_deviation),
+                    format!("{:.3}", c.probability),
+                )
+            };
         out.push_str(&format!(
-            "{:<26} {:>8} {:>6.2} ± {:<4.2} {:>6.3}  {:<22}{}\n",
+            "{:<26} {:>8} {:<17} {:>6}  {:<22}{}\n",
             c.competency_id,
             c.expected_level,
-            c.estimated_level,
-            c.standard_deviation,
-            c.probability,
-            enum_name(pb::CompetencyStatus::try_from(c.status)),
+            estimate,
+            probability,
+            status_name(c.status),
             flags,
         ));
     }
     out.push_str(&format!(
-        "\nreadiness {:.3} {}  coverage {:.3}  band {}\n",
+        "\nsupported {:.3} {}  readiness {:.3}  coverage {:.3}  band {}\n",
+        a.supported_readiness,
+        bar(a.supported_readiness, 20),
         a.readiness,
-        bar(a.readiness, 20),
         a.coverage,
-        enum_name(pb::ReadinessBand::try_from(a.band)),
+        band_name(a.band),
     ));
     out
 }
@@ -84,13 +113,14 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
             rec.path.join(" → ")
         };
         out.push_str(&format!(
-            "\n{}. {} ({})  {} {:.2}  {}  coverage {:.2}\n   path: {}\n",
+            "\n{}. {} ({})  supported {} {:.2}  readiness {:.2}  {}  coverage {:.2}\n   path: {}\n",
             i + 1,
             rec.role_name,
             rec.role_id,
-            bar(rec.readiness, 20),
+            bar(rec.supported_readiness, 20),
+            rec.supported_readiness,
             rec.readiness,
-            enum_name(pb::ReadinessBand::try_from(rec.band)),
+            band_name(rec.band),
             rec.coverage,
             path,
         ));
@@ -137,14 +167,19 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
             ));
         }
     }
-    out.push_str("\ntrack fit:\n");
+    out.push_str("\ntrack fit (what the evidence supports):\n");
     for fit in &r.track_fits {
+        let best = if fit.best_role_id.is_empty() {
+            "no evidence points here yet"
+        } else {
+            fit.best_role_id.as_str()
+        };
         out.push_str(&format!(
             "  {:<24} {} {:.2}  {}\n",
             fit.track_name,
             bar(fit.fit, 20),
             fit.fit,
-            fit.best_role_id
+            best
         ));
     }
     out
