@@ -5,4 +5,5 @@ pub mod evidence;
 pub mod framework;
 pub mod recommend;
 pub mod scoring;
+pub mod standards;
 pub mod validation;
