@@ -517,7 +517,8 @@ impl<'a> Importer<'a> {
                     self.item_label(i),
                     NoteKind::Skipped,
                     format!(
-                        "groups {grouped} items: Ladder has no competency groups, so the items in it are imported on their own"
+                        "groups {grouped} item{}: Ladder has no competency groups, so the items in it are imported on their own",
+                        if grouped == 1 { "" } else { "s" }
                     ),
                 );
                 continue;
