@@ -5,9 +5,7 @@ use chrono::TimeZone;
 use ladder::domain::evidence::Source;
 use ladder::domain::framework::Document;
 use ladder::domain::standards::case::{CaseExport, NoteKind, read_case, to_case, to_json};
-use ladder::domain::standards::xapi::{
-    CompetencyIndex, XapiAction, XapiOptions, map_statements,
-};
+use ladder::domain::standards::xapi::{CompetencyIndex, XapiAction, XapiOptions, map_statements};
 use serde_json::{Value, json};
 
 fn options() -> CaseExport {
@@ -21,7 +19,10 @@ fn the_builtin_framework_round_trips_through_case_byte_for_byte() {
     let imported = read_case(first.as_bytes()).unwrap();
     assert!(imported.notes.is_empty(), "{:?}", imported.notes);
     assert_eq!(&imported.document, doc);
-    assert_eq!(imported.info.title.as_deref(), Some("Ladder career framework"));
+    assert_eq!(
+        imported.info.title.as_deref(),
+        Some("Ladder career framework")
+    );
     let second = to_json(&to_case(&imported.document, &options()));
     assert_eq!(second, first);
 }
@@ -31,7 +32,15 @@ fn the_export_has_the_case_shape() {
     let package: Value =
         serde_json::from_str(&to_json(&to_case(Document::builtin(), &options()))).unwrap();
     let document = &package["CFDocument"];
-    for field in ["identifier", "uri", "title", "creator", "version", "adoptionStatus", "lastChangeDateTime"] {
+    for field in [
+        "identifier",
+        "uri",
+        "title",
+        "creator",
+        "version",
+        "adoptionStatus",
+        "lastChangeDateTime",
+    ] {
         assert!(document[field].is_string(), "CFDocument.{field}");
     }
     assert_eq!(document["caseVersion"], "1.1");
@@ -47,7 +56,9 @@ fn the_export_has_the_case_shape() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|a| a["associationType"] == "isChildOf" && a["destinationNodeURI"]["identifier"] == *id)
+            .filter(|a| {
+                a["associationType"] == "isChildOf" && a["destinationNodeURI"]["identifier"] == *id
+            })
             .count()
     };
     assert_eq!(children_of(&competency["identifier"]), 5);
@@ -63,7 +74,13 @@ fn the_export_has_the_case_shape() {
         .map(|l| l["score"].as_f64().unwrap())
         .collect();
     assert_eq!(scores, [1.0, 2.0, 3.0, 4.0, 5.0]);
-    assert!(package["CFAssociations"].as_array().unwrap().iter().any(|a| a["associationType"] == "precedes"));
+    assert!(
+        package["CFAssociations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["associationType"] == "precedes")
+    );
 }
 
 /// examples/framework.case.json is written the way other tools write CASE:
@@ -90,15 +107,26 @@ fn a_third_party_package_imports_its_competencies_and_reports_the_rest() {
     // Its own five "Proficiency Level" items, with their indicators as behaviours.
     let stats = &doc.competencies[0];
     let titles: Vec<&str> = stats.levels.iter().map(|l| l.title.as_str()).collect();
-    assert_eq!(titles, ["Novice", "Developing", "Competent", "Proficient", "Leading"]);
+    assert_eq!(
+        titles,
+        ["Novice", "Developing", "Competent", "Proficient", "Leading"]
+    );
     assert_eq!(stats.levels[2].behaviours.len(), 2);
     // No level structure: five generic levels that say so.
-    assert!(doc.competencies[1].levels.iter().all(|l| l.description.starts_with("Generic level")));
+    assert!(
+        doc.competencies[1]
+            .levels
+            .iter()
+            .all(|l| l.description.starts_with("Generic level"))
+    );
     // The five levels of a rubric criterion, lowest score first.
     assert_eq!(doc.competencies[3].levels[0].title, "Reactive");
     assert_eq!(doc.competencies[3].levels[4].title, "Exemplary");
     // Five untyped child items of a "Skill".
-    assert_eq!(doc.competencies[4].levels[0].title, "Explains one chart to a peer.");
+    assert_eq!(
+        doc.competencies[4].levels[0].title,
+        "Explains one chart to a peer."
+    );
 
     let reasons = |kind: NoteKind| -> Vec<&str> {
         imported
@@ -119,7 +147,10 @@ fn a_third_party_package_imports_its_competencies_and_reports_the_rest() {
         "neither fullStatement nor abbreviatedStatement",
         "not a Ladder role's rubric",
     ] {
-        assert!(skipped.iter().any(|r| r.contains(expected)), "{expected}: {skipped:#?}");
+        assert!(
+            skipped.iter().any(|r| r.contains(expected)),
+            "{expected}: {skipped:#?}"
+        );
     }
     assert_eq!(skipped.len(), 8, "{skipped:#?}");
     let adjusted = reasons(NoteKind::Adjusted);
@@ -127,7 +158,10 @@ fn a_third_party_package_imports_its_competencies_and_reports_the_rest() {
     // Every note names an object of the file.
     let text = std::str::from_utf8(include_bytes!("../examples/framework.case.json")).unwrap();
     for note in &imported.notes {
-        assert!(text.contains(&format!("\"{}\"", note.identifier)), "{note:?}");
+        assert!(
+            text.contains(&format!("\"{}\"", note.identifier)),
+            "{note:?}"
+        );
     }
 }
 
@@ -152,13 +186,25 @@ fn a_five_thousand_item_package_imports() {
         }));
         id
     };
-    let groups: Vec<String> = (0..4).map(|g| item(format!("Area {g}"), "Domain", None, g)).collect();
+    let groups: Vec<String> = (0..4)
+        .map(|g| item(format!("Area {g}"), "Domain", None, g))
+        .collect();
     for c in 0..1666 {
         let parent = &groups[c % 4];
-        let competency = item(format!("Competency number {c}"), "Standard", Some(parent), c);
+        let competency = item(
+            format!("Competency number {c}"),
+            "Standard",
+            Some(parent),
+            c,
+        );
         if c < 666 {
             for l in 1..=5 {
-                item(format!("Level {l} of {c}"), "Performance Level", Some(&competency), l);
+                item(
+                    format!("Level {l} of {c}"),
+                    "Performance Level",
+                    Some(&competency),
+                    l,
+                );
             }
         }
     }
@@ -174,7 +220,10 @@ fn a_five_thousand_item_package_imports() {
     eprintln!("5,000 items imported in {:?}", started.elapsed());
     assert_eq!(imported.document.competencies.len(), 1666);
     assert_eq!(imported.document.competencies[0].id, "competency_number_0");
-    assert_eq!(imported.document.competencies[0].levels[4].title, "Level 5 of 0");
+    assert_eq!(
+        imported.document.competencies[0].levels[4].title,
+        "Level 5 of 0"
+    );
     let generic = imported
         .notes
         .iter()
@@ -261,15 +310,27 @@ fn xapi_statements_map_to_evidence_and_each_bad_one_is_reported() {
     )
     .unwrap();
 
-    let mapped: Vec<(usize, &XapiAction)> = batch.mapped.iter().map(|m| (m.index, &m.action)).collect();
+    let mapped: Vec<(usize, &XapiAction)> =
+        batch.mapped.iter().map(|m| (m.index, &m.action)).collect();
     assert_eq!(mapped.len(), 2, "{mapped:#?}");
-    let XapiAction::Record(evidence) = mapped[0].1 else { panic!("{mapped:?}") };
+    let XapiAction::Record(evidence) = mapped[0].1 else {
+        panic!("{mapped:?}")
+    };
     assert_eq!(mapped[0].0, 0);
-    assert_eq!((evidence.subject_id.as_str(), evidence.competency_id.as_str()), ("emp-1042", "mentoring"));
+    assert_eq!(
+        (
+            evidence.subject_id.as_str(),
+            evidence.competency_id.as_str()
+        ),
+        ("emp-1042", "mentoring")
+    );
     assert_eq!(evidence.level, 4.0);
     assert_eq!(evidence.source, Source::Artifact);
     assert_eq!(
-        (evidence.source_system.as_str(), evidence.external_id.as_str()),
+        (
+            evidence.source_system.as_str(),
+            evidence.external_id.as_str()
+        ),
         ("xapi", "0b3d4c1e-7a35-4a8e-9f0c-2f6f3c1d9a01")
     );
     assert_eq!(
@@ -282,7 +343,11 @@ fn xapi_statements_map_to_evidence_and_each_bad_one_is_reported() {
         )
     );
 
-    let skipped: Vec<(usize, &str)> = batch.skipped.iter().map(|s| (s.index, s.reason.as_str())).collect();
+    let skipped: Vec<(usize, &str)> = batch
+        .skipped
+        .iter()
+        .map(|s| (s.index, s.reason.as_str()))
+        .collect();
     let expected = [
         (1, "voided by statement #7"),
         (2, "same content: imported once"),
@@ -321,6 +386,9 @@ fn the_sample_statements_all_map() {
     assert_eq!(reviewed.level, 1.0 + 4.0 * 18.0 / 24.0);
     assert_eq!(records.len(), 3);
     assert_eq!(records[2].competency_id, "technical_depth");
-    assert_eq!(records[2].observed_at.to_rfc3339(), "2026-02-20T09:00:00+00:00");
+    assert_eq!(
+        records[2].observed_at.to_rfc3339(),
+        "2026-02-20T09:00:00+00:00"
+    );
     assert!(matches!(batch.mapped[3].action, XapiAction::Void { .. }));
 }

@@ -142,10 +142,10 @@ fn in_plain_words(message: &str) -> String {
     for (serde, plain) in TYPES {
         message = message.replace(serde, plain);
     }
-    if let Some((found, expected)) = message.split_once(", expected ") {
-        if found.starts_with("found ") {
-            return format!("expected {expected}, {found}");
-        }
+    if let Some((found, expected)) = message.split_once(", expected ")
+        && found.starts_with("found ")
+    {
+        return format!("expected {expected}, {found}");
     }
     message
 }

@@ -299,7 +299,10 @@ pub fn map_statement(
             .and_then(Value::as_str)
             .and_then(|s| Uuid::parse_str(s.trim()).ok())
             .ok_or_else(|| {
-                refuse("a voiding statement's object must be a StatementRef with a statement id".into())
+                refuse(
+                    "a voiding statement's object must be a StatementRef with a statement id"
+                        .into(),
+                )
             })?;
         return Ok((
             id,
@@ -400,7 +403,10 @@ fn agent_id(agent: Option<&Value>, field: &str, options: &XapiOptions) -> Result
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{field}.account has no homePage"))?;
     if let Some(hris) = &options.hris_home_page {
-        let same = |a: &str, b: &str| a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'));
+        let same = |a: &str, b: &str| {
+            a.trim_end_matches('/')
+                .eq_ignore_ascii_case(b.trim_end_matches('/'))
+        };
         if !same(home_page, hris) {
             return Err(format!(
                 "{field}.account is not an account of the tenant's HRIS (its homePage differs)"
@@ -415,7 +421,10 @@ fn agent_id(agent: Option<&Value>, field: &str, options: &XapiOptions) -> Result
 /// 1 + 4·(raw − min)/(max − min).
 fn level(score: Option<&Value>) -> Result<f64, String> {
     let Some(score) = score.filter(|s| s.is_object()) else {
-        return Err("the statement has no result.score: without a score it is no evidence of a level".into());
+        return Err(
+            "the statement has no result.score: without a score it is no evidence of a level"
+                .into(),
+        );
     };
     let number = |key: &str| score.get(key).and_then(Value::as_f64);
     if let Some(scaled) = number("scaled") {
@@ -434,7 +443,9 @@ fn level(score: Option<&Value>) -> Result<f64, String> {
         (Some(_), Some(_), Some(_)) => {
             Err("result.score.raw must lie within min..max, and max must exceed min".into())
         }
-        (Some(_), ..) => Err("result.score.raw without min and max cannot be rescaled to 1-5".into()),
+        (Some(_), ..) => {
+            Err("result.score.raw without min and max cannot be rescaled to 1-5".into())
+        }
         (None, ..) => Err("result.score has neither scaled nor raw".into()),
     }
 }
@@ -448,7 +459,9 @@ fn observed_at(statement: &Value) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| "the statement has no timestamp".to_string())?;
     let at = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
         .map_err(|_| format!("{field} is not an ISO 8601 date and time"))?;
     DateTime::from_timestamp_micros(at.timestamp_micros())
         .ok_or_else(|| format!("{field} is out of range"))
@@ -457,7 +470,9 @@ fn observed_at(statement: &Value) -> Result<DateTime<Utc>, String> {
 /// "xAPI: passed": the verb's display name (en-US, en, or any), or the last
 /// segment of its id.
 fn summary(statement: &Value, verb: &str) -> String {
-    let display = statement.pointer("/verb/display").and_then(Value::as_object);
+    let display = statement
+        .pointer("/verb/display")
+        .and_then(Value::as_object);
     let name = display
         .and_then(|d| {
             ["en-US", "en-GB", "en"]
@@ -503,7 +518,9 @@ mod tests {
     }
 
     fn refusal(v: &Value) -> String {
-        map_statement(v, &index(), &XapiOptions::default()).unwrap_err().1
+        map_statement(v, &index(), &XapiOptions::default())
+            .unwrap_err()
+            .1
     }
 
     #[test]
@@ -543,7 +560,8 @@ mod tests {
         let reason = refusal(&s);
         assert!(reason.contains("mbox"), "{reason}");
         assert!(!reason.contains("jane"), "{reason}");
-        s["actor"] = json!({"account": {"homePage": "https://hris.example", "name": "jane@example.com"}});
+        s["actor"] =
+            json!({"account": {"homePage": "https://hris.example", "name": "jane@example.com"}});
         let reason = refusal(&s);
         assert!(!reason.contains("jane"), "{reason}");
     }
@@ -565,9 +583,14 @@ mod tests {
         let index = index();
         let identifier = competency_identifier("mentoring");
         assert_eq!(index.find("mentoring"), Some("mentoring"));
-        assert_eq!(index.find(&format!("urn:uuid:{identifier}")), Some("mentoring"));
         assert_eq!(
-            index.find(&format!("https://ladder.dev/ims/case/v1p1/CFItems/{identifier}")),
+            index.find(&format!("urn:uuid:{identifier}")),
+            Some("mentoring")
+        );
+        assert_eq!(
+            index.find(&format!(
+                "https://ladder.dev/ims/case/v1p1/CFItems/{identifier}"
+            )),
             Some("mentoring")
         );
         assert_eq!(index.find("https://example.com/course/1"), None);

@@ -221,7 +221,13 @@ pub fn to_case(doc: &Document, options: &CaseExport) -> CfPackage {
                 Some(level.level.to_string()),
                 Map::new(),
             );
-            w.associate("isChildOf", &level_node, &node, usize::from(level.level), None);
+            w.associate(
+                "isChildOf",
+                &level_node,
+                &node,
+                usize::from(level.level),
+                None,
+            );
             for (k, behaviour) in level.behaviours.iter().enumerate() {
                 let behaviour_node = w.item(
                     &format!("{level_path}/behaviour/{}", k + 1),
@@ -336,7 +342,10 @@ pub fn to_case(doc: &Document, options: &CaseExport) -> CfPackage {
                 identifier: Some(node.identifier),
                 uri: Some(node.uri),
                 title: Some(name.to_string()),
-                description: Some(format!("A {} of a Ladder career framework.", name.to_lowercase())),
+                description: Some(format!(
+                    "A {} of a Ladder career framework.",
+                    name.to_lowercase()
+                )),
                 hierarchy_code: Some((i + 1).to_string()),
                 last_change_date_time: Some(changed.clone()),
             }

@@ -70,9 +70,7 @@ fn kind_of(item: &CfItem) -> Kind {
         "behaviour" | "behavior" => Kind::Behaviour,
         // "Level", "Proficiency Level", "Performance Level", but not the grade
         // or education levels K-12 frameworks group their standards by.
-        n if n.contains("level") && !n.contains("grade") && !n.contains("education") => {
-            Kind::Level
-        }
+        n if n.contains("level") && !n.contains("grade") && !n.contains("education") => Kind::Level,
         _ => Kind::Other,
     }
 }
@@ -443,7 +441,7 @@ impl<'a> Importer<'a> {
         let mut levels: Vec<Option<LevelSource>> = (0..n).map(|_| None).collect();
         let mut consumed = vec![false; n];
         let criteria = self.criteria_by_item();
-        for i in 0..n {
+        for (i, slot) in levels.iter_mut().enumerate() {
             if self.dropped[i] || self.kinds[i] != Kind::Other {
                 continue;
             }
@@ -495,7 +493,7 @@ impl<'a> Importer<'a> {
                     }
                 }
             }
-            levels[i] = source;
+            *slot = source;
         }
 
         // Pass 2: competencies in package order; an item with child items of
@@ -598,7 +596,11 @@ impl<'a> Importer<'a> {
         let label = self.item_label(i);
         let name = match (&abbreviated, &full) {
             (Some(a), _) => a.clone(),
-            (None, Some(f)) => f.lines().find(|l| !l.trim().is_empty()).unwrap_or(f).to_string(),
+            (None, Some(f)) => f
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(f)
+                .to_string(),
             (None, None) => {
                 self.note(
                     label,
@@ -638,14 +640,20 @@ impl<'a> Importer<'a> {
     /// id not taken yet, otherwise one derived from its name.
     fn id_for(&mut self, i: usize, name: &str, taken: &mut HashSet<String>) -> String {
         let item = &self.package.items[i];
-        if let Some(code) = item.human_coding_scheme.as_deref() {
-            if is_valid_id(code) && !taken.contains(code) {
-                taken.insert(code.to_string());
-                return code.to_string();
-            }
+        if let Some(code) = item.human_coding_scheme.as_deref()
+            && is_valid_id(code)
+            && !taken.contains(code)
+        {
+            taken.insert(code.to_string());
+            return code.to_string();
         }
         let base = slug(name).unwrap_or_else(|| {
-            let tag: String = self.item_label(i).chars().filter(char::is_ascii_hexdigit).take(8).collect();
+            let tag: String = self
+                .item_label(i)
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(8)
+                .collect();
             format!("item_{}", tag.to_lowercase())
         });
         unique(&base, taken)
@@ -668,7 +676,11 @@ impl<'a> Importer<'a> {
                     s.windows(2).all(|w| w[0] != w[1])
                 };
                 if distinct_scores {
-                    order.sort_by(|&a, &b| scores[a].unwrap_or(0.0).total_cmp(&scores[b].unwrap_or(0.0)));
+                    order.sort_by(|&a, &b| {
+                        scores[a]
+                            .unwrap_or(0.0)
+                            .total_cmp(&scores[b].unwrap_or(0.0))
+                    });
                 } else {
                     order.sort_by_key(|&k| criterion.levels[k].position.unwrap_or(i64::MAX));
                 }
@@ -745,7 +757,11 @@ impl<'a> Importer<'a> {
                     format!("a level holds at most {MAX_LIST} behaviours"),
                 ),
                 Some(t) => behaviours.push(shorten(&t, MAX_TEXT_CHARS)),
-                None => self.note(self.item_label(b), NoteKind::Skipped, "a behaviour without text"),
+                None => self.note(
+                    self.item_label(b),
+                    NoteKind::Skipped,
+                    "a behaviour without text",
+                ),
             }
         }
         LevelDescriptor {
@@ -764,7 +780,9 @@ impl<'a> Importer<'a> {
             if self.dropped[i] || self.kinds[i] != Kind::Track {
                 continue;
             }
-            let Some(texts) = self.texts(i, "track") else { continue };
+            let Some(texts) = self.texts(i, "track") else {
+                continue;
+            };
             let id = self.id_for(i, &texts.name, &mut taken);
             tracks.push((
                 i,
@@ -811,10 +829,16 @@ impl<'a> Importer<'a> {
                 .find_map(|p| tracks.iter().find(|(t, _)| t == p))
                 .map(|(_, t)| t.id.clone());
             let Some(track) = track else {
-                self.note(label, NoteKind::Skipped, "a role must be a child (isChildOf) of a Track item");
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    "a role must be a child (isChildOf) of a Track item",
+                );
                 continue;
             };
-            let Some(texts) = self.texts(i, "role") else { continue };
+            let Some(texts) = self.texts(i, "role") else {
+                continue;
+            };
             let id = self.id_for(i, &texts.name, &mut taken);
             let role = RoleDocument {
                 id,
@@ -827,7 +851,11 @@ impl<'a> Importer<'a> {
             };
             let violations = validate_role(&role.role(), FieldNames::FILE);
             if !violations.is_empty() {
-                self.note(label, NoteKind::Skipped, format!("not a valid role: {violations}"));
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    format!("not a valid role: {violations}"),
+                );
                 continue;
             }
             roles.push((i, role));
@@ -838,7 +866,9 @@ impl<'a> Importer<'a> {
     fn transitions(&mut self, roles: &mut [(usize, RoleDocument)]) {
         let mut precedes = std::mem::take(&mut self.precedes);
         precedes.sort_by_key(|&(order, from, _)| {
-            let sequence = self.package.associations[order].sequence_number.unwrap_or(i64::MAX);
+            let sequence = self.package.associations[order]
+                .sequence_number
+                .unwrap_or(i64::MAX);
             (from, sequence, order)
         });
         for (order, from, to) in precedes {
@@ -854,13 +884,20 @@ impl<'a> Importer<'a> {
                 self.note(
                     label,
                     NoteKind::Skipped,
-                    format!("precedes between roles needs extensions.{}: promotion or lateral", ext::TRANSITION),
+                    format!(
+                        "precedes between roles needs extensions.{}: promotion or lateral",
+                        ext::TRANSITION
+                    ),
                 );
                 continue;
             };
             let position = |item: usize| roles.iter().position(|(i, _)| *i == item);
             let (Some(f), Some(t)) = (position(from), position(to)) else {
-                self.note(label, NoteKind::Skipped, "the transition joins a role that was not imported");
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    "the transition joins a role that was not imported",
+                );
                 continue;
             };
             let target = roles[t].1.id.clone();
@@ -873,7 +910,10 @@ impl<'a> Importer<'a> {
             } else if role.transitions.len() == MAX_LIST {
                 Some(format!("a role has at most {MAX_LIST} transitions"))
             } else if kind == TransitionKind::Promotion && target_seniority <= role.seniority {
-                Some(format!("a promotion must lead to a more senior role than {:?}", role.id))
+                Some(format!(
+                    "a promotion must lead to a more senior role than {:?}",
+                    role.id
+                ))
             } else {
                 None
             };
@@ -884,14 +924,20 @@ impl<'a> Importer<'a> {
         }
     }
 
-    fn rubrics(&mut self, roles: &mut [(usize, RoleDocument)], competencies: &HashMap<usize, String>) {
+    fn rubrics(
+        &mut self,
+        roles: &mut [(usize, RoleDocument)],
+        competencies: &HashMap<usize, String>,
+    ) {
         let package = self.package;
         for (r, rubric) in package.rubrics.iter().enumerate() {
             let label = rubric
                 .identifier
                 .clone()
                 .unwrap_or_else(|| format!("CFRubrics[{r}]"));
-            let Some(role_id) = extension(rubric.extensions.as_ref(), ext::ROLE).and_then(Value::as_str) else {
+            let Some(role_id) =
+                extension(rubric.extensions.as_ref(), ext::ROLE).and_then(Value::as_str)
+            else {
                 self.note(
                     label,
                     NoteKind::Skipped,
@@ -903,11 +949,19 @@ impl<'a> Importer<'a> {
                 continue;
             };
             let Some(role) = roles.iter_mut().map(|(_, r)| r).find(|r| r.id == role_id) else {
-                self.note(label, NoteKind::Skipped, format!("the role {role_id:?} was not imported"));
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    format!("the role {role_id:?} was not imported"),
+                );
                 continue;
             };
             if role.rubric.is_some() {
-                self.note(label, NoteKind::Skipped, format!("a second rubric for the role {role_id:?}"));
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    format!("a second rubric for the role {role_id:?}"),
+                );
                 continue;
             }
             let mut criteria: Vec<&CfRubricCriterion> = rubric.criteria.iter().collect();
@@ -923,7 +977,11 @@ impl<'a> Importer<'a> {
                     _ => None,
                 };
                 let Some(competency) = competency else {
-                    self.note(criterion_label, NoteKind::Skipped, "CFItemURI does not name an imported competency");
+                    self.note(
+                        criterion_label,
+                        NoteKind::Skipped,
+                        "CFItemURI does not name an imported competency",
+                    );
                     continue;
                 };
                 let expected = extension(c.extensions.as_ref(), ext::EXPECTED_LEVEL)
@@ -934,21 +992,34 @@ impl<'a> Importer<'a> {
                     self.note(
                         criterion_label,
                         NoteKind::Skipped,
-                        format!("extensions.{} must be a whole number 1-5", ext::EXPECTED_LEVEL),
+                        format!(
+                            "extensions.{} must be a whole number 1-5",
+                            ext::EXPECTED_LEVEL
+                        ),
                     );
                     continue;
                 };
                 let weight = match c.weight {
                     Some(w) => w,
                     None => {
-                        self.note(criterion_label.clone(), NoteKind::Adjusted, "no weight: 1 was used");
+                        self.note(
+                            criterion_label.clone(),
+                            NoteKind::Adjusted,
+                            "no weight: 1 was used",
+                        );
                         1.0
                     }
                 };
-                let development_actions = extension(c.extensions.as_ref(), ext::DEVELOPMENT_ACTIONS)
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    .unwrap_or_default();
+                let development_actions =
+                    extension(c.extensions.as_ref(), ext::DEVELOPMENT_ACTIONS)
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default();
                 expectations.push(RubricCompetency {
                     competency_id: competency.clone(),
                     expected_level,
@@ -961,7 +1032,11 @@ impl<'a> Importer<'a> {
             }
             let violations = validate_expectations(&expectations, FieldNames::FILE);
             if !violations.is_empty() {
-                self.note(label, NoteKind::Skipped, format!("the rubric is not valid: {violations}"));
+                self.note(
+                    label,
+                    NoteKind::Skipped,
+                    format!("the rubric is not valid: {violations}"),
+                );
                 continue;
             }
             role.rubric = Some(RubricDocument {
@@ -974,7 +1049,9 @@ impl<'a> Importer<'a> {
     fn unused_levels(&mut self) {
         for i in 0..self.package.items.len() {
             let reason = match self.kinds[i] {
-                Kind::Level => "a level item that is not one of exactly five levels of a competency",
+                Kind::Level => {
+                    "a level item that is not one of exactly five levels of a competency"
+                }
                 Kind::Behaviour => "a behaviour item that is not under a level of a competency",
                 _ => continue,
             };
@@ -1006,7 +1083,10 @@ mod tests {
 
     #[test]
     fn slugs_are_snake_case_ids() {
-        assert_eq!(slug("Système d'information").as_deref(), Some("systeme_d_information"));
+        assert_eq!(
+            slug("Système d'information").as_deref(),
+            Some("systeme_d_information")
+        );
         assert_eq!(slug("  3D modelling!").as_deref(), Some("n_3d_modelling"));
         assert_eq!(slug("日本語"), None);
         let long = slug(&"word ".repeat(40)).unwrap();

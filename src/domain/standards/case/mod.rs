@@ -148,10 +148,10 @@ fn parse_package(bytes: &[u8]) -> Result<(CfPackage, Vec<CaseNote>), CaseError> 
             "a CASE package is a JSON object with CFDocument and CFItems".into(),
         ));
     };
-    if let Some(key) = key_like(&top, "CFPackage") {
-        if let Some(Value::Object(inner)) = top.remove(&key) {
-            top = inner;
-        }
+    if let Some(key) = key_like(&top, "CFPackage")
+        && let Some(Value::Object(inner)) = top.remove(&key)
+    {
+        top = inner;
     }
     let mut take = |name: &str| key_like(&top, name).and_then(|k| top.remove(&k));
     let document = take("CFDocument");
@@ -166,9 +166,8 @@ fn parse_package(bytes: &[u8]) -> Result<(CfPackage, Vec<CaseNote>), CaseError> 
     }
     let mut notes = Vec::new();
     let document = match document {
-        Some(v) => serde_json::from_value(v).map_err(|e| {
-            CaseError::Unreadable(format!("CFDocument: {}", plain_json_error(&e)))
-        })?,
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| CaseError::Unreadable(format!("CFDocument: {}", plain_json_error(&e))))?,
         None => {
             notes.push(CaseNote {
                 identifier: "CFDocument".into(),
@@ -284,6 +283,9 @@ mod round_trip {
         assert_eq!(item.item_type.as_deref(), Some("Competency"));
         let id = Uuid::parse_str(item.identifier.as_deref().unwrap()).unwrap();
         assert_eq!(id.get_version_num(), 5);
-        assert_eq!(id, competency_identifier(&Document::builtin().competencies[0].id));
+        assert_eq!(
+            id,
+            competency_identifier(&Document::builtin().competencies[0].id)
+        );
     }
 }
