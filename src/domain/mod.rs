@@ -7,4 +7,5 @@ pub mod framework;
 pub mod oversight;
 pub mod recommend;
 pub mod scoring;
+pub mod standards;
 pub mod validation;

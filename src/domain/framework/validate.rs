@@ -46,6 +46,11 @@ fn is_snake_case(id: &str) -> bool {
     }) && id.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
+/// Whether `id` is a valid id: snake_case, at most [`MAX_ID_CHARS`].
+pub fn is_valid_id(id: &str) -> bool {
+    id.chars().count() <= MAX_ID_CHARS && is_snake_case(id)
+}
+
 /// Checks an id: snake_case, at most [`MAX_ID_CHARS`].
 pub fn check_id(v: &mut Violations, field: &str, id: &str) {
     if id.is_empty() {
