@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use crate::domain::framework::{Rubric, RubricAction, RubricCompetency, RubricState};
+use crate::domain::framework::{
+    LevelDescriptor, PublishedText, Rubric, RubricAction, RubricCompetency, RubricState,
+};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::stored::{MetaRow, Stored, expected_revision};
 use crate::storage::{StorageError, TenantId, roles};
@@ -38,6 +40,14 @@ struct ExpectationRow {
     weight: f64,
     critical: bool,
     development_actions: Json<Vec<String>>,
+    published_text: Option<Json<FrozenText>>,
+}
+
+/// `rubric_competencies.published_text`: the competency's words at publication.
+#[derive(serde::Deserialize)]
+struct FrozenText {
+    name: String,
+    levels: Vec<LevelDescriptor>,
 }
 
 /// How errors and create requests name one version.
@@ -45,7 +55,8 @@ fn version_id(role_id: &str, version: i32) -> String {
     format!("{role_id} version {version}")
 }
 
-const EXPECTATIONS: &str = "SELECT role_id, version, competency_id, expected_level, weight, critical, development_actions \
+const EXPECTATIONS: &str = "SELECT role_id, version, competency_id, expected_level, weight, critical, \
+         development_actions, published_text \
      FROM rubric_competencies \
      WHERE tenant_id = $1 AND (role_id, version) IN (SELECT * FROM unnest($2::text[], $3::integer[])) \
      ORDER BY role_id, version, position";
@@ -64,14 +75,20 @@ async fn with_expectations(
         .bind(&versions)
         .fetch_all(&mut *conn)
         .await?;
-    let mut by_version: HashMap<(String, i32), Vec<RubricCompetency>> = HashMap::new();
+    let mut by_version: HashMap<(String, i32), (Vec<RubricCompetency>, Vec<PublishedText>)> =
+        HashMap::new();
     for e in expectations {
         let expected_level = u8::try_from(e.expected_level)
             .map_err(|_| StorageError::corrupt("expected level", &e.expected_level.to_string()))?;
-        by_version
-            .entry((e.role_id, e.version))
-            .or_default()
-            .push(RubricCompetency {
+        let (competencies, texts) = by_version.entry((e.role_id, e.version)).or_default();
+        if let Some(Json(text)) = e.published_text {
+            texts.push(PublishedText {
+                competency_id: e.competency_id.clone(),
+                name: text.name,
+                levels: text.levels,
+            });
+        }
+        competencies.push(RubricCompetency {
                 competency_id: e.competency_id,
                 expected_level,
                 weight: e.weight,
@@ -81,7 +98,7 @@ async fn with_expectations(
     }
     let mut rubrics = Vec::with_capacity(rows.len());
     for r in rows {
-        let competencies = by_version
+        let (competencies, published_texts) = by_version
             .remove(&(r.role_id.clone(), r.version))
             .unwrap_or_default();
         rubrics.push(Stored {
@@ -91,6 +108,7 @@ async fn with_expectations(
                 role_id: r.role_id,
                 version: r.version,
                 competencies,
+                published_texts,
             },
             meta: r.meta.meta(r.publish_time),
         });
@@ -352,8 +370,17 @@ pub async fn delete(
 const SUPERSEDE: &str = "UPDATE rubric_versions SET state = 'superseded', revision = revision + 1, update_time = now() \
      WHERE tenant_id = $1 AND role_id = $2 AND state = 'published'";
 
-/// Publishes a draft (superseding the role's published version) or retires a
-/// published or superseded version.
+/// Keeps, with each expectation of a draft about to be published, the
+/// competency's name and level descriptors as they are now.
+const FREEZE_TEXTS: &str = "UPDATE rubric_competencies rc \
+     SET published_text = jsonb_build_object('name', c.name, 'levels', c.levels) \
+     FROM competencies c \
+     WHERE rc.tenant_id = $1 AND rc.role_id = $2 AND rc.version = $3 \
+       AND c.tenant_id = rc.tenant_id AND c.id = rc.competency_id";
+
+/// Publishes a draft (superseding the role's published version, and freezing
+/// the competency texts it is published with) or retires a published or
+/// superseded version.
 pub async fn advance(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -364,6 +391,12 @@ pub async fn advance(
 ) -> Result<Stored<Rubric>, StorageError> {
     let (current, state) = version_for(conn, tenant, role_id, version, expected, action).await?;
     if state == RubricState::Published {
+        sqlx::query(FREEZE_TEXTS)
+            .bind(&tenant.0)
+            .bind(role_id)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(SUPERSEDE)
             .bind(&tenant.0)
             .bind(role_id)

@@ -146,6 +146,7 @@ fn expectation(id: &str, level: i32, weight: f64) -> pb::RubricCompetency {
         weight,
         critical: false,
         development_actions: vec!["Practise it.".into()],
+        ..Default::default()
     }
 }
 
@@ -1377,4 +1378,59 @@ async fn framework_file_mistakes_name_their_line_and_a_close_match() {
     let out = ladder(&server, &["export"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("people-ops"));
+}
+
+/// An assessment cites a rubric version; that version keeps the words its
+/// competencies had when it was published, whatever is edited later.
+#[tokio::test]
+async fn a_published_version_keeps_the_competency_texts_it_was_published_with() {
+    let server = TestServer::start().await;
+    let mut client = server.clients("tenant-a").await.rubric;
+    let draft = create_draft(&mut client, "staff_engineer", 3.0).await;
+    assert!(draft.competencies.iter().all(|c| c.published_name.is_empty()));
+    let first = publish(&mut client, "staff_engineer", draft.version).await.unwrap();
+    let design = |r: &pb::Rubric| {
+        r.competencies
+            .iter()
+            .find(|c| c.competency_id == "system_design")
+            .cloned()
+            .unwrap()
+    };
+    let before = client
+        .get_competency(GetCompetencyRequest {
+            competency_id: "system_design".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(design(&first).published_name, before.name);
+    assert_eq!(design(&first).published_levels, before.levels);
+
+    let mut renamed = before.clone();
+    renamed.name = "Systems architecture".into();
+    renamed.levels[3].title = "Leads design across teams".into();
+    client
+        .update_competency(UpdateCompetencyRequest {
+            competency: Some(renamed.clone()),
+            update_mask: mask(&["name", "levels"]),
+        })
+        .await
+        .unwrap();
+
+    // The published version still reads as it was published...
+    let again = get_rubric(&mut client, "staff_engineer", first.version)
+        .await
+        .unwrap();
+    assert_eq!(design(&again).published_name, before.name);
+    assert_eq!(design(&again).published_levels, before.levels);
+    // ...and the next published version carries the new words.
+    let next = create_draft(&mut client, "staff_engineer", 2.0).await;
+    let second = publish(&mut client, "staff_engineer", next.version).await.unwrap();
+    assert_eq!(design(&second).published_name, "Systems architecture");
+    assert_eq!(
+        design(&second).published_levels[3].title,
+        "Leads design across teams"
+    );
 }

@@ -172,6 +172,18 @@ pub struct Rubric {
     pub version: i32,
     pub state: RubricState,
     pub competencies: Vec<RubricCompetency>,
+    /// For a version that is or was published: each competency's name and
+    /// level descriptors as they were at publication (empty for drafts and
+    /// for versions published before Ladder kept them).
+    pub published_texts: Vec<PublishedText>,
+}
+
+/// A competency's words as a rubric version was published with them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedText {
+    pub competency_id: String,
+    pub name: String,
+    pub levels: Vec<LevelDescriptor>,
 }
 
 impl Rubric {
@@ -190,6 +202,12 @@ impl Rubric {
 
     pub fn competency(&self, id: &str) -> Option<&RubricCompetency> {
         self.competencies.iter().find(|c| c.competency_id == id)
+    }
+
+    pub fn published_text(&self, competency_id: &str) -> Option<&PublishedText> {
+        self.published_texts
+            .iter()
+            .find(|t| t.competency_id == competency_id)
     }
 }
 

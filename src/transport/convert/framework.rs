@@ -83,18 +83,20 @@ pub fn competency_to_pb(s: Stored<Competency>) -> pb::Competency {
         id: s.value.id,
         name: s.value.name,
         description: s.value.description,
-        levels: s
-            .value
-            .levels
-            .into_iter()
-            .map(|l| pb::LevelDescriptor {
-                level: i32::from(l.level),
-                title: l.title,
-                description: l.description,
-                behaviours: l.behaviours,
-            })
-            .collect(),
+        levels: levels_to_pb(s.value.levels),
     }
+}
+
+fn levels_to_pb(levels: Vec<LevelDescriptor>) -> Vec<pb::LevelDescriptor> {
+    levels
+        .into_iter()
+        .map(|l| pb::LevelDescriptor {
+            level: i32::from(l.level),
+            title: l.title,
+            description: l.description,
+            behaviours: l.behaviours,
+        })
+        .collect()
 }
 
 pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
@@ -120,6 +122,7 @@ pub fn role_to_pb(s: Stored<Role>) -> pb::Role {
 }
 
 pub fn rubric_to_pb(s: Stored<Rubric>) -> pb::Rubric {
+    let mut texts = s.value.published_texts;
     pb::Rubric {
         etag: etag::of(s.meta.revision),
         create_time: Some(timestamp(s.meta.create_time)),
@@ -132,12 +135,22 @@ pub fn rubric_to_pb(s: Stored<Rubric>) -> pb::Rubric {
             .value
             .competencies
             .into_iter()
-            .map(|c| pb::RubricCompetency {
-                competency_id: c.competency_id,
-                expected_level: i32::from(c.expected_level),
-                weight: c.weight,
-                critical: c.critical,
-                development_actions: c.development_actions,
+            .map(|c| {
+                let published = texts
+                    .iter()
+                    .position(|t| t.competency_id == c.competency_id)
+                    .map(|i| texts.swap_remove(i));
+                let (published_name, published_levels) =
+                    published.map_or_else(Default::default, |t| (t.name, levels_to_pb(t.levels)));
+                pb::RubricCompetency {
+                    competency_id: c.competency_id,
+                    expected_level: i32::from(c.expected_level),
+                    weight: c.weight,
+                    critical: c.critical,
+                    development_actions: c.development_actions,
+                    published_name,
+                    published_levels,
+                }
             })
             .collect(),
     }
