@@ -144,7 +144,7 @@ fn to_proto(r: &Row) -> pb::Evidence {
         source: SOURCES[r.source].0 as i32,
         rater_id: r.rater.clone(),
         observed_at: Some(shared::timestamp(r.observed_at)),
-        confidence: r.confidence,
+        confidence: Some(r.confidence),
         summary: "benchmark evidence".into(),
         source_system: "hris".into(),
         external_id: r.external_id.clone(),

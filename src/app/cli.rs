@@ -61,6 +61,29 @@ enum ClientCommand {
     Recommend(RecommendArgs),
     /// Score hypothetical evidence without storing anything.
     Whatif(WhatIfArgs),
+    /// Subject commands against a running server.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SubjectCommand {
+    /// Set the role a subject holds now (used by `recommend` when no role is
+    /// given): one subject, or every row of a CSV file with the columns
+    /// subject_id and current_role_id (e.g. examples/demo/subjects.csv).
+    SetRole {
+        /// The subject's opaque HRIS id.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        subject: Option<String>,
+        /// The role id.
+        #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+        role: Option<String>,
+        /// A CSV file of subject_id,current_role_id rows.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,7 +366,6 @@ fn hypothetical(
         level: level.parse().map_err(|_| bad())?,
         source: crate::transport::convert::assessment::source_to_proto(source) as i32,
         observed_at: as_of.or_else(|| timestamp(Some(chrono::Utc::now()))),
-        confidence: 1.0,
         ..Default::default()
     })
 }
@@ -376,6 +398,25 @@ async fn assess(
 
 async fn client_command(command: ClientCommand) -> Result<(), AppError> {
     match command {
+        ClientCommand::Subject(SubjectCommand::SetRole {
+            subject,
+            role,
+            file,
+            server,
+        }) => {
+            let mut clients = server.connect().await?;
+            match (file, subject, role) {
+                (Some(file), _, _) => {
+                    let count = client::subjects::set_roles_from_file(&mut clients, &file).await?;
+                    println!("set the current role of {count} subject(s)");
+                }
+                (None, Some(subject), Some(role)) => {
+                    client::subjects::set_role(&mut clients, &subject, &role).await?;
+                    println!("{subject} now holds {role}");
+                }
+                _ => unreachable!("clap requires --file or both --subject and --role"),
+            }
+        }
         ClientCommand::Evidence(EvidenceCommand::Import {
             file,
             errors,

@@ -63,6 +63,11 @@ pub struct Observation {
 pub const MAX_ID_LEN: usize = 256;
 /// Longest summary or link.
 pub const MAX_TEXT_LEN: usize = 4000;
+/// The confidence of evidence that does not state one.
+pub const DEFAULT_CONFIDENCE: f64 = 1.0;
+/// How far past the server's clock an observation may be dated: clocks
+/// differ, and a rating typed in one time zone may carry tomorrow's date.
+pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// A piece of evidence as the caller sends it and as it is stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +163,20 @@ impl Evidence {
     }
 }
 
+impl Evidence {
+    /// Refuses an observation dated more than [`FUTURE_TOLERANCE`] after `now`.
+    pub fn validate_date(&self, now: chrono::DateTime<chrono::Utc>) -> Violations {
+        let mut v = Violations::new();
+        if self.observed_at > now + FUTURE_TOLERANCE {
+            v.add(
+                "observed_at",
+                "must not be more than a day after the server's clock: an observation cannot come from the future",
+            );
+        }
+        v
+    }
+}
+
 /// Subjects and raters are opaque HRIS ids: an e-mail address is personal
 /// data Ladder refuses to hold.
 pub fn opaque_id_violations(field: &str, value: &str, required: bool) -> Violations {
@@ -180,7 +199,11 @@ pub fn opaque_id_violations(field: &str, value: &str, required: bool) -> Violati
 /// two items with the same key but different content. `None` stands for an
 /// item the caller could not even parse (already reported), so that indices
 /// stay those of the request.
-pub fn validate_batch(items: &[Option<Evidence>], max_items: usize) -> Result<(), Violations> {
+pub fn validate_batch(
+    items: &[Option<Evidence>],
+    max_items: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Violations> {
     let mut v = Violations::new();
     if items.is_empty() {
         v.add("evidence", "must hold at least one item");
@@ -192,6 +215,7 @@ pub fn validate_batch(items: &[Option<Evidence>], max_items: usize) -> Result<()
     for (i, item) in items.iter().enumerate() {
         let Some(item) = item else { continue };
         v.extend_prefixed(&format!("evidence[{i}]"), item.validate(true));
+        v.extend_prefixed(&format!("evidence[{i}]"), item.validate_date(now));
         let key = (item.source_system.as_str(), item.external_id.as_str());
         match seen.get(&key) {
             Some((first, earlier)) if !earlier.same_content(item) => v.add(

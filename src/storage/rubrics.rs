@@ -89,12 +89,12 @@ async fn with_expectations(
             });
         }
         competencies.push(RubricCompetency {
-                competency_id: e.competency_id,
-                expected_level,
-                weight: e.weight,
-                critical: e.critical,
-                development_actions: e.development_actions.0,
-            });
+            competency_id: e.competency_id,
+            expected_level,
+            weight: e.weight,
+            critical: e.critical,
+            development_actions: e.development_actions.0,
+        });
     }
     let mut rubrics = Vec::with_capacity(rows.len());
     for r in rows {

@@ -6,8 +6,16 @@ use crate::domain::assessment::Subject;
 use crate::storage::stored::optional;
 use crate::storage::{StorageError, TenantId};
 
-const GET: &str =
-    "SELECT id, current_role_id, revision FROM subjects WHERE tenant_id = $1 AND id = $2";
+/// A subject exists once it has a stored row or any evidence; one known only
+/// from its evidence has no current role and revision 0.
+const GET: &str = "SELECT id, current_role_id, revision FROM subjects \
+         WHERE tenant_id = $1 AND id = $2 \
+     UNION ALL SELECT $2::text, NULL::text, 0::bigint \
+         WHERE EXISTS (SELECT 1 FROM evidence WHERE tenant_id = $1 AND subject_id = $2) \
+     ORDER BY revision DESC LIMIT 1";
+
+/// Revision of a subject known only from its evidence.
+const FROM_EVIDENCE_ONLY: i64 = 0;
 
 const UPDATE: &str = "UPDATE subjects SET current_role_id = $3, revision = revision + 1, update_time = now() \
      WHERE tenant_id = $1 AND id = $2 AND ($4::bigint IS NULL OR revision = $4) \
@@ -39,7 +47,8 @@ pub async fn get(
 }
 
 /// Sets the current role, checking `expected_revision` when given; creates the
-/// subject when `allow_missing`. Returns the new revision.
+/// subject's row when it has evidence, or when `allow_missing`. Returns the
+/// new revision.
 pub async fn set_current_role(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -57,11 +66,12 @@ pub async fn set_current_role(
     if let Some(revision) = updated {
         return Ok(revision);
     }
-    if optional(get(&mut *conn, tenant, &subject.id).await)?.is_some() {
-        return Err(StorageError::stale("subject", &subject.id));
-    }
-    if !allow_missing {
-        return Err(StorageError::not_found("subject", &subject.id));
+    match optional(get(&mut *conn, tenant, &subject.id).await)? {
+        Some((_, FROM_EVIDENCE_ONLY))
+            if expected_revision.is_none_or(|r| r == FROM_EVIDENCE_ONLY) => {}
+        Some(_) => return Err(StorageError::stale("subject", &subject.id)),
+        None if allow_missing => {}
+        None => return Err(StorageError::not_found("subject", &subject.id)),
     }
     sqlx::query_scalar(INSERT)
         .bind(&tenant.0)

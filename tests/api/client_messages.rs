@@ -303,3 +303,55 @@ async fn text_logs_to_a_pipe_have_no_colour_codes() {
     assert!(said.contains("migrations applied"), "{said}");
     assert!(!said.contains('\u{1b}'), "{said:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subject_set_role_sets_one_subject_or_a_whole_file() {
+    let server = server().await;
+    let out = ladder(
+        &server,
+        &[
+            "subject",
+            "set-role",
+            "--subject",
+            "emp-1",
+            "--role",
+            "staff_engineer",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("emp-1 now holds staff_engineer"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("subjects.csv");
+    std::fs::write(
+        &file,
+        "subject_id,current_role_id,team\nemp-2,engineering_manager,a\nemp-3,senior_engineer,b\n",
+    )
+    .unwrap();
+    let out = ladder(
+        &server,
+        &["subject", "set-role", "--file", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("set the current role of 2 subject(s)"));
+    let mut c = server.clients("tenant-a").await;
+    let emp2 = c
+        .assessment
+        .get_subject(ladder::proto::v1::GetSubjectRequest {
+            subject_id: "emp-2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject
+        .unwrap();
+    assert_eq!(emp2.current_role_id, "engineering_manager");
+
+    std::fs::write(&file, "subject_id,current_role_id\nemp-4,no_such_role\n").unwrap();
+    let out = ladder(
+        &server,
+        &["subject", "set-role", "--file", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+}

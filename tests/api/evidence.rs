@@ -602,3 +602,139 @@ async fn masking_source_weights_without_sending_them_is_refused() {
     );
     assert_eq!(server.count("scoring_policies").await, 0);
 }
+
+#[tokio::test]
+async fn evidence_from_the_future_is_refused_and_confidence_defaults_to_one() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let now = Utc::now();
+    let mut late = evidence(
+        "emp-1",
+        "mentoring",
+        4.0,
+        EvidenceSource::Peer,
+        now + Duration::days(2),
+        "late",
+    );
+    late.confidence = None;
+    let status = c
+        .assessment
+        .batch_create_evidence(batch(vec![late]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["evidence[0].observed_at"]);
+    assert_eq!(server.count("evidence").await, 0);
+
+    // Half a day ahead is a clock or a time zone, not the future.
+    let mut soon = evidence(
+        "emp-1",
+        "mentoring",
+        4.0,
+        EvidenceSource::Peer,
+        now + Duration::hours(12),
+        "soon",
+    );
+    soon.confidence = None;
+    let stored = c
+        .assessment
+        .batch_create_evidence(batch(vec![soon]))
+        .await
+        .unwrap()
+        .into_inner()
+        .evidence;
+    assert_eq!(stored[0].confidence, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_subject_with_evidence_exists_and_can_be_given_a_role() {
+    use ladder::proto::v1::{GetSubjectRequest, Subject, UpdateSubjectRequest};
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let item = evidence("emp-7", "mentoring", 4.0, EvidenceSource::Peer, t0(), "k7");
+    c.assessment
+        .batch_create_evidence(batch(vec![item]))
+        .await
+        .unwrap();
+
+    let subject = c
+        .assessment
+        .get_subject(GetSubjectRequest {
+            subject_id: "emp-7".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .subject
+        .unwrap();
+    assert_eq!(
+        (subject.id.as_str(), subject.current_role_id.as_str()),
+        ("emp-7", "")
+    );
+    let nobody = c
+        .assessment
+        .get_subject(GetSubjectRequest {
+            subject_id: "emp-none".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(nobody.code(), Code::NotFound);
+
+    let update = |id: &str, etag: String| UpdateSubjectRequest {
+        subject: Some(Subject {
+            id: id.into(),
+            current_role_id: "staff_engineer".into(),
+            etag,
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["current_role_id".into()],
+        }),
+        allow_missing: false,
+    };
+    let updated = c
+        .assessment
+        .update_subject(update("emp-7", subject.etag.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .subject
+        .unwrap();
+    assert_eq!(updated.current_role_id, "staff_engineer");
+    // The etag read before the subject had a row is stale now.
+    let stale = c
+        .assessment
+        .update_subject(update("emp-7", subject.etag))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let missing = c
+        .assessment
+        .update_subject(update("emp-none", String::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn what_if_without_evidence_it_names_is_not_found() {
+    use ladder::proto::v1::WhatIfRequest;
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let item = evidence("emp-1", "mentoring", 4.0, EvidenceSource::Peer, t0(), "k1");
+    c.assessment
+        .batch_create_evidence(batch(vec![item]))
+        .await
+        .unwrap();
+    let status = c
+        .recommendation
+        .what_if(WhatIfRequest {
+            subject_id: "emp-1".into(),
+            current_role_id: "senior_engineer".into(),
+            removed_evidence_ids: vec![uuid::Uuid::new_v4().to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}

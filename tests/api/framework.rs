@@ -1387,8 +1387,15 @@ async fn a_published_version_keeps_the_competency_texts_it_was_published_with() 
     let server = TestServer::start().await;
     let mut client = server.clients("tenant-a").await.rubric;
     let draft = create_draft(&mut client, "staff_engineer", 3.0).await;
-    assert!(draft.competencies.iter().all(|c| c.published_name.is_empty()));
-    let first = publish(&mut client, "staff_engineer", draft.version).await.unwrap();
+    assert!(
+        draft
+            .competencies
+            .iter()
+            .all(|c| c.published_name.is_empty())
+    );
+    let first = publish(&mut client, "staff_engineer", draft.version)
+        .await
+        .unwrap();
     let design = |r: &pb::Rubric| {
         r.competencies
             .iter()
@@ -1427,7 +1434,9 @@ async fn a_published_version_keeps_the_competency_texts_it_was_published_with() 
     assert_eq!(design(&again).published_levels, before.levels);
     // ...and the next published version carries the new words.
     let next = create_draft(&mut client, "staff_engineer", 2.0).await;
-    let second = publish(&mut client, "staff_engineer", next.version).await.unwrap();
+    let second = publish(&mut client, "staff_engineer", next.version)
+        .await
+        .unwrap();
     assert_eq!(design(&second).published_name, "Systems architecture");
     assert_eq!(
         design(&second).published_levels[3].title,

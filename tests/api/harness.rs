@@ -270,7 +270,7 @@ pub fn evidence(
         source: source as i32,
         rater_id: "rater-1".into(),
         observed_at: Some(timestamp(observed_at)),
-        confidence: 1.0,
+        confidence: Some(1.0),
         source_system: "hris".into(),
         external_id: external_id.into(),
         ..Default::default()

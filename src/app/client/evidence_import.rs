@@ -18,7 +18,7 @@ use tonic_types::StatusExt;
 
 use crate::app::client::{Clients, call_failed};
 use crate::app::error::AppError;
-use crate::domain::evidence::Source;
+use crate::domain::evidence::{DEFAULT_CONFIDENCE, Source};
 use crate::proto::v1 as pb;
 use crate::transport::convert::assessment::source_to_proto;
 use crate::transport::convert::time;
@@ -258,7 +258,7 @@ fn evidence(mut cells: Cells, shift: TimeDelta) -> Result<pb::Evidence, Vec<Prob
             .ok()
     };
     let confidence = if confidence_text.is_empty() {
-        1.0
+        DEFAULT_CONFIDENCE
     } else {
         confidence_text.parse::<f64>().unwrap_or_else(|_| {
             problems.push(Problem::new(
@@ -276,7 +276,7 @@ fn evidence(mut cells: Cells, shift: TimeDelta) -> Result<pb::Evidence, Vec<Prob
             source: source_to_proto(source) as i32,
             rater_id,
             observed_at: Some(time::to_proto(observed_at + shift)),
-            confidence,
+            confidence: Some(confidence),
             summary,
             link,
             source_system,

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::domain::assessment::{Assessment, Subject};
-use crate::domain::evidence::{Evidence, Source};
+use crate::domain::evidence::{DEFAULT_CONFIDENCE, Evidence, Source};
 use crate::domain::scoring::{
     Band, CompetencyScore, CompetencyStatus, ScoringPolicy, SourceWeights,
 };
@@ -59,7 +59,7 @@ pub fn evidence_from_proto(e: &pb::Evidence, id: Uuid) -> Result<Evidence, Viola
         source,
         rater_id: e.rater_id.clone(),
         observed_at,
-        confidence: e.confidence,
+        confidence: e.confidence.unwrap_or(DEFAULT_CONFIDENCE),
         summary: e.summary.clone(),
         link: e.link.clone(),
         source_system: e.source_system.clone(),
@@ -76,7 +76,7 @@ pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
         source: source_to_proto(e.source) as i32,
         rater_id: e.rater_id.clone(),
         observed_at: Some(time::to_proto(e.observed_at)),
-        confidence: e.confidence,
+        confidence: Some(e.confidence),
         summary: e.summary.clone(),
         link: e.link.clone(),
         source_system: e.source_system.clone(),

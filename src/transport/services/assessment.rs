@@ -46,7 +46,7 @@ fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evid
                 .ok()
         })
         .collect();
-    if let Err(more) = evidence::validate_batch(&parsed, max_batch) {
+    if let Err(more) = evidence::validate_batch(&parsed, max_batch, chrono::Utc::now()) {
         v.0.extend(more.0);
     }
     v.into_result(parsed.into_iter().flatten().collect())

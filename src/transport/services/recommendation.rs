@@ -16,7 +16,7 @@ use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
-use crate::storage::{Db, PooledConnection, TenantId};
+use crate::storage::{Db, PooledConnection, StorageError, TenantId};
 use crate::transport::AppState;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
@@ -132,6 +132,7 @@ fn changes(req: &pb::WhatIfRequest) -> Result<Changes, Violations> {
         match convert::evidence_from_proto(&item, Uuid::new_v4()) {
             Ok(e) => {
                 v.extend_prefixed(&field, e.validate(false));
+                v.extend_prefixed(&field, e.validate_date(chrono::Utc::now()));
                 added.push((field, e));
             }
             Err(err) => v.extend_prefixed(&field, err),
@@ -268,6 +269,16 @@ impl RecommendationService for RecommendationApi {
                     let mut ctx = context(db, conn, &caller.tenant, &subject).await?;
                     unused_competencies(&ctx.snapshot.catalog, &changes.added)?;
                     let observations = &mut ctx.snapshot.inputs.observations;
+                    // Leaving out evidence the subject does not have is a
+                    // mistake worth saying, not a no-op.
+                    if let Some(unknown) = changes
+                        .removed
+                        .iter()
+                        .filter(|id| !observations.iter().any(|o| o.id == **id))
+                        .min()
+                    {
+                        return Err(StorageError::not_found("evidence", unknown.to_string()).into());
+                    }
                     observations.retain(|o| !changes.removed.contains(&o.id));
                     observations.extend(changes.added.iter().map(|(_, e)| e.observation()));
                     let assessment = if role_id.is_empty() {
