@@ -6,7 +6,7 @@ mod validate;
 
 pub use document::{Document, FORMAT, RoleDocument, RubricDocument};
 pub use validate::{
-    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, validate_competency,
+    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, check_id, validate_competency,
     validate_expectations, validate_role,
 };
 
