@@ -177,12 +177,28 @@ pub async fn run(
             set_health(&reporter, ServingStatus::NotServing).await;
             let grace = limits.shutdown_grace;
             let began = Instant::now();
-            if !admission.drain(grace).await {
-                tracing::warn!(?grace, "calls still running after the grace period are cancelled");
+            // The server keeps serving while it drains: health answers
+            // NOT_SERVING and new calls are refused UNAVAILABLE.
+            let drained = admission.drain(grace);
+            tokio::pin!(drained);
+            let ended = tokio::select! {
+                result = &mut serving => Some(result),
+                finished = &mut drained => {
+                    if !finished {
+                        tracing::warn!(?grace, "calls still running after the grace period are cancelled");
+                        admission.cancel_all();
+                    }
+                    None
+                }
+            };
+            match ended {
+                Some(result) => result,
+                None => {
+                    let _ = stop_serving.send(());
+                    let left = grace.saturating_sub(began.elapsed());
+                    tokio::time::timeout(left, &mut serving).await.unwrap_or(Ok(()))
+                }
             }
-            let _ = stop_serving.send(());
-            let left = grace.saturating_sub(began.elapsed());
-            tokio::time::timeout(left, &mut serving).await.unwrap_or(Ok(()))
         }
     };
     monitor.abort();

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, FutureExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tonic::Status;
 
 use crate::transport::error::ApiError;
@@ -31,6 +31,8 @@ pub struct Admission {
     limits: Arc<Limits>,
     slots: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
+    /// Turns true when calls still running after the grace period are cancelled.
+    cancelled: watch::Sender<bool>,
 }
 
 impl Admission {
@@ -39,7 +41,14 @@ impl Admission {
             slots: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
             draining: Arc::default(),
+            cancelled: watch::Sender::new(false),
         }
+    }
+
+    /// Ends every call still running: each answers UNAVAILABLE, and
+    /// dropping it rolls back its transaction and frees its connection.
+    pub fn cancel_all(&self) {
+        self.cancelled.send_replace(true);
     }
 
     /// Refuses new calls from now on, then waits up to `grace` for the
@@ -115,10 +124,20 @@ where
             admission.limits.default_deadline,
         );
         request.extensions_mut().insert(deadline);
+        let mut cancelled = admission.cancelled.subscribe();
         async move {
-            let response = match check {
-                Some(check) => check.scope(inner.call(request)).await,
-                None => inner.call(request).await,
+            let call = async {
+                match check {
+                    Some(check) => check.scope(inner.call(request)).await,
+                    None => inner.call(request).await,
+                }
+            };
+            let response = tokio::select! {
+                response = call => response,
+                _ = cancelled.wait_for(|cancelled| *cancelled) => {
+                    let status: Status = ApiError::ShuttingDown.into();
+                    Ok(status.into_http())
+                }
             };
             drop(slot);
             response

@@ -274,3 +274,29 @@ async fn overlapping_batches_from_many_clients_do_not_deadlock() {
     assert_eq!(created, 40);
     assert_eq!(server.count("evidence").await, 41);
 }
+
+/// A call still running when the grace period ends is cancelled: it
+/// answers UNAVAILABLE, its transaction is rolled back, the server stops.
+#[tokio::test]
+async fn shutdown_cancels_what_outlasts_the_grace_period() {
+    let limits = Limits {
+        shutdown_grace: Duration::from_millis(300),
+        ..Limits::for_pool(4)
+    };
+    let mut server = TestServer::start_limited(limits, 4).await;
+    let mut c = client(&server).await;
+    c.batch_create_evidence(batch(items("warm", 1), Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let lock = lock_evidence(&server).await;
+    let call = tokio::spawn(async move {
+        c.batch_create_evidence(batch(items("cut", 3), Duration::from_secs(60)))
+            .await
+    });
+    until_inserts_running(&server, 1).await;
+    server.begin_shutdown();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    release(lock).await;
+    assert_eq!(server.count("evidence").await, 1);
+}
