@@ -45,7 +45,8 @@ async fn every_evidence_string_is_accepted_at_its_bound_and_refused_over_it() {
     let mut clients = server.clients("tenant-a").await;
     // Characters of 4 bytes: the bounds count characters.
     type Edit = fn(&mut pb::Evidence, String);
-    let cases: Vec<(&str, usize, fn(usize) -> String, Edit)> = vec![
+    type Text = fn(usize) -> String;
+    let cases: Vec<(&str, usize, Text, Edit)> = vec![
         (
             "subject_id",
             256,
