@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .generate_default_stubs(true)
+        // Bounds requests on their bytes before decoding (src/transport/wire.rs).
+        .codec_path("crate::transport::wire::BoundedCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -16,6 +17,7 @@ use crate::proto::v1 as pb;
 use crate::storage::TenantId;
 use crate::transport::AppState;
 use crate::transport::auth::{Authenticator, DEV_TENANT, JwtSettings, JwtVerifier};
+use crate::transport::limits::{self, Limits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -229,14 +231,54 @@ struct ServeArgs {
     /// Do not apply migrations at start (run `ladder migrate` separately).
     #[arg(long, env = "LADDER_NO_MIGRATE")]
     no_migrate: bool,
-    /// Largest number of evidence items in one BatchCreateEvidence call.
-    #[arg(long, env = "LADDER_MAX_BATCH", default_value_t = crate::transport::DEFAULT_MAX_BATCH)]
-    max_batch: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// INSECURE: accept calls without credentials, all acting for tenant "dev".
     #[arg(long, env = "LADDER_DEV")]
     dev: bool,
     #[command(flatten)]
     jwt: JwtArgs,
+}
+
+/// What one server takes on (see docs/operations.md, "Limits and failure behaviour").
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Largest number of evidence items in one BatchCreateEvidence call; the
+    /// largest request message is sized from it.
+    #[arg(long, env = "LADDER_MAX_BATCH", default_value_t = limits::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
+    /// Calls worked on at once; more are refused with RESOURCE_EXHAUSTED
+    /// [default: 2 x --db-max-connections].
+    #[arg(long, env = "LADDER_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Concurrent HTTP/2 streams per client connection.
+    #[arg(long, env = "LADDER_MAX_CONCURRENT_STREAMS", default_value_t = limits::DEFAULT_MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: u32,
+    /// Deadline of a call whose client sends no grpc-timeout, in milliseconds.
+    #[arg(long, env = "LADDER_DEFAULT_DEADLINE_MS", default_value_t = limits::DEFAULT_DEADLINE.as_millis() as u64)]
+    default_deadline_ms: u64,
+    /// After SIGTERM or SIGINT, how long in-flight calls may finish before
+    /// they are cancelled, in milliseconds.
+    #[arg(long, env = "LADDER_SHUTDOWN_GRACE_MS", default_value_t = limits::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
+    shutdown_grace_ms: u64,
+    /// CPU-heavy computations (recommendations, what-ifs) run at once
+    /// [default: the number of CPUs].
+    #[arg(long, env = "LADDER_MAX_CPU_TASKS")]
+    max_cpu_tasks: Option<usize>,
+}
+
+impl LimitArgs {
+    fn limits(&self, db_max_connections: u32) -> Limits {
+        let defaults = Limits::for_pool(db_max_connections);
+        Limits {
+            max_batch: self.max_batch,
+            max_in_flight: self.max_in_flight.unwrap_or(defaults.max_in_flight),
+            max_concurrent_streams: self.max_concurrent_streams,
+            default_deadline: Duration::from_millis(self.default_deadline_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            max_cpu_tasks: self.max_cpu_tasks.unwrap_or(defaults.max_cpu_tasks),
+        }
+    }
 }
 
 /// How bearer JWTs are verified.
@@ -580,7 +622,8 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             source,
         })?;
         tracing::info!(%addr, "ladder listening");
-        let state = AppState::new(database.db.clone()).with_max_batch(args.max_batch);
+        let limits = args.limits.limits(args.database.db_max_connections);
+        let state = AppState::with_limits(database.db.clone(), limits);
         server::run(listener, state, auth, server::shutdown_signal()).await
     }
     .await;

@@ -2,7 +2,8 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::storage::{self, Db};
+use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
 use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
 
@@ -111,7 +113,9 @@ pub fn embedded_config(
 }
 
 /// Serves the Ladder API, health and reflection on `listener` until `shutdown`
-/// resolves, then drains in-flight calls.
+/// resolves, then drains: health turns NOT_SERVING at once and new calls
+/// are refused UNAVAILABLE, in-flight calls get `state.limits.shutdown_grace`
+/// to finish, and whatever still runs then is cancelled.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -121,7 +125,7 @@ pub async fn run(
     let (reporter, health) = tonic_health::server::health_reporter();
     state.db.ping().await?;
     set_health(&reporter, ServingStatus::Serving).await;
-    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter));
+    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -132,27 +136,71 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let result = Server::builder()
+    let limits = Arc::clone(&state.limits);
+    let admission = Admission::new(Arc::clone(&limits));
+    let max_message = limits.max_message_bytes();
+    let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = Server::builder()
         .accept_http1(true)
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(admission.clone())
         .layer(AuthLayer::new(auth))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(RubricServiceServer::new(RubricApi::new(state.clone())))
-        .add_service(AssessmentServiceServer::new(AssessmentApi::new(
-            state.clone(),
-        )))
-        .add_service(RecommendationServiceServer::new(RecommendationApi::new(
-            state,
-        )))
+        .add_service(
+            RubricServiceServer::new(RubricApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            AssessmentServiceServer::new(AssessmentApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            RecommendationServiceServer::new(RecommendationApi::new(state))
+                .max_decoding_message_size(max_message),
+        )
         // TCP_NODELAY on every accepted connection: without it Nagle holds back
         // a small response until the client's delayed ACK, about 40 ms per call.
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await;
+            async {
+                let _ = stopped.await;
+            },
+        );
+    tokio::pin!(serving);
+    let result = tokio::select! {
+        result = &mut serving => result,
+        () = shutdown => {
+            monitor.abort();
+            set_health(&reporter, ServingStatus::NotServing).await;
+            let grace = limits.shutdown_grace;
+            let began = Instant::now();
+            // The server keeps serving while it drains: health answers
+            // NOT_SERVING and new calls are refused UNAVAILABLE.
+            let drained = admission.drain(grace);
+            tokio::pin!(drained);
+            let ended = tokio::select! {
+                result = &mut serving => Some(result),
+                finished = &mut drained => {
+                    if !finished {
+                        tracing::warn!(?grace, "calls still running after the grace period are cancelled");
+                        admission.cancel_all();
+                    }
+                    None
+                }
+            };
+            match ended {
+                Some(result) => result,
+                None => {
+                    let _ = stop_serving.send(());
+                    let left = grace.saturating_sub(began.elapsed());
+                    tokio::time::timeout(left, &mut serving).await.unwrap_or(Ok(()))
+                }
+            }
+        }
+    };
     monitor.abort();
     Ok(result?)
 }
@@ -163,7 +211,8 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// SERVING only while the database answers.
+/// SERVING only while the database answers, asked on a connection of its
+/// own (`Db::ping`), so that a busy pool does not look like a dead database.
 async fn watch_database(db: Db, reporter: HealthReporter) {
     let mut serving = true;
     loop {

@@ -61,13 +61,16 @@ pub struct Observation {
 
 /// Longest subject, rater, source-system or external id.
 pub const MAX_ID_LEN: usize = 256;
-/// Longest summary or link.
+/// Longest summary.
 pub const MAX_TEXT_LEN: usize = 4000;
 /// The confidence of evidence that does not state one.
 pub const DEFAULT_CONFIDENCE: f64 = 1.0;
 /// How far past the server's clock an observation may be dated: clocks
 /// differ, and a rating typed in one time zone may carry tomorrow's date.
 pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::days(1);
+/// Longest link: an http(s) URL, ASCII (RFC 3986; other characters
+/// percent-encoded).
+pub const MAX_LINK_LEN: usize = 2048;
 
 /// A piece of evidence as the caller sends it and as it is stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,9 +119,7 @@ impl Evidence {
         let mut v = Violations::new();
         v.0.extend(opaque_id_violations("subject_id", &self.subject_id, true).0);
         v.0.extend(opaque_id_violations("rater_id", &self.rater_id, false).0);
-        if self.competency_id.is_empty() {
-            v.add("competency_id", "is required");
-        }
+        crate::domain::framework::check_id(&mut v, "competency_id", &self.competency_id);
         if !(self.level.is_finite() && (1.0..=5.0).contains(&self.level)) {
             v.add("level", "must be a number in [1, 5]");
         }
@@ -143,8 +144,8 @@ impl Evidence {
                 format!("must be at most {MAX_TEXT_LEN} characters"),
             );
         }
-        if self.link.chars().count() > MAX_TEXT_LEN {
-            v.add("link", format!("must be at most {MAX_TEXT_LEN} characters"));
+        if let Some(problem) = link_problem(&self.link) {
+            v.add("link", problem);
         }
         for (field, value) in [
             ("source_system", &self.source_system),
@@ -174,6 +175,26 @@ impl Evidence {
             );
         }
         v
+    }
+}
+
+/// Why a link is refused, if it is: an empty one is absent; otherwise an
+/// absolute http(s) URL of printable ASCII, at most [`MAX_LINK_LEN`].
+fn link_problem(link: &str) -> Option<String> {
+    if link.is_empty() {
+        None
+    } else if link.len() > MAX_LINK_LEN {
+        Some(format!("must be at most {MAX_LINK_LEN} characters"))
+    } else if !link.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("must be a URL of printable ASCII without spaces (percent-encode the rest)".into())
+    } else {
+        let rest = link
+            .strip_prefix("https://")
+            .or_else(|| link.strip_prefix("http://"));
+        match rest {
+            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => None,
+            _ => Some("must be an http:// or https:// URL with a host".into()),
+        }
     }
 }
 
@@ -209,7 +230,8 @@ pub fn validate_batch(
         v.add("evidence", "must hold at least one item");
     }
     if items.len() > max_items {
-        v.add("evidence", format!("must hold at most {max_items} items"));
+        v.add("evidence", format!("must hold at most {max_items} entries"));
+        return Err(v);
     }
     let mut seen: HashMap<(&str, &str), (usize, &Evidence)> = HashMap::new();
     for (i, item) in items.iter().enumerate() {

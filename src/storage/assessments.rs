@@ -81,18 +81,16 @@ async fn insert(
 }
 
 /// Stores a snapshot and returns what is stored: with a `request_id` an
-/// earlier call already used, that call's assessment. Without one it is a
-/// single statement on `conn`; with one, a short transaction of its own.
+/// earlier call already used, that call's assessment. Always in a short
+/// transaction of its own, so that a call cancelled before its commit
+/// leaves nothing behind (and every row a create writes, the audit row
+/// included, commits together or not at all).
 pub async fn create(
     conn: &mut PgConnection,
     tenant: &TenantId,
     assessment: Assessment,
     request_id: Option<&str>,
 ) -> Result<Assessment, StorageError> {
-    if request_id.is_none() {
-        insert(conn, tenant, &assessment, None).await?;
-        return Ok(assessment);
-    }
     let mut tx = begin_on(conn, tenant).await?;
     let stored = idempotency::create_once(
         &mut tx,

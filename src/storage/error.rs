@@ -17,10 +17,18 @@ pub mod sqlstate {
     pub const TRANSACTION_ROLLBACK: &str = "40";
     /// Class 08, connection exception.
     pub const CONNECTION_EXCEPTION: &str = "08";
-    /// Class 53, insufficient resources (too many connections, disk full).
+    /// Class 53, insufficient resources (disk full, out of memory, too many
+    /// connections): only the last passes with time.
     pub const INSUFFICIENT_RESOURCES: &str = "53";
-    /// Class 57, operator intervention (shutdown, cancelled statement).
+    /// Too many connections: another moment may find one free.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// Class 54, program limit exceeded (a statement too complex, too many columns).
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54";
+    /// Class 57, operator intervention (shutdown, terminated backend).
     pub const OPERATOR_INTERVENTION: &str = "57";
+    /// A statement cancelled by `statement_timeout` (or a cancel request):
+    /// the call's deadline passed.
+    pub const QUERY_CANCELED: &str = "57014";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +56,10 @@ pub enum StorageError {
     /// The database cannot be reached or cannot serve now; retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The call's time ran out: a statement was cancelled by the deadline's
+    /// `statement_timeout`, or no connection came free before it.
+    #[error("the deadline passed during {0}")]
+    DeadlineExceeded(&'static str),
     /// Stored data the code cannot read, a value it cannot encode, or a
     /// statement it got wrong: a bug or corruption, never the caller's to retry.
     #[error("corrupt data or a storage bug: {0}")]
@@ -68,6 +80,10 @@ pub enum Refusal {
     /// A concurrent transaction interfered ([`sqlstate::TRANSACTION_ROLLBACK`]);
     /// the same call again may succeed.
     Retryable,
+    /// The database lacks the resources or hits a limit that waiting does
+    /// not lift: disk full, out of memory, a program limit
+    /// ([`sqlstate::INSUFFICIENT_RESOURCES`], [`sqlstate::PROGRAM_LIMIT_EXCEEDED`]).
+    Exhausted,
 }
 
 impl Refusal {
@@ -77,6 +93,7 @@ impl Refusal {
             Refusal::Constraint => "the change conflicts with stored data",
             Refusal::InvalidValue => "a value cannot be stored",
             Refusal::Retryable => "a concurrent change interfered; retry",
+            Refusal::Exhausted => "the database is out of resources for this change",
         }
     }
 }
@@ -112,10 +129,17 @@ impl From<sqlx::Error> for StorageError {
                 let message = db.message().to_string();
                 let refusal = match code.get(..2).unwrap_or_default() {
                     _ if code == UNIQUE_VIOLATION => Refusal::Conflict,
+                    _ if code == QUERY_CANCELED => {
+                        return StorageError::DeadlineExceeded("a statement");
+                    }
+                    _ if code == TOO_MANY_CONNECTIONS => {
+                        return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
+                    }
                     INTEGRITY_CONSTRAINT_VIOLATION => Refusal::Constraint,
                     DATA_EXCEPTION => Refusal::InvalidValue,
                     TRANSACTION_ROLLBACK => Refusal::Retryable,
-                    CONNECTION_EXCEPTION | INSUFFICIENT_RESOURCES | OPERATOR_INTERVENTION => {
+                    INSUFFICIENT_RESOURCES | PROGRAM_LIMIT_EXCEEDED => Refusal::Exhausted,
+                    CONNECTION_EXCEPTION | OPERATOR_INTERVENTION => {
                         return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
                     }
                     // Syntax errors, unknown columns, wrong types: the statement is wrong.
@@ -149,6 +173,75 @@ mod tests {
         assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
         let err = StorageError::from(sqlx::Error::RowNotFound);
         assert!(matches!(err, StorageError::Corrupt(_)), "{err:?}");
+    }
+
+    fn refused(code: &'static str) -> StorageError {
+        #[derive(Debug)]
+        struct Refused(&'static str);
+        impl std::fmt::Display for Refused {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "refused with {}", self.0)
+            }
+        }
+        impl std::error::Error for Refused {}
+        impl sqlx::error::DatabaseError for Refused {
+            fn message(&self) -> &str {
+                "refused"
+            }
+            fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(self.0.into())
+            }
+            fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+                self
+            }
+            fn kind(&self) -> sqlx::error::ErrorKind {
+                sqlx::error::ErrorKind::Other
+            }
+        }
+        StorageError::from(sqlx::Error::Database(Box::new(Refused(code))))
+    }
+
+    #[test]
+    fn what_passes_with_time_is_told_apart_from_what_does_not() {
+        let retryable = |e: &StorageError| {
+            matches!(
+                e,
+                StorageError::Unavailable(_)
+                    | StorageError::Refused {
+                        refusal: Refusal::Retryable,
+                        ..
+                    }
+            )
+        };
+        // serialization failure, deadlock, connection failure, terminated
+        // backend, database starting up, too many connections
+        for code in ["40001", "40P01", "08006", "57P01", "57P03", "53300"] {
+            assert!(retryable(&refused(code)), "{code}: {:?}", refused(code));
+        }
+        // disk full, out of memory, statement too complex
+        for code in ["53100", "53200", "54001"] {
+            let err = refused(code);
+            assert!(
+                matches!(
+                    err,
+                    StorageError::Refused {
+                        refusal: Refusal::Exhausted,
+                        ..
+                    }
+                ),
+                "{code}: {err:?}"
+            );
+        }
+        assert!(matches!(
+            refused("57014"),
+            StorageError::DeadlineExceeded(_)
+        ));
     }
 
     #[test]

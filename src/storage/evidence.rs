@@ -106,12 +106,21 @@ pub async fn insert_batch(
     tenant: &TenantId,
     items: Vec<Evidence>,
 ) -> Result<Ingested, StorageError> {
+    // Rows are inserted, and their keys locked, in key order: two batches
+    // that share keys then wait for each other instead of deadlocking.
+    let mut in_key_order: Vec<&Evidence> = items.iter().collect();
+    in_key_order.sort_by(|a, b| {
+        (&a.source_system, &a.external_id).cmp(&(&b.source_system, &b.external_id))
+    });
     macro_rules! column {
         ($field:ident) => {
-            items.iter().map(|e| e.$field.clone()).collect::<Vec<_>>()
+            in_key_order
+                .iter()
+                .map(|e| e.$field.clone())
+                .collect::<Vec<_>>()
         };
     }
-    let sources: Vec<&str> = items.iter().map(|e| e.source.as_str()).collect();
+    let sources: Vec<&str> = in_key_order.iter().map(|e| e.source.as_str()).collect();
     let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_BATCH)
         .bind(&tenant.0)
         .bind(column!(id))

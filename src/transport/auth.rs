@@ -167,8 +167,14 @@ impl JwtVerifier {
         let tenant = claims
             .get(&self.settings.tenant_claim)
             .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
             .ok_or_else(|| format!("the token has no `{}` claim", self.settings.tenant_claim))?;
+        if !crate::transport::limits::valid_tenant(tenant) {
+            return Err(format!(
+                "the token's `{}` claim is not a tenant id (1 to {} characters, no control characters)",
+                self.settings.tenant_claim,
+                crate::transport::limits::MAX_TENANT_CHARS
+            ));
+        }
         let scopes = match claims.get(&self.settings.scopes_claim) {
             Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
             Some(Value::Array(items)) => items

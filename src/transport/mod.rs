@@ -2,11 +2,14 @@
 //! the one handler pipeline every call takes, and the single mapping from
 //! errors to `tonic::Status`.
 
+pub mod admission;
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod limits;
 pub mod pipeline;
 mod services;
+pub mod wire;
 
 pub use services::{AssessmentApi, RecommendationApi, RubricApi};
 
@@ -15,32 +18,37 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::storage::framework_file::ensure_builtin;
 use crate::storage::{Db, StorageError, TenantId};
+use crate::transport::limits::{CpuPool, Limits};
 
-/// Default largest number of evidence items in one `BatchCreateEvidence`.
-pub const DEFAULT_MAX_BATCH: usize = 1000;
+pub use limits::DEFAULT_MAX_BATCH;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Db,
-    /// Largest number of evidence items in one batch.
-    pub max_batch: usize,
+    /// The bounds and capacities this server enforces.
+    pub limits: Arc<Limits>,
+    /// Where CPU-heavy work runs.
+    pub cpu: CpuPool,
     /// Tenants known to have their framework, so that only a tenant's first
     /// call in this process pays for checking.
     provisioned: Arc<Mutex<HashSet<TenantId>>>,
 }
 
 impl AppState {
+    /// A state with the default limits for `db`'s pool.
     pub fn new(db: Db) -> Self {
-        Self {
-            db,
-            max_batch: DEFAULT_MAX_BATCH,
-            provisioned: Arc::default(),
-        }
+        let limits = Limits::for_pool(db.max_connections());
+        Self::with_limits(db, limits)
     }
 
-    pub fn with_max_batch(self, max_batch: usize) -> Self {
-        Self { max_batch, ..self }
+    pub fn with_limits(db: Db, limits: Limits) -> Self {
+        Self {
+            db,
+            cpu: CpuPool::new(limits.max_cpu_tasks),
+            limits: Arc::new(limits),
+            provisioned: Arc::default(),
+        }
     }
 
     /// Makes a tenant ready to serve: on its first use the built-in

@@ -16,8 +16,15 @@
 //!    pooled connection for the scoring path ([`AppState::on_connection`]);
 //! 6. maps the error to a `Status`, once, inside the span.
 //!
+//! All of it runs within the call's [`Deadline`] (set by the admission
+//! layer): at the deadline the call answers DEADLINE_EXCEEDED, and the
+//! database statements, given the remaining time as `statement_timeout`,
+//! stop with it.
+//!
 //! What every call needs from now on (scope checks, deadlines, limits,
 //! metrics) goes into [`AppState::serve`], the step all calls share.
+
+use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -26,6 +33,7 @@ use crate::storage::{PooledConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
+use crate::transport::limits::Deadline;
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
 /// method family). Every method names its scope; checking the token's
@@ -92,8 +100,11 @@ impl AppState {
             method,
             request,
             parse,
-            async |caller: &Principal, input: Input| {
-                let mut tx = self.db.begin(&caller.tenant).await?;
+            async |caller: &Principal, input: Input, deadline: Deadline| {
+                let mut tx = self
+                    .db
+                    .begin_within(&caller.tenant, Some(deadline.remaining()))
+                    .await?;
                 match body(caller, &mut tx, input).await {
                     Ok(response) => {
                         tx.commit().await?;
@@ -125,8 +136,8 @@ impl AppState {
             method,
             request,
             parse,
-            async |caller: &Principal, input: Input| {
-                let mut conn = self.db.connection().await?;
+            async |caller: &Principal, input: Input, deadline: Deadline| {
+                let mut conn = self.db.connection(deadline.remaining()).await?;
                 body(caller, &mut conn, input).await
             },
         )
@@ -139,9 +150,20 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        run: impl AsyncFnOnce(&Principal, Input) -> Result<Res, ApiError>,
+        run: impl AsyncFnOnce(&Principal, Input, Deadline) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         let caller = Principal::of(&request)?.clone();
+        let deadline = request
+            .extensions()
+            .get::<Deadline>()
+            .copied()
+            .unwrap_or_else(|| {
+                Deadline::of(
+                    &http::HeaderMap::new(),
+                    Instant::now(),
+                    self.limits.default_deadline,
+                )
+            });
         let span = tracing::info_span!(
             "rpc",
             otel.name = method.name,
@@ -150,12 +172,21 @@ impl AppState {
             tenant = %caller.tenant.0,
         );
         async {
-            let result = async {
+            // Dropping the call at its deadline ends its work here; its
+            // statements were given the same deadline (`statement_timeout`),
+            // so the database stops too.
+            let call = async {
                 let input = parse(request.into_inner())?;
                 self.provision(&caller.tenant).await?;
-                run(&caller, input).await
-            }
-            .await;
+                run(&caller, input, deadline).await
+            };
+            let result = tokio::time::timeout(deadline.remaining(), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::DeadlineExceeded {
+                        budget_ms: deadline.budget().as_millis(),
+                    })
+                });
             result.map(Response::new).map_err(Status::from)
         }
         .instrument(span)

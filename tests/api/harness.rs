@@ -14,6 +14,7 @@ use ladder::proto::v1::rubric_service_client::RubricServiceClient;
 use ladder::storage::Db;
 use ladder::transport::AppState;
 use ladder::transport::auth::Authenticator;
+use ladder::transport::limits::Limits;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tonic::transport::Channel;
@@ -25,6 +26,7 @@ mod shared;
 pub use shared::{
     ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign, timestamp,
 };
+pub use shared::{authenticator, serve as serve_state};
 
 /// The PostgreSQL server the tests use and the migrated template they clone.
 struct Cluster {
@@ -113,6 +115,15 @@ impl TestServer {
     }
 
     pub async fn start_with(auth: Authenticator) -> Self {
+        Self::start_configured(auth, None).await
+    }
+
+    /// A server with these limits, on a pool of `pool_size` connections.
+    pub async fn start_limited(limits: Limits, pool_size: u32) -> Self {
+        Self::start_configured(shared::authenticator(), Some((limits, pool_size))).await
+    }
+
+    async fn start_configured(auth: Authenticator, limited: Option<(Limits, u32)>) -> Self {
         let cluster = cluster();
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&cluster.server.clone().database("postgres"))
@@ -126,26 +137,36 @@ impl TestServer {
         .await
         .expect("creating the test database");
         conn.close().await.ok();
-        Self::serve(database, auth, true).await
+        Self::serve(database, auth, true, limited).await
     }
 
     /// A second server on this server's database, as another replica behind
     /// the same load balancer: the same data, its own in-memory state.
     pub async fn replica(&self) -> Self {
-        Self::serve(self.database.clone(), shared::authenticator(), false).await
+        Self::serve(self.database.clone(), shared::authenticator(), false, None).await
     }
 
-    async fn serve(database: String, auth: Authenticator, owns_database: bool) -> Self {
+    async fn serve(
+        database: String,
+        auth: Authenticator,
+        owns_database: bool,
+        limited: Option<(Limits, u32)>,
+    ) -> Self {
         let options = cluster().server.clone().database(&database);
-        let db = Db::connect(options.clone(), 8)
+        let pool_size = limited.as_ref().map_or(8, |(_, size)| *size);
+        let db = Db::connect(options.clone(), pool_size)
             .await
             .expect("connecting to the test database");
+        let state = match limited {
+            Some((limits, _)) => AppState::with_limits(db, limits),
+            None => AppState::new(db),
+        };
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options)
             .await
             .expect("connecting to the test database");
-        let running = shared::serve(AppState::new(db), auth).await;
+        let running = shared::serve(state, auth).await;
         Self {
             addr: running.addr,
             pool,
@@ -153,6 +174,11 @@ impl TestServer {
             owns_database,
             running,
         }
+    }
+
+    /// Sends the server its shutdown signal, as SIGTERM would.
+    pub fn begin_shutdown(&mut self) {
+        self.running.signal_stop();
     }
 
     pub fn url(&self) -> String {

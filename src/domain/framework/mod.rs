@@ -7,8 +7,8 @@ mod validate;
 
 pub use document::{Document, FORMAT, ImportMode, RoleDocument, RubricDocument};
 pub use validate::{
-    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, SENIORITY_RANGE, is_valid_id,
-    validate_competency, validate_expectations, validate_role, validate_track,
+    FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, SENIORITY_RANGE, check_id,
+    is_valid_id, validate_competency, validate_expectations, validate_role, validate_track,
 };
 
 use serde::{Deserialize, Serialize};

@@ -7,10 +7,14 @@ use prost_types::FieldMask;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::framework::check_id;
 use crate::domain::validation::Violations;
 use crate::storage::StorageError;
 use crate::transport::convert::etag;
 use crate::transport::error::ApiError;
+use crate::transport::limits::{
+    MAX_MASK_PATH_CHARS, MAX_PAGE_TOKEN_CHARS, MAX_REPEATED, check_count,
+};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 1000;
@@ -32,8 +36,14 @@ impl Mask {
         }
         let allowed: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
         let mut v = Violations::new();
+        check_count(&mut v, "update_mask.paths", paths.len(), MAX_REPEATED);
         for path in &paths {
-            if !allowed.contains(&path.as_str()) {
+            if path.chars().count() > MAX_MASK_PATH_CHARS {
+                v.add(
+                    "update_mask",
+                    format!("a path must be at most {MAX_MASK_PATH_CHARS} characters"),
+                );
+            } else if !allowed.contains(&path.as_str()) {
                 v.add(
                     "update_mask",
                     format!("unknown path {path:?}; allowed: {}", allowed.join(", ")),
@@ -103,13 +113,19 @@ pub fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::field(field, "is required"))
 }
 
-/// An id that must be given.
+/// The id of a competency or role: snake_case, at most 64 characters.
 pub fn required_id(field: &str, id: String) -> Result<String, ApiError> {
+    let mut v = Violations::new();
+    check_id(&mut v, field, &id);
+    Ok(v.into_result(id)?)
+}
+
+/// A role or competency id that may be left empty (`None`).
+pub fn optional_id(field: &str, id: String) -> Result<Option<String>, ApiError> {
     if id.is_empty() {
-        Err(ApiError::field(field, "must not be empty"))
-    } else {
-        Ok(id)
+        return Ok(None);
     }
+    required_id(field, id).map(Some)
 }
 
 /// A create's request id (AIP-155): `None` when absent.
@@ -118,6 +134,12 @@ pub fn request_id(value: &str) -> Result<Option<&str>, Violations> {
         return Err(Violations::one(
             "request_id",
             format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Violations::one(
+            "request_id",
+            "must not contain control characters",
         ));
     }
     Ok(Some(value).filter(|v| !v.is_empty()))
@@ -145,10 +167,21 @@ impl<K: Serialize + DeserializeOwned> Page<K> {
         let size = match i64::from(requested_size) {
             s if s < 0 => return Err(Violations::one("page_size", "must not be negative")),
             0 => DEFAULT_PAGE_SIZE,
-            s => s.min(MAX_PAGE_SIZE),
+            s if s > MAX_PAGE_SIZE => {
+                return Err(Violations::one(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
+            }
+            s => s,
         };
         let after = if page_token.is_empty() {
             None
+        } else if page_token.len() > MAX_PAGE_TOKEN_CHARS {
+            return Err(Violations::one(
+                "page_token",
+                "is not a token this server returned",
+            ));
         } else {
             let key = URL_SAFE_NO_PAD
                 .decode(page_token)

@@ -17,7 +17,9 @@ use crate::storage::stored::expected_revision;
 use crate::storage::{self, assessments, competencies, roles, subjects};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
-use crate::transport::convert::request::{Page, Update, request_id, required};
+use crate::transport::convert::request::{
+    Page, Update, optional_id, request_id, required, required_id,
+};
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
@@ -34,8 +36,15 @@ impl AssessmentApi {
 }
 
 /// Validates a batch fully before anything is written, reporting every bad
-/// item at once.
+/// item at once; its size first, before any item is looked at (the codec
+/// has counted it already, see `transport::wire`).
 fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evidence>, Violations> {
+    if items.len() > max_batch {
+        return Err(Violations::one(
+            "evidence",
+            format!("must hold at most {max_batch} entries"),
+        ));
+    }
     let mut v = Violations::new();
     let parsed: Vec<Option<Evidence>> = items
         .iter()
@@ -76,9 +85,7 @@ struct AssessmentRequest {
 
 fn assessment_request(req: pb::CreateAssessmentRequest) -> Result<AssessmentRequest, ApiError> {
     let subject_id = subject_id(&req.subject_id, "subject_id")?;
-    if req.role_id.is_empty() {
-        return Err(ApiError::field("role_id", "is required"));
-    }
+    let role_id = required_id("role_id", req.role_id)?;
     let rubric_version = match req.rubric_version {
         0 => None,
         v if v > 0 => Some(v),
@@ -97,7 +104,7 @@ fn assessment_request(req: pb::CreateAssessmentRequest) -> Result<AssessmentRequ
     Ok(AssessmentRequest {
         spec: AssessmentSpec {
             subject_id,
-            role_id: req.role_id,
+            role_id,
             rubric_version,
             as_of,
         },
@@ -112,7 +119,7 @@ impl AssessmentService for AssessmentApi {
         &self,
         request: Request<pb::BatchCreateEvidenceRequest>,
     ) -> Result<Response<pb::BatchCreateEvidenceResponse>, Status> {
-        let max_batch = self.state.max_batch;
+        let max_batch = self.state.limits.max_batch;
         self.state
             .in_transaction(
                 Method::new(
@@ -179,7 +186,7 @@ impl AssessmentService for AssessmentApi {
                 |req| {
                     let filter = EvidenceFilter {
                         subject_id: subject_id(&req.subject_id, "subject_id")?,
-                        competency_id: Some(req.competency_id).filter(|c| !c.is_empty()),
+                        competency_id: optional_id("competency_id", req.competency_id)?,
                         observed_after: time::optional(
                             req.observed_after.as_ref(),
                             "observed_after",
@@ -274,7 +281,10 @@ impl AssessmentService for AssessmentApi {
                     )?;
                     let subject = Subject {
                         id: subject_id(&input.id, "subject.id")?,
-                        current_role_id: Some(input.current_role_id).filter(|r| !r.is_empty()),
+                        current_role_id: optional_id(
+                            "subject.current_role_id",
+                            input.current_role_id,
+                        )?,
                     };
                     Ok((subject, update.expected, req.allow_missing))
                 },

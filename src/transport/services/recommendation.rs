@@ -18,8 +18,10 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
 use crate::storage::{Db, PooledConnection, StorageError, TenantId};
 use crate::transport::AppState;
+use crate::transport::convert::request::optional_id;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
+use crate::transport::limits::{MAX_WHAT_IF_ADDED, MAX_WHAT_IF_REMOVED, check_count};
 use crate::transport::pipeline::{Method, Scope};
 
 /// Default and largest number of recommendations returned.
@@ -44,7 +46,11 @@ fn max_recommendations(requested: i32) -> Result<usize, ApiError> {
             "must not be negative",
         )),
         0 => Ok(DEFAULT_RECOMMENDATIONS),
-        n => Ok((n as usize).min(MAX_RECOMMENDATIONS)),
+        n if n as usize > MAX_RECOMMENDATIONS => Err(ApiError::field(
+            "max_recommendations",
+            format!("must be at most {MAX_RECOMMENDATIONS}"),
+        )),
+        n => Ok(n as usize),
     }
 }
 
@@ -65,7 +71,7 @@ fn subject(
 ) -> Result<Subject, ApiError> {
     Ok(Subject {
         id: convert::subject_id(subject_id, "subject_id")?,
-        requested_role: current_role_id,
+        requested_role: optional_id("current_role_id", current_role_id)?.unwrap_or_default(),
         as_of: time::as_of(as_of)?,
         max: self::max_recommendations(max_recommendations)?,
     })
@@ -121,6 +127,21 @@ struct Changes {
 
 fn changes(req: &pb::WhatIfRequest) -> Result<Changes, Violations> {
     let mut v = Violations::new();
+    check_count(
+        &mut v,
+        "added_evidence",
+        req.added_evidence.len(),
+        MAX_WHAT_IF_ADDED,
+    );
+    check_count(
+        &mut v,
+        "removed_evidence_ids",
+        req.removed_evidence_ids.len(),
+        MAX_WHAT_IF_REMOVED,
+    );
+    if !v.is_empty() {
+        return Err(v);
+    }
     let mut added = Vec::with_capacity(req.added_evidence.len());
     for (i, item) in req.added_evidence.iter().enumerate() {
         let field = format!("added_evidence[{i}]");
@@ -219,7 +240,7 @@ impl RecommendationService for RecommendationApi {
         &self,
         request: Request<pb::RecommendRequest>,
     ) -> Result<Response<pb::RecommendResponse>, Status> {
-        let db = &self.state.db;
+        let (db, cpu) = (&self.state.db, &self.state.cpu);
         self.state
             .on_connection(
                 Method::new("ladder.v1.RecommendationService/Recommend", Scope::Assess),
@@ -234,13 +255,16 @@ impl RecommendationService for RecommendationApi {
                 },
                 async |caller, conn, subject| {
                     let ctx = context(db, conn, &caller.tenant, &subject).await?;
-                    let result = recommendations(&ctx, subject.as_of, subject.max);
-                    Ok(present::recommendations_to_proto(
-                        &subject.id,
-                        &ctx.current_role,
-                        subject.as_of,
-                        &result,
-                    ))
+                    cpu.run(move || {
+                        let result = recommendations(&ctx, subject.as_of, subject.max);
+                        present::recommendations_to_proto(
+                            &subject.id,
+                            &ctx.current_role,
+                            subject.as_of,
+                            &result,
+                        )
+                    })
+                    .await
                 },
             )
             .await
@@ -250,7 +274,7 @@ impl RecommendationService for RecommendationApi {
         &self,
         request: Request<pb::WhatIfRequest>,
     ) -> Result<Response<pb::WhatIfResponse>, Status> {
-        let db = &self.state.db;
+        let (db, cpu) = (&self.state.db, &self.state.cpu);
         self.state
             .on_connection(
                 Method::new("ladder.v1.RecommendationService/WhatIf", Scope::Assess),
@@ -263,46 +287,59 @@ impl RecommendationService for RecommendationApi {
                         req.as_of.as_ref(),
                         req.max_recommendations,
                     )?;
-                    Ok((subject, changes, req.role_id))
+                    let role_id = optional_id("role_id", req.role_id)?.unwrap_or_default();
+                    Ok((subject, changes, role_id))
                 },
                 async |caller, conn, (subject, changes, role_id)| {
-                    let mut ctx = context(db, conn, &caller.tenant, &subject).await?;
-                    unused_competencies(&ctx.snapshot.catalog, &changes.added)?;
-                    let observations = &mut ctx.snapshot.inputs.observations;
-                    // Leaving out evidence the subject does not have is a
-                    // mistake worth saying, not a no-op.
-                    if let Some(unknown) = changes
-                        .removed
-                        .iter()
-                        .filter(|id| !observations.iter().any(|o| o.id == **id))
-                        .min()
-                    {
-                        return Err(StorageError::not_found("evidence", unknown.to_string()).into());
-                    }
-                    observations.retain(|o| !changes.removed.contains(&o.id));
-                    observations.extend(changes.added.iter().map(|(_, e)| e.observation()));
-                    let assessment = if role_id.is_empty() {
-                        None
-                    } else {
-                        Some(hypothetical_assessment(
-                            &ctx,
-                            &subject.id,
-                            &role_id,
-                            subject.as_of,
-                        )?)
-                    };
-                    let result = recommendations(&ctx, subject.as_of, subject.max);
-                    Ok(pb::WhatIfResponse {
-                        recommendations: Some(present::recommendations_to_proto(
-                            &subject.id,
-                            &ctx.current_role,
-                            subject.as_of,
-                            &result,
-                        )),
-                        assessment,
-                    })
+                    let ctx = context(db, conn, &caller.tenant, &subject).await?;
+                    cpu.run(move || what_if(ctx, &subject, &changes, &role_id))
+                        .await?
                 },
             )
             .await
     }
+}
+
+/// A what-if's answer: the context's evidence with the changes made,
+/// scored against every rubric (and against `role_id`'s, if named).
+fn what_if(
+    mut ctx: Context,
+    subject: &Subject,
+    changes: &Changes,
+    role_id: &str,
+) -> Result<pb::WhatIfResponse, ApiError> {
+    unused_competencies(&ctx.snapshot.catalog, &changes.added)?;
+    let observations = &mut ctx.snapshot.inputs.observations;
+    // Leaving out evidence the subject does not have is a mistake worth
+    // saying, not a no-op.
+    if let Some(unknown) = changes
+        .removed
+        .iter()
+        .filter(|id| !observations.iter().any(|o| o.id == **id))
+        .min()
+    {
+        return Err(StorageError::not_found("evidence", unknown.to_string()).into());
+    }
+    observations.retain(|o| !changes.removed.contains(&o.id));
+    observations.extend(changes.added.iter().map(|(_, e)| e.observation()));
+    let assessment = if role_id.is_empty() {
+        None
+    } else {
+        Some(hypothetical_assessment(
+            &ctx,
+            &subject.id,
+            role_id,
+            subject.as_of,
+        )?)
+    };
+    let result = recommendations(&ctx, subject.as_of, subject.max);
+    Ok(pb::WhatIfResponse {
+        recommendations: Some(present::recommendations_to_proto(
+            &subject.id,
+            &ctx.current_role,
+            subject.as_of,
+            &result,
+        )),
+        assessment,
+    })
 }

@@ -19,7 +19,7 @@ use crate::transport::convert::framework::{
     track_to_pb,
 };
 use crate::transport::convert::request::{
-    Mask, Page, Update, nested, request_id, required, required_id,
+    Mask, Page, Update, nested, optional_id, request_id, required, required_id,
 };
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
@@ -484,7 +484,7 @@ impl RubricService for RubricApi {
                 |req| {
                     let filter =
                         RubricFilter {
-                            role_id: Some(req.role_id).filter(|r| !r.is_empty()),
+                            role_id: optional_id("role_id", req.role_id)?,
                             state: match req.state {
                                 0 => None,
                                 value => Some(state_from_pb(value).ok_or_else(|| {
