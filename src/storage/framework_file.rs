@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 
 use crate::domain::framework::{Document, FORMAT, Role, RoleDocument, RubricAction};
 use crate::storage::stored::{ALL, optional};
+use crate::storage::traced::traced;
 use crate::storage::{Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics};
 
 /// Registers a tenant; a registered tenant never gets the built-in framework
@@ -46,7 +47,7 @@ impl fmt::Display for ImportReport {
 async fn register(conn: &mut PgConnection, tenant: &TenantId) -> Result<bool, StorageError> {
     let inserted = sqlx::query(REGISTER_TENANT)
         .bind(&tenant.0)
-        .execute(&mut *conn)
+        .execute(traced!(conn, REGISTER_TENANT))
         .await?;
     Ok(inserted.rows_affected() == 1)
 }

@@ -22,6 +22,7 @@ pub mod rubrics;
 pub mod scoring_inputs;
 pub mod stored;
 pub mod subjects;
+mod traced;
 
 pub use error::{Refusal, StorageError, sqlstate};
 
@@ -34,6 +35,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::domain::framework::Catalog;
 use catalog_cache::CatalogCache;
+use traced::traced;
 
 /// The tenant every row of a transaction belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -161,7 +163,7 @@ impl Db {
 async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StorageError> {
     sqlx::query(SET_TENANT)
         .bind(&tenant.0)
-        .execute(conn)
+        .execute(traced!(conn, SET_TENANT))
         .await?;
     Ok(())
 }
