@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod framework_file;
 mod idempotency;
 pub mod policy;
+mod pool_metrics;
 pub mod roles;
 pub mod rubrics;
 pub mod scoring_inputs;
@@ -35,6 +36,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::domain::framework::Catalog;
 use catalog_cache::CatalogCache;
+use pool_metrics::AcquireStats;
 use traced::traced;
 
 /// The tenant every row of a transaction belongs to.
@@ -87,6 +89,7 @@ const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 pub struct Db {
     pool: PgPool,
     catalogs: Arc<CatalogCache>,
+    acquire_stats: Arc<AcquireStats>,
 }
 
 impl Db {
@@ -111,12 +114,14 @@ impl Db {
         Ok(Self {
             pool,
             catalogs: Arc::default(),
+            acquire_stats: Arc::default(),
         })
     }
 
     /// A pooled connection outside any transaction, for work made of single
     /// tenant-scoped statements (see the module documentation).
     pub async fn connection(&self) -> Result<PooledConnection, StorageError> {
+        let _waiting = self.acquire_stats.wait();
         Ok(self.pool.acquire().await?)
     }
 
@@ -149,9 +154,17 @@ impl Db {
     /// `ladder.tenant_id` is set for its duration, so row-level security can
     /// enforce isolation without any handler changing.
     pub async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, StorageError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = {
+            let _waiting = self.acquire_stats.wait();
+            self.pool.begin().await?
+        };
         set_tenant(&mut tx, tenant).await?;
         Ok(TenantTx(tx))
+    }
+
+    /// Registers the connection pool's metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        pool_metrics::register(registry, &self.pool, &self.acquire_stats);
     }
 
     pub async fn close(&self) {

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod metrics;
+mod observe;
 pub mod pipeline;
 mod services;
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::storage::framework_file::ensure_builtin;
 use crate::storage::{Db, StorageError, TenantId};
+use crate::transport::metrics::Metrics;
 
 /// Default largest number of evidence items in one `BatchCreateEvidence`.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
@@ -25,6 +28,8 @@ pub struct AppState {
     pub db: Db,
     /// Largest number of evidence items in one batch.
     pub max_batch: usize,
+    /// This server's Prometheus metrics.
+    pub metrics: Metrics,
     /// Tenants known to have their framework, so that only a tenant's first
     /// call in this process pays for checking.
     provisioned: Arc<Mutex<HashSet<TenantId>>>,
@@ -33,6 +38,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Db) -> Self {
         Self {
+            metrics: Metrics::new(&db),
             db,
             max_batch: DEFAULT_MAX_BATCH,
             provisioned: Arc::default(),
