@@ -42,7 +42,10 @@ pub async fn serve(listener: TcpListener, state: AppState) -> Result<(), AppErro
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], state.metrics.encode())
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS)],
+        state.metrics.encode(),
+    )
 }
 
 async fn live() -> &'static str {

@@ -66,25 +66,28 @@ impl Telemetry {
 /// servers in one process) keeps the first subscriber.
 pub fn init(format: LogFormat) -> Result<Telemetry, AppError> {
     let provider = tracer_provider()?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing::subscriber::set_global_default(subscriber(
         format,
+        filter,
         &provider,
         std::io::stderr,
     ));
     Ok(Telemetry { provider })
 }
 
-/// The subscriber [`init`] installs, writing logs to `writer` and spans to
-/// `provider`: for tests, which install it for one thread.
+/// The subscriber [`init`] installs, writing logs that pass `filter` to
+/// `writer` and spans to `provider`: for tests, which install it for one
+/// thread.
 pub fn subscriber<W>(
     format: LogFormat,
+    filter: EnvFilter,
     provider: &SdkTracerProvider,
     writer: W,
 ) -> impl Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -122,14 +125,15 @@ fn traced_spans() -> Targets {
 
 /// The tracer provider the `OTEL_*` variables describe: exporting over
 /// OTLP/gRPC when an endpoint is set, otherwise only making the ids.
-pub fn tracer_provider() -> Result<SdkTracerProvider, AppError> {
-    let builder = SdkTracerProvider::builder().with_resource(resource());
+fn tracer_provider() -> Result<SdkTracerProvider, AppError> {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     if disabled
         || !(set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
     {
-        return Ok(builder.build());
+        return Ok(SdkTracerProvider::builder()
+            .with_resource(resource())
+            .build());
     }
     for name in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
@@ -149,7 +153,16 @@ pub fn tracer_provider() -> Result<SdkTracerProvider, AppError> {
         .with_tonic()
         .build()
         .map_err(|e| AppError::Config(format!("the OTLP trace exporter: {e}")))?;
-    Ok(builder.with_batch_exporter(exporter).build())
+    Ok(exporting_to(exporter))
+}
+
+/// A tracer provider exporting to `exporter` in batches, configured
+/// otherwise by the `OTEL_*` variables.
+pub fn exporting_to(exporter: opentelemetry_otlp::SpanExporter) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_resource(resource())
+        .with_batch_exporter(exporter)
+        .build()
 }
 
 /// The process as traces name it: the `OTEL_*` variables' resource, named
@@ -244,7 +257,8 @@ where
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::new();
-        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         let line = line.trim_end_matches('\n');
         match self.format {
             LogFormat::Json => match line.strip_suffix('}') {

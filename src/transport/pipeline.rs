@@ -21,11 +21,11 @@
 //! What every call needs from now on (scope checks, deadlines, limits,
 //! metrics) goes into [`AppState::serve`], the step all calls share.
 
-use tonic::{Request, Response, Status};
 use crate::storage::{PooledConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
+use tonic::{Request, Response, Status};
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
 /// method family). Every method names its scope; checking the token's
