@@ -517,7 +517,9 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         tracing::info!(%addr, "ladder listening");
         let state = AppState::new(database.db.clone()).with_max_batch(args.max_batch);
         let admin = admin_listener.map(|listener| {
-            tracing::info!(addr = ?listener.local_addr().ok(), "admin port listening");
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "admin port listening");
+            }
             tokio::spawn(admin::serve(listener, state.clone()))
         });
         let served = server::run(listener, state, auth, server::shutdown_signal()).await;

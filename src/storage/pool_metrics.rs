@@ -68,17 +68,17 @@ impl Collector for PoolConnections {
         let gauges = [
             (
                 "connections",
-                "Open connections, idle or in use",
+                "Open connections, idle or in use.",
                 i64::from(self.pool.size()),
             ),
             (
                 "idle_connections",
-                "Open connections not in use",
+                "Open connections not in use.",
                 self.pool.num_idle() as i64,
             ),
             (
                 "max_connections",
-                "Largest number of connections the pool opens",
+                "Largest number of connections the pool opens.",
                 i64::from(self.pool.options().get_max_connections()),
             ),
         ];

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone, Utc};
@@ -35,7 +37,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tracing_subscriber::EnvFilter;
 
-use crate::harness::{TestServer, evidence};
+use crate::harness::{TestServer, evidence, ladder_bin};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -72,10 +74,12 @@ fn items(subject: &str, summary: &str, count: usize) -> BatchCreateEvidenceReque
     }
 }
 
-/// An OTLP trace receiver: keeps every span it is sent.
+/// An OTLP trace receiver: keeps every span it is sent, and the service
+/// names of their senders.
 #[derive(Default, Clone)]
 struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
+    services: Arc<Mutex<Vec<String>>>,
 }
 
 #[tonic::async_trait]
@@ -84,13 +88,19 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans);
-        self.spans.lock().unwrap().extend(spans);
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(name) if kv.key == "service.name" => Some(name.clone()),
+                    _ => None,
+                });
+            self.services.lock().unwrap().extend(service);
+            let spans = resource_spans.scope_spans.into_iter().flat_map(|s| s.spans);
+            self.spans.lock().unwrap().extend(spans);
+        }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -271,6 +281,92 @@ async fn a_calls_spans_join_the_callers_trace_with_statements_as_children() {
     assert_ne!(
         get.status.as_ref().map(|s| s.code),
         Some(StatusCode::Error as i32)
+    );
+}
+
+/// The binary as deployed: OTLP settings from the standard variables, the
+/// caller's sampling decision followed (and none of the traces Ladder would
+/// start itself kept), and the spans still in its batch sent at shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ladder_serve_exports_by_the_otel_variables_and_flushes_at_shutdown() {
+    let collector = Collector::default();
+    let endpoint = format!("http://{}", collector.start().await);
+    let server = TestServer::start().await;
+    let mut child = Command::new(ladder_bin())
+        .args(["serve", "--dev", "--no-migrate", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &server.database_url()])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_SERVICE_NAME", "ladder-under-test")
+        .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "0")
+        .env("LADDER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+            (event["message"] == "ladder listening")
+                .then(|| event["addr"].as_str().map(String::from))?
+        })
+        .expect("ladder serve did not start");
+    std::thread::spawn(move || for _ in lines {});
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut rubric = ladder::proto::v1::rubric_service_client::RubricServiceClient::new(channel);
+    rubric
+        .list_roles(traced(ListRolesRequest::default()))
+        .await
+        .unwrap();
+    // Not sampled: Ladder would start this trace itself, at ratio 0.
+    rubric
+        .get_role(GetRoleRequest {
+            role_id: "no-such-role".into(),
+        })
+        .await
+        .unwrap_err();
+
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "ladder serve exited with {status}");
+
+    let spans = collector.spans();
+    let list = spans
+        .iter()
+        .find(|s| s.name == "ladder.v1.RubricService/ListRoles")
+        .unwrap_or_else(|| panic!("no ListRoles span among {:?}", names(&spans)));
+    assert_eq!(hex(&list.trace_id), TRACE_ID);
+    assert_eq!(hex(&list.parent_span_id), CALLER_SPAN_ID);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.parent_span_id == list.span_id && s.name == "roles::LIST"),
+        "{:?}",
+        names(&spans)
+    );
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.name == "ladder.v1.RubricService/GetRole"),
+        "an unsampled trace was exported"
+    );
+    let services = collector.services.lock().unwrap().clone();
+    assert!(
+        !services.is_empty() && services.iter().all(|s| s == "ladder-under-test"),
+        "{services:?}"
     );
 }
 
