@@ -11,7 +11,7 @@ use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{TimeZone, Utc};
 use ladder::app::telemetry::{self, LogFormat};
@@ -35,6 +35,9 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tracing::Dispatch;
+use tracing::dispatcher::DefaultGuard;
+use tracing::subscriber::NoSubscriber;
 use tracing_subscriber::EnvFilter;
 
 use crate::harness::{TestServer, evidence, ladder_bin};
@@ -159,6 +162,18 @@ fn int(value: Option<&Value>) -> Option<i64> {
     }
 }
 
+/// Installs `subscriber` for this thread (and so for the server the test
+/// starts on it). While a single dispatcher exists, tracing-core asks only
+/// the registering thread's default whether a callsite is wanted, so a span
+/// first reached on another test's thread would be cached as unwanted for
+/// ours too; a second dispatcher, kept for the whole binary, makes it ask
+/// every dispatcher.
+fn install(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> DefaultGuard {
+    static SECOND: OnceLock<Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| Dispatch::new(NoSubscriber::default()));
+    tracing::subscriber::set_default(subscriber)
+}
+
 /// Log lines, as the server writes them.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -196,7 +211,7 @@ async fn a_calls_spans_join_the_callers_trace_with_statements_as_children() {
         &provider,
         std::io::sink,
     );
-    let _installed = tracing::subscriber::set_default(subscriber);
+    let _installed = install(subscriber);
 
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-traced").await;
@@ -385,7 +400,7 @@ async fn log_lines_carry_trace_ids_and_no_subject_data() {
         &provider,
         move || writer.clone(),
     );
-    let _installed = tracing::subscriber::set_default(subscriber);
+    let _installed = install(subscriber);
 
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-logged").await;
