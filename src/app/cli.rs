@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::app::admin;
 use crate::app::client::{self, ServerArgs, report};
 use crate::app::embedded_pg;
 use crate::app::error::AppError;
@@ -228,6 +229,10 @@ struct ServeArgs {
     /// connections from other machines.
     #[arg(long, env = "LADDER_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Address of the admin HTTP port (/metrics, /livez, /readyz), e.g.
+    /// 0.0.0.0:9090 [default: none, no admin port].
+    #[arg(long, env = "LADDER_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Do not apply migrations at start (run `ladder migrate` separately).
     #[arg(long, env = "LADDER_NO_MIGRATE")]
     no_migrate: bool,
@@ -345,7 +350,6 @@ impl ServeArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -356,13 +360,25 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    // Inside the runtime: the trace exporter's connection runs on it.
+    let telemetry = match runtime.block_on(async { telemetry::init(cli.log_format) }) {
+        Ok(telemetry) => telemetry,
         Err(e) => {
             // Printed once, for the person who ran the command; not logged too.
             eprintln!("ladder: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let result = runtime.block_on(run(cli.command));
+    if let Err(e) = &result {
+        // Printed once, for the person who ran the command; not logged too.
+        eprintln!("ladder: {e}");
+    }
+    // The runtime's workers still run the exporter while this blocks.
+    telemetry.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -606,12 +622,11 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         );
         tracing::warn!(tenant = %tenant.0, "INSECURE: --dev mode, no authentication");
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| AppError::Io {
-            context: format!("binding {}", args.listen),
-            source,
-        })?;
+    let listener = bind(args.listen).await?;
+    let admin_listener = match args.admin_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let database = Database::open(&args.database.config()).await?;
     let served = async {
         if !args.no_migrate {
@@ -624,10 +639,29 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         tracing::info!(%addr, "ladder listening");
         let limits = args.limits.limits(args.database.db_max_connections);
         let state = AppState::with_limits(database.db.clone(), limits);
-        server::run(listener, state, auth, server::shutdown_signal()).await
+        let admin = admin_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "admin port listening");
+            }
+            tokio::spawn(admin::serve(listener, state.clone()))
+        });
+        let served = server::run(listener, state, auth, server::shutdown_signal()).await;
+        if let Some(admin) = admin {
+            admin.abort();
+        }
+        served
     }
     .await;
     // Stop the embedded cluster even when serving failed.
     let closed = database.close().await;
     served.and(closed)
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AppError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Io {
+            context: format!("binding {addr}"),
+            source,
+        })
 }

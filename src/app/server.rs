@@ -25,6 +25,10 @@ use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// The health service name for liveness probes: SERVING while the process
+/// answers, whatever the database does (the other names follow it), so a
+/// database outage takes pods out of the Service without restarting them.
+pub const LIVENESS_SERVICE: &str = "liveness";
 const SERVICE_NAMES: [&str; 4] = [
     "",
     "ladder.v1.RubricService",
@@ -125,6 +129,9 @@ pub async fn run(
     let (reporter, health) = tonic_health::server::health_reporter();
     state.db.ping().await?;
     set_health(&reporter, ServingStatus::Serving).await;
+    reporter
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
+        .await;
     let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -137,7 +144,7 @@ pub async fn run(
         .build_v1alpha()?;
 
     let limits = Arc::clone(&state.limits);
-    let admission = Admission::new(Arc::clone(&limits));
+    let admission = Admission::new(Arc::clone(&limits), state.metrics.clone());
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = Server::builder()

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::assessment::Assessment;
 use crate::domain::scoring::{RoleScore, ScoringPolicy};
 use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, begin_on};
 
 macro_rules! columns {
@@ -75,7 +76,7 @@ async fn insert(
         .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
-        .execute(&mut *conn)
+        .execute(traced!(conn, INSERT))
         .await?;
     Ok(())
 }
@@ -127,7 +128,7 @@ pub async fn get(
     let row: Option<AssessmentRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     row.map(Assessment::from)
         .ok_or_else(|| StorageError::not_found("assessment", id.to_string()))
@@ -158,7 +159,7 @@ pub async fn list(
         .bind(before.map(|k| k.0))
         .bind(before.map(|k| k.1))
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     Ok(rows.into_iter().map(Assessment::from).collect())
 }

@@ -12,6 +12,7 @@ use sqlx::{Connection, PgConnection};
 use crate::domain::framework::{Catalog, RubricState};
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::ALL;
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, roles, rubrics, set_tenant, tracks};
 
 /// How many tenants' catalogs a server keeps (a catalog of the built-in
@@ -68,7 +69,7 @@ impl CatalogCache {
         set_tenant(&mut tx, tenant).await?;
         let read_at: Option<i64> = sqlx::query_scalar(REVISION)
             .bind(&tenant.0)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(traced!(tx, REVISION))
             .await?;
         let catalog = Arc::new(read(&mut tx, tenant).await?);
         tx.commit().await?;

@@ -6,6 +6,7 @@ use sqlx::types::Json;
 use crate::domain::framework::{Competency, LevelDescriptor};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::stored::{self, Meta, MetaRow, Stored, expected_revision};
+use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -52,7 +53,7 @@ pub async fn get(
     let row: Option<CompetencyRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     row.map(Stored::from)
         .ok_or_else(|| StorageError::not_found("competency", id))
@@ -75,7 +76,7 @@ pub async fn list(
         .bind(&tenant.0)
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     Ok(rows.into_iter().map(Stored::from).collect())
 }
@@ -94,7 +95,7 @@ pub async fn in_framework_order(
 ) -> Result<Vec<Stored<Competency>>, StorageError> {
     let rows: Vec<CompetencyRow> = sqlx::query_as(IN_FRAMEWORK_ORDER)
         .bind(&tenant.0)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, IN_FRAMEWORK_ORDER))
         .await?;
     Ok(rows.into_iter().map(Stored::from).collect())
 }
@@ -125,7 +126,7 @@ pub async fn create(
                 .bind(&c.name)
                 .bind(&c.description)
                 .bind(Json(&c.levels))
-                .fetch_optional(&mut *conn)
+                .fetch_optional(traced!(conn, INSERT))
                 .await?;
             row.map(Stored::from)
                 .ok_or_else(|| StorageError::AlreadyExists {
@@ -160,7 +161,7 @@ pub async fn update(
         .bind(&c.description)
         .bind(Json(&c.levels))
         .bind(revision)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, UPDATE))
         .await?;
     row.map(Stored::from)
         .ok_or_else(|| StorageError::stale("competency", &c.id))
@@ -184,7 +185,7 @@ pub async fn delete(
     let users: Vec<(String, i32)> = sqlx::query_as(USERS)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, USERS))
         .await?;
     if !users.is_empty() {
         let users: Vec<String> = users
@@ -200,7 +201,7 @@ pub async fn delete(
         .bind(&tenant.0)
         .bind(id)
         .bind(revision)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE))
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(StorageError::stale("competency", id));
@@ -219,5 +220,5 @@ pub async fn missing(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    stored::missing(conn, MISSING, tenant, ids).await
+    stored::missing(conn, statement!(MISSING), tenant, ids).await
 }

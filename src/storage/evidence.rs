@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::evidence::{Evidence, Source};
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -135,7 +136,7 @@ pub async fn insert_batch(
         .bind(column!(link))
         .bind(column!(source_system))
         .bind(column!(external_id))
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, INSERT_BATCH))
         .await?;
     let created = inserted.len();
     if created == items.len() {
@@ -154,7 +155,7 @@ pub async fn insert_batch(
         .bind(&tenant.0)
         .bind(&systems)
         .bind(&externals)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, STORED_WITH_KEYS))
         .await?;
     let mut by_key = std::collections::HashMap::new();
     for row in stored {
@@ -191,7 +192,7 @@ pub async fn get(
     let row: Option<EvidenceRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     row.ok_or_else(|| StorageError::not_found("evidence", id.to_string()))?
         .try_into()
@@ -205,7 +206,7 @@ pub async fn delete(
     let deleted = sqlx::query(DELETE)
         .bind(&tenant.0)
         .bind(id)
-        .execute(conn)
+        .execute(traced!(conn, DELETE))
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(StorageError::not_found("evidence", id.to_string()));
@@ -242,7 +243,7 @@ pub async fn list(
         .bind(after.map(|k| k.0))
         .bind(after.map(|k| k.1))
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     rows.into_iter().map(Evidence::try_from).collect()
 }

@@ -7,6 +7,7 @@ use sqlx::PgConnection;
 
 use crate::domain::framework::{Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction};
 use crate::storage::stored::optional;
+use crate::storage::traced::traced;
 use crate::storage::{
     Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics, tracks,
 };
@@ -76,7 +77,7 @@ impl fmt::Display for ImportReport {
 async fn register(conn: &mut PgConnection, tenant: &TenantId) -> Result<bool, StorageError> {
     let inserted = sqlx::query(REGISTER_TENANT)
         .bind(&tenant.0)
-        .execute(&mut *conn)
+        .execute(traced!(conn, REGISTER_TENANT))
         .await?;
     Ok(inserted.rows_affected() == 1)
 }
@@ -201,7 +202,7 @@ async fn apply(
     let restored: Vec<String> = sqlx::query_scalar(RESTORE_COMPETENCIES)
         .bind(&tenant.0)
         .bind(doc.competency_ids())
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, RESTORE_COMPETENCIES))
         .await?;
     for c in &doc.competencies {
         let item = format!("competency {}", c.id);
@@ -234,7 +235,7 @@ async fn apply(
     let restored: Vec<String> = sqlx::query_scalar(RESTORE_ROLES)
         .bind(&tenant.0)
         .bind(&role_ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, RESTORE_ROLES))
         .await?;
     // Roles first without transitions, as a transition may lead to a role
     // defined further down the file.
@@ -347,7 +348,7 @@ async fn absent(
         .bind(tracks)
         .bind(doc.competency_ids())
         .bind(roles)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, ABSENT))
         .await?)
 }
 
@@ -410,7 +411,7 @@ async fn prune_absent(
     let roles: Vec<(String, bool)> = sqlx::query_as(ROLES_TO_PRUNE)
         .bind(&tenant.0)
         .bind(&role_ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, ROLES_TO_PRUNE))
         .await?;
     let (cited, uncited) = split_by_citation(roles);
     let every: Vec<&String> = cited.iter().chain(&uncited).collect();
@@ -440,7 +441,7 @@ async fn prune_absent(
     let competencies: Vec<(String, Vec<String>, bool)> = sqlx::query_as(COMPETENCIES_TO_PRUNE)
         .bind(&tenant.0)
         .bind(doc.competency_ids())
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, COMPETENCIES_TO_PRUNE))
         .await?;
     let blocked: Vec<String> = competencies
         .iter()
@@ -483,7 +484,7 @@ async fn prune_absent(
     let tracks: Vec<String> = sqlx::query_scalar(DELETE_UNUSED_TRACKS)
         .bind(&tenant.0)
         .bind(&track_ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, DELETE_UNUSED_TRACKS))
         .await?;
     report
         .removed

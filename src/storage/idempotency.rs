@@ -5,6 +5,7 @@
 
 use sqlx::PgConnection;
 
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// The creates that honour a request id; each keeps its own ids.
@@ -62,7 +63,7 @@ async fn claim(
         .bind(&tenant.0)
         .bind(method.as_str())
         .bind(request_id)
-        .execute(&mut *conn)
+        .execute(traced!(conn, CLAIM))
         .await?;
     if claimed.rows_affected() == 1 {
         return Ok(None);
@@ -72,7 +73,7 @@ async fn claim(
             .bind(&tenant.0)
             .bind(method.as_str())
             .bind(request_id)
-            .fetch_one(&mut *conn)
+            .fetch_one(traced!(conn, CLAIMED))
             .await?,
     ))
 }
@@ -102,7 +103,7 @@ pub(super) async fn create_once<T>(
         .bind(method.as_str())
         .bind(request_id)
         .bind(key(&created))
-        .execute(&mut *conn)
+        .execute(traced!(conn, RECORD))
         .await?;
     Ok(created)
 }

@@ -17,11 +17,13 @@ pub mod evidence;
 pub mod framework_file;
 mod idempotency;
 pub mod policy;
+mod pool_metrics;
 pub mod roles;
 pub mod rubrics;
 pub mod scoring_inputs;
 pub mod stored;
 pub mod subjects;
+mod traced;
 pub mod tracks;
 
 pub use error::{Refusal, StorageError, sqlstate};
@@ -35,6 +37,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::domain::framework::Catalog;
 use catalog_cache::CatalogCache;
+use pool_metrics::AcquireStats;
+use traced::traced;
 
 /// The tenant every row of a transaction belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -116,6 +120,7 @@ pub struct Db {
     pool: PgPool,
     catalogs: Arc<CatalogCache>,
     health: Arc<ConnectionHealth>,
+    acquire_stats: Arc<AcquireStats>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -178,6 +183,7 @@ impl Db {
             pool,
             catalogs: Arc::default(),
             health,
+            acquire_stats: Arc::default(),
         })
     }
 
@@ -206,6 +212,7 @@ impl Db {
     where
         F: Future<Output = Result<T, StorageError>>,
     {
+        let _waiting = self.acquire_stats.wait();
         let attempts = async {
             match start().await {
                 Err(err) if connection_lost(&err) => {
@@ -301,6 +308,13 @@ impl Db {
     /// Answers when the database does, on a connection of its own rather
     /// than the pool's: a busy pool is not a dead database.
     pub async fn ping(&self) -> Result<(), StorageError> {
+        // A closed pool (the server is stopping) serves nothing, whatever
+        // the database says.
+        if self.pool.is_closed() {
+            return Err(StorageError::Unavailable(
+                "the connection pool is closed".into(),
+            ));
+        }
         let pinged = async {
             let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
             sqlx::query(PING).execute(&mut conn).await?;
@@ -314,6 +328,11 @@ impl Db {
         pinged
     }
 
+    /// Registers the connection pool's metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        pool_metrics::register(registry, &self.pool, &self.acquire_stats);
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -323,7 +342,7 @@ impl Db {
 async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StorageError> {
     sqlx::query(SET_TENANT)
         .bind(&tenant.0)
-        .execute(conn)
+        .execute(traced!(conn, SET_TENANT))
         .await?;
     Ok(())
 }

@@ -4,6 +4,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::domain::scoring::ScoringPolicy;
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// What a stale policy write names; a tenant has one policy, named by the tenant.
@@ -26,7 +27,7 @@ pub async fn get(
 ) -> Result<(ScoringPolicy, i64), StorageError> {
     let row: Option<(Json<ScoringPolicy>, i64)> = sqlx::query_as(GET)
         .bind(&tenant.0)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     Ok(row.map_or_else(|| (ScoringPolicy::default(), 0), |(p, r)| (p.0, r)))
 }
@@ -43,7 +44,7 @@ pub async fn put(
         .bind(&tenant.0)
         .bind(Json(policy))
         .bind(revision)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, PUT))
         .await?
         .ok_or_else(|| StorageError::stale(KIND, &tenant.0))
 }

@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 use crate::domain::framework::{Role, Transition, TransitionKind};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::stored::{self, MetaRow, Stored, expected_revision};
+use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -37,7 +38,7 @@ async fn with_transitions(
     let transitions: Vec<(String, String, String)> = sqlx::query_as(TRANSITIONS)
         .bind(&tenant.0)
         .bind(&ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, TRANSITIONS))
         .await?;
     let mut roles = Vec::with_capacity(rows.len());
     for r in rows {
@@ -81,7 +82,7 @@ pub async fn get(
     let row: Option<RoleRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     let row = row.ok_or_else(|| StorageError::not_found("role", id))?;
     let mut roles = with_transitions(conn, tenant, vec![row]).await?;
@@ -110,7 +111,7 @@ pub async fn list(
         .bind(after)
         .bind(limit)
         .bind(track)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     with_transitions(conn, tenant, rows).await
 }
@@ -128,7 +129,7 @@ pub async fn in_framework_order(
 ) -> Result<Vec<Stored<Role>>, StorageError> {
     let rows: Vec<RoleRow> = sqlx::query_as(IN_FRAMEWORK_ORDER)
         .bind(&tenant.0)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, IN_FRAMEWORK_ORDER))
         .await?;
     with_transitions(conn, tenant, rows).await
 }
@@ -149,7 +150,7 @@ pub async fn set_transitions(
     sqlx::query(DELETE_TRANSITIONS)
         .bind(&tenant.0)
         .bind(&role.id)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE_TRANSITIONS))
         .await?;
     let (targets, kinds): (Vec<&str>, Vec<&str>) = role
         .transitions
@@ -161,7 +162,7 @@ pub async fn set_transitions(
         .bind(&role.id)
         .bind(&targets)
         .bind(&kinds)
-        .execute(&mut *conn)
+        .execute(traced!(conn, INSERT_TRANSITIONS))
         .await?;
     Ok(())
 }
@@ -190,7 +191,7 @@ pub async fn create(
                 .bind(&role.track)
                 .bind(&role.description)
                 .bind(role.seniority)
-                .execute(&mut *conn)
+                .execute(traced!(conn, INSERT))
                 .await?;
             if inserted.rows_affected() == 0 {
                 return Err(StorageError::AlreadyExists {
@@ -226,7 +227,7 @@ pub async fn update(
         .bind(&role.description)
         .bind(revision)
         .bind(role.seniority)
-        .execute(&mut *conn)
+        .execute(traced!(conn, UPDATE))
         .await?;
     if updated.rows_affected() == 0 {
         return Err(StorageError::stale("role", &role.id));
@@ -261,7 +262,7 @@ pub async fn delete(
     let sources: Vec<String> = sqlx::query_scalar(TRANSITIONS_INTO)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, TRANSITIONS_INTO))
         .await?;
     if !sources.is_empty() {
         return Err(StorageError::FailedPrecondition(format!(
@@ -272,7 +273,7 @@ pub async fn delete(
     let frozen: Vec<i32> = sqlx::query_scalar(FROZEN_VERSIONS)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, FROZEN_VERSIONS))
         .await?;
     if !frozen.is_empty() {
         return Err(StorageError::FailedPrecondition(format!(
@@ -282,13 +283,13 @@ pub async fn delete(
     sqlx::query(DELETE_DRAFTS)
         .bind(&tenant.0)
         .bind(id)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE_DRAFTS))
         .await?;
     let deleted = sqlx::query(DELETE)
         .bind(&tenant.0)
         .bind(id)
         .bind(revision)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE))
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(StorageError::stale("role", id));
@@ -308,7 +309,7 @@ pub(super) async fn lock(
     let found: Option<String> = sqlx::query_scalar(LOCK)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, LOCK))
         .await?;
     found
         .map(drop)
@@ -326,5 +327,5 @@ pub async fn missing(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    stored::missing(conn, MISSING, tenant, ids).await
+    stored::missing(conn, statement!(MISSING), tenant, ids).await
 }

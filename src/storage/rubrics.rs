@@ -12,6 +12,7 @@ use crate::domain::framework::{
 };
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::stored::{MetaRow, Stored, expected_revision};
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, roles};
 
 macro_rules! columns {
@@ -73,7 +74,7 @@ async fn with_expectations(
         .bind(&tenant.0)
         .bind(&roles)
         .bind(&versions)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, EXPECTATIONS))
         .await?;
     let mut by_version: HashMap<(String, i32), (Vec<RubricCompetency>, Vec<PublishedText>)> =
         HashMap::new();
@@ -141,7 +142,7 @@ pub async fn get(
         .bind(&tenant.0)
         .bind(role_id)
         .bind(version)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     let row = row.ok_or_else(not_found)?;
     let mut rubrics = with_expectations(conn, tenant, vec![row]).await?;
@@ -179,7 +180,7 @@ pub async fn list(
         .bind(limit)
         .bind(filter.role_id.as_deref())
         .bind(filter.state.map(RubricState::as_str))
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     with_expectations(conn, tenant, rows).await
 }
@@ -212,7 +213,7 @@ async fn insert_expectations(
         .bind(&weights)
         .bind(&critical)
         .bind(&actions)
-        .execute(&mut *conn)
+        .execute(traced!(conn, INSERT_EXPECTATIONS))
         .await?;
     Ok(())
 }
@@ -242,13 +243,13 @@ pub async fn create(
             let version: i32 = sqlx::query_scalar(NEXT_VERSION)
                 .bind(&tenant.0)
                 .bind(role_id)
-                .fetch_one(&mut *conn)
+                .fetch_one(traced!(conn, NEXT_VERSION))
                 .await?;
             sqlx::query(INSERT_VERSION)
                 .bind(&tenant.0)
                 .bind(role_id)
                 .bind(version)
-                .execute(&mut *conn)
+                .execute(traced!(conn, INSERT_VERSION))
                 .await?;
             insert_expectations(conn, tenant, role_id, version, items).await?;
             get(conn, tenant, role_id, Some(version)).await
@@ -305,7 +306,7 @@ async fn set_state(
         .bind(version)
         .bind(state.as_str())
         .bind(current.meta.revision)
-        .execute(&mut *conn)
+        .execute(traced!(conn, SET_STATE))
         .await?;
     if updated.rows_affected() == 0 {
         return Err(StorageError::stale("rubric", version_id(role_id, *version)));
@@ -331,7 +332,7 @@ pub async fn update(
         .bind(&tenant.0)
         .bind(role_id)
         .bind(version)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE_EXPECTATIONS))
         .await?;
     insert_expectations(conn, tenant, role_id, version, items).await?;
     set_state(conn, tenant, &current, state).await
@@ -362,7 +363,7 @@ pub async fn delete(
         .bind(role_id)
         .bind(version)
         .bind(current.meta.revision)
-        .execute(&mut *conn)
+        .execute(traced!(conn, DELETE))
         .await?;
     Ok(())
 }
@@ -395,12 +396,12 @@ pub async fn advance(
             .bind(&tenant.0)
             .bind(role_id)
             .bind(version)
-            .execute(&mut *conn)
+            .execute(traced!(conn, FREEZE_TEXTS))
             .await?;
         sqlx::query(SUPERSEDE)
             .bind(&tenant.0)
             .bind(role_id)
-            .execute(&mut *conn)
+            .execute(traced!(conn, SUPERSEDE))
             .await?;
     }
     set_state(conn, tenant, &current, state).await

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::evidence::Observation;
 use crate::domain::scoring::ScoringPolicy;
 use crate::storage::evidence::source;
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// One row whatever exists: the evidence comes back as parallel arrays, empty
@@ -70,7 +71,7 @@ pub async fn read(
         .bind(&tenant.0)
         .bind(subject_id)
         .bind(as_of)
-        .fetch_one(conn)
+        .fetch_one(traced!(conn, READ))
         .await?;
     let observations = row
         .ids

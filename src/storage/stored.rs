@@ -6,6 +6,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use sqlx::PgConnection;
 
+use crate::storage::traced::{Statement, Traced};
 use crate::storage::{StorageError, TenantId};
 
 /// Microsecond precision, as PostgreSQL keeps times: a time cut to it
@@ -64,14 +65,14 @@ pub fn optional<T>(result: Result<T, StorageError>) -> Result<Option<T>, Storage
 /// tenant and the ids.
 pub(super) async fn missing(
     conn: &mut PgConnection,
-    statement: &'static str,
+    statement: Statement,
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    Ok(sqlx::query_scalar(statement)
+    Ok(sqlx::query_scalar(statement.sql)
         .bind(&tenant.0)
         .bind(ids)
-        .fetch_all(&mut *conn)
+        .fetch_all(Traced::new(conn, statement))
         .await?)
 }
 

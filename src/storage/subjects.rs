@@ -4,6 +4,7 @@ use sqlx::PgConnection;
 
 use crate::domain::assessment::Subject;
 use crate::storage::stored::optional;
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// A subject exists once it has a stored row or any evidence; one known only
@@ -33,7 +34,7 @@ pub async fn get(
     let row: Option<(String, Option<String>, i64)> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     let (id, current_role_id, revision) =
         row.ok_or_else(|| StorageError::not_found("subject", id))?;
@@ -61,7 +62,7 @@ pub async fn set_current_role(
         .bind(&subject.id)
         .bind(&subject.current_role_id)
         .bind(expected_revision)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(traced!(conn, UPDATE))
         .await?;
     if let Some(revision) = updated {
         return Ok(revision);
@@ -77,7 +78,7 @@ pub async fn set_current_role(
         .bind(&tenant.0)
         .bind(&subject.id)
         .bind(&subject.current_role_id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, INSERT))
         .await?
         // Created concurrently by another call: its revision is not the caller's.
         .ok_or_else(|| StorageError::stale("subject", &subject.id))

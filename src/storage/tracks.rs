@@ -3,6 +3,7 @@
 use sqlx::PgConnection;
 
 use crate::domain::framework::Track;
+use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId, stored};
 
 const IN_FRAMEWORK_ORDER: &str = "SELECT id, name, description FROM tracks \
@@ -36,7 +37,7 @@ pub async fn in_framework_order(
 ) -> Result<Vec<Track>, StorageError> {
     let rows: Vec<TrackRow> = sqlx::query_as(IN_FRAMEWORK_ORDER)
         .bind(&tenant.0)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, IN_FRAMEWORK_ORDER))
         .await?;
     Ok(rows.into_iter().map(track).collect())
 }
@@ -52,7 +53,7 @@ pub async fn list(
         .bind(&tenant.0)
         .bind(after)
         .bind(limit)
-        .fetch_all(&mut *conn)
+        .fetch_all(traced!(conn, PAGE))
         .await?;
     Ok(rows.into_iter().map(track).collect())
 }
@@ -71,7 +72,7 @@ pub async fn put(
         .bind(&t.name)
         .bind(&t.description)
         .bind(position)
-        .execute(&mut *conn)
+        .execute(traced!(conn, UPSERT))
         .await?;
     Ok(())
 }
@@ -85,5 +86,5 @@ pub async fn missing(
     tenant: &TenantId,
     ids: &[String],
 ) -> Result<Vec<String>, StorageError> {
-    stored::missing(conn, MISSING, tenant, ids).await
+    stored::missing(conn, statement!(MISSING), tenant, ids).await
 }

@@ -18,6 +18,7 @@ use tonic::Status;
 
 use crate::transport::error::ApiError;
 use crate::transport::limits::{Deadline, Limits};
+use crate::transport::metrics::Metrics;
 use crate::transport::wire::WireCheck;
 
 /// Probes and discovery: answered whatever the load, and while draining.
@@ -29,6 +30,8 @@ fn never_shed(path: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Admission {
     limits: Arc<Limits>,
+    /// Where shed calls are counted.
+    metrics: Metrics,
     slots: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
     /// Turns true when calls still running after the grace period are cancelled.
@@ -36,8 +39,9 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(limits: Arc<Limits>) -> Self {
+    pub fn new(limits: Arc<Limits>, metrics: Metrics) -> Self {
         Self {
+            metrics,
             slots: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
             draining: Arc::default(),
@@ -113,6 +117,7 @@ where
         }
         let Ok(slot) = Arc::clone(&admission.slots).try_acquire_owned() else {
             tracing::warn!(path, "call shed: every in-flight slot is taken");
+            admission.metrics.record_shed();
             return refuse(ApiError::Overloaded {
                 max_in_flight: admission.limits.max_in_flight,
             });

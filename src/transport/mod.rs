@@ -7,6 +7,8 @@ pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod limits;
+pub mod metrics;
+mod observe;
 pub mod pipeline;
 mod services;
 pub mod wire;
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::storage::framework_file::ensure_builtin;
 use crate::storage::{Db, StorageError, TenantId};
 use crate::transport::limits::{CpuPool, Limits};
+use crate::transport::metrics::Metrics;
 
 pub use limits::DEFAULT_MAX_BATCH;
 
@@ -30,6 +33,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Where CPU-heavy work runs.
     pub cpu: CpuPool,
+    /// This server's Prometheus metrics.
+    pub metrics: Metrics,
     /// Tenants known to have their framework, so that only a tenant's first
     /// call in this process pays for checking.
     provisioned: Arc<Mutex<HashSet<TenantId>>>,
@@ -44,6 +49,7 @@ impl AppState {
 
     pub fn with_limits(db: Db, limits: Limits) -> Self {
         Self {
+            metrics: Metrics::new(&db),
             db,
             cpu: CpuPool::new(limits.max_cpu_tasks),
             limits: Arc::new(limits),

@@ -5,16 +5,18 @@
 //! this order:
 //!
 //! 1. takes the [`Principal`] the auth layer attached (authentication);
-//! 2. opens a `tracing` span for the call: `otel.name` and `rpc.method` are
-//!    the method's full name, `tenant` the caller's tenant; subject data is
-//!    never a field;
+//! 2. observes the call ([`AppState::observe`]): opens its `rpc` span (the
+//!    OpenTelemetry RPC conventions, joined to the caller's trace; `tenant`
+//!    the caller's tenant; subject data is never a field) and counts and
+//!    times it (`transport::metrics`);
 //! 3. parses the request: a bad one is refused before anything is read or
 //!    written;
 //! 4. provisions the tenant's built-in framework, once per tenant and process;
 //! 5. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]), or on a plain
 //!    pooled connection for the scoring path ([`AppState::on_connection`]);
-//! 6. maps the error to a `Status`, once, inside the span.
+//! 6. maps the error to a `Status`, once, inside the span, and records the
+//!    status code on the span and in the metrics.
 //!
 //! All of it runs within the call's [`Deadline`] (set by the admission
 //! layer): at the deadline the call answers DEADLINE_EXCEEDED, and the
@@ -27,7 +29,6 @@
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::storage::{PooledConnection, TenantTx};
 use crate::transport::AppState;
@@ -83,6 +84,18 @@ pub struct Method {
 impl Method {
     pub const fn new(name: &'static str, scope: Scope) -> Self {
         Self { name, scope }
+    }
+
+    /// The service's full name, `ladder.v1.RubricService`.
+    pub fn service(&self) -> &'static str {
+        self.name.split_once('/').map_or("", |(service, _)| service)
+    }
+
+    /// The method's name in its service, `GetRole`.
+    pub fn short_name(&self) -> &'static str {
+        self.name
+            .split_once('/')
+            .map_or(self.name, |(_, method)| method)
     }
 }
 
@@ -164,23 +177,17 @@ impl AppState {
                     self.limits.default_deadline,
                 )
             });
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = method.name,
-            rpc.method = method.name,
-            scope = method.scope.as_str(),
-            tenant = %caller.tenant.0,
-        );
-        async {
+        let call = self.observe(method, &caller.tenant, request.metadata());
+        call.run(async {
             // Dropping the call at its deadline ends its work here; its
             // statements were given the same deadline (`statement_timeout`),
             // so the database stops too.
-            let call = async {
+            let work = async {
                 let input = parse(request.into_inner())?;
                 self.provision(&caller.tenant).await?;
                 run(&caller, input, deadline).await
             };
-            let result = tokio::time::timeout(deadline.remaining(), call)
+            let result = tokio::time::timeout(deadline.remaining(), work)
                 .await
                 .unwrap_or_else(|_| {
                     Err(ApiError::DeadlineExceeded {
@@ -188,8 +195,7 @@ impl AppState {
                     })
                 });
             result.map(Response::new).map_err(Status::from)
-        }
-        .instrument(span)
+        })
         .await
     }
 }

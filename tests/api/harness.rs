@@ -105,6 +105,8 @@ pub struct TestServer {
     database: String,
     /// Replicas share their first server's database and leave it to it.
     owns_database: bool,
+    /// What the server serves from (its metrics among it).
+    pub state: AppState,
     running: shared::Running,
 }
 
@@ -166,14 +168,24 @@ impl TestServer {
             .connect_with(options)
             .await
             .expect("connecting to the test database");
-        let running = shared::serve(state, auth).await;
+        let running = shared::serve(state.clone(), auth).await;
         Self {
             addr: running.addr,
             pool,
             database,
             owns_database,
+            state,
             running,
         }
+    }
+
+    /// Starts the server's admin HTTP port (/metrics, /livez, /readyz) on
+    /// an ephemeral loopback port; it runs until the test ends.
+    pub async fn admin(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ladder::app::admin::serve(listener, self.state.clone()));
+        addr
     }
 
     /// Sends the server its shutdown signal, as SIGTERM would.

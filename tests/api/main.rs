@@ -14,6 +14,7 @@ mod framework;
 mod fuzz;
 mod import;
 mod limits;
+mod observability;
 mod overload;
 mod recommend;
 mod schema;

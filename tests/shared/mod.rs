@@ -67,7 +67,7 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 /// With `TEST_LOG=1`, the servers' logs go to stderr as text.
 pub fn init_test_log() {
     if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
-        telemetry::init(LogFormat::Text);
+        telemetry::init(LogFormat::Text).expect("the test log");
     }
 }
 

@@ -120,7 +120,8 @@ impl AssessmentService for AssessmentApi {
         request: Request<pb::BatchCreateEvidenceRequest>,
     ) -> Result<Response<pb::BatchCreateEvidenceResponse>, Status> {
         let max_batch = self.state.limits.max_batch;
-        self.state
+        let response = self
+            .state
             .in_transaction(
                 Method::new(
                     "ladder.v1.AssessmentService/BatchCreateEvidence",
@@ -147,7 +148,13 @@ impl AssessmentService for AssessmentApi {
                     })
                 },
             )
-            .await
+            .await?;
+        // Counted once committed.
+        let created = response.get_ref().created_count;
+        self.state
+            .metrics
+            .record_evidence_ingested(u64::try_from(created).unwrap_or(0));
+        Ok(response)
     }
 
     async fn get_evidence(
