@@ -134,6 +134,10 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
             server.get(probe, {}).get("grpc", {}).get("port") == grpc_port,
             f"{where}: {probe} is a native gRPC probe on {grpc_port}",
         )
+    check(
+        server["livenessProbe"]["grpc"].get("service") == "liveness",
+        f"{where}: liveness asks the health name that ignores the database",
+    )
     check(server["args"] == ["serve", "--no-migrate"], f"{where}: the server does not migrate")
     env = env_of(server)
     check(env.get("LADDER_LISTEN", {}).get("value") == f"0.0.0.0:{grpc_port}", f"{where}: gRPC listen")
