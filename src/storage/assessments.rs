@@ -12,7 +12,7 @@ use crate::storage::{StorageError, TenantId, begin_on};
 
 macro_rules! columns {
     () => {
-        "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time"
+        "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time, calibration_id"
     };
 }
 
@@ -26,6 +26,7 @@ struct AssessmentRow {
     policy: Json<ScoringPolicy>,
     result: Json<RoleScore>,
     create_time: DateTime<Utc>,
+    calibration_id: Option<Uuid>,
 }
 
 impl From<AssessmentRow> for Assessment {
@@ -39,6 +40,7 @@ impl From<AssessmentRow> for Assessment {
             policy: row.policy.0,
             score: row.result.0,
             create_time: row.create_time,
+            calibration_id: row.calibration_id,
         }
     }
 }
@@ -51,8 +53,8 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
 }
 
 const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
-         policy, result, readiness, coverage, band, request_id, create_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13)";
+         policy, result, readiness, coverage, band, request_id, create_time, calibration_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $14)";
 
 async fn insert(
     conn: &mut PgConnection,
@@ -75,6 +77,7 @@ async fn insert(
         .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
+        .bind(assessment.calibration_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
