@@ -2,6 +2,7 @@
 //! PostgreSQL, server start) and the application functions that span
 //! storage and the domain (`scoring`).
 
+pub mod calibration;
 pub mod cli;
 pub mod client;
 pub mod embedded_pg;
