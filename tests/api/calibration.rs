@@ -22,6 +22,8 @@ use crate::harness::{Clients, TestServer, bad_fields, evidence, ladder_bin, time
 const TOLERANCE: f64 = 1e-9;
 const ROLE: &str = "senior_engineer";
 const COMPETENCY: &str = "system_design";
+/// The person whose raters do not cancel out (see `three_raters`).
+const UNBALANCED: &str = "emp-9";
 
 fn as_of() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
@@ -349,9 +351,14 @@ async fn the_window_is_open_at_its_start_and_closed_at_as_of() {
 }
 
 /// Six people rated on one competency by a lenient, a fair and a severe
-/// manager; returns the stored evidence by id.
+/// manager, and `UNBALANCED` rated by the lenient and the fair one only (for
+/// a person rated by every rater once alike, the leniencies cancel out);
+/// returns the stored evidence by id.
 async fn three_raters(c: &mut Clients) -> HashMap<String, Evidence> {
-    let mut items = Vec::new();
+    let mut items = vec![
+        rated(UNBALANCED, COMPETENCY, "mgr-lenient", 4.0, "u-1"),
+        rated(UNBALANCED, COMPETENCY, "mgr-fair", 3.2, "u-2"),
+    ];
     for k in 0..6 {
         let subject = format!("emp-{k}");
         let truth = 2.5 + 0.3 * f64::from(k);
@@ -384,12 +391,12 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
     let stored = three_raters(&mut c).await;
-    let uncalibrated = assess(&mut c, "emp-2", true).await;
+    let uncalibrated = assess(&mut c, UNBALANCED, true).await;
     assert_eq!(uncalibrated.calibration_id, "");
 
     // On, but no calibration run yet: scored uncalibrated, citing none.
     set_calibration(&mut c, true).await;
-    let none_yet = assess(&mut c, "emp-2", true).await;
+    let none_yet = assess(&mut c, UNBALANCED, true).await;
     assert_eq!(numbers(&none_yet).competencies, uncalibrated.competencies);
     assert_eq!(none_yet.calibration_id, "");
 
@@ -403,7 +410,7 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
 
     // Off: exactly today's numbers, whatever calibrations exist.
     set_calibration(&mut c, false).await;
-    let off = assess(&mut c, "emp-2", true).await;
+    let off = assess(&mut c, UNBALANCED, true).await;
     assert_eq!(off.competencies, uncalibrated.competencies);
     assert_eq!(
         (off.readiness, off.coverage, off.band, off.calibration_id.as_str()),
@@ -417,10 +424,10 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
 
     // On: each item enters with level − b_r of its rater, weights unchanged.
     set_calibration(&mut c, true).await;
-    let on = assess(&mut c, "emp-2", true).await;
+    let on = assess(&mut c, UNBALANCED, true).await;
     assert_eq!(on.calibration_id, calibration.id);
     let (before, after) = (competency(&uncalibrated), competency(&on));
-    assert_eq!(after.contributions.len(), 3);
+    assert_eq!(after.contributions.len(), 2);
     let (mut n, mut sum) = (0.0, 0.0);
     for (k, k0) in after.contributions.iter().zip(&before.contributions) {
         let item = &stored[&k.evidence_id];
@@ -445,7 +452,7 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
     let recommended = c
         .recommendation
         .recommend(RecommendRequest {
-            subject_id: "emp-2".into(),
+            subject_id: UNBALANCED.into(),
             current_role_id: ROLE.into(),
             as_of: Some(timestamp(as_of())),
             max_recommendations: 100,
@@ -458,16 +465,16 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
         .iter()
         .find(|r| r.role_id == "staff_engineer")
         .expect("staff engineer is recommended");
-    let staff_on = assess_against(&mut c, "emp-2", "staff_engineer", true).await;
+    let staff_on = assess_against(&mut c, UNBALANCED, "staff_engineer", true).await;
     assert_eq!(staff.readiness, staff_on.readiness);
     set_calibration(&mut c, false).await;
-    let staff_off = assess_against(&mut c, "emp-2", "staff_engineer", true).await;
+    let staff_off = assess_against(&mut c, UNBALANCED, "staff_engineer", true).await;
     set_calibration(&mut c, true).await;
     assert_ne!(staff_on.readiness, staff_off.readiness);
     let what_if = c
         .recommendation
         .what_if(WhatIfRequest {
-            subject_id: "emp-2".into(),
+            subject_id: UNBALANCED.into(),
             current_role_id: ROLE.into(),
             as_of: Some(timestamp(as_of())),
             role_id: ROLE.into(),
@@ -489,7 +496,7 @@ async fn a_stored_assessment_keeps_citing_its_calibration_after_a_new_run() {
     three_raters(&mut c).await;
     set_calibration(&mut c, true).await;
     let first = run(&mut c, Some(5.0)).await;
-    let stored = assess(&mut c, "emp-4", false).await;
+    let stored = assess(&mut c, UNBALANCED, false).await;
     assert_eq!(stored.calibration_id, first.id);
 
     let second = run(&mut c, Some(0.5)).await;
@@ -504,7 +511,7 @@ async fn a_stored_assessment_keeps_citing_its_calibration_after_a_new_run() {
         .assessment
         .unwrap();
     assert_eq!(read, stored);
-    let again = assess(&mut c, "emp-4", false).await;
+    let again = assess(&mut c, UNBALANCED, false).await;
     assert_eq!(again.calibration_id, second.id);
     assert_ne!(
         competency(&again).estimated_level,
@@ -807,7 +814,7 @@ async fn ladder_calibrate_prints_the_most_lenient_and_most_severe_raters() {
         .remove(0);
     assert!(printed.contains(&calibration.id), "{printed}");
     assert!(
-        printed.contains("18 ratings by 3 raters of 6 people"),
+        printed.contains("20 ratings by 3 raters of 7 people"),
         "{printed}"
     );
     let effects: HashMap<String, RaterEffect> = effects(&mut c, &calibration.id, "", 0)
