@@ -558,8 +558,10 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                     };
                     let mut document =
                         parse(report::to_json(&calibration, "ladder.v1.Calibration")?)?;
-                    let effects =
-                        parse(report::to_json(&listed, "ladder.v1.ListRaterEffectsResponse")?)?;
+                    let effects = parse(report::to_json(
+                        &listed,
+                        "ladder.v1.ListRaterEffectsResponse",
+                    )?)?;
                     document["raterEffects"] = effects["raterEffects"].clone();
                     serde_json::to_string_pretty(&document)
                         .map_err(|e| AppError::Config(e.to_string()))

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::calibration::{
-    Calibration, CalibrationRun, CalibrationWindow, Rating, RaterEffect, RatingSet,
+    Calibration, CalibrationRun, CalibrationWindow, RaterEffect, Rating, RatingSet,
 };
 use crate::storage::{StorageError, TenantId};
 
@@ -93,7 +93,12 @@ pub async fn create(
     sqlx::query(INSERT_EFFECTS)
         .bind(&tenant.0)
         .bind(run.id)
-        .bind(raters.iter().map(|r| r.rater_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            raters
+                .iter()
+                .map(|r| r.rater_id.as_str())
+                .collect::<Vec<_>>(),
+        )
         .bind(raters.iter().map(|r| r.leniency).collect::<Vec<_>>())
         .bind(raters.iter().map(|r| bigint(r.ratings)).collect::<Vec<_>>())
         .bind(raters.iter().map(|r| r.weight).collect::<Vec<_>>())

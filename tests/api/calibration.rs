@@ -362,7 +362,11 @@ async fn three_raters(c: &mut Clients) -> HashMap<String, Evidence> {
     for k in 0..6 {
         let subject = format!("emp-{k}");
         let truth = 2.5 + 0.3 * f64::from(k);
-        for (rater, bias) in [("mgr-lenient", 0.8), ("mgr-fair", 0.0), ("mgr-severe", -0.6)] {
+        for (rater, bias) in [
+            ("mgr-lenient", 0.8),
+            ("mgr-fair", 0.0),
+            ("mgr-severe", -0.6),
+        ] {
             items.push(rated(
                 &subject,
                 COMPETENCY,
@@ -413,7 +417,12 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
     let off = assess(&mut c, UNBALANCED, true).await;
     assert_eq!(off.competencies, uncalibrated.competencies);
     assert_eq!(
-        (off.readiness, off.coverage, off.band, off.calibration_id.as_str()),
+        (
+            off.readiness,
+            off.coverage,
+            off.band,
+            off.calibration_id.as_str()
+        ),
         (
             uncalibrated.readiness,
             uncalibrated.coverage,
@@ -431,7 +440,10 @@ async fn calibration_off_changes_nothing_and_on_removes_each_raters_leniency() {
     let (mut n, mut sum) = (0.0, 0.0);
     for (k, k0) in after.contributions.iter().zip(&before.contributions) {
         let item = &stored[&k.evidence_id];
-        assert_eq!((k.evidence_id.as_str(), k.weight), (k0.evidence_id.as_str(), k0.weight));
+        assert_eq!(
+            (k.evidence_id.as_str(), k.weight),
+            (k0.evidence_id.as_str(), k0.weight)
+        );
         assert_eq!(k0.rater_adjustment, 0.0);
         assert_eq!(k.rater_adjustment, leniency[&item.rater_id]);
         n += k.weight;

@@ -58,10 +58,7 @@ pub fn report(calibration: &pb::Calibration, effects: &[pb::RaterEffect], shown:
         "calibration {} as of {} (window {} days, prior strength λ = {})\n\
          {} ratings by {} raters of {} people ({} cells); residual scale s = {:.3}\n",
         calibration.id,
-        calibration
-            .as_of
-            .map(|t| t.to_string())
-            .unwrap_or_default(),
+        calibration.as_of.map(|t| t.to_string()).unwrap_or_default(),
         calibration.window_days,
         calibration.rater_prior_strength,
         calibration.rating_count,
@@ -73,7 +70,11 @@ pub fn report(calibration: &pb::Calibration, effects: &[pb::RaterEffect], shown:
     let mut by_leniency: Vec<&pb::RaterEffect> = effects.iter().collect();
     by_leniency.sort_by(|a, b| b.leniency.total_cmp(&a.leniency));
     let lenient = by_leniency.iter().filter(|e| e.leniency > 0.0).take(shown);
-    let severe = by_leniency.iter().rev().filter(|e| e.leniency < 0.0).take(shown);
+    let severe = by_leniency
+        .iter()
+        .rev()
+        .filter(|e| e.leniency < 0.0)
+        .take(shown);
     for (title, raters) in [
         ("most lenient", lenient.collect::<Vec<_>>()),
         ("most severe", severe.collect()),

@@ -134,8 +134,7 @@ pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPoli
         etag: etag::of(revision),
         update_time: None,
         rater_calibration: policy.rater_calibration,
-        calibration_window_days: i32::try_from(policy.calibration_window_days)
-            .unwrap_or(i32::MAX),
+        calibration_window_days: i32::try_from(policy.calibration_window_days).unwrap_or(i32::MAX),
         rater_prior_strength: policy.rater_prior_strength,
     }
 }
@@ -305,6 +304,9 @@ pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
         coverage: a.score.coverage,
         band: band_to_proto(a.score.band) as i32,
         create_time: Some(time::to_proto(a.create_time)),
-        calibration_id: a.calibration_id.map(|id| id.to_string()).unwrap_or_default(),
+        calibration_id: a
+            .calibration_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }

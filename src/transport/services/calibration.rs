@@ -81,10 +81,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::RunCalibrationResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.CalibrationService/RunCalibration",
-                    Scope::Admin,
-                ),
+                Method::new("ladder.v1.CalibrationService/RunCalibration", Scope::Admin),
                 request,
                 |req| Ok(spec_from_proto(&req)?),
                 async |caller, tx, spec| {
@@ -103,10 +100,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::GetCalibrationResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.CalibrationService/GetCalibration",
-                    Scope::Admin,
-                ),
+                Method::new("ladder.v1.CalibrationService/GetCalibration", Scope::Admin),
                 request,
                 |req| Ok(uuid(&req.calibration_id, "calibration_id")?),
                 async |caller, tx, id| {
@@ -130,7 +124,12 @@ impl CalibrationService for CalibrationApi {
                     Scope::Admin,
                 ),
                 request,
-                |req| Ok(Page::<CalibrationKey>::parse(req.page_size, &req.page_token)?),
+                |req| {
+                    Ok(Page::<CalibrationKey>::parse(
+                        req.page_size,
+                        &req.page_token,
+                    )?)
+                },
                 async |caller, tx, page| {
                     let (runs, next_page_token) = page
                         .fetch(
