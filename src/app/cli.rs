@@ -64,6 +64,10 @@ enum ClientCommand {
     Recommend(RecommendArgs),
     /// Score hypothetical evidence without storing anything.
     Whatif(WhatIfArgs),
+    /// Estimate every rater's leniency from the tenant's evidence (an admin
+    /// call), store it as the tenant's latest calibration, and print the most
+    /// lenient and most severe raters.
+    Calibrate(CalibrateArgs),
     /// Subject commands against a running server.
     #[command(subcommand)]
     Subject(SubjectCommand),
@@ -178,6 +182,27 @@ struct WhatIfArgs {
     /// Show at most this many recommendations [default: the server's, 10].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     max: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// End of the window (RFC 3339) [default: now].
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Days of evidence before --as-of to read [default: the policy's, 730].
+    #[arg(long)]
+    window_days: Option<i32>,
+    /// Prior strength λ, in units of rating weight [default: the policy's, 5].
+    #[arg(long)]
+    prior_strength: Option<f64>,
+    /// Raters shown per list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print JSON (the calibration and every rater effect) instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// Where the database is.
@@ -606,6 +631,42 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
             if s.json {
                 eprintln!("{hypothetical}");
             }
+        }
+        ClientCommand::Calibrate(args) => {
+            let mut clients = args.server.connect().await?;
+            let calibration = client::calibration::run(
+                &mut clients,
+                pb::RunCalibrationRequest {
+                    as_of: timestamp(args.as_of),
+                    window_days: args.window_days,
+                    rater_prior_strength: args.prior_strength,
+                },
+            )
+            .await?;
+            let effects = client::calibration::effects(&mut clients, &calibration.id).await?;
+            let listed = pb::ListRaterEffectsResponse {
+                rater_effects: effects,
+                next_page_token: String::new(),
+            };
+            print(
+                args.json.then(|| {
+                    // One document: the calibration and every effect, by rater id.
+                    let parse = |text: String| {
+                        serde_json::from_str::<serde_json::Value>(&text)
+                            .map_err(|e| AppError::Config(e.to_string()))
+                    };
+                    let mut document =
+                        parse(report::to_json(&calibration, "ladder.v1.Calibration")?)?;
+                    let effects = parse(report::to_json(
+                        &listed,
+                        "ladder.v1.ListRaterEffectsResponse",
+                    )?)?;
+                    document["raterEffects"] = effects["raterEffects"].clone();
+                    serde_json::to_string_pretty(&document)
+                        .map_err(|e| AppError::Config(e.to_string()))
+                }),
+                || client::calibration::report(&calibration, &listed.rater_effects, args.top),
+            )?;
         }
     }
     Ok(())

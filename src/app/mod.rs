@@ -3,6 +3,7 @@
 //! storage and the domain (`scoring`).
 
 pub mod admin;
+pub mod calibration;
 pub mod cli;
 pub mod client;
 pub mod embedded_pg;

@@ -90,7 +90,9 @@ pub struct AssessmentSpec {
     pub as_of: DateTime<Utc>,
 }
 
-/// Scores a subject with the tenant's policy; nothing is stored.
+/// Scores a subject with the tenant's policy and, when the policy turns rater
+/// calibration on, the tenant's latest calibration (none run yet: scored
+/// uncalibrated, citing none); nothing is stored.
 pub async fn assess(
     db: &Db,
     conn: &mut PgConnection,
@@ -102,8 +104,9 @@ pub async fn assess(
         .rubric(conn, tenant, &spec.role_id, spec.rubric_version)
         .await?;
     let inputs = &snapshot.inputs;
-    let score = scoring::score(
+    let score = scoring::score_calibrated(
         &inputs.observations,
+        &inputs.rater_adjustments,
         &rubric.expectations(),
         &inputs.policy,
         spec.as_of,
@@ -117,6 +120,7 @@ pub async fn assess(
         policy: inputs.policy.clone(),
         score,
         create_time: microseconds(Utc::now()),
+        calibration_id: inputs.calibration_id,
     })
 }
 

@@ -15,12 +15,13 @@ use tonic_health::server::HealthReporter;
 use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
+use crate::proto::v1::calibration_service_server::CalibrationServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::storage::{self, Db};
 use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
-use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
+use crate::transport::{AppState, AssessmentApi, CalibrationApi, RecommendationApi, RubricApi};
 
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
@@ -29,11 +30,12 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// answers, whatever the database does (the other names follow it), so a
 /// database outage takes pods out of the Service without restarting them.
 pub const LIVENESS_SERVICE: &str = "liveness";
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 5] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
     "ladder.v1.RecommendationService",
+    "ladder.v1.CalibrationService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -165,7 +167,11 @@ pub async fn run(
                 .max_decoding_message_size(max_message),
         )
         .add_service(
-            RecommendationServiceServer::new(RecommendationApi::new(state))
+            RecommendationServiceServer::new(RecommendationApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            CalibrationServiceServer::new(CalibrationApi::new(state))
                 .max_decoding_message_size(max_message),
         )
         // TCP_NODELAY on every accepted connection: without it Nagle holds back

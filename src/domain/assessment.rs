@@ -16,6 +16,9 @@ pub struct Assessment {
     pub policy: ScoringPolicy,
     /// Every number of SPEC §4 with the contributing evidence.
     pub score: RoleScore,
+    /// The calibration whose rater leniencies were removed before scoring
+    /// (SPEC §10); `None` when none was.
+    pub calibration_id: Option<Uuid>,
     pub create_time: DateTime<Utc>,
 }
 

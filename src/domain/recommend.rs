@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::evidence::{Observation, Source};
 use crate::domain::framework::{Catalog, Role, Rubric};
 use crate::domain::scoring::{
-    self, Band, CompetencyScore, CompetencyStatus, RoleScore, ScoringPolicy,
+    self, Band, CompetencyScore, CompetencyStatus, RaterAdjustments, RoleScore, ScoringPolicy,
     observations_for_min_evidence, observations_needed,
 };
 
@@ -170,11 +170,13 @@ fn rank(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 }
 
 /// Recommends next roles for a subject whose current role is `current_role`.
-/// `evidence` must already be valid (it is stored, or was validated).
+/// `evidence` must already be valid (it is stored, or was validated), and so
+/// must `adjustments`, the rater calibration to score with (empty for none).
 pub fn recommend(
     catalog: &Catalog,
     current_role: &str,
     evidence: &[Observation],
+    adjustments: &RaterAdjustments,
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
     max_recommendations: usize,
@@ -185,7 +187,13 @@ pub fn recommend(
         .map(|r| {
             (
                 r,
-                scoring::score_unchecked(evidence, &r.expectations(), policy, as_of),
+                scoring::score_calibrated_unchecked(
+                    evidence,
+                    adjustments,
+                    &r.expectations(),
+                    policy,
+                    as_of,
+                ),
             )
         })
         .collect();

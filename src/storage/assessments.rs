@@ -13,7 +13,7 @@ use crate::storage::{StorageError, TenantId, begin_on};
 
 macro_rules! columns {
     () => {
-        "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time"
+        "id, subject_id, role_id, rubric_version, as_of, policy, result, create_time, calibration_id"
     };
 }
 
@@ -27,6 +27,7 @@ struct AssessmentRow {
     policy: Json<ScoringPolicy>,
     result: Json<RoleScore>,
     create_time: DateTime<Utc>,
+    calibration_id: Option<Uuid>,
 }
 
 impl From<AssessmentRow> for Assessment {
@@ -40,6 +41,7 @@ impl From<AssessmentRow> for Assessment {
             policy: row.policy.0,
             score: row.result.0,
             create_time: row.create_time,
+            calibration_id: row.calibration_id,
         }
     }
 }
@@ -52,8 +54,8 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
 }
 
 const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
-         policy, result, readiness, coverage, band, request_id, create_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13)";
+         policy, result, readiness, coverage, band, request_id, create_time, calibration_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $14)";
 
 async fn insert(
     conn: &mut PgConnection,
@@ -76,6 +78,7 @@ async fn insert(
         .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
+        .bind(assessment.calibration_id)
         .execute(traced!(conn, INSERT))
         .await?;
     Ok(())

@@ -10,6 +10,7 @@
 //! session (one round trip per request, reset on release).
 
 pub mod assessments;
+pub mod calibrations;
 mod catalog_cache;
 pub mod competencies;
 mod error;

@@ -3,14 +3,19 @@
 //! role, and the tenant's framework revision (which says whether a cached
 //! catalog is still current). One round trip instead of one per table is most
 //! of what makes an assessment cheap next to fetching the evidence alone.
+//!
+//! When the policy turns rater calibration on, the same statement finds the
+//! tenant's latest calibration (the one run last) and the leniencies of the
+//! raters of this subject's evidence; with it off, those parts run no scan.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::domain::calibration::RaterEffects;
 use crate::domain::evidence::Observation;
-use crate::domain::scoring::ScoringPolicy;
+use crate::domain::scoring::{RaterAdjustments, ScoringPolicy};
 use crate::storage::evidence::source;
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
@@ -18,7 +23,8 @@ use crate::storage::{StorageError, TenantId};
 /// One row whatever exists: the evidence comes back as parallel arrays, empty
 /// when the subject has none.
 const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
-         e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed \
+         e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed, e.raters, \
+         c.id AS calibration_id, f.rater_ids AS effect_raters, f.leniencies \
      FROM (SELECT $1::text AS tenant_id) AS q \
      LEFT JOIN tenants t ON t.tenant_id = q.tenant_id \
      LEFT JOIN scoring_policies p ON p.tenant_id = q.tenant_id \
@@ -29,9 +35,19 @@ const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
                 COALESCE(array_agg(level), '{}') AS levels, \
                 COALESCE(array_agg(source), '{}') AS sources, \
                 COALESCE(array_agg(confidence), '{}') AS confidences, \
-                COALESCE(array_agg(observed_at), '{}') AS observed \
+                COALESCE(array_agg(observed_at), '{}') AS observed, \
+                COALESCE(array_agg(rater_id), '{}') AS raters \
          FROM evidence \
-         WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3) AS e";
+         WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3) AS e \
+     LEFT JOIN LATERAL ( \
+         SELECT id FROM calibrations \
+         WHERE tenant_id = $1 AND (p.policy ->> 'rater_calibration')::boolean IS TRUE \
+         ORDER BY create_time DESC, id DESC LIMIT 1) AS c ON true \
+     CROSS JOIN LATERAL ( \
+         SELECT COALESCE(array_agg(rater_id), '{}') AS rater_ids, \
+                COALESCE(array_agg(leniency), '{}') AS leniencies \
+         FROM rater_effects \
+         WHERE tenant_id = $1 AND calibration_id = c.id AND rater_id = ANY (e.raters)) AS f";
 
 /// What scoring a subject as of a time reads from the database.
 #[derive(Debug)]
@@ -43,6 +59,13 @@ pub struct ScoringInputs {
     pub current_role_id: Option<String>,
     /// The subject's evidence observed up to `as_of`.
     pub observations: Vec<Observation>,
+    /// The tenant's latest calibration, to score with: `None` when the
+    /// policy's `rater_calibration` is off or the tenant has never run one.
+    pub calibration_id: Option<Uuid>,
+    /// That calibration's leniency of each evidence item's rater, by evidence
+    /// id; empty without one, and items of raters it does not know are not
+    /// adjusted.
+    pub rater_adjustments: RaterAdjustments,
 }
 
 #[derive(sqlx::FromRow)]
@@ -56,6 +79,10 @@ struct InputsRow {
     sources: Vec<String>,
     confidences: Vec<f64>,
     observed: Vec<DateTime<Utc>>,
+    raters: Vec<String>,
+    calibration_id: Option<Uuid>,
+    effect_raters: Vec<String>,
+    leniencies: Vec<f64>,
 }
 
 /// Reads a subject's scoring inputs as of `as_of` in one tenant-scoped
@@ -73,6 +100,13 @@ pub async fn read(
         .bind(as_of)
         .fetch_one(traced!(conn, READ))
         .await?;
+    let effects: RaterEffects = row.effect_raters.into_iter().zip(row.leniencies).collect();
+    let rater_adjustments = effects.adjustments(
+        row.ids
+            .iter()
+            .copied()
+            .zip(row.raters.iter().map(String::as_str)),
+    );
     let observations = row
         .ids
         .into_iter()
@@ -99,5 +133,7 @@ pub async fn read(
         policy: row.policy.map(|p| p.0).unwrap_or_default(),
         current_role_id: row.current_role_id,
         observations,
+        calibration_id: row.calibration_id,
+        rater_adjustments,
     })
 }

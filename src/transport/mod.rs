@@ -13,7 +13,7 @@ pub mod pipeline;
 mod services;
 pub mod wire;
 
-pub use services::{AssessmentApi, RecommendationApi, RubricApi};
+pub use services::{AssessmentApi, CalibrationApi, RecommendationApi, RubricApi};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

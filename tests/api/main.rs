@@ -5,6 +5,7 @@
 mod harness;
 
 mod auth;
+mod calibration;
 mod cli;
 mod client_messages;
 mod demo;

@@ -1,6 +1,7 @@
 //! Commands that talk to a running server over gRPC, for people who are not
-//! writing a client: evidence import, assess, recommend, what-if.
+//! writing a client: evidence import, assess, recommend, what-if, calibrate.
 
+pub mod calibration;
 pub mod chart;
 pub mod evidence_import;
 pub mod report;
@@ -12,6 +13,7 @@ use tonic::transport::Channel;
 
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_client::AssessmentServiceClient;
+use crate::proto::v1::calibration_service_client::CalibrationServiceClient;
 use crate::proto::v1::recommendation_service_client::RecommendationServiceClient;
 
 /// Where the server is and who is calling.
@@ -48,6 +50,7 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 pub struct Clients {
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
+    pub calibration: CalibrationServiceClient<Authed>,
 }
 
 impl ServerArgs {
@@ -66,7 +69,11 @@ impl ServerArgs {
         );
         Ok(Clients {
             assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+            recommendation: RecommendationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            calibration: CalibrationServiceClient::with_interceptor(channel, bearer),
         })
     }
 }

@@ -101,6 +101,12 @@ pub fn assessment(a: &pb::Assessment) -> String {
         a.coverage,
         band_name(a.band),
     ));
+    if !a.calibration_id.is_empty() {
+        out.push_str(&format!(
+            "rater leniency removed with calibration {}\n",
+            a.calibration_id
+        ));
+    }
     out
 }
 

@@ -15,6 +15,7 @@ mod solve;
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -100,6 +101,37 @@ pub fn calibrate(ratings: RatingSet, rater_prior_strength: f64) -> Result<Calibr
         error_bound: solution.error_bound,
         iterations: solution.iterations,
     })
+}
+
+/// Which evidence a calibration reads: every item with a rater observed in
+/// (as_of − window_days, as_of].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalibrationWindow {
+    pub as_of: DateTime<Utc>,
+    pub window_days: u32,
+}
+
+impl CalibrationWindow {
+    /// The exclusive lower bound of `observed_at`.
+    pub fn starts_after(&self) -> DateTime<Utc> {
+        self.as_of - TimeDelta::days(i64::from(self.window_days))
+    }
+}
+
+/// A stored calibration: its parameters and what it found overall. Its
+/// per-rater effects are stored with it and listed on their own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationRun {
+    pub id: Uuid,
+    pub window: CalibrationWindow,
+    pub rater_prior_strength: f64,
+    pub ratings: u64,
+    pub subjects: u64,
+    pub cells: u64,
+    pub raters: u64,
+    pub residual_scale: f64,
+    pub error_bound: f64,
+    pub create_time: DateTime<Utc>,
 }
 
 /// Rater id → leniency b_r of one calibration: what scoring subtracts.

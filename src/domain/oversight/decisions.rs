@@ -345,6 +345,7 @@ mod tests {
             policy,
             score,
             create_time: at(0),
+            calibration_id: None,
         }
     }
 

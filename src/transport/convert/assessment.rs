@@ -133,17 +133,23 @@ pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPoli
         min_evidence: policy.min_evidence,
         etag: etag::of(revision),
         update_time: None,
+        rater_calibration: policy.rater_calibration,
+        calibration_window_days: i32::try_from(policy.calibration_window_days).unwrap_or(i32::MAX),
+        rater_prior_strength: policy.rater_prior_strength,
     }
 }
 
 /// The fields of a scoring policy an update can name.
-const POLICY_FIELDS: [&str; 6] = [
+const POLICY_FIELDS: [&str; 9] = [
     "half_life_days",
     "prior_mean",
     "prior_strength",
     "sigma",
     "min_evidence",
     "source_weights",
+    "rater_calibration",
+    "calibration_window_days",
+    "rater_prior_strength",
 ];
 
 /// The paths `UpdateScoringPolicy` accepts: every field, and one source
@@ -203,10 +209,22 @@ pub fn merge_policy(
             &mut policy.min_evidence,
             update.min_evidence,
         ),
+        (
+            "rater_prior_strength",
+            &mut policy.rater_prior_strength,
+            update.rater_prior_strength,
+        ),
     ] {
         if mask.covers(path) {
             *field = value;
         }
+    }
+    if mask.covers("rater_calibration") {
+        policy.rater_calibration = update.rater_calibration;
+    }
+    if mask.covers("calibration_window_days") {
+        // A negative count of days is out of range like 0 is: validation names it.
+        policy.calibration_window_days = u32::try_from(update.calibration_window_days).unwrap_or(0);
     }
     for source in Source::ALL {
         if mask.covers(&source_weight_path(source)) {
@@ -258,6 +276,7 @@ pub fn competency_score_to_proto(c: &CompetencyScore) -> pb::CompetencyAssessmen
             .map(|k| pb::EvidenceContribution {
                 evidence_id: k.evidence_id.to_string(),
                 weight: k.weight,
+                rater_adjustment: k.rater_adjustment,
             })
             .collect(),
     }
@@ -285,5 +304,9 @@ pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
         coverage: a.score.coverage,
         band: band_to_proto(a.score.band) as i32,
         create_time: Some(time::to_proto(a.create_time)),
+        calibration_id: a
+            .calibration_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }

@@ -4,6 +4,7 @@
 //! and reaches no storage code.
 
 pub mod assessment;
+pub mod calibration;
 pub mod etag;
 pub mod framework;
 pub mod recommendation;

@@ -195,6 +195,11 @@ impl<K: Serialize + DeserializeOwned> Page<K> {
         Ok(Self { size, after })
     }
 
+    /// The key of the last row served before, from the page token.
+    pub fn after(&self) -> Option<&K> {
+        self.after.as_ref()
+    }
+
     /// The page's rows, read by `fetch(after, limit)` in the listing's stable
     /// order, and the token of the next page (empty after the last): it
     /// holds `key` of the page's last row.

@@ -204,8 +204,9 @@ fn hypothetical_assessment(
         )
     })?;
     let inputs = &ctx.snapshot.inputs;
-    let score = scoring::score_unchecked(
+    let score = scoring::score_calibrated_unchecked(
         &inputs.observations,
+        &inputs.rater_adjustments,
         &rubric.expectations(),
         &inputs.policy,
         as_of,
@@ -219,6 +220,7 @@ fn hypothetical_assessment(
         policy: inputs.policy.clone(),
         score,
         create_time: as_of,
+        calibration_id: inputs.calibration_id,
     }))
 }
 
@@ -228,6 +230,7 @@ fn recommendations(ctx: &Context, as_of: DateTime<Utc>, max: usize) -> Recommend
         &ctx.snapshot.catalog,
         &ctx.current_role,
         &ctx.snapshot.inputs.observations,
+        &ctx.snapshot.inputs.rater_adjustments,
         &ctx.snapshot.inputs.policy,
         as_of,
         max,
