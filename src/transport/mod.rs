@@ -8,7 +8,7 @@ pub mod error;
 pub mod pipeline;
 mod services;
 
-pub use services::{AssessmentApi, RecommendationApi, RubricApi};
+pub use services::{AssessmentApi, FrameworkApi, RecommendationApi, RubricApi, XapiApi};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,8 +16,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::storage::framework_file::ensure_builtin;
 use crate::storage::{Db, StorageError, TenantId};
 
-/// Default largest number of evidence items in one `BatchCreateEvidence`.
+/// Default largest number of evidence items in one `BatchCreateEvidence`
+/// (and of statements in one `ImportStatements`).
 pub const DEFAULT_MAX_BATCH: usize = 1000;
+
+/// Largest framework document (`ImportFramework`) or set of xAPI statements
+/// (`ImportStatements`) a call takes: 16 MiB, room for a CASE package of
+/// tens of thousands of items. The services that take them accept messages
+/// of this size plus [`MESSAGE_OVERHEAD`].
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Room for the rest of a message around its document.
+pub const MESSAGE_OVERHEAD: usize = 64 << 10;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]

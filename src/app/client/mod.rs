@@ -11,7 +11,10 @@ use tonic::transport::Channel;
 
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_client::AssessmentServiceClient;
+use crate::proto::v1::framework_service_client::FrameworkServiceClient;
 use crate::proto::v1::recommendation_service_client::RecommendationServiceClient;
+use crate::proto::v1::xapi_service_client::XapiServiceClient;
+use crate::transport::{MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD};
 
 /// Where the server is and who is calling.
 #[derive(Debug, Clone, Args)]
@@ -47,6 +50,8 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 pub struct Clients {
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
+    pub framework: FrameworkServiceClient<Authed>,
+    pub xapi: XapiServiceClient<Authed>,
 }
 
 impl ServerArgs {
@@ -65,7 +70,14 @@ impl ServerArgs {
         );
         Ok(Clients {
             assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+            recommendation: RecommendationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            // An exported framework may be as large as an imported one.
+            framework: FrameworkServiceClient::with_interceptor(channel.clone(), bearer.clone())
+                .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
+            xapi: XapiServiceClient::with_interceptor(channel, bearer),
         })
     }
 }
