@@ -1028,6 +1028,7 @@ fn ladder(server: &TestServer, args: &[&str]) -> Output {
         .args(["framework"])
         .args(args)
         .args([
+            "--direct",
             "--tenant",
             "people-ops",
             "--log-format",

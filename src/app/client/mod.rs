@@ -4,6 +4,7 @@
 pub mod chart;
 pub mod evidence_import;
 pub mod report;
+pub mod xapi_import;
 
 use clap::Args;
 use tonic::service::interceptor::InterceptedService;
