@@ -21,8 +21,8 @@ use crate::proto::v1::xapi_service_server::XapiServiceServer;
 use crate::storage::{self, Db};
 use crate::transport::auth::{AuthLayer, Authenticator};
 use crate::transport::{
-    AppState, AssessmentApi, FrameworkApi, MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD,
-    RecommendationApi, RubricApi, XapiApi,
+    AppState, AssessmentApi, FrameworkApi, MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD, RecommendationApi,
+    RubricApi, XapiApi,
 };
 
 /// The database the embedded cluster serves Ladder from.

@@ -14,3 +14,4 @@ mod import;
 mod recommend;
 mod schema;
 mod server;
+mod standards;

@@ -14,7 +14,6 @@ use crate::domain::framework::Document;
 use crate::domain::validation::Violations;
 use case::{CaseError, CaseExport, CaseNote};
 
-
 /// The two formats a whole framework travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameworkFormat {

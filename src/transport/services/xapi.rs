@@ -112,7 +112,9 @@ async fn apply(
         let deleted =
             storage::evidence::delete_by_key(tx, tenant, xapi::SOURCE_SYSTEM, &voided).await?;
         results.push(match deleted {
-            Some(evidence_id) => result(index, id, Outcome::Voided, Some(evidence_id), String::new()),
+            Some(evidence_id) => {
+                result(index, id, Outcome::Voided, Some(evidence_id), String::new())
+            }
             None => {
                 let reason = format!(
                     "no evidence of statement {voided} is stored (never sent, or voided before)"
