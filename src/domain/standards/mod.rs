@@ -94,3 +94,38 @@ pub fn write_framework(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_name_tells_the_format() {
+        let of = |name: &str| FrameworkFormat::of_path(Path::new(name));
+        assert_eq!(of("partner.case.JSON"), Some(FrameworkFormat::Case));
+        assert_eq!(of("ladder.yml"), Some(FrameworkFormat::Yaml));
+        assert_eq!(of("ladder.yaml"), Some(FrameworkFormat::Yaml));
+        assert_eq!(of("ladder.txt"), None);
+        assert_eq!(of("ladder"), None);
+    }
+
+    #[test]
+    fn both_formats_read_back_what_they_write() {
+        let doc = Document::builtin();
+        let when = Utc::now();
+        for format in [FrameworkFormat::Yaml, FrameworkFormat::Case] {
+            let text = write_framework(format, doc, when);
+            let read = read_framework(format, text.as_bytes()).unwrap();
+            assert_eq!(&read.document, doc);
+            assert_eq!(read.notes, []);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_package_is_one_problem_at_the_document() {
+        let found = read_framework(FrameworkFormat::Case, b"format: x").unwrap_err();
+        assert_eq!(found.0.len(), 1);
+        assert_eq!(found.0[0].field, "");
+        assert!(found.0[0].description.contains("not JSON"), "{found}");
+    }
+}
