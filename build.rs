@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "proto/ladder/v1/assessment.proto",
     "proto/ladder/v1/recommendation.proto",
     "proto/ladder/v1/calibration.proto",
+    "proto/ladder/v1/framework.proto",
+    "proto/ladder/v1/xapi.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -95,11 +95,23 @@ enum SubjectCommand {
 
 #[derive(Debug, Subcommand)]
 enum EvidenceCommand {
-    /// Import a CSV (with header) or JSON Lines file in batches; rejected rows
-    /// go to an error file, and a re-run after an interruption adds nothing twice.
+    /// Import a CSV (with header) or JSON Lines file of evidence, or a file of
+    /// xAPI statements, in batches; rejected rows go to an error file (xAPI:
+    /// each statement's outcome is printed), and a re-run after an
+    /// interruption adds nothing twice.
     Import {
-        /// The file: `.csv`, or `.jsonl` / `.ndjson` for JSON Lines.
+        /// The file: `.csv`, or `.jsonl` / `.ndjson` / `.json` for JSON Lines,
+        /// or xAPI statements with --format xapi.
         file: PathBuf,
+        /// csv, jsonl (evidence rows) or xapi (xAPI 1.0.3 / 2.0 statements:
+        /// a JSON array, an LRS answer or JSON Lines) [default: csv or jsonl
+        /// by the file's extension].
+        #[arg(long, value_enum)]
+        format: Option<EvidenceFormat>,
+        /// xAPI: actors must be accounts of this homePage (the HRIS);
+        /// accounts of other systems are rejected.
+        #[arg(long)]
+        account_home_page: Option<String>,
         /// Where rejected rows go (line, reason) [default: FILE.errors.csv].
         #[arg(long)]
         errors: Option<PathBuf>,
@@ -113,6 +125,14 @@ enum EvidenceCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+/// What `ladder evidence import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EvidenceFormat {
+    Csv,
+    Jsonl,
+    Xapi,
 }
 
 /// Who to assess, against what, and when.
@@ -502,18 +522,30 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
         }
         ClientCommand::Evidence(EvidenceCommand::Import {
             file,
+            format,
+            account_home_page,
             errors,
             batch_size,
             shift_dates_to_today,
             server,
         }) => {
             let mut clients = server.connect().await?;
+            if format == Some(EvidenceFormat::Xapi) {
+                client::xapi_import::run(&mut clients, &file, batch_size, account_home_page)
+                    .await?;
+                return Ok(());
+            }
+            let json_lines = match format {
+                Some(format) => format == EvidenceFormat::Jsonl,
+                None => client::evidence_import::is_jsonl(&file),
+            };
             client::evidence_import::run(
                 &mut clients,
                 &file,
                 client::evidence_import::Options {
                     errors,
                     batch_size,
+                    json_lines,
                     shift_dates_to_today,
                 },
             )

@@ -1,17 +1,29 @@
 //! `ladder framework export|import|init`: a tenant's career framework as
-//! code, read and written directly in the database.
+//! code, in Ladder's YAML or as a CASE 1.1 package. By default the commands
+//! call a running server (`FrameworkService`, like `ladder evidence import`);
+//! with `--direct` they work on the database themselves, for bootstrapping a
+//! tenant before any server runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use sqlx::PgConnection;
+use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::app::cli::DatabaseArgs;
+use crate::app::client::{ServerArgs, call_failed};
 use crate::app::error::AppError;
 use crate::app::server::Database;
 use crate::domain::framework::Document;
+use crate::domain::standards::case::{CaseNote, NoteKind};
+use crate::domain::standards::{self, FrameworkFormat};
+use crate::domain::validation::Violations;
+use crate::proto::v1 as pb;
 use crate::storage::framework_file::{self, ImportReport};
-use crate::storage::{Db, StorageError, TenantId};
+use crate::storage::{StorageError, TenantId};
 use crate::transport::auth::DEV_TENANT;
+use crate::transport::convert::standards::{format_to_pb, notes_from_pb, report_from_pb};
 
 #[derive(Debug, Args)]
 pub struct FrameworkArgs {
@@ -21,23 +33,30 @@ pub struct FrameworkArgs {
 
 #[derive(Debug, Subcommand)]
 enum FrameworkCommand {
-    /// Write the tenant's framework as YAML: every competency, and every role
-    /// with its published rubric.
+    /// Write the tenant's framework: every competency, and every role with
+    /// its published rubric.
     Export {
         #[command(flatten)]
         target: Target,
         /// File to write [default: standard output].
         #[arg(long)]
         output: Option<PathBuf>,
+        /// yaml (Ladder's file) or case (a CASE 1.1 package) [default: case
+        /// for an --output ending in .json, else yaml].
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
     },
     /// Validate a framework file, then apply it in one transaction: new items
     /// are created, differing ones changed (a changed rubric becomes a new
     /// published version), the rest left alone and listed.
     Import {
-        /// The YAML file (format ladder.framework/v1).
+        /// The file: Ladder's YAML (.yaml, .yml) or a CASE 1.1 package (.json).
         file: PathBuf,
         #[command(flatten)]
         target: Target,
+        /// yaml or case [default: from the file's extension].
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
         /// Validate and print what would change, writing nothing.
         #[arg(long)]
         dry_run: bool,
@@ -54,83 +73,228 @@ enum FrameworkCommand {
     },
 }
 
-/// Which database and tenant a framework command works on.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Yaml,
+    Case,
+}
+
+impl From<FormatArg> for FrameworkFormat {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Yaml => FrameworkFormat::Yaml,
+            FormatArg::Case => FrameworkFormat::Case,
+        }
+    }
+}
+
+/// Which server, or with `--direct` which database and tenant, a framework
+/// command works on.
 #[derive(Debug, Args)]
 struct Target {
+    /// Work on the database directly instead of calling a server: for
+    /// bootstrapping a tenant before a server runs (the embedded cluster
+    /// under --data-dir must not be in use by one).
+    #[arg(long)]
+    direct: bool,
+    #[command(flatten)]
+    server: ServerArgs,
     #[command(flatten)]
     database: DatabaseArgs,
-    /// Tenant whose framework this is.
+    /// With --direct: the tenant whose framework this is (over the API, the
+    /// token's tenant).
     #[arg(long, env = "LADDER_TENANT", default_value = DEV_TENANT)]
     tenant: String,
 }
 
 impl Target {
-    /// Runs `work` against the database, closing it (and stopping an
-    /// embedded cluster) whatever the outcome.
-    async fn with_db<T>(
+    /// Runs `work` in one transaction of the tenant, closing the database
+    /// (and stopping an embedded cluster) whatever the outcome.
+    async fn in_database<T>(
         &self,
-        work: impl AsyncFnOnce(&Db, &TenantId) -> Result<T, StorageError>,
+        work: impl AsyncFnOnce(&mut PgConnection, &TenantId) -> Result<T, StorageError>,
     ) -> Result<T, AppError> {
         let database = Database::open(&self.database.config()).await?;
-        let result = work(&database.db, &TenantId(self.tenant.clone())).await;
+        let tenant = TenantId(self.tenant.clone());
+        let result = async {
+            let mut tx = database.db.begin(&tenant).await?;
+            let value = work(&mut tx, &tenant).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(value)
+        }
+        .await;
         database.close().await?;
         Ok(result?)
     }
+
+    async fn import(
+        &self,
+        format: FrameworkFormat,
+        bytes: Vec<u8>,
+        dry_run: bool,
+        prune: bool,
+    ) -> Result<(), AppError> {
+        let (report, notes) = if self.direct {
+            // The whole file is checked before the database is even opened.
+            let read =
+                standards::read_framework(format, &bytes).map_err(AppError::InvalidFramework)?;
+            let report = self
+                .in_database(async |conn, tenant| {
+                    framework_file::import(conn, tenant, &read.document, dry_run, prune).await
+                })
+                .await?;
+            (report, read.notes)
+        } else {
+            let mut clients = self.server.connect().await.map_err(not_reached)?;
+            let request = pb::ImportFrameworkRequest {
+                format: format_to_pb(format) as i32,
+                document: bytes,
+                validate_only: dry_run,
+                prune,
+            };
+            let response = clients
+                .framework
+                .import_framework(request)
+                .await
+                .map_err(import_failed)?
+                .into_inner();
+            (report_from_pb(&response), notes_from_pb(&response))
+        };
+        print_report(&report, &notes, dry_run);
+        Ok(())
+    }
 }
 
-fn print_report(report: &ImportReport, dry_run: bool) {
+/// The server could not be reached: say how to work without one.
+fn not_reached(err: AppError) -> AppError {
+    AppError::Config(format!(
+        "{err}\n(is `ladder serve` running there? To bootstrap a tenant without a server, \
+         pass --direct with the database options)"
+    ))
+}
+
+/// A refused document reads as the direct import's problems, at their path
+/// in the file; other failures as any call's.
+fn import_failed(status: tonic::Status) -> AppError {
+    let Some(bad) = status
+        .get_details_bad_request()
+        .filter(|_| status.code() == Code::InvalidArgument)
+    else {
+        return call_failed(status);
+    };
+    let mut found = Violations::new();
+    for v in bad.field_violations {
+        let field = match v.field.strip_prefix("document") {
+            Some(path) => path.trim_start_matches('.').to_string(),
+            None => v.field,
+        };
+        found.add(field, v.description);
+    }
+    AppError::InvalidFramework(found)
+}
+
+fn print_report(report: &ImportReport, notes: &[CaseNote], dry_run: bool) {
     if dry_run {
         println!("dry run: nothing was written; an import would do this:");
     }
+    for note in notes {
+        let kind = match note.kind {
+            NoteKind::Skipped => "skipped",
+            NoteKind::Adjusted => "adjusted",
+        };
+        println!("{kind:<9} {}: {}", note.identifier, note.reason);
+    }
     println!("{report}");
+    if !notes.is_empty() {
+        println!(
+            "{} object(s) of the CASE package were skipped or adjusted (listed above)",
+            notes.len()
+        );
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, AppError> {
+    std::fs::read(path).map_err(|source| AppError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })
 }
 
 pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
     match args.command {
-        FrameworkCommand::Export { target, output } => {
-            let doc = target.with_db(framework_file::export).await?;
-            let text = doc
-                .to_yaml()
-                .map_err(|e| AppError::Config(format!("writing YAML: {e}")))?;
+        FrameworkCommand::Export {
+            target,
+            output,
+            format,
+        } => {
+            let format = format.map(FrameworkFormat::from).unwrap_or_else(|| {
+                output
+                    .as_deref()
+                    .and_then(FrameworkFormat::of_path)
+                    .unwrap_or(FrameworkFormat::Yaml)
+            });
+            let text = if target.direct {
+                let exported = target.in_database(framework_file::export).await?;
+                standards::write_framework(format, &exported.document, exported.last_change)
+                    .into_bytes()
+            } else {
+                let mut clients = target.server.connect().await.map_err(not_reached)?;
+                let request = pb::ExportFrameworkRequest {
+                    format: format_to_pb(format) as i32,
+                    last_change_time: None,
+                };
+                clients
+                    .framework
+                    .export_framework(request)
+                    .await
+                    .map_err(call_failed)?
+                    .into_inner()
+                    .document
+            };
             match output {
                 Some(path) => std::fs::write(&path, text).map_err(|source| AppError::Io {
                     context: format!("writing {}", path.display()),
                     source,
                 }),
                 None => {
-                    print!("{text}");
-                    Ok(())
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(&text)
+                        .map_err(|source| AppError::Io {
+                            context: "writing to standard output".into(),
+                            source,
+                        })
                 }
             }
         }
         FrameworkCommand::Import {
             file,
             target,
+            format,
             dry_run,
             prune,
         } => {
-            let bytes = std::fs::read(&file).map_err(|source| AppError::Io {
-                context: format!("reading {}", file.display()),
-                source,
-            })?;
-            // The whole file is checked before the database is even opened.
-            let doc = Document::from_bytes(&bytes).map_err(AppError::InvalidFramework)?;
-            let report = target
-                .with_db(async |db, tenant| {
-                    framework_file::import(db, tenant, &doc, dry_run, prune).await
-                })
-                .await?;
-            print_report(&report, dry_run);
-            Ok(())
+            let format = format
+                .map(FrameworkFormat::from)
+                .or_else(|| FrameworkFormat::of_path(&file))
+                .ok_or_else(|| {
+                    AppError::Config(format!(
+                        "{}: cannot tell the format from the file name; pass --format yaml \
+                         (Ladder's file) or --format case (a CASE 1.1 package)",
+                        file.display()
+                    ))
+                })?;
+            target
+                .import(format, read_file(&file)?, dry_run, prune)
+                .await
         }
         FrameworkCommand::Init { target } => {
-            let report = target
-                .with_db(async |db, tenant| {
-                    framework_file::import(db, tenant, Document::builtin(), false, false).await
-                })
-                .await?;
-            print_report(&report, false);
-            Ok(())
+            let builtin = Document::builtin()
+                .to_yaml()
+                .expect("the built-in framework serializes");
+            target
+                .import(FrameworkFormat::Yaml, builtin.into_bytes(), false, false)
+                .await
         }
     }
 }

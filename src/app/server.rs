@@ -16,12 +16,17 @@ use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::calibration_service_server::CalibrationServiceServer;
+use crate::proto::v1::framework_service_server::FrameworkServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
+use crate::proto::v1::xapi_service_server::XapiServiceServer;
 use crate::storage::{self, Db};
 use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
-use crate::transport::{AppState, AssessmentApi, CalibrationApi, RecommendationApi, RubricApi};
+use crate::transport::{
+    AppState, AssessmentApi, CalibrationApi, FrameworkApi, MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD,
+    RecommendationApi, RubricApi, XapiApi,
+};
 
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
@@ -30,12 +35,14 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// answers, whatever the database does (the other names follow it), so a
 /// database outage takes pods out of the Service without restarting them.
 pub const LIVENESS_SERVICE: &str = "liveness";
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 7] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
     "ladder.v1.RecommendationService",
     "ladder.v1.CalibrationService",
+    "ladder.v1.FrameworkService",
+    "ladder.v1.XapiService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -171,8 +178,18 @@ pub async fn run(
                 .max_decoding_message_size(max_message),
         )
         .add_service(
-            CalibrationServiceServer::new(CalibrationApi::new(state))
+            CalibrationServiceServer::new(CalibrationApi::new(state.clone()))
                 .max_decoding_message_size(max_message),
+        )
+        // Whole framework documents and statement files are larger than
+        // any other call.
+        .add_service(
+            FrameworkServiceServer::new(FrameworkApi::new(state.clone()))
+                .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
+        )
+        .add_service(
+            XapiServiceServer::new(XapiApi::new(state))
+                .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
         )
         // TCP_NODELAY on every accepted connection: without it Nagle holds back
         // a small response until the client's delayed ACK, about 40 ms per call.

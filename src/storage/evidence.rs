@@ -1,7 +1,7 @@
 //! Evidence rows: idempotent bulk ingest, reads for scoring and listing.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::evidence::{Evidence, Source};
@@ -50,6 +50,9 @@ const LIST: &str = concat!(
 
 const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
 
+const DELETE_BY_KEY: &str = "DELETE FROM evidence \
+     WHERE tenant_id = $1 AND source_system = $2 AND external_id = $3 RETURNING id";
+
 #[derive(sqlx::FromRow)]
 struct EvidenceRow {
     id: Uuid,
@@ -97,6 +100,9 @@ pub struct Ingested {
     /// In request order; items that already existed come back as stored.
     pub evidence: Vec<Evidence>,
     pub created: usize,
+    /// In request order: whether this call stored the item (false: it was
+    /// already there).
+    pub is_new: Vec<bool>,
 }
 
 /// Inserts a validated batch. Items whose key is already stored with the same
@@ -141,6 +147,7 @@ pub async fn insert_batch(
     let created = inserted.len();
     if created == items.len() {
         return Ok(Ingested {
+            is_new: vec![true; created],
             evidence: items,
             created,
         });
@@ -167,8 +174,9 @@ pub async fn insert_batch(
     }
     let mut conflicts = Vec::new();
     let mut evidence = Vec::with_capacity(items.len());
+    let is_new: Vec<bool> = items.iter().map(|e| inserted.contains(&e.id)).collect();
     for (i, item) in items.into_iter().enumerate() {
-        if inserted.contains(&item.id) {
+        if is_new[i] {
             evidence.push(item);
             continue;
         }
@@ -178,10 +186,53 @@ pub async fn insert_batch(
         }
     }
     if conflicts.is_empty() {
-        Ok(Ingested { evidence, created })
+        Ok(Ingested {
+            evidence,
+            created,
+            is_new,
+        })
     } else {
         Err(StorageError::EvidenceConflict { items: conflicts })
     }
+}
+
+/// Inserts a validated batch as [`insert_batch`] does, except that a key
+/// stored with different content refuses only its own item: per item, in
+/// request order, the evidence as stored and whether this call stored it,
+/// or `None` for a refused item. Each attempt runs in a nested transaction
+/// (a savepoint), undone when it finds conflicts; the next leaves them out.
+pub async fn insert_each(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: Vec<Evidence>,
+) -> Result<Vec<Option<(Evidence, bool)>>, StorageError> {
+    let mut outcome = vec![None; items.len()];
+    let mut pending: Vec<usize> = (0..items.len()).collect();
+    while !pending.is_empty() {
+        let attempt = pending.iter().map(|&i| items[i].clone()).collect();
+        let mut tx = conn.begin().await?;
+        match insert_batch(&mut tx, tenant, attempt).await {
+            Ok(ingested) => {
+                tx.commit().await?;
+                let stored = ingested.evidence.into_iter().zip(ingested.is_new);
+                for (&i, item) in pending.iter().zip(stored) {
+                    outcome[i] = Some(item);
+                }
+                break;
+            }
+            Err(StorageError::EvidenceConflict { items: refused }) => {
+                tx.rollback().await?;
+                pending = pending
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(k, _)| !refused.contains(k))
+                    .map(|(_, i)| i)
+                    .collect();
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(outcome)
 }
 
 pub async fn get(
@@ -212,6 +263,22 @@ pub async fn delete(
         return Err(StorageError::not_found("evidence", id.to_string()));
     }
     Ok(())
+}
+
+/// Deletes the evidence stored under a caller's key, answering its id, or
+/// `None` when there is none.
+pub async fn delete_by_key(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    source_system: &str,
+    external_id: &str,
+) -> Result<Option<Uuid>, StorageError> {
+    Ok(sqlx::query_scalar(DELETE_BY_KEY)
+        .bind(&tenant.0)
+        .bind(source_system)
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// What [`list`] filters on.

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use sqlx::PgConnection;
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection};
 
 use crate::domain::framework::{Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction};
 use crate::storage::stored::optional;
@@ -95,19 +96,20 @@ pub async fn ensure_builtin(db: &Db, tenant: &TenantId) -> Result<(), StorageErr
     Ok(())
 }
 
-/// Applies a validated framework in one transaction, all or nothing; with
-/// `dry_run` the transaction is rolled back and the report says what would
+/// Applies a validated framework on `conn` (the caller's tenant
+/// transaction), all or nothing: the work runs in a nested transaction
+/// (a savepoint) that `dry_run` rolls back, so the report says what would
 /// have happened. With `prune` (or `mode: complete` in the file) what the
 /// tenant has and the file does not is removed, or retired where something
 /// still cites it.
 pub async fn import(
-    db: &Db,
+    conn: &mut PgConnection,
     tenant: &TenantId,
     doc: &Document,
     dry_run: bool,
     prune: bool,
 ) -> Result<ImportReport, StorageError> {
-    let mut tx = db.begin(tenant).await?;
+    let mut tx = conn.begin().await?;
     register(&mut tx, tenant).await?;
     let mut report = apply(&mut tx, tenant, doc).await?;
     if prune || doc.mode == ImportMode::Complete {
@@ -123,24 +125,46 @@ pub async fn import(
     Ok(report)
 }
 
+/// A tenant's framework as a file, and when it last changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    pub document: Document,
+    /// The latest update or retirement of any of its items.
+    pub last_change: DateTime<Utc>,
+}
+
+/// When the tenant's framework last changed: its items' latest update or
+/// retirement (a deletion leaves no time behind).
+const LAST_CHANGE: &str = "SELECT max(t) FROM ( \
+         SELECT update_time AS t FROM tracks WHERE tenant_id = $1 \
+         UNION ALL SELECT greatest(update_time, retire_time) FROM competencies WHERE tenant_id = $1 \
+         UNION ALL SELECT greatest(update_time, retire_time) FROM roles WHERE tenant_id = $1 \
+         UNION ALL SELECT update_time FROM rubric_versions \
+             WHERE tenant_id = $1 AND state <> 'draft' \
+     ) AS changes";
+
 /// The tenant's framework: its tracks, competencies and roles in the order
 /// its framework lists them, each role with its published rubric. A tenant
 /// without any framework is `NotFound`, not an empty file.
-pub async fn export(db: &Db, tenant: &TenantId) -> Result<Document, StorageError> {
-    let mut tx = db.begin(tenant).await?;
-    let competencies: Vec<_> = competencies::in_framework_order(&mut tx, tenant)
+pub async fn export(conn: &mut PgConnection, tenant: &TenantId) -> Result<Exported, StorageError> {
+    let competencies: Vec<_> = competencies::in_framework_order(conn, tenant)
         .await?
         .into_iter()
         .map(|c| c.value)
         .collect();
-    let mut catalog = catalog_cache::read(&mut tx, tenant).await?;
-    tx.commit().await?;
-    if catalog.tracks.is_empty() && competencies.is_empty() && catalog.roles.is_empty() {
+    let mut catalog = catalog_cache::read(conn, tenant).await?;
+    let last_change: Option<DateTime<Utc>> = sqlx::query_scalar(LAST_CHANGE)
+        .bind(&tenant.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    let Some(last_change) = last_change.filter(|_| {
+        !(catalog.tracks.is_empty() && competencies.is_empty() && catalog.roles.is_empty())
+    }) else {
         return Err(StorageError::NotFound {
             kind: "framework of tenant",
             id: tenant.0.clone(),
         });
-    }
+    };
     let roles = std::mem::take(&mut catalog.roles)
         .into_iter()
         .map(|role| {
@@ -148,12 +172,15 @@ pub async fn export(db: &Db, tenant: &TenantId) -> Result<Document, StorageError
             RoleDocument::new(role, rubric)
         })
         .collect();
-    Ok(Document {
-        format: FORMAT.to_string(),
-        mode: ImportMode::default(),
-        tracks: catalog.tracks,
-        competencies,
-        roles,
+    Ok(Exported {
+        document: Document {
+            format: FORMAT.to_string(),
+            mode: ImportMode::default(),
+            tracks: catalog.tracks,
+            competencies,
+            roles,
+        },
+        last_change,
     })
 }
 

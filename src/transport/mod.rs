@@ -13,7 +13,9 @@ pub mod pipeline;
 mod services;
 pub mod wire;
 
-pub use services::{AssessmentApi, CalibrationApi, RecommendationApi, RubricApi};
+pub use services::{
+    AssessmentApi, CalibrationApi, FrameworkApi, RecommendationApi, RubricApi, XapiApi,
+};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,6 +26,15 @@ use crate::transport::limits::{CpuPool, Limits};
 use crate::transport::metrics::Metrics;
 
 pub use limits::DEFAULT_MAX_BATCH;
+
+/// Largest framework document (`ImportFramework`) or set of xAPI statements
+/// (`ImportStatements`) a call takes: 16 MiB, room for a CASE package of
+/// tens of thousands of items. The services that take them accept messages
+/// of this size plus [`MESSAGE_OVERHEAD`].
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Room for the rest of a message around its document.
+pub const MESSAGE_OVERHEAD: usize = 64 << 10;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]

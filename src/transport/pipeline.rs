@@ -11,7 +11,8 @@
 //!    times it (`transport::metrics`);
 //! 3. parses the request: a bad one is refused before anything is read or
 //!    written;
-//! 4. provisions the tenant's built-in framework, once per tenant and process;
+//! 4. provisions the tenant's built-in framework, once per tenant and process
+//!    (except for a framework import, which sets the framework up itself);
 //! 5. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]), or on a plain
 //!    pooled connection for the scoring path ([`AppState::on_connection`]);
@@ -79,11 +80,27 @@ pub struct Method {
     /// The full gRPC name, `ladder.v1.RubricService/GetRole`.
     pub name: &'static str,
     pub scope: Scope,
+    /// Whether a new tenant gets the built-in framework before the call.
+    pub loads_builtin: bool,
 }
 
 impl Method {
     pub const fn new(name: &'static str, scope: Scope) -> Self {
-        Self { name, scope }
+        Self {
+            name,
+            scope,
+            loads_builtin: true,
+        }
+    }
+
+    /// A call that sets up the tenant's framework itself (a framework
+    /// import): a new tenant starts from what it imports, not from the
+    /// built-in framework with the import on top.
+    pub const fn sets_up_framework(self) -> Self {
+        Self {
+            loads_builtin: false,
+            ..self
+        }
     }
 
     /// The service's full name, `ladder.v1.RubricService`.
@@ -184,7 +201,9 @@ impl AppState {
             // so the database stops too.
             let work = async {
                 let input = parse(request.into_inner())?;
-                self.provision(&caller.tenant).await?;
+                if method.loads_builtin {
+                    self.provision(&caller.tenant).await?;
+                }
                 run(&caller, input, deadline).await
             };
             let result = tokio::time::timeout(deadline.remaining(), work)

@@ -1029,6 +1029,7 @@ fn ladder(server: &TestServer, args: &[&str]) -> Output {
         .args(["framework"])
         .args(args)
         .args([
+            "--direct",
             "--tenant",
             "people-ops",
             "--log-format",

@@ -20,3 +20,4 @@ mod overload;
 mod recommend;
 mod schema;
 mod server;
+mod standards;

@@ -528,7 +528,7 @@ async fn junior_roles_are_never_recommended_unless_a_transition_offers_them() {
     std::fs::write(&file, JUNIOR_LADDER).unwrap();
     let out = std::process::Command::new(crate::harness::ladder_bin())
         .args(["framework", "import", file.to_str().unwrap()])
-        .args(["--tenant", "juniors", "--log-format", "text"])
+        .args(["--direct", "--tenant", "juniors", "--log-format", "text"])
         .args(["--database-url", &server.database_url()])
         .output()
         .unwrap();

@@ -45,6 +45,8 @@ pub struct Options {
     pub errors: Option<PathBuf>,
     /// Rows per request.
     pub batch_size: usize,
+    /// JSON Lines rather than CSV.
+    pub json_lines: bool,
     /// Move all dates by whole days so the latest lands within the last day.
     pub shift_dates_to_today: bool,
 }
@@ -79,7 +81,8 @@ type Parsed = (usize, Result<pb::Evidence, Vec<Problem>>);
 /// One row's cells by column name (a JSON number is kept as its text).
 type Cells = HashMap<String, String>;
 
-fn is_jsonl(path: &Path) -> bool {
+/// Whether a file's name says JSON Lines (else CSV).
+pub fn is_jsonl(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("jsonl" | "ndjson" | "json")
@@ -307,12 +310,12 @@ enum Format {
 }
 
 impl Rows {
-    fn open(path: &Path, shift: TimeDelta, warn: bool) -> Result<Self, AppError> {
+    fn open(path: &Path, json_lines: bool, shift: TimeDelta, warn: bool) -> Result<Self, AppError> {
         let file = File::open(path).map_err(|source| AppError::Io {
             context: format!("reading {}", path.display()),
             source,
         })?;
-        let format = if is_jsonl(path) {
+        let format = if json_lines {
             Format::JsonLines(BufReader::new(file).lines().enumerate())
         } else {
             let mut reader = csv::ReaderBuilder::new()
@@ -439,9 +442,9 @@ impl Iterator for Rows {
 /// The whole days to add to every date so that the file's latest one falls
 /// within the last day before `now` (never after it: evidence observed after
 /// an assessment's time is left out of it).
-fn shift_to(path: &Path, now: DateTime<Utc>) -> Result<TimeDelta, AppError> {
+fn shift_to(path: &Path, json_lines: bool, now: DateTime<Utc>) -> Result<TimeDelta, AppError> {
     let mut latest: Option<DateTime<Utc>> = None;
-    for row in Rows::open(path, TimeDelta::zero(), false)? {
+    for row in Rows::open(path, json_lines, TimeDelta::zero(), false)? {
         if let (_, Ok(evidence)) = row?
             && let Some(t) = evidence.observed_at
             && let Some(t) = DateTime::from_timestamp(t.seconds, t.nanos as u32)
@@ -597,11 +600,11 @@ pub async fn run(
         PathBuf::from(p)
     });
     let shift = if options.shift_dates_to_today {
-        shift_to(path, Utc::now())?
+        shift_to(path, options.json_lines, Utc::now())?
     } else {
         TimeDelta::zero()
     };
-    let mut rows = Rows::open(path, shift, true)?;
+    let mut rows = Rows::open(path, options.json_lines, shift, true)?;
     let mut rejects = Rejects::new(errors_path);
     let batch_size = options.batch_size.max(1);
 

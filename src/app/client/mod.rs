@@ -6,6 +6,7 @@ pub mod chart;
 pub mod evidence_import;
 pub mod report;
 pub mod subjects;
+pub mod xapi_import;
 
 use clap::Args;
 use tonic::service::interceptor::InterceptedService;
@@ -14,7 +15,10 @@ use tonic::transport::Channel;
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_client::AssessmentServiceClient;
 use crate::proto::v1::calibration_service_client::CalibrationServiceClient;
+use crate::proto::v1::framework_service_client::FrameworkServiceClient;
 use crate::proto::v1::recommendation_service_client::RecommendationServiceClient;
+use crate::proto::v1::xapi_service_client::XapiServiceClient;
+use crate::transport::{MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD};
 
 /// Where the server is and who is calling.
 #[derive(Debug, Clone, Args)]
@@ -51,6 +55,8 @@ pub struct Clients {
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
     pub calibration: CalibrationServiceClient<Authed>,
+    pub framework: FrameworkServiceClient<Authed>,
+    pub xapi: XapiServiceClient<Authed>,
 }
 
 impl ServerArgs {
@@ -73,7 +79,14 @@ impl ServerArgs {
                 channel.clone(),
                 bearer.clone(),
             ),
-            calibration: CalibrationServiceClient::with_interceptor(channel, bearer),
+            calibration: CalibrationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            // An exported framework may be as large as an imported one.
+            framework: FrameworkServiceClient::with_interceptor(channel.clone(), bearer.clone())
+                .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
+            xapi: XapiServiceClient::with_interceptor(channel, bearer),
         })
     }
 }

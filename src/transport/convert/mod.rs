@@ -9,4 +9,5 @@ pub mod etag;
 pub mod framework;
 pub mod recommendation;
 pub mod request;
+pub mod standards;
 pub mod time;

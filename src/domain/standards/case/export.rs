@@ -10,6 +10,9 @@ use super::model::{
 use super::{case_identifier, ext, item_type};
 use crate::domain::framework::{Document, FORMAT, ImportMode};
 
+/// The prefix of the URIs Ladder writes (`{base}/ims/case/v1p1/CFItems/{identifier}`).
+pub const DEFAULT_BASE_URI: &str = "https://ladder.dev";
+
 /// What a package says about itself and that a framework does not hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseExport {
@@ -29,7 +32,7 @@ impl CaseExport {
     /// Ladder's defaults for a framework last changed at `last_change`.
     pub fn new(last_change: DateTime<Utc>) -> CaseExport {
         CaseExport {
-            base_uri: "https://ladder.dev".into(),
+            base_uri: DEFAULT_BASE_URI.into(),
             title: "Ladder career framework".into(),
             creator: "Ladder".into(),
             version: "1".into(),

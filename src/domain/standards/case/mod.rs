@@ -13,7 +13,7 @@ mod export;
 mod import;
 mod model;
 
-pub use export::{CaseExport, to_case, to_json};
+pub use export::{CaseExport, DEFAULT_BASE_URI, to_case, to_json};
 pub use import::{CaseDocumentInfo, CaseImport, from_case};
 pub use model::{
     CfAssociation, CfDefinitions, CfDocument, CfItem, CfItemType, CfLink, CfPackage, CfRubric,

@@ -1,0 +1,123 @@
+//! `ladder.v1.FrameworkService`: a tenant's whole framework in and out, as
+//! Ladder's YAML file or a CASE 1.1 package.
+
+use tonic::{Request, Response, Status};
+
+use crate::domain::standards::{self, FrameworkFormat};
+use crate::domain::validation::Violations;
+use crate::proto::v1 as pb;
+use crate::proto::v1::framework_service_server::FrameworkService;
+use crate::storage::framework_file;
+use crate::transport::convert::standards::{format_from_pb, format_to_pb, import_to_pb};
+use crate::transport::convert::time;
+use crate::transport::error::ApiError;
+use crate::transport::pipeline::{Method, Scope};
+use crate::transport::{AppState, MAX_DOCUMENT_BYTES};
+
+#[derive(Debug, Clone)]
+pub struct FrameworkApi {
+    state: AppState,
+}
+
+impl FrameworkApi {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// What `ImportFramework` asks for, read and validated.
+struct ImportRequest {
+    read: standards::ReadFramework,
+    validate_only: bool,
+    prune: bool,
+}
+
+/// Reads and validates the whole document before anything is touched;
+/// every problem is named at `document.<its path>`.
+fn import_request(req: pb::ImportFrameworkRequest) -> Result<ImportRequest, ApiError> {
+    let format = format_from_pb(req.format, "format")?;
+    if req.document.is_empty() {
+        return Err(ApiError::field("document", "is required"));
+    }
+    if req.document.len() > MAX_DOCUMENT_BYTES {
+        return Err(ApiError::field(
+            "document",
+            format!("must be at most {MAX_DOCUMENT_BYTES} bytes"),
+        ));
+    }
+    let read = standards::read_framework(format, &req.document).map_err(|found| {
+        let mut located = Violations::new();
+        located.extend_prefixed("document", found);
+        located
+    })?;
+    Ok(ImportRequest {
+        read,
+        validate_only: req.validate_only,
+        prune: req.prune,
+    })
+}
+
+#[tonic::async_trait]
+impl FrameworkService for FrameworkApi {
+    async fn import_framework(
+        &self,
+        request: Request<pb::ImportFrameworkRequest>,
+    ) -> Result<Response<pb::ImportFrameworkResponse>, Status> {
+        self.state
+            .in_transaction(
+                Method::new(
+                    "ladder.v1.FrameworkService/ImportFramework",
+                    Scope::FrameworkWrite,
+                )
+                .sets_up_framework(),
+                request,
+                import_request,
+                async |caller, tx, req| {
+                    let report = framework_file::import(
+                        tx,
+                        &caller.tenant,
+                        &req.read.document,
+                        req.validate_only,
+                        req.prune,
+                    )
+                    .await?;
+                    Ok(import_to_pb(report, req.read.notes))
+                },
+            )
+            .await
+    }
+
+    async fn export_framework(
+        &self,
+        request: Request<pb::ExportFrameworkRequest>,
+    ) -> Result<Response<pb::ExportFrameworkResponse>, Status> {
+        self.state
+            .in_transaction(
+                Method::new(
+                    "ladder.v1.FrameworkService/ExportFramework",
+                    Scope::FrameworkRead,
+                ),
+                request,
+                |req| {
+                    let format = match req.format {
+                        0 => FrameworkFormat::Yaml,
+                        other => format_from_pb(other, "format")?,
+                    };
+                    let last_change =
+                        time::optional(req.last_change_time.as_ref(), "last_change_time")?;
+                    Ok((format, last_change))
+                },
+                async |caller, tx, (format, last_change)| {
+                    let exported = framework_file::export(tx, &caller.tenant).await?;
+                    let last_change = last_change.unwrap_or(exported.last_change);
+                    let document =
+                        standards::write_framework(format, &exported.document, last_change);
+                    Ok(pb::ExportFrameworkResponse {
+                        format: format_to_pb(format) as i32,
+                        document: document.into_bytes(),
+                    })
+                },
+            )
+            .await
+    }
+}
