@@ -14,6 +14,7 @@ pub enum CreateMethod {
     Role,
     Rubric,
     Assessment,
+    Decision,
 }
 
 impl CreateMethod {
@@ -24,6 +25,7 @@ impl CreateMethod {
             CreateMethod::Role => "CreateRole",
             CreateMethod::Rubric => "CreateRubric",
             CreateMethod::Assessment => "CreateAssessment",
+            CreateMethod::Decision => "RecordDecision",
         }
     }
 }

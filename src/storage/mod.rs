@@ -12,6 +12,7 @@
 pub mod assessments;
 mod catalog_cache;
 pub mod competencies;
+pub mod decisions;
 mod error;
 pub mod evidence;
 pub mod framework_file;
