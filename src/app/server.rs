@@ -14,20 +14,22 @@ use tonic_health::server::HealthReporter;
 use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
+use crate::proto::v1::oversight_service_server::OversightServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::storage::{self, Db};
 use crate::transport::auth::{AuthLayer, Authenticator};
-use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
+use crate::transport::{AppState, AssessmentApi, OversightApi, RecommendationApi, RubricApi};
 
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 5] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
     "ladder.v1.RecommendationService",
+    "ladder.v1.OversightService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -144,8 +146,9 @@ pub async fn run(
             state.clone(),
         )))
         .add_service(RecommendationServiceServer::new(RecommendationApi::new(
-            state,
+            state.clone(),
         )))
+        .add_service(OversightServiceServer::new(OversightApi::new(state)))
         // TCP_NODELAY on every accepted connection: without it Nagle holds back
         // a small response until the client's delayed ACK, about 40 ms per call.
         .serve_with_incoming_shutdown(
