@@ -110,12 +110,8 @@ pub async fn record_decision(
     request_id: Option<&str>,
 ) -> Result<Decision, ScoringError> {
     let assessment = assessments::get(conn, tenant, assessment_id).await?;
-    let decision = oversight::record_decision(
-        Uuid::now_v7(),
-        microseconds(Utc::now()),
-        input,
-        &assessment,
-    )?;
+    let decision =
+        oversight::record_decision(Uuid::now_v7(), microseconds(Utc::now()), input, &assessment)?;
     Ok(decisions::create(conn, tenant, decision, request_id).await?)
 }
 

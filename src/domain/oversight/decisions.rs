@@ -60,7 +60,9 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        Outcome::ALL.into_iter().find(|outcome| outcome.as_str() == s)
+        Outcome::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == s)
     }
 
     pub fn agreement_with(self, band: Band) -> Agreement {

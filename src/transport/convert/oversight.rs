@@ -2,7 +2,7 @@
 
 use crate::app::oversight::{ComputedImpact, ExplainedAssessment};
 use crate::domain::oversight::{
-    Decision, DecidingReason, DecisionInput, GroupLabel, ImpactReport, Outcome, OverrideInput,
+    DecidingReason, Decision, DecisionInput, GroupLabel, ImpactReport, Outcome, OverrideInput,
     OversightReport, Period,
 };
 use crate::domain::validation::Violations;

@@ -43,10 +43,9 @@ enum Explain {
 fn explain_request(req: pb::ExplainAssessmentRequest) -> Result<Explain, ApiError> {
     match req.target {
         Some(Target::AssessmentId(id)) => Ok(Explain::Stored(uuid(&id, "assessment_id")?)),
-        Some(Target::DryRun(dry_run)) => Ok(Explain::DryRun(nested(
-            "dry_run",
-            dry_run_spec(dry_run),
-        )?)),
+        Some(Target::DryRun(dry_run)) => {
+            Ok(Explain::DryRun(nested("dry_run", dry_run_spec(dry_run))?))
+        }
         None => Err(ApiError::field(
             "assessment_id",
             "name a stored assessment, or give dry_run",
