@@ -61,6 +61,8 @@ enum ClientCommand {
     Recommend(RecommendArgs),
     /// Score hypothetical evidence without storing anything.
     Whatif(WhatIfArgs),
+    #[command(flatten)]
+    Oversight(client::oversight::OversightCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -431,6 +433,7 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 eprintln!("chart of {} written to {}", top.role_id, path.display());
             }
         }
+        ClientCommand::Oversight(command) => client::oversight::run(command).await?,
         ClientCommand::Whatif(args) => {
             let s = &args.subject;
             let as_of = timestamp(s.as_of);

@@ -23,7 +23,9 @@ use ladder::transport::convert::assessment::source_from_proto;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::harness::{Authed, Bearer, Clients, TestServer, bad_fields, evidence, timestamp, token};
+use crate::harness::{
+    Authed, Bearer, Clients, TestServer, bad_fields, evidence, ladder_bin, timestamp, token,
+};
 
 const ROLE: &str = "staff_engineer";
 
@@ -772,4 +774,308 @@ async fn impact_labels_are_bounded_and_the_role_must_exist() {
         .unwrap();
     assert_eq!((report.label_count, report.group_count), (10_000, 50));
     assert!(report.groups.iter().all(|g| g.n == 200));
+}
+
+/// `ladder serve --dev` as a process on the test's database, every log line
+/// it writes (at trace level) captured, stopped with SIGTERM when dropped.
+struct LoggedServer {
+    child: Option<std::process::Child>,
+    addr: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoggedServer {
+    fn start(database_url: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(ladder_bin())
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(["--database-url", database_url])
+            .env("RUST_LOG", "trace")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .unwrap();
+            captured.lock().unwrap().push(line.clone());
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["fields"]["message"] == "ladder listening"
+            {
+                break event["fields"]["addr"].as_str().unwrap().to_string();
+            }
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "ladder listening"
+            {
+                break event["addr"].as_str().unwrap().to_string();
+            }
+        };
+        let sink = std::sync::Arc::clone(&captured);
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child: Some(child),
+            addr,
+            lines: captured,
+            reader: Some(reader),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and returns everything it logged. The wait runs off
+    /// the test's runtime: the server drains its connections, and this
+    /// test's own connection answers only while that runtime runs.
+    async fn stop(mut self) -> Vec<String> {
+        let (child, reader) = (self.child.take(), self.reader.take());
+        tokio::task::spawn_blocking(move || terminate(child, reader))
+            .await
+            .unwrap();
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn terminate(child: Option<std::process::Child>, reader: Option<std::thread::JoinHandle<()>>) {
+    if let Some(mut child) = child {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+    }
+    if let Some(reader) = reader {
+        reader.join().unwrap();
+    }
+}
+
+impl Drop for LoggedServer {
+    /// A failing test does not leave its server running.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a `ladder` client command against `server`; its stdout on success.
+fn ladder(server: &LoggedServer, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(ladder_bin())
+        .args(args)
+        .args(["--server", &server.url()])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Rows anywhere in the database whose text holds `needle`, by table.
+async fn rows_holding(pool: &sqlx::PgPool, needle: &str) -> Vec<(String, i64)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "decisions"), "{tables:?}");
+    let mut found = Vec::new();
+    for table in tables {
+        // A whole row as text holds every column's value.
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" AS r WHERE strpos(r::text, $1) > 0"
+        ))
+        .bind(needle)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if count > 0 {
+            found.push((table, count));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
+    use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
+    use ladder::proto::v1::rubric_service_client::RubricServiceClient;
+
+    let test_server = TestServer::start().await;
+    let server = LoggedServer::start(&test_server.database_url());
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = Clients {
+        rubric: RubricServiceClient::with_interceptor(channel.clone(), Bearer(None)),
+        assessment: AssessmentServiceClient::with_interceptor(channel.clone(), Bearer(None)),
+        recommendation:
+            ladder::proto::v1::recommendation_service_client::RecommendationServiceClient::with_interceptor(
+                channel,
+                Bearer(None),
+            ),
+    };
+    let rubric = rubric(&mut c).await;
+    let mut items = Vec::new();
+    for i in 0..5 {
+        items.extend(ready_profile(&rubric, &format!("emp-cli-{i}"), 8));
+    }
+    items.extend(mixed_profile(&rubric, "emp-cli-5"));
+    ingest(&mut c, items).await;
+    let assessment = create_assessment(&mut c, "emp-cli-0").await;
+    assert_eq!(assessment.band, ReadinessBand::Ready as i32);
+
+    let explained = ladder(&server, &["explain", "--assessment", &assessment.id]).unwrap();
+    assert!(
+        explained.contains(&format!("assessment {}", assessment.id)),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("80% interval") && explained.contains("Ready for"),
+        "{explained}"
+    );
+    let dry_run = ladder(
+        &server,
+        &[
+            "explain",
+            "--subject",
+            "emp-cli-5",
+            "--role",
+            ROLE,
+            "--as-of",
+            "2026-06-01T12:00:00Z",
+        ],
+    )
+    .unwrap();
+    assert!(dry_run.contains("dry run, not stored"), "{dry_run}");
+
+    // HOLD on READY departs from the band: without a rationale it is refused.
+    let refused = ladder(
+        &server,
+        &[
+            "decide",
+            "--assessment",
+            &assessment.id,
+            "--outcome",
+            "hold",
+            "--by",
+            "committee-7",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        refused.contains("InvalidArgument") && refused.contains("rationale"),
+        "{refused}"
+    );
+    let competency = &rubric.competencies[0].competency_id;
+    let decided = ladder(
+        &server,
+        &[
+            "decide",
+            "--assessment",
+            &assessment.id,
+            "--outcome",
+            "hold",
+            "--by",
+            "committee-7",
+            "--rationale",
+            "Moves to a new team next quarter; revisit then.",
+            "--override",
+            &format!("{competency}:3:the last project slipped: twice"),
+        ],
+    )
+    .unwrap();
+    assert!(
+        decided.contains("HOLD") && decided.contains("band READY"),
+        "{decided}"
+    );
+    assert!(
+        decided.contains("the last project slipped: twice"),
+        "{decided}"
+    );
+
+    let (from, to) = (
+        (Utc::now() - Duration::hours(1)).to_rfc3339(),
+        (Utc::now() + Duration::hours(1)).to_rfc3339(),
+    );
+    let report = ladder(
+        &server,
+        &["oversight", "--role", ROLE, "--from", &from, "--to", &to],
+    )
+    .unwrap();
+    for line in [
+        "decisions in force      1",
+        "departed from band      1",
+        "overrides below         1",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+
+    // A label no table or log may ever hold.
+    let secret = "Zq-orchid-7731-label";
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    let mut csv = String::from("subject_id,group\n");
+    for i in 0..5 {
+        csv.push_str(&format!("emp-cli-{i},{secret}\n"));
+    }
+    csv.push_str("emp-cli-5,other\n");
+    std::fs::write(&labels, csv).unwrap();
+    let impact = ladder(
+        &server,
+        &[
+            "impact",
+            "--role",
+            ROLE,
+            "--labels",
+            labels.to_str().unwrap(),
+            "--as-of",
+            "2026-06-01T12:00:00Z",
+        ],
+    )
+    .unwrap();
+    assert!(
+        impact.contains(&format!("reference group: {secret}")),
+        "{impact}"
+    );
+    assert!(impact.contains("(fewer than 5: count only)"), "{impact}");
+    assert!(impact.contains("6 labels in 2 groups"), "{impact}");
+
+    let log = server.stop().await;
+    let audit = log
+        .iter()
+        .find(|line| line.contains("impact report computed"))
+        .expect("the impact report's audit line");
+    assert!(
+        audit.contains("\"label_count\":6") && audit.contains("labels_sha256"),
+        "{audit}"
+    );
+    let leaks: Vec<&String> = log.iter().filter(|line| line.contains(secret)).collect();
+    assert!(leaks.is_empty(), "the label reached the log: {leaks:?}");
+    assert_eq!(rows_holding(&test_server.pool, secret).await, []);
+    // The search does find what is stored.
+    assert_eq!(
+        rows_holding(&test_server.pool, "Moves to a new team").await,
+        [("decisions".to_string(), 1)]
+    );
 }

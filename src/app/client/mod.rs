@@ -1,8 +1,10 @@
 //! Commands that talk to a running server over gRPC, for people who are not
-//! writing a client: evidence import, assess, recommend, what-if.
+//! writing a client: evidence import, assess, recommend, what-if, and the
+//! oversight commands (explain, decide, oversight, impact).
 
 pub mod chart;
 pub mod evidence_import;
+pub mod oversight;
 pub mod report;
 
 use clap::Args;
@@ -50,7 +52,8 @@ pub struct Clients {
 }
 
 impl ServerArgs {
-    pub async fn connect(&self) -> Result<Clients, AppError> {
+    /// A channel to the server that sends the bearer token with every call.
+    pub async fn channel(&self) -> Result<Authed, AppError> {
         let channel = Channel::from_shared(self.server.clone())
             .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?
             .connect()
@@ -63,9 +66,14 @@ impl ServerArgs {
                 .transpose()
                 .map_err(|_| AppError::Config("--token is not printable ASCII".into()))?,
         );
+        Ok(InterceptedService::new(channel, bearer))
+    }
+
+    pub async fn connect(&self) -> Result<Clients, AppError> {
+        let channel = self.channel().await?;
         Ok(Clients {
-            assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+            assessment: AssessmentServiceClient::new(channel.clone()),
+            recommendation: RecommendationServiceClient::new(channel),
         })
     }
 }
