@@ -693,8 +693,8 @@ async fn the_impact_report_matches_its_construction_and_the_reference() {
         .map(|g| (g.group.as_str(), g.n))
         .collect();
     assert_eq!(groups, [("A", 10), ("B", 10), ("C", 3)]);
-    let a = report.groups[0].figures.clone().unwrap();
-    let b = report.groups[1].figures.clone().unwrap();
+    let a = report.groups[0].figures.unwrap();
+    let b = report.groups[1].figures.unwrap();
     assert_eq!(
         report.groups[2].figures, None,
         "a group under 5 shows its count only"
