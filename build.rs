@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/ladder/v1/calibration.proto",
     "proto/ladder/v1/framework.proto",
     "proto/ladder/v1/xapi.proto",
+    "proto/ladder/v1/oversight.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

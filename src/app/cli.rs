@@ -68,6 +68,8 @@ enum ClientCommand {
     /// call), store it as the tenant's latest calibration, and print the most
     /// lenient and most severe raters.
     Calibrate(CalibrateArgs),
+    #[command(flatten)]
+    Oversight(client::oversight::OversightCommand),
     /// Subject commands against a running server.
     #[command(subcommand)]
     Subject(SubjectCommand),
@@ -615,6 +617,7 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 eprintln!("chart of {} written to {}", top.role_id, path.display());
             }
         }
+        ClientCommand::Oversight(command) => client::oversight::run(command).await?,
         ClientCommand::Whatif(args) => {
             let s = &args.subject;
             let as_of = timestamp(s.as_of);

@@ -1,6 +1,6 @@
 //! The binary's wiring (command line, configuration, telemetry, the embedded
 //! PostgreSQL, server start) and the application functions that span
-//! storage and the domain (`scoring`).
+//! storage and the domain (`scoring`, `oversight`).
 
 pub mod admin;
 pub mod calibration;
@@ -9,6 +9,7 @@ pub mod client;
 pub mod embedded_pg;
 pub mod error;
 pub mod framework_cmd;
+pub mod oversight;
 pub mod scoring;
 pub mod server;
 pub mod telemetry;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
 use crate::domain::framework::{Catalog, Rubric, RubricState};
-use crate::domain::scoring;
+use crate::domain::scoring::{self, RoleScore};
 use crate::domain::validation::Violations;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
@@ -51,10 +51,7 @@ impl ScoringSnapshot {
         Ok(Self { catalog, inputs })
     }
 
-    /// The rubric version to assess against: the published one from the
-    /// catalog, or the version asked for by number. Superseded and retired
-    /// versions can be assessed against, drafts cannot. A non-draft version
-    /// never changes, so reading it outside a transaction is safe.
+    /// The rubric version to assess against; see [`rubric`].
     async fn rubric(
         &self,
         conn: &mut PgConnection,
@@ -62,22 +59,35 @@ impl ScoringSnapshot {
         role_id: &str,
         version: Option<i32>,
     ) -> Result<Cow<'_, Rubric>, StorageError> {
-        if let Some(published) = self
-            .catalog
-            .rubric(role_id)
-            .filter(|r| version.is_none_or(|v| v == r.version))
-        {
-            return Ok(Cow::Borrowed(published));
-        }
-        let rubric = rubrics::get(conn, tenant, role_id, version).await?.value;
-        if rubric.state == RubricState::Draft {
-            return Err(StorageError::FailedPrecondition(format!(
-                "rubric {role_id} version {} is a draft; publish it before assessing against it",
-                rubric.version
-            )));
-        }
-        Ok(Cow::Owned(rubric))
+        rubric(&self.catalog, conn, tenant, role_id, version).await
     }
+}
+
+/// The rubric version to assess against: the published one from the
+/// catalog, or the version asked for by number. Superseded and retired
+/// versions can be assessed against, drafts cannot. A non-draft version
+/// never changes, so reading it outside a transaction is safe.
+async fn rubric<'c>(
+    catalog: &'c Catalog,
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    role_id: &str,
+    version: Option<i32>,
+) -> Result<Cow<'c, Rubric>, StorageError> {
+    if let Some(published) = catalog
+        .rubric(role_id)
+        .filter(|r| version.is_none_or(|v| v == r.version))
+    {
+        return Ok(Cow::Borrowed(published));
+    }
+    let rubric = rubrics::get(conn, tenant, role_id, version).await?.value;
+    if rubric.state == RubricState::Draft {
+        return Err(StorageError::FailedPrecondition(format!(
+            "rubric {role_id} version {} is a draft; publish it before assessing against it",
+            rubric.version
+        )));
+    }
+    Ok(Cow::Owned(rubric))
 }
 
 /// What to assess: a subject against a role's rubric as of a time.
@@ -99,6 +109,17 @@ pub async fn assess(
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<Assessment, ScoringError> {
+    Ok(assess_with_inputs(db, conn, tenant, spec).await?.0)
+}
+
+/// [`assess`], also returning what was read to score: the observations the
+/// score cites and the catalog, for explaining it.
+pub async fn assess_with_inputs(
+    db: &Db,
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    spec: &AssessmentSpec,
+) -> Result<(Assessment, ScoringSnapshot), ScoringError> {
     let snapshot = ScoringSnapshot::read(db, conn, tenant, &spec.subject_id, spec.as_of).await?;
     let rubric = snapshot
         .rubric(conn, tenant, &spec.role_id, spec.rubric_version)
@@ -111,7 +132,7 @@ pub async fn assess(
         &inputs.policy,
         spec.as_of,
     )?;
-    Ok(Assessment {
+    let assessment = Assessment {
         id: Uuid::now_v7(),
         subject_id: spec.subject_id.clone(),
         role_id: spec.role_id.clone(),
@@ -121,6 +142,50 @@ pub async fn assess(
         score,
         create_time: microseconds(Utc::now()),
         calibration_id: inputs.calibration_id,
+    };
+    drop(rubric);
+    Ok((assessment, snapshot))
+}
+
+/// Many subjects scored against one role's published rubric as of one time;
+/// nothing is stored.
+#[derive(Debug)]
+pub struct ManyScores {
+    pub rubric_version: i32,
+    /// In the order of the subject ids asked for.
+    pub scores: Vec<RoleScore>,
+}
+
+/// Scores every subject of `subject_ids` against `role_id`'s published
+/// rubric with the tenant's policy. The evidence of all of them is read in
+/// one statement and the catalog comes from memory while it is current.
+pub async fn assess_many(
+    db: &Db,
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    role_id: &str,
+    subject_ids: &[String],
+    as_of: DateTime<Utc>,
+) -> Result<ManyScores, ScoringError> {
+    let inputs = scoring_inputs::read_many(&mut *conn, tenant, subject_ids, as_of).await?;
+    let catalog = db.catalog(conn, tenant, inputs.framework_revision).await?;
+    let rubric = rubric(&catalog, conn, tenant, role_id, None).await?;
+    let expectations = rubric.expectations();
+    let scores = subject_ids
+        .iter()
+        .map(|subject_id| {
+            let observations = inputs
+                .observations
+                .get(subject_id)
+                .map_or(&[][..], Vec::as_slice);
+            // Stored evidence, policy and published rubrics passed validation
+            // when they were written, as for recommendations.
+            scoring::score_unchecked(observations, &expectations, &inputs.policy, as_of)
+        })
+        .collect();
+    Ok(ManyScores {
+        rubric_version: rubric.version,
+        scores,
     })
 }
 

@@ -17,6 +17,7 @@ use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::calibration_service_server::CalibrationServiceServer;
 use crate::proto::v1::framework_service_server::FrameworkServiceServer;
+use crate::proto::v1::oversight_service_server::OversightServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::proto::v1::xapi_service_server::XapiServiceServer;
@@ -25,7 +26,7 @@ use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
 use crate::transport::{
     AppState, AssessmentApi, CalibrationApi, FrameworkApi, MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD,
-    RecommendationApi, RubricApi, XapiApi,
+    OversightApi, RecommendationApi, RubricApi, XapiApi,
 };
 
 /// The database the embedded cluster serves Ladder from.
@@ -35,7 +36,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// answers, whatever the database does (the other names follow it), so a
 /// database outage takes pods out of the Service without restarting them.
 pub const LIVENESS_SERVICE: &str = "liveness";
-const SERVICE_NAMES: [&str; 7] = [
+const SERVICE_NAMES: [&str; 8] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
@@ -43,6 +44,7 @@ const SERVICE_NAMES: [&str; 7] = [
     "ladder.v1.CalibrationService",
     "ladder.v1.FrameworkService",
     "ladder.v1.XapiService",
+    "ladder.v1.OversightService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -175,6 +177,10 @@ pub async fn run(
         )
         .add_service(
             RecommendationServiceServer::new(RecommendationApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            OversightServiceServer::new(OversightApi::new(state.clone()))
                 .max_decoding_message_size(max_message),
         )
         .add_service(

@@ -1,5 +1,7 @@
 //! Competencies: the skills rubrics expect a level of.
 
+use std::collections::HashMap;
+
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
@@ -207,6 +209,22 @@ pub async fn delete(
         return Err(StorageError::stale("competency", id));
     }
     Ok(())
+}
+
+const NAMES: &str = "SELECT id, name FROM competencies WHERE tenant_id = $1 AND id = ANY($2)";
+
+/// The names of the tenant's competencies among `ids`, by id.
+pub async fn names(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[String],
+) -> Result<HashMap<String, String>, StorageError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(NAMES)
+        .bind(&tenant.0)
+        .bind(ids)
+        .fetch_all(traced!(conn, NAMES))
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Retired competencies are missing too: nothing new may refer to them.

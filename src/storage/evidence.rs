@@ -48,6 +48,12 @@ const LIST: &str = concat!(
      ORDER BY observed_at, id LIMIT $8"
 );
 
+const WITH_IDS: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM evidence WHERE tenant_id = $1 AND id = ANY($2)"
+);
+
 const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
 
 const DELETE_BY_KEY: &str = "DELETE FROM evidence \
@@ -311,6 +317,20 @@ pub async fn list(
         .bind(after.map(|k| k.1))
         .bind(limit)
         .fetch_all(traced!(conn, LIST))
+        .await?;
+    rows.into_iter().map(Evidence::try_from).collect()
+}
+
+/// The tenant's evidence items among `ids` that still exist, in no order.
+pub async fn with_ids(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Evidence>, StorageError> {
+    let rows: Vec<EvidenceRow> = sqlx::query_as(WITH_IDS)
+        .bind(&tenant.0)
+        .bind(ids)
+        .fetch_all(conn)
         .await?;
     rows.into_iter().map(Evidence::try_from).collect()
 }

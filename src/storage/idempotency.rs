@@ -15,6 +15,7 @@ pub enum CreateMethod {
     Role,
     Rubric,
     Assessment,
+    Decision,
 }
 
 impl CreateMethod {
@@ -25,6 +26,7 @@ impl CreateMethod {
             CreateMethod::Role => "CreateRole",
             CreateMethod::Rubric => "CreateRubric",
             CreateMethod::Assessment => "CreateAssessment",
+            CreateMethod::Decision => "RecordDecision",
         }
     }
 }

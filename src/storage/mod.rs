@@ -13,6 +13,7 @@ pub mod assessments;
 pub mod calibrations;
 mod catalog_cache;
 pub mod competencies;
+pub mod decisions;
 mod error;
 pub mod evidence;
 pub mod framework_file;

@@ -8,6 +8,8 @@
 //! tenant's latest calibration (the one run last) and the leniencies of the
 //! raters of this subject's evidence; with it off, those parts run no scan.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -73,12 +75,8 @@ struct InputsRow {
     framework_revision: Option<i64>,
     policy: Option<Json<ScoringPolicy>>,
     current_role_id: Option<String>,
-    ids: Vec<Uuid>,
-    competencies: Vec<String>,
-    levels: Vec<f64>,
-    sources: Vec<String>,
-    confidences: Vec<f64>,
-    observed: Vec<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    evidence: EvidenceArrays,
     raters: Vec<String>,
     calibration_id: Option<Uuid>,
     effect_raters: Vec<String>,
@@ -102,19 +100,43 @@ pub async fn read(
         .await?;
     let effects: RaterEffects = row.effect_raters.into_iter().zip(row.leniencies).collect();
     let rater_adjustments = effects.adjustments(
-        row.ids
+        row.evidence
+            .ids
             .iter()
             .copied()
             .zip(row.raters.iter().map(String::as_str)),
     );
-    let observations = row
+    let observations = observations(row.evidence)?;
+    Ok(ScoringInputs {
+        framework_revision: row.framework_revision,
+        policy: row.policy.map(|p| p.0).unwrap_or_default(),
+        current_role_id: row.current_role_id,
+        observations,
+        calibration_id: row.calibration_id,
+        rater_adjustments,
+    })
+}
+
+/// Evidence as parallel arrays, one element per item.
+#[derive(sqlx::FromRow)]
+struct EvidenceArrays {
+    ids: Vec<Uuid>,
+    competencies: Vec<String>,
+    levels: Vec<f64>,
+    sources: Vec<String>,
+    confidences: Vec<f64>,
+    observed: Vec<DateTime<Utc>>,
+}
+
+fn observations(arrays: EvidenceArrays) -> Result<Vec<Observation>, StorageError> {
+    arrays
         .ids
         .into_iter()
-        .zip(row.competencies)
-        .zip(row.levels)
-        .zip(row.sources)
-        .zip(row.confidences)
-        .zip(row.observed)
+        .zip(arrays.competencies)
+        .zip(arrays.levels)
+        .zip(arrays.sources)
+        .zip(arrays.confidences)
+        .zip(arrays.observed)
         .map(
             |(((((id, competency_id), level), src), confidence), observed_at)| {
                 Ok(Observation {
@@ -127,13 +149,70 @@ pub async fn read(
                 })
             },
         )
-        .collect::<Result<_, StorageError>>()?;
-    Ok(ScoringInputs {
+        .collect()
+}
+
+/// Like [`READ`] for many subjects at once, without current roles: the
+/// evidence of every subject in `$2`, each item with its subject.
+const READ_MANY: &str = "SELECT t.framework_revision, p.policy, \
+         e.subjects, e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed \
+     FROM (SELECT $1::text AS tenant_id) AS q \
+     LEFT JOIN tenants t ON t.tenant_id = q.tenant_id \
+     LEFT JOIN scoring_policies p ON p.tenant_id = q.tenant_id \
+     CROSS JOIN LATERAL ( \
+         SELECT COALESCE(array_agg(subject_id), '{}') AS subjects, \
+                COALESCE(array_agg(id), '{}') AS ids, \
+                COALESCE(array_agg(competency_id), '{}') AS competencies, \
+                COALESCE(array_agg(level), '{}') AS levels, \
+                COALESCE(array_agg(source), '{}') AS sources, \
+                COALESCE(array_agg(confidence), '{}') AS confidences, \
+                COALESCE(array_agg(observed_at), '{}') AS observed \
+         FROM evidence \
+         WHERE tenant_id = $1 AND subject_id = ANY($2) AND observed_at <= $3) AS e";
+
+/// What scoring many subjects as of one time reads from the database.
+#[derive(Debug)]
+pub struct ManyScoringInputs {
+    /// `None` for a tenant that has never had a framework.
+    pub framework_revision: Option<i64>,
+    /// The tenant's policy, or the SPEC defaults.
+    pub policy: ScoringPolicy,
+    /// Each subject's evidence observed up to `as_of`; a subject without
+    /// any has no entry.
+    pub observations: HashMap<String, Vec<Observation>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ManyInputsRow {
+    framework_revision: Option<i64>,
+    policy: Option<Json<ScoringPolicy>>,
+    subjects: Vec<String>,
+    #[sqlx(flatten)]
+    evidence: EvidenceArrays,
+}
+
+/// Reads the scoring inputs of every subject in `subject_ids` as of `as_of`
+/// in one tenant-scoped statement (one snapshot), outside any explicit
+/// transaction.
+pub async fn read_many(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject_ids: &[String],
+    as_of: DateTime<Utc>,
+) -> Result<ManyScoringInputs, StorageError> {
+    let row: ManyInputsRow = sqlx::query_as(READ_MANY)
+        .bind(&tenant.0)
+        .bind(subject_ids)
+        .bind(as_of)
+        .fetch_one(traced!(conn, READ_MANY))
+        .await?;
+    let mut by_subject: HashMap<String, Vec<Observation>> = HashMap::new();
+    for (subject_id, observation) in row.subjects.into_iter().zip(observations(row.evidence)?) {
+        by_subject.entry(subject_id).or_default().push(observation);
+    }
+    Ok(ManyScoringInputs {
         framework_revision: row.framework_revision,
         policy: row.policy.map(|p| p.0).unwrap_or_default(),
-        current_role_id: row.current_role_id,
-        observations,
-        calibration_id: row.calibration_id,
-        rater_adjustments,
+        observations: by_subject,
     })
 }

@@ -99,6 +99,7 @@ impl Limits {
             "ladder.v1.BatchCreateEvidenceRequest.evidence" => self.max_batch,
             "ladder.v1.WhatIfRequest.added_evidence" => MAX_WHAT_IF_ADDED,
             "ladder.v1.WhatIfRequest.removed_evidence_ids" => MAX_WHAT_IF_REMOVED,
+            "ladder.v1.ComputeImpactReportRequest.labels" => crate::domain::oversight::MAX_LABELS,
             _ => MAX_REPEATED,
         }
     }

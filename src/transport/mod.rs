@@ -14,7 +14,8 @@ mod services;
 pub mod wire;
 
 pub use services::{
-    AssessmentApi, CalibrationApi, FrameworkApi, RecommendationApi, RubricApi, XapiApi,
+    AssessmentApi, CalibrationApi, FrameworkApi, OversightApi, RecommendationApi, RubricApi,
+    XapiApi,
 };
 
 use std::collections::HashSet;

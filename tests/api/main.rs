@@ -17,6 +17,7 @@ mod import;
 mod limits;
 mod observability;
 mod overload;
+mod oversight;
 mod recommend;
 mod schema;
 mod server;

@@ -21,6 +21,7 @@ async fn health_reports_serving_without_credentials() {
         "ladder.v1.RubricService",
         "ladder.v1.AssessmentService",
         "ladder.v1.RecommendationService",
+        "ladder.v1.OversightService",
     ] {
         let status = health
             .check(HealthCheckRequest {
@@ -63,6 +64,7 @@ async fn reflection_lists_the_ladder_services_and_health() {
         "ladder.v1.RubricService",
         "ladder.v1.AssessmentService",
         "ladder.v1.RecommendationService",
+        "ladder.v1.OversightService",
         "grpc.health.v1.Health",
     ] {
         assert!(

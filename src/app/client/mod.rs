@@ -1,9 +1,11 @@
 //! Commands that talk to a running server over gRPC, for people who are not
-//! writing a client: evidence import, assess, recommend, what-if, calibrate.
+//! writing a client: evidence import, assess, recommend, what-if, calibrate,
+//! and the oversight commands (explain, decide, oversight, impact).
 
 pub mod calibration;
 pub mod chart;
 pub mod evidence_import;
+pub mod oversight;
 pub mod report;
 pub mod subjects;
 pub mod xapi_import;
@@ -60,7 +62,8 @@ pub struct Clients {
 }
 
 impl ServerArgs {
-    pub async fn connect(&self) -> Result<Clients, AppError> {
+    /// A channel to the server that sends the bearer token with every call.
+    pub async fn channel(&self) -> Result<Authed, AppError> {
         let channel = Channel::from_shared(self.server.clone())
             .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?
             .connect()
@@ -73,20 +76,19 @@ impl ServerArgs {
                 .transpose()
                 .map_err(|_| AppError::Config("--token is not printable ASCII".into()))?,
         );
+        Ok(InterceptedService::new(channel, bearer))
+    }
+
+    pub async fn connect(&self) -> Result<Clients, AppError> {
+        let channel = self.channel().await?;
         Ok(Clients {
-            assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            recommendation: RecommendationServiceClient::with_interceptor(
-                channel.clone(),
-                bearer.clone(),
-            ),
-            calibration: CalibrationServiceClient::with_interceptor(
-                channel.clone(),
-                bearer.clone(),
-            ),
+            assessment: AssessmentServiceClient::new(channel.clone()),
+            recommendation: RecommendationServiceClient::new(channel.clone()),
+            calibration: CalibrationServiceClient::new(channel.clone()),
             // An exported framework may be as large as an imported one.
-            framework: FrameworkServiceClient::with_interceptor(channel.clone(), bearer.clone())
+            framework: FrameworkServiceClient::new(channel.clone())
                 .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
-            xapi: XapiServiceClient::with_interceptor(channel, bearer),
+            xapi: XapiServiceClient::new(channel),
         })
     }
 }

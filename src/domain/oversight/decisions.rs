@@ -48,6 +48,23 @@ pub enum Agreement {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Advance, Outcome::Hold, Outcome::Defer];
+
+    /// The stable lower-case name used in storage and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Advance => "advance",
+            Outcome::Hold => "hold",
+            Outcome::Defer => "defer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == s)
+    }
+
     pub fn agreement_with(self, band: Band) -> Agreement {
         match (self, band == Band::Ready) {
             (Outcome::Defer, _) => Agreement::Defers,

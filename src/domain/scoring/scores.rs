@@ -86,6 +86,13 @@ pub enum Band {
 }
 
 impl Band {
+    pub const ALL: [Band; 4] = [
+        Band::InsufficientEvidence,
+        Band::NotYet,
+        Band::Developing,
+        Band::Ready,
+    ];
+
     /// How the band is stored and read by people: `insufficient_evidence`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,5 +101,9 @@ impl Band {
             Band::Developing => "developing",
             Band::Ready => "ready",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Band> {
+        Band::ALL.into_iter().find(|band| band.as_str() == s)
     }
 }

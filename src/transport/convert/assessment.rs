@@ -238,7 +238,7 @@ pub fn merge_policy(
     v.into_result(policy)
 }
 
-fn status_to_proto(status: CompetencyStatus) -> pb::CompetencyStatus {
+pub fn status_to_proto(status: CompetencyStatus) -> pb::CompetencyStatus {
     match status {
         CompetencyStatus::InsufficientEvidence => pb::CompetencyStatus::InsufficientEvidence,
         CompetencyStatus::Below => pb::CompetencyStatus::Below,

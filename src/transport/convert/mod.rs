@@ -7,6 +7,7 @@ pub mod assessment;
 pub mod calibration;
 pub mod etag;
 pub mod framework;
+pub mod oversight;
 pub mod recommendation;
 pub mod request;
 pub mod standards;

@@ -4,6 +4,7 @@
 mod assessment;
 mod calibration;
 mod framework;
+mod oversight;
 mod recommendation;
 mod rubric;
 mod xapi;
@@ -11,6 +12,7 @@ mod xapi;
 pub use assessment::AssessmentApi;
 pub use calibration::CalibrationApi;
 pub use framework::FrameworkApi;
+pub use oversight::OversightApi;
 pub use recommendation::RecommendationApi;
 pub use rubric::RubricApi;
 pub use xapi::XapiApi;
