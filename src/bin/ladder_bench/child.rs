@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::Failure;
 
@@ -119,7 +119,12 @@ impl Server {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!("{what}; its log ({}):\n{}", self.log.display(), tail.join("\n")).into()
+        format!(
+            "{what}; its log ({}):\n{}",
+            self.log.display(),
+            tail.join("\n")
+        )
+        .into()
     }
 
     pub fn memory(&self) -> Result<Memory, Failure> {
@@ -128,7 +133,13 @@ impl Server {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix(key))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
                 .ok_or_else(|| format!("no {key} in /proc/{}/status", self.pid()).into())
         };
         Ok(Memory {

@@ -144,8 +144,11 @@ impl Database {
     }
 
     async fn drop_bench_database(&self) -> Result<(), Failure> {
-        let mut conn = PgConnection::connect_with(&self.server.clone().database("postgres")).await?;
-        sqlx::raw_sql(DROP_BENCH_DATABASE).execute(&mut conn).await?;
+        let mut conn =
+            PgConnection::connect_with(&self.server.clone().database("postgres")).await?;
+        sqlx::raw_sql(DROP_BENCH_DATABASE)
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         Ok(())
     }

@@ -166,21 +166,31 @@ pub async fn run(
     let callers = callers(server.addr, BENCH, plan.concurrency).await?;
 
     // ---- unary GetRole against a raw gRPC ping
-    let ping = closed_loop(&callers, plan.warmup, plan.measure, |c: Client, _| async move {
-        let mut health = c.health.clone();
-        health.check(HealthCheckRequest::default()).await?;
-        Ok(())
-    })
+    let ping = closed_loop(
+        &callers,
+        plan.warmup,
+        plan.measure,
+        |c: Client, _| async move {
+            let mut health = c.health.clone();
+            health.check(HealthCheckRequest::default()).await?;
+            Ok(())
+        },
+    )
     .await?;
     progress.say(&format!("raw gRPC ping: {:.0}/s", ping.per_second()));
-    let get_role = closed_loop(&callers, plan.warmup, plan.measure, |c: Client, _| async move {
-        let mut rubric = c.rubric.clone();
-        let request = c.authed(pb::GetRoleRequest {
-            role_id: ROLE.into(),
-        });
-        rubric.get_role(request).await?;
-        Ok(())
-    })
+    let get_role = closed_loop(
+        &callers,
+        plan.warmup,
+        plan.measure,
+        |c: Client, _| async move {
+            let mut rubric = c.rubric.clone();
+            let request = c.authed(pb::GetRoleRequest {
+                role_id: ROLE.into(),
+            });
+            rubric.get_role(request).await?;
+            Ok(())
+        },
+    )
     .await?;
     progress.say(&format!("GetRole: {:.0}/s", get_role.per_second()));
     rows.push(Row::measured(
@@ -238,19 +248,24 @@ pub async fn run(
 
     // ---- recommend against one dry-run assessment
     let subjects = small.subjects;
-    let recommend = closed_loop(&callers, plan.warmup, plan.measure, move |c: Client, n| async move {
-        let mut recommendation = c.recommendation.clone();
-        let request = c.authed(pb::RecommendRequest {
-            subject_id: scattered(n, subjects),
-            current_role_id: CURRENT_ROLE.into(),
-            ..Default::default()
-        });
-        let answer = recommendation.recommend(request).await?.into_inner();
-        if answer.recommendations.is_empty() {
-            return Err("Recommend answered no recommendation".into());
-        }
-        Ok(())
-    })
+    let recommend = closed_loop(
+        &callers,
+        plan.warmup,
+        plan.measure,
+        move |c: Client, n| async move {
+            let mut recommendation = c.recommendation.clone();
+            let request = c.authed(pb::RecommendRequest {
+                subject_id: scattered(n, subjects),
+                current_role_id: CURRENT_ROLE.into(),
+                ..Default::default()
+            });
+            let answer = recommendation.recommend(request).await?.into_inner();
+            if answer.recommendations.is_empty() {
+                return Err("Recommend answered no recommendation".into());
+            }
+            Ok(())
+        },
+    )
     .await?;
     progress.say(&format!("Recommend: {:.0}/s", recommend.per_second()));
     rows.push(Row::measured(
@@ -401,20 +416,25 @@ async fn assessments(
     subjects: usize,
     validate_only: bool,
 ) -> Result<Measured, Failure> {
-    closed_loop(callers, plan.warmup, plan.measure, move |c: Client, n| async move {
-        let mut assessment = c.assessment.clone();
-        let request = c.authed(pb::CreateAssessmentRequest {
-            subject_id: scattered(n, subjects),
-            role_id: ROLE.into(),
-            validate_only,
-            ..Default::default()
-        });
-        let answer = assessment.create_assessment(request).await?.into_inner();
-        if answer.assessment.is_none() {
-            return Err("CreateAssessment answered no assessment".into());
-        }
-        Ok(())
-    })
+    closed_loop(
+        callers,
+        plan.warmup,
+        plan.measure,
+        move |c: Client, n| async move {
+            let mut assessment = c.assessment.clone();
+            let request = c.authed(pb::CreateAssessmentRequest {
+                subject_id: scattered(n, subjects),
+                role_id: ROLE.into(),
+                validate_only,
+                ..Default::default()
+            });
+            let answer = assessment.create_assessment(request).await?.into_inner();
+            if answer.assessment.is_none() {
+                return Err("CreateAssessment answered no assessment".into());
+            }
+            Ok(())
+        },
+    )
     .await
 }
 
