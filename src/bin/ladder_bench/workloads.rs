@@ -170,9 +170,8 @@ pub async fn run(
         &callers,
         plan.warmup,
         plan.measure,
-        |c: Client, _| async move {
-            let mut health = c.health.clone();
-            health.check(HealthCheckRequest::default()).await?;
+        |mut c: Client, _| async move {
+            c.health.check(HealthCheckRequest::default()).await?;
             Ok(())
         },
     )
@@ -182,12 +181,11 @@ pub async fn run(
         &callers,
         plan.warmup,
         plan.measure,
-        |c: Client, _| async move {
-            let mut rubric = c.rubric.clone();
+        |mut c: Client, _| async move {
             let request = c.authed(pb::GetRoleRequest {
                 role_id: ROLE.into(),
             });
-            rubric.get_role(request).await?;
+            c.rubric.get_role(request).await?;
             Ok(())
         },
     )
@@ -252,14 +250,13 @@ pub async fn run(
         &callers,
         plan.warmup,
         plan.measure,
-        move |c: Client, n| async move {
-            let mut recommendation = c.recommendation.clone();
+        move |mut c: Client, n| async move {
             let request = c.authed(pb::RecommendRequest {
                 subject_id: scattered(n, subjects),
                 current_role_id: CURRENT_ROLE.into(),
                 ..Default::default()
             });
-            let answer = recommendation.recommend(request).await?.into_inner();
+            let answer = c.recommendation.recommend(request).await?.into_inner();
             if answer.recommendations.is_empty() {
                 return Err("Recommend answered no recommendation".into());
             }
@@ -420,15 +417,14 @@ async fn assessments(
         callers,
         plan.warmup,
         plan.measure,
-        move |c: Client, n| async move {
-            let mut assessment = c.assessment.clone();
+        move |mut c: Client, n| async move {
             let request = c.authed(pb::CreateAssessmentRequest {
                 subject_id: scattered(n, subjects),
                 role_id: ROLE.into(),
                 validate_only,
                 ..Default::default()
             });
-            let answer = assessment.create_assessment(request).await?.into_inner();
+            let answer = c.assessment.create_assessment(request).await?.into_inner();
             if answer.assessment.is_none() {
                 return Err("CreateAssessment answered no assessment".into());
             }
