@@ -1,5 +1,5 @@
-//! What the API tests (`tests/api/harness.rs`) and the service benchmark
-//! (`benches/service.rs`) share: the PostgreSQL server they run against (a
+//! What the API tests (`tests/api/harness.rs`) and `ladder-bench`
+//! (`src/bin/ladder_bench/`) share: the PostgreSQL server they run against (a
 //! throwaway embedded cluster, or the one behind DATABASE_URL), the keys and
 //! JWT settings of their servers, token minting, the server itself on a
 //! loopback port, and the `TEST_LOG=1` switch that prints its logs.

@@ -1,0 +1,71 @@
+//! The bare query's baseline, measured by PostgreSQL's own client: `pgbench
+//! -M prepared` at the benchmark's concurrency, over the socket the server
+//! uses, as a child process whose reported rate is read back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ladder::app::embedded_pg;
+
+use crate::Failure;
+
+/// The bare query behind an assessment: one subject's evidence, as the
+/// service's scoring statement reads it, with the tenant and a random subject
+/// as prepared parameters (`-D` sets `tenant`, `first` and `last`).
+pub const BARE_QUERY: &str = "\\set subject random(:first, :last)\n\
+SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
+WHERE tenant_id = :tenant AND subject_id = :subject AND observed_at <= now();\n";
+
+/// pgbench beside the `initdb` the embedded cluster uses, else on PATH.
+pub fn find() -> PathBuf {
+    embedded_pg::find_bin_dir(None)
+        .map(|dir| dir.join("pgbench"))
+        .ok()
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("pgbench"))
+}
+
+pub struct Run<'a> {
+    pub pgbench: &'a Path,
+    pub script: &'a Path,
+    pub database_url: &'a str,
+    pub tenant: &'a str,
+    pub subjects: (usize, usize),
+    pub clients: usize,
+    pub duration: Duration,
+}
+
+/// Runs the bare query for `duration` from `clients` connections (one thread
+/// each) and returns its transactions per second.
+pub fn bare_query_rate(run: &Run) -> Result<f64, Failure> {
+    std::fs::write(run.script, BARE_QUERY)?;
+    let output = Command::new(run.pgbench)
+        .args(["--no-vacuum", "--protocol=prepared"])
+        .arg(format!("--client={}", run.clients))
+        .arg(format!("--jobs={}", run.clients))
+        .arg(format!("--time={}", run.duration.as_secs().max(1)))
+        .arg(format!("--define=tenant={}", run.tenant))
+        .arg(format!("--define=first={}", run.subjects.0))
+        .arg(format!("--define=last={}", run.subjects.1))
+        .arg("--file")
+        .arg(run.script)
+        .arg(run.database_url)
+        .output()
+        .map_err(|e| format!("running {}: {e}", run.pgbench.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("pgbench failed ({}): {stderr}{stdout}", output.status).into());
+    }
+    tps(&stdout).ok_or_else(|| format!("no tps in pgbench's output:\n{stdout}").into())
+}
+
+/// `tps = 35123.456789 (without initial connection time)`.
+fn tps(report: &str) -> Option<f64> {
+    report
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+}
