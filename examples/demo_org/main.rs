@@ -30,7 +30,8 @@ fn main() -> ExitCode {
     let written = std::fs::create_dir_all(&out).and_then(|()| {
         std::fs::write(out.join("evidence.csv"), &demo.evidence_csv)?;
         std::fs::write(out.join("subjects.csv"), &demo.subjects_csv)?;
-        std::fs::write(out.join("raters.csv"), &demo.raters_csv)
+        std::fs::write(out.join("raters.csv"), &demo.raters_csv)?;
+        std::fs::write(out.join("labels.csv"), &demo.labels_csv)
     });
     if let Err(e) = written {
         eprintln!("demo_org: writing {}: {e}", out.display());

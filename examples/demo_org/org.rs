@@ -33,7 +33,7 @@ const CYCLES: [i64; 4] = [600, 415, 230, 45];
 /// Cycles (by index) in which the calibration committee sits.
 const CALIBRATION_CYCLES: [usize; 2] = [1, 3];
 
-/// The three files the generator writes.
+/// The four files the generator writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demo {
     /// `ladder evidence import` input.
@@ -42,6 +42,9 @@ pub struct Demo {
     pub subjects_csv: String,
     /// rater_id, leniency: the truth a calibration must find.
     pub raters_csv: String,
+    /// subject_id, group: made-up groups (nothing real, no protected trait)
+    /// for trying `ladder impact`.
+    pub labels_csv: String,
 }
 
 /// What kind of person a subject is; the levels below are their true ones.
@@ -668,9 +671,16 @@ pub fn generate(seed: u64) -> Demo {
     for (rater, bias) in &leniency {
         writeln!(raters, "{rater},{bias:.2}").expect("writing to a String");
     }
+    // Every third person by position, so each group mixes teams and profiles.
+    let mut labels = String::from("subject_id,group\n");
+    for (i, p) in people.iter().enumerate() {
+        let group = ["group_a", "group_b", "group_c"][i % 3];
+        writeln!(labels, "{},{group}", p.id).expect("writing to a String");
+    }
     Demo {
         evidence_csv: evidence,
         subjects_csv: subjects,
         raters_csv: raters,
+        labels_csv: labels,
     }
 }

@@ -29,6 +29,7 @@ fn the_generator_is_deterministic_and_the_committed_files_are_its_output() {
     assert!(demo.evidence_csv == committed("evidence.csv"));
     assert_eq!(demo.subjects_csv, committed("subjects.csv"));
     assert_eq!(demo.raters_csv, committed("raters.csv"));
+    assert_eq!(demo.labels_csv, committed("labels.csv"));
     assert_eq!(demo.subjects_csv.lines().count() - 1, 60);
     let sources: BTreeSet<&str> = demo
         .evidence_csv
