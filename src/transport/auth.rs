@@ -14,6 +14,7 @@ use tonic::Status;
 
 use crate::storage::TenantId;
 use crate::transport::error::ApiError;
+use crate::transport::pipeline::Scope;
 
 /// The caller of one RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,13 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether the caller's token holds `scope`; `admin` holds them all.
+    pub fn holds(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|held| held == scope.as_str() || held == Scope::Admin.as_str())
+    }
+
     /// The principal a handler was called with; the auth layer guarantees it.
     pub fn of<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
         request
@@ -209,7 +217,7 @@ impl Authenticator {
             Authenticator::Dev { tenant } => Ok(Principal {
                 tenant: tenant.clone(),
                 subject: "dev".into(),
-                scopes: vec!["*".into()],
+                scopes: Scope::ALL.iter().map(|s| s.as_str().to_string()).collect(),
             }),
             Authenticator::Jwt(verifier) => {
                 let value = headers

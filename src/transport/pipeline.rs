@@ -4,7 +4,9 @@
 //! tenant and returns the response message. The pipeline does the rest, in
 //! this order:
 //!
-//! 1. takes the [`Principal`] the auth layer attached (authentication);
+//! 1. takes the [`Principal`] the auth layer attached (authentication) and
+//!    refuses it with PERMISSION_DENIED, naming the scope, unless its token
+//!    holds the method's [`Scope`] (or `admin`): before any SQL;
 //! 2. opens a `tracing` span for the call: `otel.name` and `rpc.method` are
 //!    the method's full name, `tenant` the caller's tenant; subject data is
 //!    never a field;
@@ -16,8 +18,8 @@
 //!    pooled connection for the scoring path ([`AppState::on_connection`]);
 //! 6. maps the error to a `Status`, once, inside the span.
 //!
-//! What every call needs from now on (scope checks, deadlines, limits,
-//! metrics) goes into [`AppState::serve`], the step all calls share.
+//! What every call needs from now on (deadlines, limits, metrics) goes into
+//! [`AppState::serve`], the step all calls share.
 
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -28,8 +30,8 @@ use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
-/// method family). Every method names its scope; checking the token's
-/// scopes against it belongs to the security work and is not done yet.
+/// method family). The pipeline checks it before anything else runs; a
+/// token holding `admin` holds every scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Get and list competencies, roles, rubrics.
@@ -50,6 +52,17 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, `admin` last.
+    pub const ALL: [Scope; 7] = [
+        Scope::FrameworkRead,
+        Scope::FrameworkWrite,
+        Scope::EvidenceRead,
+        Scope::EvidenceWrite,
+        Scope::Assess,
+        Scope::Decide,
+        Scope::Admin,
+    ];
+
     /// The scope as tokens carry it (`framework:read`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -142,6 +155,10 @@ impl AppState {
         run: impl AsyncFnOnce(&Principal, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         let caller = Principal::of(&request)?.clone();
+        // Authorization: the scope check, before anything reads or writes.
+        if !caller.holds(method.scope) {
+            return Err(ApiError::MissingScope(method.scope).into());
+        }
         let span = tracing::info_span!(
             "rpc",
             otel.name = method.name,

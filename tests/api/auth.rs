@@ -28,7 +28,10 @@ async fn call_with(
 
 fn claims(exp_offset: i64) -> serde_json::Value {
     let now = jsonwebtoken::get_current_timestamp() as i64;
-    json!({ "sub": "u", "tenant": "tenant-a", "scope": "ladder.read", "exp": now + exp_offset })
+    json!({
+        "sub": "u", "tenant": "tenant-a", "aud": harness::AUDIENCE, "scope": "evidence:read",
+        "exp": now + exp_offset,
+    })
 }
 
 #[tokio::test]
@@ -90,7 +93,10 @@ async fn a_token_without_the_tenant_claim_is_unauthenticated() {
     let server = TestServer::start().await;
     let token = harness::sign(
         harness::ISSUER_PRIVATE_KEY,
-        json!({ "sub": "u", "exp": jsonwebtoken::get_current_timestamp() + 600 }),
+        json!({
+            "sub": "u", "aud": harness::AUDIENCE,
+            "exp": jsonwebtoken::get_current_timestamp() + 600,
+        }),
     );
     let status = call_with(&server, Some(format!("Bearer {token}")))
         .await

@@ -23,7 +23,8 @@ use tonic::transport::Channel;
 mod shared;
 
 pub use shared::{
-    ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign, timestamp,
+    AUDIENCE, ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign,
+    timestamp,
 };
 
 /// The PostgreSQL server the tests use and the migrated template they clone.

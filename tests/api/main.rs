@@ -11,4 +11,5 @@ mod framework;
 mod import;
 mod recommend;
 mod schema;
+mod scopes;
 mod server;

@@ -20,11 +20,14 @@ pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
 pub const ISSUER_PUBLIC_KEY: &str = include_str!("../keys/issuer.pub.pem");
 pub const OTHER_PRIVATE_KEY: &str = include_str!("../keys/other.key.pem");
 
+/// The audience the test servers require in every token.
+pub const AUDIENCE: &str = "ladder-test";
+
 /// How the servers read tokens: the tenant in `tenant`, scopes in `scope`.
 pub fn jwt_settings() -> JwtSettings {
     JwtSettings {
         issuer: None,
-        audience: None,
+        audience: Some(AUDIENCE.into()),
         tenant_claim: "tenant".into(),
         scopes_claim: "scope".into(),
     }
@@ -43,14 +46,16 @@ pub fn sign(private_pem: &str, claims: serde_json::Value) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signing")
 }
 
-/// A token for `tenant` with every scope, valid for `lifetime_secs`, from `sub`.
+/// A token for `tenant` with every scope (`admin`), valid for
+/// `lifetime_secs`, from `sub`.
 pub fn token(sub: &str, tenant: &str, lifetime_secs: u64) -> String {
     sign(
         ISSUER_PRIVATE_KEY,
         serde_json::json!({
             "sub": sub,
             "tenant": tenant,
-            "scope": "ladder.read ladder.write ladder.admin",
+            "aud": AUDIENCE,
+            "scope": "admin",
             "exp": jsonwebtoken::get_current_timestamp() + lifetime_secs,
         }),
     )
