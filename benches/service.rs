@@ -175,14 +175,16 @@ fn copy_line(r: &Row, out: &mut String) {
 /// The PostgreSQL server behind the benchmark and whatever must be removed.
 struct Cluster {
     server: PgConnectOptions,
+    app_password: String,
     database: String,
     embedded: Option<shared::Throwaway>,
 }
 
 fn start_cluster() -> Cluster {
-    let (server, embedded) = shared::postgres_server("ladder-bench-");
+    let (pg, embedded) = shared::postgres_server("ladder-bench-");
     Cluster {
-        server,
+        server: pg.owner,
+        app_password: pg.app_password,
         database: format!("ladder_bench_{}", std::process::id()),
         embedded,
     }
@@ -570,10 +572,14 @@ async fn bench(settings: Settings) {
     ladder::storage::ensure_database(&cluster.server, &cluster.database)
         .await
         .expect("benchmark database");
-    let db = Db::connect(cluster.options(), 16)
+    let owner = Db::connect(cluster.options(), 1).await.expect("connecting");
+    owner.migrate().await.expect("migrating");
+    owner.close().await;
+    // The server runs as the application role, under row-level security.
+    let app = shared::app_role(&cluster.server, &cluster.app_password).await;
+    let db = Db::connect(app.database(&cluster.database), 16)
         .await
-        .expect("connecting");
-    db.migrate().await.expect("migrating");
+        .expect("connecting as the application role");
     let server = shared::serve(AppState::new(db.clone()), shared::authenticator()).await;
     prepare_tenant(server.addr, GRPC_TENANT).await;
     prepare_tenant(server.addr, COPY_TENANT).await;

@@ -193,9 +193,14 @@ struct ServeArgs {
     /// connections from other machines.
     #[arg(long, env = "LADDER_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
-    /// Do not apply migrations at start (run `ladder migrate` separately).
+    /// Do not apply migrations at start (run `ladder migrate` separately, as
+    /// the owner role).
     #[arg(long, env = "LADDER_NO_MIGRATE")]
     no_migrate: bool,
+    /// INSECURE: serve even when --database-url's role is a superuser, has
+    /// BYPASSRLS or owns tables, which row-level security does not bind.
+    #[arg(long, env = "LADDER_ALLOW_PRIVILEGED_DATABASE_ROLE")]
+    allow_privileged_database_role: bool,
     /// Largest number of evidence items in one BatchCreateEvidence call.
     #[arg(long, env = "LADDER_MAX_BATCH", default_value_t = crate::transport::DEFAULT_MAX_BATCH)]
     max_batch: usize,
@@ -295,7 +300,7 @@ async fn run(command: Command) -> Result<(), AppError> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
-            let database = Database::open(&args.config()).await?;
+            let database = Database::open_as_owner(&args.config()).await?;
             let migrated = database.db.migrate().await;
             database.close().await?;
             migrated?;
@@ -491,11 +496,13 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             context: format!("binding {}", args.listen),
             source,
         })?;
-    let database = Database::open(&args.database.config()).await?;
+    let database = Database::open_for_serving(
+        &args.database.config(),
+        !args.no_migrate,
+        args.allow_privileged_database_role,
+    )
+    .await?;
     let served = async {
-        if !args.no_migrate {
-            database.db.migrate().await?;
-        }
         let addr = listener.local_addr().map_err(|source| AppError::Io {
             context: "reading the bound address".into(),
             source,

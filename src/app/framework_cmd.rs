@@ -66,7 +66,7 @@ impl Target {
         &self,
         work: impl AsyncFnOnce(&Db, &TenantId) -> Result<T, StorageError>,
     ) -> Result<T, AppError> {
-        let database = Database::open(&self.database.config()).await?;
+        let database = Database::open_as_owner(&self.database.config()).await?;
         let result = work(&database.db, &TenantId(self.tenant.clone())).await;
         database.close().await?;
         Ok(result?)

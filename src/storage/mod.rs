@@ -1,17 +1,29 @@
-//! PostgreSQL repositories. Every query is tenant-scoped. Operations of more
-//! than one statement run in a transaction opened by [`Db::begin`], which also
-//! applies the tenant to the database session (`ladder.tenant_id`). The hot
-//! path of scoring runs its statements on a connection from
-//! [`Db::connection`], outside any explicit transaction: the read of
+//! PostgreSQL repositories. Every query is tenant-scoped twice: by its own
+//! `tenant_id` clause (which the indexes serve) and by row-level security
+//! (migration 0007), whose policies compare `tenant_id` with the setting
+//! `ladder.tenant_id` and match nothing while it is unset or empty.
+//!
+//! Operations of more than one statement run in a transaction opened by
+//! [`Db::begin`], which sets `ladder.tenant_id` for that transaction only.
+//! The hot path of scoring runs its statements on a [`TenantConnection`]
+//! from [`Db::connection`], outside any explicit transaction: the read of
 //! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
-//! assessment. A transaction around them would triple their round trips.
-//! Those statements carry no session tenant; when row-level security is
-//! turned on, `Db::connection` must take the tenant and set it for the
-//! session (one round trip per request, reset on release).
+//! assessment (a transaction around them would triple their round trips).
+//! The tenant is set for that connection's session when it is taken from the
+//! pool (one round trip) and cleared after it is given back, off the call's
+//! path (see [`TenantConnection`]).
+//!
+//! No connection goes back to the pool inside a transaction or carrying a
+//! tenant, even when the call is cancelled: taking a connection and opening
+//! its transaction run as a task of their own that finishes even if the
+//! caller is gone (cancelling sqlx's `BEGIN` midway would leave the
+//! transaction open on a pooled connection, sqlx issues #4385 and #4393),
+//! and a tenant connection is checked and cleared, or closed, on release.
 
 pub mod assessments;
 mod catalog_cache;
 pub mod competencies;
+pub mod database_role;
 mod error;
 pub mod evidence;
 pub mod framework_file;
@@ -28,6 +40,7 @@ pub use error::{Refusal, StorageError, sqlstate};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
@@ -69,8 +82,56 @@ impl TenantTx {
     }
 }
 
-/// A pooled connection outside any transaction (see the module documentation).
+/// A pooled connection outside any transaction.
 pub type PooledConnection = PoolConnection<Postgres>;
+
+/// A pooled connection outside any explicit transaction whose session
+/// carries one tenant's `ladder.tenant_id`, from [`Db::connection`].
+///
+/// Dropping it (after the call, or when the call is cancelled) hands the
+/// connection to a task that clears the setting and checks, in the same
+/// statement, that no transaction is open; only then does the connection
+/// go back to the pool, otherwise it is closed (which rolls back whatever a
+/// cancelled statement left open).
+#[derive(Debug)]
+pub struct TenantConnection(Option<PooledConnection>);
+
+impl std::ops::Deref for TenantConnection {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.0.as_ref().expect("a tenant connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for TenantConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.0.as_mut().expect("a tenant connection until dropped")
+    }
+}
+
+impl Drop for TenantConnection {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            conn.close_on_drop();
+            return;
+        };
+        runtime.spawn(async move {
+            // A cancelled statement still in flight is awaited first (sqlx
+            // reads its answer before sending the next one).
+            let clean = sqlx::query(CLEAR_TENANT)
+                .fetch_one(&mut *conn)
+                .await
+                .is_ok_and(|row| row.get::<bool, _>(0));
+            if !clean {
+                conn.close_on_drop();
+            }
+        });
+    }
+}
 
 /// A connection idle this long is checked before use (a firewall or a
 /// database restart may have cut it); checking one used a moment ago would
@@ -79,7 +140,18 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 const PING: &str = "SELECT 1";
 
+/// For the transaction it runs in.
 const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
+
+/// For the session, until [`CLEAR_TENANT`].
+const SET_SESSION_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, false)";
+
+/// Clears the session's tenant and tells whether the statement ran outside
+/// any transaction: the two timestamps are equal only in the first
+/// statement of a transaction, so an open transaction left behind (by a
+/// cancelled `BEGIN`, say) shows, and the connection is then closed.
+const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS NOT NULL \
+     AND transaction_timestamp() = statement_timestamp()";
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -112,10 +184,20 @@ impl Db {
         })
     }
 
-    /// A pooled connection outside any transaction, for work made of single
-    /// tenant-scoped statements (see the module documentation).
-    pub async fn connection(&self) -> Result<PooledConnection, StorageError> {
-        Ok(self.pool.acquire().await?)
+    /// A pooled connection outside any transaction whose session carries
+    /// `tenant`, for work made of single statements (see the module
+    /// documentation). Runs as a task of its own (see [`Db::begin`]).
+    pub async fn connection(&self, tenant: &TenantId) -> Result<TenantConnection, StorageError> {
+        let (pool, tenant) = (self.pool.clone(), tenant.clone());
+        run_to_completion(async move {
+            let mut conn = TenantConnection(Some(pool.acquire().await?));
+            sqlx::query(SET_SESSION_TENANT)
+                .bind(&tenant.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(conn)
+        })
+        .await
     }
 
     /// The tenant's roles and published rubrics as of framework `revision`
@@ -137,23 +219,50 @@ impl Db {
         Ok(())
     }
 
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query(PING).execute(&self.pool).await?;
         Ok(())
     }
 
-    /// Opens a transaction for one tenant; the database session's
-    /// `ladder.tenant_id` is set for its duration, so row-level security can
-    /// enforce isolation without any handler changing.
+    /// Opens a transaction for one tenant; `ladder.tenant_id` is set for
+    /// its duration, so row-level security admits that tenant's rows only.
+    ///
+    /// Taking the connection and opening the transaction run as a task of
+    /// their own, which completes even if the call is cancelled meanwhile:
+    /// a `BEGIN` abandoned halfway would otherwise return the connection to
+    /// the pool inside an open transaction (sqlx issues #4385 and #4393).
+    /// Once the transaction exists, dropping it rolls it back.
     pub async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        set_tenant(&mut tx, tenant).await?;
-        Ok(TenantTx(tx))
+        let (pool, tenant) = (self.pool.clone(), tenant.clone());
+        run_to_completion(async move {
+            let mut tx = pool.begin().await?;
+            set_tenant(&mut tx, &tenant).await?;
+            Ok(TenantTx(tx))
+        })
+        .await
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Runs `work` as a task that finishes even when the caller stops waiting
+/// for it; what it returns to a caller that is gone is dropped there.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+) -> Result<T, StorageError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(StorageError::Unavailable(
+            "the server is shutting down".into(),
+        )),
     }
 }
 

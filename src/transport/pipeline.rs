@@ -24,7 +24,7 @@
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::storage::{PooledConnection, TenantTx};
+use crate::storage::{TenantConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
@@ -132,14 +132,14 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Principal, &mut PooledConnection, Input) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(&Principal, &mut TenantConnection, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         self.serve(
             method,
             request,
             parse,
             async |caller: &Principal, input: Input| {
-                let mut conn = self.db.connection().await?;
+                let mut conn = self.db.connection(&caller.tenant).await?;
                 body(caller, &mut conn, input).await
             },
         )

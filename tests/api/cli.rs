@@ -90,12 +90,20 @@ async fn health(addr: &str) -> i32 {
         .status
 }
 
-async fn embedded_connection(data_dir: &Path) -> PgConnection {
-    let options = PgConnectOptions::new()
+fn embedded_options(data_dir: &Path, user: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
         .socket(data_dir.join("pgdata"))
         .port(ladder::app::embedded_pg::SOCKET_PORT)
-        .username(ladder::app::embedded_pg::SUPERUSER)
-        .database("ladder");
+        .username(user)
+        .database("ladder")
+}
+
+/// A connection as the cluster's superuser, with the password kept in the
+/// data directory.
+async fn embedded_connection(data_dir: &Path) -> PgConnection {
+    let password = std::fs::read_to_string(data_dir.join("superuser.password")).unwrap();
+    let options =
+        embedded_options(data_dir, ladder::app::embedded_pg::SUPERUSER).password(&password);
     PgConnection::connect_with(&options).await.unwrap()
 }
 
@@ -106,6 +114,7 @@ async fn serve_creates_reuses_and_guards_its_embedded_cluster() {
 
     let (first, addr) = start_serving(&data_dir);
     assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    the_cluster_takes_passwords_only(&data_dir).await;
     let mut conn = embedded_connection(&data_dir).await;
     sqlx::raw_sql("CREATE TABLE restart_marker (x int); INSERT INTO restart_marker VALUES (42)")
         .execute(&mut conn)
@@ -140,6 +149,39 @@ async fn serve_creates_reuses_and_guards_its_embedded_cluster() {
         !data_dir.join("pgdata/postmaster.pid").exists(),
         "PostgreSQL still running"
     );
+}
+
+/// Reaching the socket is not enough: every role needs its password, the
+/// passwords are readable by their owner only, and the server is connected
+/// as the application role, which is no superuser and cannot bypass
+/// row-level security.
+async fn the_cluster_takes_passwords_only(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for role in [ladder::app::embedded_pg::SUPERUSER, "ladder_app"] {
+        let err = PgConnection::connect_with(&embedded_options(data_dir, role))
+            .await
+            .expect_err(role);
+        assert!(err.to_string().contains("password"), "{role}: {err}");
+    }
+    for file in ["superuser.password", "app.password"] {
+        let mode = std::fs::metadata(data_dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let mut conn = embedded_connection(data_dir).await;
+    let (superuser, bypass, served): (bool, bool, i64) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, \
+         (SELECT count(*) FROM pg_stat_activity WHERE usename = 'ladder_app') \
+         FROM pg_roles WHERE rolname = 'ladder_app'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!superuser && !bypass);
+    assert!(served > 0, "the server is connected as ladder_app");
+    conn.close().await.unwrap();
 }
 
 #[test]

@@ -29,7 +29,12 @@ pub use shared::{
 
 /// The PostgreSQL server the tests use and the migrated template they clone.
 struct Cluster {
+    /// As the owner (the superuser of the embedded cluster): migrations,
+    /// databases, and the tests' own look behind the API.
     server: PgConnectOptions,
+    owner_password: String,
+    /// As the application role, which the test servers run as.
+    app: PgConnectOptions,
     template: String,
 }
 
@@ -62,7 +67,8 @@ fn on_own_runtime<T: Send + 'static>(
 
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        let (server, embedded) = shared::postgres_server("ladder-test-");
+        let (pg, embedded) = shared::postgres_server("ladder-test-");
+        let (server, owner_password, app_password) = (pg.owner, pg.owner_password, pg.app_password);
         if let Some(embedded) = embedded {
             *EMBEDDED.lock().unwrap() = Some(embedded);
             // SAFETY: registers a plain extern "C" function; it runs once at exit.
@@ -70,7 +76,8 @@ fn cluster() -> &'static Cluster {
         }
         let template = format!("ladder_template_{}", std::process::id());
         let (srv, tpl) = (server.clone(), template.clone());
-        on_own_runtime(async move {
+        let app = on_own_runtime(async move {
+            let app = shared::app_role(&srv, &app_password).await;
             ladder::storage::ensure_database(&srv, &tpl)
                 .await
                 .expect("template database");
@@ -79,8 +86,14 @@ fn cluster() -> &'static Cluster {
                 .expect("template connect");
             db.migrate().await.expect("migrating the template");
             db.close().await;
+            app
         });
-        Cluster { server, template }
+        Cluster {
+            server,
+            owner_password,
+            app,
+            template,
+        }
     })
 }
 
@@ -99,7 +112,8 @@ pub struct Clients {
 /// A real server on an ephemeral port over a fresh database.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// The test's own database, for checking what the API wrote behind its back.
+    /// The test's own database as its owner (which row-level security does
+    /// not bind), for checking what the API wrote behind its back.
     pub pool: sqlx::PgPool,
     database: String,
     /// Replicas share their first server's database and leave it to it.
@@ -138,7 +152,9 @@ impl TestServer {
 
     async fn serve(database: String, auth: Authenticator, owns_database: bool) -> Self {
         let options = cluster().server.clone().database(&database);
-        let db = Db::connect(options.clone(), 8)
+        // The server runs as the application role, so every test goes
+        // through row-level security.
+        let db = Db::connect(cluster().app.clone().database(&database), 8)
             .await
             .expect("connecting to the test database");
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -237,8 +253,9 @@ fn database_url(database: &str) -> String {
         .get_socket()
         .expect("the embedded cluster listens on a socket");
     format!(
-        "postgres://{}@localhost:{}/{database}?host={}",
+        "postgres://{}:{}@localhost:{}/{database}?host={}",
         options.get_username(),
+        cluster().owner_password,
         options.get_port(),
         socket.display()
     )

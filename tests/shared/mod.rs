@@ -92,15 +92,27 @@ impl Throwaway {
     }
 }
 
+/// A PostgreSQL server to run against.
+pub struct PgServer {
+    /// As its owner, a role that may create databases and roles.
+    pub owner: PgConnectOptions,
+    /// The owner's password (empty when DATABASE_URL carries it).
+    pub owner_password: String,
+    /// The password the application role gets.
+    pub app_password: String,
+}
+
 /// The PostgreSQL server to run against: DATABASE_URL when set, else a
 /// throwaway cluster under `/tmp/<prefix>…` (after removing those left by
 /// killed runs with the same prefix).
-pub fn postgres_server(prefix: &str) -> (PgConnectOptions, Option<Throwaway>) {
+pub fn postgres_server(prefix: &str) -> (PgServer, Option<Throwaway>) {
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        return (
-            url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
-            None,
-        );
+        let server = PgServer {
+            owner: url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
+            owner_password: String::new(),
+            app_password: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        return (server, None);
     }
     remove_abandoned_clusters(prefix);
     // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
@@ -111,8 +123,28 @@ pub fn postgres_server(prefix: &str) -> (PgConnectOptions, Option<Throwaway>) {
         .expect("temp dir");
     let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
         .expect("starting the throwaway PostgreSQL cluster");
-    let options = server::embedded_options(&cluster);
-    (options, Some(Throwaway { cluster, dir }))
+    let server = PgServer {
+        owner: server::embedded_options(&cluster).expect("the superuser's password"),
+        owner_password: cluster
+            .superuser_password()
+            .expect("the superuser's password"),
+        app_password: cluster
+            .app_password()
+            .expect("the application role's password"),
+    };
+    (server, Some(Throwaway { cluster, dir }))
+}
+
+/// Makes the application role `ladder_app` log in with `password` on the
+/// server behind `owner`, and returns `owner`'s options as that role.
+pub async fn app_role(owner: &PgConnectOptions, password: &str) -> PgConnectOptions {
+    ladder::storage::database_role::ensure_app_role(owner, password)
+        .await
+        .expect("creating the application role");
+    owner
+        .clone()
+        .username(ladder::storage::database_role::APP_ROLE)
+        .password(password)
 }
 
 /// Removes the clusters of earlier runs that were killed before they could

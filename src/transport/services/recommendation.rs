@@ -16,7 +16,7 @@ use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
-use crate::storage::{Db, PooledConnection, TenantId};
+use crate::storage::{Db, TenantConnection, TenantId};
 use crate::transport::AppState;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
@@ -80,7 +80,7 @@ struct Context {
 
 async fn context(
     db: &Db,
-    conn: &mut PooledConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     subject: &Subject,
 ) -> Result<Context, ApiError> {
