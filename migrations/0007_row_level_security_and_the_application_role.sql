@@ -65,3 +65,7 @@ END;
 $$;
 
 REVOKE ALL ON _sqlx_migrations FROM ladder_app;
+
+-- The audit log is append-only for the service (migration 0008 adds the
+-- trigger that holds for everyone else).
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM ladder_app;

@@ -122,11 +122,7 @@ impl Drop for TenantConnection {
         runtime.spawn(async move {
             // A cancelled statement still in flight is awaited first (sqlx
             // reads its answer before sending the next one).
-            let clean = sqlx::query(CLEAR_TENANT)
-                .fetch_one(&mut *conn)
-                .await
-                .is_ok_and(|row| row.get::<bool, _>(0));
-            if !clean {
+            if !clear_tenant(&mut conn).await {
                 conn.close_on_drop();
             }
         });
@@ -140,6 +136,14 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 const PING: &str = "SELECT 1";
 
+/// Runs [`CLEAR_TENANT`]: whether the connection may go back to the pool.
+async fn clear_tenant(conn: &mut PgConnection) -> bool {
+    // A `&str` without arguments goes as a simple query.
+    sqlx::Executor::fetch_one(conn, CLEAR_TENANT)
+        .await
+        .is_ok_and(|row| row.get::<bool, _>(0))
+}
+
 /// For the transaction it runs in.
 const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 
@@ -147,9 +151,10 @@ const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 const SET_SESSION_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, false)";
 
 /// Clears the session's tenant and tells whether the statement ran outside
-/// any transaction: the two timestamps are equal only in the first
-/// statement of a transaction, so an open transaction left behind (by a
-/// cancelled `BEGIN`, say) shows, and the connection is then closed.
+/// any transaction. Sent as a simple query, whose implicit transaction
+/// starts at the statement's own timestamp: the two are equal only then, so
+/// an open transaction left behind (by a cancelled `BEGIN`, say) shows, and
+/// the connection is closed instead of pooled.
 const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS NOT NULL \
      AND transaction_timestamp() = statement_timestamp()";
 

@@ -11,7 +11,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{ladder_bin, traversable_temp_dir};
+use crate::harness::{TestServer, ladder_bin, traversable_temp_dir};
 
 fn serve(data_dir: &Path) -> Command {
     let mut cmd = Command::new(ladder_bin());
@@ -43,9 +43,32 @@ impl Drop for Serving {
     }
 }
 
+/// `ladder serve --dev` on the database behind `url`, not migrating it.
+fn serve_url(url: &str) -> Command {
+    let mut cmd = Command::new(ladder_bin());
+    cmd.args([
+        "serve",
+        "--dev",
+        "--no-migrate",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--database-url",
+        url,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
 /// Starts `ladder serve` and waits for its "listening" log line.
 fn start_serving(data_dir: &Path) -> (Serving, String) {
-    let mut child = serve(data_dir).spawn().unwrap();
+    start(serve(data_dir))
+}
+
+fn start(mut command: Command) -> (Serving, String) {
+    let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
@@ -215,4 +238,35 @@ fn serve_without_keys_and_without_dev_refuses_to_start() {
         message.contains("--jwt-public-key") && message.contains("--dev"),
         "{message}"
     );
+}
+
+/// With --database-url, `serve` refuses a role that row-level security does
+/// not bind, saying why, unless told to run anyway; the application role
+/// serves.
+#[tokio::test]
+async fn serve_refuses_a_privileged_database_role() {
+    let server = TestServer::start().await;
+    let out = serve_url(&server.database_url()).output().unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("superuser") && message.contains("--allow-privileged-database-role"),
+        "{message}"
+    );
+    let mut anyway = serve_url(&server.database_url());
+    anyway.arg("--allow-privileged-database-role");
+    let (privileged, addr) = start(anyway);
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    stop(privileged).await;
+    let (app, addr) = start(serve_url(&server.app_database_url()));
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    stop(app).await;
+}
+
+/// Stops a server while this runtime keeps running, so that the health
+/// client's connection can close and the server's drain end.
+async fn stop(serving: Serving) {
+    tokio::task::spawn_blocking(move || drop(serving))
+        .await
+        .unwrap();
 }

@@ -35,6 +35,7 @@ struct Cluster {
     owner_password: String,
     /// As the application role, which the test servers run as.
     app: PgConnectOptions,
+    app_password: String,
     template: String,
 }
 
@@ -76,8 +77,9 @@ fn cluster() -> &'static Cluster {
         }
         let template = format!("ladder_template_{}", std::process::id());
         let (srv, tpl) = (server.clone(), template.clone());
+        let password = app_password.clone();
         let app = on_own_runtime(async move {
-            let app = shared::app_role(&srv, &app_password).await;
+            let app = shared::app_role(&srv, &password).await;
             ladder::storage::ensure_database(&srv, &tpl)
                 .await
                 .expect("template database");
@@ -92,6 +94,7 @@ fn cluster() -> &'static Cluster {
             server,
             owner_password,
             app,
+            app_password,
             template,
         }
     })
@@ -128,6 +131,15 @@ impl TestServer {
     }
 
     pub async fn start_with(auth: Authenticator) -> Self {
+        Self::start_custom(auth, 8).await
+    }
+
+    /// A server whose pool holds at most `connections` connections.
+    pub async fn start_with_connections(connections: u32) -> Self {
+        Self::start_custom(shared::authenticator(), connections).await
+    }
+
+    async fn start_custom(auth: Authenticator, connections: u32) -> Self {
         let cluster = cluster();
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&cluster.server.clone().database("postgres"))
@@ -141,20 +153,25 @@ impl TestServer {
         .await
         .expect("creating the test database");
         conn.close().await.ok();
-        Self::serve(database, auth, true).await
+        Self::serve(database, auth, true, connections).await
     }
 
     /// A second server on this server's database, as another replica behind
     /// the same load balancer: the same data, its own in-memory state.
     pub async fn replica(&self) -> Self {
-        Self::serve(self.database.clone(), shared::authenticator(), false).await
+        Self::serve(self.database.clone(), shared::authenticator(), false, 8).await
     }
 
-    async fn serve(database: String, auth: Authenticator, owns_database: bool) -> Self {
+    async fn serve(
+        database: String,
+        auth: Authenticator,
+        owns_database: bool,
+        connections: u32,
+    ) -> Self {
         let options = cluster().server.clone().database(&database);
         // The server runs as the application role, so every test goes
         // through row-level security.
-        let db = Db::connect(cluster().app.clone().database(&database), 8)
+        let db = Db::connect(cluster().app.clone().database(&database), connections)
             .await
             .expect("connecting to the test database");
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -170,6 +187,21 @@ impl TestServer {
             owns_database,
             running,
         }
+    }
+
+    /// A connection to the test's database as the application role, the
+    /// role the servers run as.
+    pub async fn app_connection(&self) -> PgConnection {
+        PgConnection::connect_with(&cluster().app.clone().database(&self.database))
+            .await
+            .expect("connecting as the application role")
+    }
+
+    /// A pool of the test's database as the application role, as a server has.
+    pub async fn app_db(&self, connections: u32) -> Db {
+        Db::connect(cluster().app.clone().database(&self.database), connections)
+            .await
+            .expect("connecting as the application role")
     }
 
     pub fn url(&self) -> String {
@@ -232,6 +264,28 @@ impl TestServer {
     /// A URL for the test's database, for running the `ladder` binary against it.
     pub fn database_url(&self) -> String {
         database_url(&self.database)
+    }
+
+    /// A URL for the test's database as the application role.
+    pub fn app_database_url(&self) -> String {
+        let app = &cluster().app;
+        let password = &cluster().app_password;
+        match app.get_socket() {
+            Some(socket) => format!(
+                "postgres://{}:{password}@localhost:{}/{}?host={}",
+                app.get_username(),
+                app.get_port(),
+                self.database,
+                socket.display()
+            ),
+            None => format!(
+                "postgres://{}:{password}@{}:{}/{}",
+                app.get_username(),
+                app.get_host(),
+                app.get_port(),
+                self.database
+            ),
+        }
     }
 }
 

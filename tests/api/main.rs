@@ -9,6 +9,7 @@ mod cli;
 mod evidence;
 mod framework;
 mod import;
+mod isolation;
 mod recommend;
 mod schema;
 mod scopes;
