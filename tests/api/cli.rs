@@ -240,6 +240,26 @@ fn serve_without_keys_and_without_dev_refuses_to_start() {
     );
 }
 
+#[test]
+fn serve_without_a_jwt_audience_refuses_to_start() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/issuer.pub.pem");
+    let out = Command::new(ladder_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args(["--jwt-public-key", key])
+        .env_remove("LADDER_DEV")
+        .env_remove("LADDER_JWT_AUDIENCE")
+        .env_remove("LADDER_JWT_ANY_AUDIENCE")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("--jwt-audience") && message.contains("--jwt-any-audience"),
+        "{message}"
+    );
+}
+
 /// With --database-url, `serve` refuses a role that row-level security does
 /// not bind, saying why, unless told to run anyway; the application role
 /// serves.

@@ -13,7 +13,7 @@ use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
 use ladder::app::server;
 use ladder::app::telemetry::{self, LogFormat};
 use ladder::transport::AppState;
-use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
+use ladder::transport::auth::{Audience, Authenticator, JwtSettings, JwtVerifier};
 use sqlx::postgres::PgConnectOptions;
 
 pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
@@ -27,9 +27,10 @@ pub const AUDIENCE: &str = "ladder-test";
 pub fn jwt_settings() -> JwtSettings {
     JwtSettings {
         issuer: None,
-        audience: Some(AUDIENCE.into()),
+        audience: Audience::Required(AUDIENCE.into()),
         tenant_claim: "tenant".into(),
         scopes_claim: "scope".into(),
+        allow_symmetric_keys: false,
     }
 }
 
