@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/ladder/v1/rubric.proto",
     "proto/ladder/v1/assessment.proto",
     "proto/ladder/v1/recommendation.proto",
+    "proto/ladder/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,20 +14,22 @@ use tonic_health::server::HealthReporter;
 use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedError, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::storage::{self, Db, database_role};
 use crate::transport::auth::{AuthLayer, Authenticator};
-use crate::transport::{AppState, AssessmentApi, RecommendationApi, RubricApi};
+use crate::transport::{AppState, AssessmentApi, AuditApi, RecommendationApi, RubricApi};
 
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 5] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
     "ladder.v1.RecommendationService",
+    "ladder.v1.AuditService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -228,6 +230,7 @@ pub async fn run(
         .add_service(AssessmentServiceServer::new(AssessmentApi::new(
             state.clone(),
         )))
+        .add_service(AuditServiceServer::new(AuditApi::new(state.clone())))
         .add_service(RecommendationServiceServer::new(RecommendationApi::new(
             state,
         )))

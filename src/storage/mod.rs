@@ -21,6 +21,7 @@
 //! and a tenant connection is checked and cleared, or closed, on release.
 
 pub mod assessments;
+pub mod audit;
 mod catalog_cache;
 pub mod competencies;
 pub mod database_role;
@@ -56,29 +57,44 @@ pub struct TenantId(pub String);
 /// run on it as on a connection. (A type of its own, without sqlx's lifetime
 /// parameter, so that handler bodies taking it stay `Send` for any caller.)
 #[derive(Debug)]
-pub struct TenantTx(Transaction<'static, Postgres>);
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    /// What the work on this transaction wrote, for the audit log.
+    audited: Option<audit::Resources>,
+}
 
 impl std::ops::Deref for TenantTx {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl std::ops::DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.0
+        &mut self.tx
     }
 }
 
 impl TenantTx {
+    /// Records what a write wrote; the pipeline appends it to the audit log
+    /// in this transaction before committing.
+    pub fn audit(&mut self, resources: audit::Resources) {
+        self.audited = Some(resources);
+    }
+
+    /// What [`TenantTx::audit`] recorded, if anything.
+    pub fn audited(&mut self) -> Option<audit::Resources> {
+        self.audited.take()
+    }
+
     pub async fn commit(self) -> Result<(), StorageError> {
-        Ok(self.0.commit().await?)
+        Ok(self.tx.commit().await?)
     }
 
     pub async fn rollback(self) -> Result<(), StorageError> {
-        Ok(self.0.rollback().await?)
+        Ok(self.tx.rollback().await?)
     }
 }
 
@@ -247,7 +263,7 @@ impl Db {
         run_to_completion(async move {
             let mut tx = pool.begin().await?;
             set_tenant(&mut tx, &tenant).await?;
-            Ok(TenantTx(tx))
+            Ok(TenantTx { tx, audited: None })
         })
         .await
     }

@@ -16,6 +16,11 @@
 //! 5. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]), or on a plain
 //!    pooled connection for the scoring path ([`AppState::on_connection`]);
+//!    a write ([`Method::writes`]) appends its audit row in that transaction,
+//!    naming what the body recorded with `TenantTx::audit` (the scoring
+//!    path's one write, a stored assessment, appends it in the statement
+//!    that stores it); a write whose body fails is audited with its outcome
+//!    in a transaction of its own;
 //! 6. maps the error to a `Status`, once, inside the span.
 //!
 //! What every call needs from now on (deadlines, limits, metrics) goes into
@@ -24,6 +29,7 @@
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use crate::storage::audit::{self, AuditEntry, Resources};
 use crate::storage::{TenantConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
@@ -83,11 +89,73 @@ pub struct Method {
     /// The full gRPC name, `ladder.v1.RubricService/GetRole`.
     pub name: &'static str,
     pub scope: Scope,
+    /// Whether the method writes, and so is audited.
+    pub writes: bool,
 }
 
 impl Method {
+    /// A method that only reads.
     pub const fn new(name: &'static str, scope: Scope) -> Self {
-        Self { name, scope }
+        Self {
+            name,
+            scope,
+            writes: false,
+        }
+    }
+
+    /// The same method, writing: every call appends an audit row.
+    pub const fn writes(self) -> Self {
+        Self {
+            writes: true,
+            ..self
+        }
+    }
+}
+
+/// The longest `x-request-id` kept; a longer or non-text one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// One call as its body sees it: the caller (which it dereferences to) and
+/// what the audit log records of the call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub principal: Principal,
+    pub method: Method,
+    /// The client's `x-request-id`, or one made up for the call.
+    pub request_id: String,
+}
+
+impl std::ops::Deref for Call {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl Call {
+    fn of<T>(request: &Request<T>, method: Method) -> Result<Self, Status> {
+        let principal = Principal::of(request)?.clone();
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+        Ok(Self {
+            principal,
+            method,
+            request_id,
+        })
+    }
+
+    /// Who is writing, with which call.
+    pub fn audit_entry(&self) -> AuditEntry {
+        AuditEntry {
+            actor: self.principal.subject.clone(),
+            method: self.method.name,
+            request_id: self.request_id.clone(),
+        }
     }
 }
 
@@ -99,28 +167,34 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Principal, &mut TenantTx, Input) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(&Call, &mut TenantTx, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
-        self.serve(
-            method,
-            request,
-            parse,
-            async |caller: &Principal, input: Input| {
-                let mut tx = self.db.begin(&caller.tenant).await?;
-                match body(caller, &mut tx, input).await {
-                    Ok(response) => {
-                        tx.commit().await?;
-                        Ok(response)
+        self.serve(method, request, parse, async |call: &Call, input: Input| {
+            let mut tx = self.db.begin(&call.tenant).await?;
+            match body(call, &mut tx, input).await {
+                Ok(response) => {
+                    if call.method.writes {
+                        let resources = tx.audited().unwrap_or_default();
+                        audit::append(
+                            &mut tx,
+                            &call.tenant,
+                            &call.audit_entry(),
+                            &resources,
+                            audit::OK,
+                        )
+                        .await?;
                     }
-                    Err(err) => {
-                        if let Err(rollback) = tx.rollback().await {
-                            tracing::warn!(error = %rollback, "rolling back a failed call");
-                        }
-                        Err(err)
-                    }
+                    tx.commit().await?;
+                    Ok(response)
                 }
-            },
-        )
+                Err(err) => {
+                    if let Err(rollback) = tx.rollback().await {
+                        tracing::warn!(error = %rollback, "rolling back a failed call");
+                    }
+                    Err(err)
+                }
+            }
+        })
         .await
     }
 
@@ -132,17 +206,12 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Principal, &mut TenantConnection, Input) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(&Call, &mut TenantConnection, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
-        self.serve(
-            method,
-            request,
-            parse,
-            async |caller: &Principal, input: Input| {
-                let mut conn = self.db.connection(&caller.tenant).await?;
-                body(caller, &mut conn, input).await
-            },
-        )
+        self.serve(method, request, parse, async |call: &Call, input: Input| {
+            let mut conn = self.db.connection(&call.tenant).await?;
+            body(call, &mut conn, input).await
+        })
         .await
     }
 
@@ -152,11 +221,11 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        run: impl AsyncFnOnce(&Principal, Input) -> Result<Res, ApiError>,
+        run: impl AsyncFnOnce(&Call, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
-        let caller = Principal::of(&request)?.clone();
+        let call = Call::of(&request, method)?;
         // Authorization: the scope check, before anything reads or writes.
-        if !caller.holds(method.scope) {
+        if !call.holds(method.scope) {
             return Err(ApiError::MissingScope(method.scope).into());
         }
         let span = tracing::info_span!(
@@ -164,18 +233,48 @@ impl AppState {
             otel.name = method.name,
             rpc.method = method.name,
             scope = method.scope.as_str(),
-            tenant = %caller.tenant.0,
+            tenant = %call.tenant.0,
         );
         async {
+            let input = parse(request.into_inner()).map_err(Status::from)?;
             let result = async {
-                let input = parse(request.into_inner())?;
-                self.provision(&caller.tenant).await?;
-                run(&caller, input).await
+                self.provision(&call.tenant).await?;
+                run(&call, input).await
             }
             .await;
-            result.map(Response::new).map_err(Status::from)
+            let status = match result {
+                Ok(response) => return Ok(Response::new(response)),
+                Err(err) => Status::from(err),
+            };
+            if call.method.writes {
+                self.audit_failure(&call, status.code()).await;
+            }
+            Err(status)
         }
         .instrument(span)
         .await
+    }
+
+    /// Records a write that failed after its request was accepted, in a
+    /// transaction of its own (the write's was rolled back). A failure to
+    /// record it is logged, and the caller still gets the write's error.
+    async fn audit_failure(&self, call: &Call, code: tonic::Code) {
+        let outcome = format!("{code:?}");
+        let recorded = async {
+            let mut tx = self.db.begin(&call.tenant).await?;
+            audit::append(
+                &mut tx,
+                &call.tenant,
+                &call.audit_entry(),
+                &Resources::default(),
+                &outcome,
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, outcome, "auditing a failed write");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Mutex, OnceLock};
 
 pub use ladder::app::client::{Authed, Bearer};
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
+use ladder::proto::v1::audit_service_client::AuditServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::proto::v1::rubric_service_client::RubricServiceClient;
 use ladder::storage::Db;
@@ -105,11 +106,12 @@ pub fn token(tenant: &str) -> String {
     shared::token(&format!("test-user@{tenant}"), tenant, 3600)
 }
 
-/// The three clients, all acting for one tenant.
+/// The clients, all acting for one tenant.
 pub struct Clients {
     pub rubric: RubricServiceClient<Authed>,
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
+    pub audit: AuditServiceClient<Authed>,
 }
 
 /// A real server on an ephemeral port over a fresh database.
@@ -229,7 +231,11 @@ impl TestServer {
         Clients {
             rubric: RubricServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            recommendation: RecommendationServiceClient::with_interceptor(channel, bearer),
+            recommendation: RecommendationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            audit: AuditServiceClient::with_interceptor(channel, bearer),
         }
     }
 }

@@ -64,6 +64,7 @@ const SCOPE_OF: &[(&str, &str)] = &[
     ("ladder.v1.AssessmentService/ListAssessments", "assess"),
     ("ladder.v1.RecommendationService/Recommend", "assess"),
     ("ladder.v1.RecommendationService/WhatIf", "assess"),
+    ("ladder.v1.AuditService/ListAuditEvents", "admin"),
 ];
 
 const SCOPES: [&str; 7] = [

@@ -1,10 +1,12 @@
-//! The three `ladder.v1` services. Methods not implemented yet answer
+//! The `ladder.v1` services. Methods not implemented yet answer
 //! UNIMPLEMENTED through the generated default stubs.
 
 mod assessment;
+mod audit;
 mod recommendation;
 mod rubric;
 
 pub use assessment::AssessmentApi;
+pub use audit::AuditApi;
 pub use recommendation::RecommendationApi;
 pub use rubric::RubricApi;

@@ -8,6 +8,7 @@ use crate::domain::framework::{Role, RubricAction, RubricCompetency};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::rubric_service_server::RubricService;
+use crate::storage::audit::Resources;
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::expected_revision;
 use crate::storage::{TenantId, TenantTx, competencies, roles, rubrics};
@@ -183,7 +184,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/CreateCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -201,6 +203,7 @@ impl RubricService for RubricApi {
                         request_id.as_deref(),
                     )
                     .await?;
+                    tx.audit(Resources::one(format!("competencies/{}", competency.id)));
                     Ok(pb::CreateCompetencyResponse {
                         competency: Some(competency_to_pb(created)),
                     })
@@ -218,7 +221,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/UpdateCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.competency, "competency")?;
@@ -245,6 +249,7 @@ impl RubricService for RubricApi {
                         merge_competency(current.value, input, &update.mask),
                     )?;
                     let updated = competencies::update(tx, tenant, &merged, revision).await?;
+                    tx.audit(Resources::one(format!("competencies/{id}")));
                     Ok(pb::UpdateCompetencyResponse {
                         competency: Some(competency_to_pb(updated)),
                     })
@@ -262,7 +267,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/DeleteCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -270,6 +276,7 @@ impl RubricService for RubricApi {
                 },
                 async |caller, tx, (id, expected)| {
                     competencies::delete(tx, &caller.tenant, &id, expected).await?;
+                    tx.audit(Resources::one(format!("competencies/{id}")));
                     Ok(pb::DeleteCompetencyResponse {})
                 },
             )
@@ -341,7 +348,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -354,6 +361,7 @@ impl RubricService for RubricApi {
                     check_transitions(tx, &caller.tenant, &role).await?;
                     let created =
                         roles::create(tx, &caller.tenant, &role, request_id.as_deref()).await?;
+                    tx.audit(Resources::one(format!("roles/{}", role.id)));
                     Ok(pb::CreateRoleResponse {
                         role: Some(role_to_pb(created)),
                     })
@@ -368,7 +376,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/UpdateRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/UpdateRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let input = required(req.role, "role")?;
@@ -385,6 +393,7 @@ impl RubricService for RubricApi {
                     let merged = nested("role", merge_role(current.value, input, &update.mask))?;
                     check_transitions(tx, tenant, &merged).await?;
                     let updated = roles::update(tx, tenant, &merged, revision).await?;
+                    tx.audit(Resources::one(format!("roles/{id}")));
                     Ok(pb::UpdateRoleResponse {
                         role: Some(role_to_pb(updated)),
                     })
@@ -399,7 +408,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/DeleteRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/DeleteRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -407,6 +416,7 @@ impl RubricService for RubricApi {
                 },
                 async |caller, tx, (id, expected)| {
                     roles::delete(tx, &caller.tenant, &id, expected).await?;
+                    tx.audit(Resources::one(format!("roles/{id}")));
                     Ok(pb::DeleteRoleResponse {})
                 },
             )
@@ -489,7 +499,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/CreateRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -508,6 +519,8 @@ impl RubricService for RubricApi {
                         request_id.as_deref(),
                     )
                     .await?;
+                    let version = created.value.version;
+                    tx.audit(Resources::one(format!("roles/{role_id}/rubrics/{version}")));
                     Ok(pb::CreateRubricResponse {
                         rubric: Some(rubric_to_pb(created)),
                     })
@@ -525,7 +538,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/UpdateRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.rubric, "rubric")?;
@@ -554,6 +568,7 @@ impl RubricService for RubricApi {
                     check_competencies(tx, tenant, &items).await?;
                     let updated =
                         rubrics::update(tx, tenant, &role_id, version, expected, &items).await?;
+                    tx.audit(Resources::one(format!("roles/{role_id}/rubrics/{version}")));
                     Ok(pb::UpdateRubricResponse {
                         rubric: Some(rubric_to_pb(updated)),
                     })
@@ -571,7 +586,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/DeleteRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -583,6 +599,10 @@ impl RubricService for RubricApi {
                         change.expected,
                     )
                     .await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        change.role_id, change.version
+                    )));
                     Ok(pb::DeleteRubricResponse {})
                 },
             )
@@ -598,11 +618,16 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/PublishRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
                     let rubric = advance(tx, &caller.tenant, change, RubricAction::Publish).await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        rubric.role_id, rubric.version
+                    )));
                     Ok(pb::PublishRubricResponse {
                         rubric: Some(rubric),
                     })
@@ -620,11 +645,16 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/RetireRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
                     let rubric = advance(tx, &caller.tenant, change, RubricAction::Retire).await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        rubric.role_id, rubric.version
+                    )));
                     Ok(pb::RetireRubricResponse {
                         rubric: Some(rubric),
                     })
