@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/ladder/v1/assessment.proto",
     "proto/ladder/v1/recommendation.proto",
     "proto/ladder/v1/audit.proto",
+    "proto/ladder/v1/subject_rights.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,19 +17,23 @@ use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
+use crate::proto::v1::subject_rights_service_server::SubjectRightsServiceServer;
 use crate::storage::{self, Db, database_role};
 use crate::transport::auth::{AuthLayer, Authenticator};
-use crate::transport::{AppState, AssessmentApi, AuditApi, RecommendationApi, RubricApi};
+use crate::transport::{
+    AppState, AssessmentApi, AuditApi, RecommendationApi, RubricApi, SubjectRightsApi,
+};
 
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 6] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
     "ladder.v1.RecommendationService",
     "ladder.v1.AuditService",
+    "ladder.v1.SubjectRightsService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -231,6 +235,9 @@ pub async fn run(
             state.clone(),
         )))
         .add_service(AuditServiceServer::new(AuditApi::new(state.clone())))
+        .add_service(SubjectRightsServiceServer::new(SubjectRightsApi::new(
+            state.clone(),
+        )))
         .add_service(RecommendationServiceServer::new(RecommendationApi::new(
             state,
         )))

@@ -34,6 +34,7 @@ pub mod roles;
 pub mod rubrics;
 pub mod scoring_inputs;
 pub mod stored;
+pub mod subject_data;
 pub mod subjects;
 
 pub use error::{Refusal, StorageError, sqlstate};

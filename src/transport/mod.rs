@@ -8,7 +8,7 @@ pub mod error;
 pub mod pipeline;
 mod services;
 
-pub use services::{AssessmentApi, AuditApi, RecommendationApi, RubricApi};
+pub use services::{AssessmentApi, AuditApi, RecommendationApi, RubricApi, SubjectRightsApi};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

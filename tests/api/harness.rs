@@ -12,6 +12,7 @@ use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
 use ladder::proto::v1::audit_service_client::AuditServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::proto::v1::rubric_service_client::RubricServiceClient;
+use ladder::proto::v1::subject_rights_service_client::SubjectRightsServiceClient;
 use ladder::storage::Db;
 use ladder::transport::AppState;
 use ladder::transport::auth::Authenticator;
@@ -112,6 +113,7 @@ pub struct Clients {
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
+    pub subject_rights: SubjectRightsServiceClient<Authed>,
 }
 
 /// A real server on an ephemeral port over a fresh database.
@@ -235,7 +237,8 @@ impl TestServer {
                 channel.clone(),
                 bearer.clone(),
             ),
-            audit: AuditServiceClient::with_interceptor(channel, bearer),
+            audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            subject_rights: SubjectRightsServiceClient::with_interceptor(channel, bearer),
         }
     }
 }

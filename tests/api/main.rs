@@ -15,3 +15,4 @@ mod recommend;
 mod schema;
 mod scopes;
 mod server;
+mod subject_rights;

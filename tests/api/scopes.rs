@@ -65,6 +65,8 @@ const SCOPE_OF: &[(&str, &str)] = &[
     ("ladder.v1.RecommendationService/Recommend", "assess"),
     ("ladder.v1.RecommendationService/WhatIf", "assess"),
     ("ladder.v1.AuditService/ListAuditEvents", "admin"),
+    ("ladder.v1.SubjectRightsService/ExportSubjectData", "admin"),
+    ("ladder.v1.SubjectRightsService/EraseSubject", "admin"),
 ];
 
 const SCOPES: [&str; 7] = [

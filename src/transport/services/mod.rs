@@ -5,8 +5,10 @@ mod assessment;
 mod audit;
 mod recommendation;
 mod rubric;
+mod subject_rights;
 
 pub use assessment::AssessmentApi;
 pub use audit::AuditApi;
 pub use recommendation::RecommendationApi;
 pub use rubric::RubricApi;
+pub use subject_rights::SubjectRightsApi;

@@ -1,0 +1,91 @@
+//! Everything stored about one subject, together: for export and erasure
+//! (SPEC §8, data subjects' rights). A new table holding subject data adds
+//! its rows to both.
+
+use sqlx::PgConnection;
+
+use crate::domain::assessment::Assessment;
+use crate::domain::evidence::Evidence;
+use crate::storage::evidence::EvidenceFilter;
+use crate::storage::stored::ALL;
+use crate::storage::{StorageError, TenantId, assessments, evidence, subjects};
+
+/// What is stored about one subject.
+#[derive(Debug, Clone)]
+pub struct SubjectData {
+    pub subject_id: String,
+    pub current_role_id: Option<String>,
+    /// Oldest first.
+    pub evidence: Vec<Evidence>,
+    /// Newest first.
+    pub assessments: Vec<Assessment>,
+}
+
+/// Reads everything stored about `subject_id`; nothing stored reads as an
+/// empty document. Run it in one transaction for a consistent document.
+pub async fn export(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject_id: &str,
+) -> Result<SubjectData, StorageError> {
+    let current_role_id = match subjects::get(&mut *conn, tenant, subject_id).await {
+        Ok((subject, _)) => subject.current_role_id,
+        Err(StorageError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let filter = EvidenceFilter {
+        subject_id: subject_id.to_string(),
+        competency_id: None,
+        observed_after: None,
+        observed_before: None,
+    };
+    let evidence = evidence::list(&mut *conn, tenant, &filter, None, ALL).await?;
+    let assessments = assessments::list(&mut *conn, tenant, subject_id, None, ALL).await?;
+    Ok(SubjectData {
+        subject_id: subject_id.to_string(),
+        current_role_id,
+        evidence,
+        assessments,
+    })
+}
+
+/// How many rows an erasure deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erased {
+    pub evidence: i64,
+    pub assessments: i64,
+    pub subject: bool,
+}
+
+/// Every row about the subject, in one statement: its evidence (freeing
+/// their keys for a new ingest), its assessments with the request ids that
+/// remembered them, and its stored role.
+const ERASE: &str = "WITH erased_evidence AS (\
+       DELETE FROM evidence WHERE tenant_id = $1 AND subject_id = $2 RETURNING id), \
+     erased_assessments AS (\
+       DELETE FROM assessments WHERE tenant_id = $1 AND subject_id = $2 RETURNING id), \
+     erased_requests AS (\
+       DELETE FROM create_requests WHERE tenant_id = $1 AND method = 'CreateAssessment' \
+         AND resource_id IN (SELECT id::text FROM erased_assessments) RETURNING 1), \
+     erased_subject AS (\
+       DELETE FROM subjects WHERE tenant_id = $1 AND id = $2 RETURNING id) \
+     SELECT (SELECT count(*) FROM erased_evidence), (SELECT count(*) FROM erased_assessments), \
+            EXISTS (SELECT 1 FROM erased_subject)";
+
+/// Deletes everything stored about `subject_id`.
+pub async fn erase(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    subject_id: &str,
+) -> Result<Erased, StorageError> {
+    let (evidence, assessments, subject): (i64, i64, bool) = sqlx::query_as(ERASE)
+        .bind(&tenant.0)
+        .bind(subject_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(Erased {
+        evidence,
+        assessments,
+        subject,
+    })
+}
