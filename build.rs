@@ -14,6 +14,8 @@ const PROTOS: &[&str] = &[
     "proto/ladder/v1/framework.proto",
     "proto/ladder/v1/xapi.proto",
     "proto/ladder/v1/oversight.proto",
+    "proto/ladder/v1/audit.proto",
+    "proto/ladder/v1/subject_rights.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

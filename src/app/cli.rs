@@ -17,7 +17,7 @@ use crate::app::telemetry::{self, LogFormat};
 use crate::proto::v1 as pb;
 use crate::storage::TenantId;
 use crate::transport::AppState;
-use crate::transport::auth::{Authenticator, DEV_TENANT, JwtSettings, JwtVerifier};
+use crate::transport::auth::{Audience, Authenticator, DEV_TENANT, JwtSettings, JwtVerifier};
 use crate::transport::limits::{self, Limits};
 
 #[derive(Debug, Parser)]
@@ -280,9 +280,14 @@ struct ServeArgs {
     /// 0.0.0.0:9090 [default: none, no admin port].
     #[arg(long, env = "LADDER_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
-    /// Do not apply migrations at start (run `ladder migrate` separately).
+    /// Do not apply migrations at start (run `ladder migrate` separately, as
+    /// the owner role).
     #[arg(long, env = "LADDER_NO_MIGRATE")]
     no_migrate: bool,
+    /// INSECURE: serve even when --database-url's role is a superuser, has
+    /// BYPASSRLS or owns tables, which row-level security does not bind.
+    #[arg(long, env = "LADDER_ALLOW_PRIVILEGED_DATABASE_ROLE")]
+    allow_privileged_database_role: bool,
     #[command(flatten)]
     limits: LimitArgs,
     /// INSECURE: accept calls without credentials, all acting for tenant "dev".
@@ -339,15 +344,25 @@ struct JwtArgs {
     /// PEM public key (RSA, EC or Ed25519) that signs access tokens.
     #[arg(long, env = "LADDER_JWT_PUBLIC_KEY", conflicts_with = "jwt_jwks")]
     jwt_public_key: Option<PathBuf>,
-    /// JWKS file with the keys that sign access tokens (chosen by `kid`).
+    /// JWKS file with the keys that sign access tokens (chosen by `kid`);
+    /// read again when it changes, so keys rotate without a restart.
     #[arg(long, env = "LADDER_JWT_JWKS")]
     jwt_jwks: Option<PathBuf>,
     /// Required `iss` claim, when set.
     #[arg(long, env = "LADDER_JWT_ISSUER")]
     jwt_issuer: Option<String>,
-    /// Required `aud` claim, when set.
+    /// The `aud` every token must carry (this service's name at the issuer).
+    /// Required unless --jwt-any-audience.
     #[arg(long, env = "LADDER_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
+    /// INSECURE: accept tokens whatever their audience, including tokens the
+    /// issuer made for other services.
+    #[arg(long, env = "LADDER_JWT_ANY_AUDIENCE", conflicts_with = "jwt_audience")]
+    jwt_any_audience: bool,
+    /// Accept symmetric (HMAC, `kty: oct`) keys in the JWKS; anyone holding
+    /// such a key can mint tokens.
+    #[arg(long, env = "LADDER_JWT_ALLOW_SYMMETRIC_KEYS")]
+    jwt_allow_symmetric_keys: bool,
     /// Claim that holds the caller's tenant.
     #[arg(long, env = "LADDER_JWT_TENANT_CLAIM", default_value = "tenant")]
     jwt_tenant_claim: String,
@@ -359,11 +374,32 @@ struct JwtArgs {
 impl ServeArgs {
     fn authenticator(&self) -> Result<Authenticator, AppError> {
         let jwt = &self.jwt;
+        let keyed = jwt.jwt_public_key.is_some() || jwt.jwt_jwks.is_some();
+        let audience = match (&jwt.jwt_audience, jwt.jwt_any_audience) {
+            (Some(aud), _) => Audience::Required(aud.clone()),
+            (None, true) => Audience::Any,
+            (None, false) if keyed => {
+                return Err(AppError::Config(
+                    "no JWT audience: set --jwt-audience NAME (LADDER_JWT_AUDIENCE) to the `aud` \
+                     the issuer puts in tokens for this service, or pass --jwt-any-audience to \
+                     accept tokens made for any service (INSECURE)"
+                        .into(),
+                ));
+            }
+            (None, false) => Audience::Any,
+        };
+        if keyed && audience == Audience::Any {
+            eprintln!(
+                "\n*** --jwt-any-audience: ladder accepts tokens the issuer made for ANY service. ***\n"
+            );
+            tracing::warn!("INSECURE: --jwt-any-audience, token audiences are not checked");
+        }
         let settings = JwtSettings {
             issuer: jwt.jwt_issuer.clone(),
-            audience: jwt.jwt_audience.clone(),
+            audience,
             tenant_claim: jwt.jwt_tenant_claim.clone(),
             scopes_claim: jwt.jwt_scopes_claim.clone(),
+            allow_symmetric_keys: jwt.jwt_allow_symmetric_keys,
         };
         let read = |path: &PathBuf| {
             std::fs::read(path).map_err(|source| AppError::Io {
@@ -373,7 +409,7 @@ impl ServeArgs {
         };
         let verifier = match (&jwt.jwt_public_key, &jwt.jwt_jwks) {
             (Some(pem), _) => Some(JwtVerifier::from_pem(&read(pem)?, settings)),
-            (None, Some(jwks)) => Some(JwtVerifier::from_jwks(&read(jwks)?, settings)),
+            (None, Some(jwks)) => Some(JwtVerifier::from_jwks_file(jwks.clone(), settings)),
             (None, None) => None,
         };
         match (verifier, self.dev) {
@@ -433,7 +469,7 @@ async fn run(command: Command) -> Result<(), AppError> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
-            let database = Database::open(&args.config()).await?;
+            let database = Database::open_as_owner(&args.config()).await?;
             let migrated = database.db.migrate().await;
             database.close().await?;
             migrated?;
@@ -723,11 +759,13 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let database = Database::open(&args.database.config()).await?;
+    let database = Database::open_for_serving(
+        &args.database.config(),
+        !args.no_migrate,
+        args.allow_privileged_database_role,
+    )
+    .await?;
     let served = async {
-        if !args.no_migrate {
-            database.db.migrate().await?;
-        }
         let addr = listener.local_addr().map_err(|source| AppError::Io {
             context: "reading the bound address".into(),
             source,

@@ -6,9 +6,19 @@
 //! ```text
 //! <data_dir>/            owned by the caller, mode 0755
 //!   ladder.lock          flock held for as long as this process uses the cluster
+//!   superuser.password   the password of the superuser `ladder` (0600)
+//!   app.password         the password of the application role `ladder_app` (0600)
 //!   pgdata/              the cluster, owned by the user PostgreSQL runs as (0700);
 //!                        its unix socket lives here too, no TCP port is opened
 //! ```
+//!
+//! Every connection authenticates with a password (SCRAM-SHA-256), so a
+//! process that can reach the socket but cannot read the data directory's
+//! password files is nobody to the cluster. The superuser owns the schema
+//! and runs the migrations; the service connects as `ladder_app`, which row-
+//! level security binds to one tenant per request (migration 0007). Both
+//! passwords are generated when the cluster is created; a cluster made
+//! before passwords were used gets them on its next start.
 //!
 //! PostgreSQL refuses to run as root, so when this process is root the cluster's
 //! processes run as an unprivileged account (Debian's `postgres` by default),
@@ -24,6 +34,11 @@ use std::process::Command;
 /// The superuser name initdb gives the cluster, whoever runs it.
 pub const SUPERUSER: &str = "ladder";
 const LOCK_FILE: &str = "ladder.lock";
+const SUPERUSER_PASSWORD_FILE: &str = "superuser.password";
+const APP_PASSWORD_FILE: &str = "app.password";
+/// Only password logins, over the socket only.
+const PG_HBA: &str =
+    "# Set by ladder: password logins over the unix socket only.\nlocal all all scram-sha-256\n";
 const CLUSTER_DIR: &str = "pgdata";
 /// The port only names the socket file; no TCP listener is opened.
 pub const SOCKET_PORT: u16 = 5432;
@@ -109,6 +124,7 @@ struct RunAs {
 /// A running cluster; stopped by [`EmbeddedPostgres::stop`] or on drop.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
+    data_dir: PathBuf,
     cluster_dir: PathBuf,
     bin_dir: PathBuf,
     run_as: Option<RunAs>,
@@ -135,6 +151,7 @@ impl EmbeddedPostgres {
             check_traversable(&data_dir, user)?;
         }
         let mut pg = EmbeddedPostgres {
+            data_dir: data_dir.clone(),
             cluster_dir,
             bin_dir,
             run_as,
@@ -143,11 +160,17 @@ impl EmbeddedPostgres {
         };
         if !pg.cluster_dir.join("PG_VERSION").exists() {
             pg.init(config.ephemeral)?;
-        } else if pg.cluster_dir.join("postmaster.pid").exists() {
-            // We hold the lock, so a running postmaster is an orphan of a ladder
-            // that died; stop it (or clear its stale pid file) before starting ours.
-            let _ = pg.pg_ctl(&["stop", "-m", "fast", "-w"]);
+        } else {
+            if pg.cluster_dir.join("postmaster.pid").exists() {
+                // We hold the lock, so a running postmaster is an orphan of a ladder
+                // that died; stop it (or clear its stale pid file) before starting ours.
+                let _ = pg.pg_ctl(&["stop", "-m", "fast", "-w"]);
+            }
+            if !pg.data_dir.join(SUPERUSER_PASSWORD_FILE).exists() {
+                pg.require_passwords()?;
+            }
         }
+        pg.password_file(APP_PASSWORD_FILE)?;
         pg.pg_ctl(&[
             "start",
             "-w",
@@ -163,6 +186,48 @@ impl EmbeddedPostgres {
     /// The directory holding the unix socket to connect through.
     pub fn socket_dir(&self) -> &Path {
         &self.cluster_dir
+    }
+
+    /// The superuser's password.
+    pub fn superuser_password(&self) -> Result<String, EmbeddedError> {
+        self.password_file(SUPERUSER_PASSWORD_FILE)
+    }
+
+    /// The application role's password.
+    pub fn app_password(&self) -> Result<String, EmbeddedError> {
+        self.password_file(APP_PASSWORD_FILE)
+    }
+
+    /// The password kept in `name` under the data directory, generated
+    /// (readable by this process's user only) if there is none yet.
+    fn password_file(&self, name: &str) -> Result<String, EmbeddedError> {
+        let path = self.data_dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(password) => return Ok(password.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+        }
+        let password = new_password();
+        write_private(&path, &password)?;
+        Ok(password)
+    }
+
+    /// A cluster created before ladder used passwords trusted every local
+    /// connection: give the superuser its password (in single-user mode,
+    /// before the server starts) and accept password logins only.
+    fn require_passwords(&self) -> Result<(), EmbeddedError> {
+        let password = new_password();
+        let dir = self.cluster_dir.to_string_lossy().into_owned();
+        // The password is hexadecimal: nothing in it needs quoting.
+        let statement = format!("ALTER ROLE {SUPERUSER} PASSWORD '{password}';\n");
+        self.run_with_input(
+            "postgres",
+            &["--single", "-D", &dir, "postgres"],
+            &statement,
+        )?;
+        write_private(&self.data_dir.join(SUPERUSER_PASSWORD_FILE), &password)?;
+        let hba = self.cluster_dir.join("pg_hba.conf");
+        fs::write(&hba, PG_HBA).map_err(io_err(format!("writing {}", hba.display())))
     }
 
     /// Stops the cluster (fast shutdown: open sessions are ended cleanly).
@@ -188,19 +253,34 @@ impl EmbeddedPostgres {
                 .map_err(io_err(format!("chown {}", self.cluster_dir.display())))?;
         }
         let dir = self.cluster_dir.to_string_lossy().into_owned();
-        self.run(
+        // initdb reads the superuser's password from a file, as the user the
+        // cluster runs as; that copy lives only while initdb runs.
+        let password = self.password_file(SUPERUSER_PASSWORD_FILE)?;
+        let pwfile = self.data_dir.join("initdb.password");
+        write_private(&pwfile, &password)?;
+        if let Some(user) = &self.run_as {
+            std::os::unix::fs::chown(&pwfile, Some(user.uid), Some(user.gid))
+                .map_err(io_err(format!("chown {}", pwfile.display())))?;
+        }
+        let initdb = self.run(
             "initdb",
             &[
                 "-D",
                 &dir,
                 "-U",
                 SUPERUSER,
-                "--auth=trust",
+                &format!("--pwfile={}", pwfile.display()),
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C",
                 "--no-instructions",
             ],
-        )?;
+        );
+        let _ = fs::remove_file(&pwfile);
+        initdb?;
+        let hba = self.cluster_dir.join("pg_hba.conf");
+        fs::write(&hba, PG_HBA).map_err(io_err(format!("writing {}", hba.display())))?;
         // Only a unix socket inside the cluster directory: nothing listens on TCP,
         // and only users who can enter the directory can connect.
         let mut settings = format!(
@@ -225,17 +305,36 @@ impl EmbeddedPostgres {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<(), EmbeddedError> {
+        self.run_with_input(program, args, "")
+    }
+
+    /// Runs one of the cluster's programs as the cluster's user, `input` on
+    /// its standard input.
+    fn run_with_input(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: &str,
+    ) -> Result<(), EmbeddedError> {
+        use std::io::Write;
         let mut cmd = Command::new(self.bin_dir.join(program));
         // The cluster user may not be able to enter our working directory.
-        cmd.args(args).current_dir("/").env_remove("PGDATA");
+        cmd.args(args)
+            .current_dir("/")
+            .env_remove("PGDATA")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         if let Some(user) = &self.run_as {
             cmd.uid(user.uid).gid(user.gid);
         }
         let step = format!("{program} {}", args.first().copied().unwrap_or_default());
-        let output = cmd.output().map_err(io_err(format!(
-            "running {}",
-            self.bin_dir.join(program).display()
-        )))?;
+        let running = || io_err(format!("running {}", self.bin_dir.join(program).display()));
+        let mut child = cmd.spawn().map_err(running())?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).map_err(running())?;
+        }
+        let output = child.wait_with_output().map_err(running())?;
         if output.status.success() {
             return Ok(());
         }
@@ -259,6 +358,33 @@ impl Drop for EmbeddedPostgres {
             eprintln!("ladder: stopping the embedded PostgreSQL failed: {e}");
         }
     }
+}
+
+/// A password of 244 random bits (two v4 UUIDs), in hexadecimal.
+fn new_password() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Writes a file only this process's user can read.
+fn write_private(path: &Path, contents: &str) -> Result<(), EmbeddedError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("creating {}", path.display())))?;
+    // An existing file keeps its mode on open: make sure of it.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("chmod {}", path.display())))?;
+    file.write_all(contents.as_bytes())
+        .map_err(io_err(format!("writing {}", path.display())))
 }
 
 fn lock(data_dir: &Path) -> Result<File, EmbeddedError> {

@@ -114,7 +114,7 @@ impl Target {
         &self,
         work: impl AsyncFnOnce(&mut PgConnection, &TenantId) -> Result<T, StorageError>,
     ) -> Result<T, AppError> {
-        let database = Database::open(&self.database.config()).await?;
+        let database = Database::open_as_owner(&self.database.config()).await?;
         let tenant = TenantId(self.tenant.clone());
         let result = async {
             let mut tx = database.db.begin(&tenant).await?;

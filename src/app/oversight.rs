@@ -16,6 +16,7 @@ use crate::domain::oversight::{
     self, Decision, DecisionInput, Explanation, GroupLabel, ImpactReport, LabelledOutcome,
     LabelsAudit, OversightReport, Period,
 };
+use crate::storage::audit::{self, AuditEntry, Resources};
 use crate::storage::stored::{microseconds, optional};
 use crate::storage::{
     Db, StorageError, TenantId, assessments, competencies, decisions, evidence, roles,
@@ -139,7 +140,7 @@ pub struct ComputedImpact {
 /// Assesses every labelled subject (nothing stored) against `role_id`'s
 /// published rubric as of `as_of` and reports READY rates per group.
 /// `labels` must have passed `oversight::validate_labels`. They stay in
-/// memory: only [`audit_impact_report`]'s counts and digest leave this call.
+/// memory: only the counts and digest of its audit row leave this call.
 pub async fn impact_report(
     db: &Db,
     conn: &mut PgConnection,
@@ -147,6 +148,7 @@ pub async fn impact_report(
     role_id: &str,
     as_of: DateTime<Utc>,
     labels: &[GroupLabel],
+    entry: &AuditEntry,
 ) -> Result<ComputedImpact, ScoringError> {
     let subject_ids: Vec<String> = labels.iter().map(|l| l.subject_id.clone()).collect();
     let scored = scoring::assess_many(db, conn, tenant, role_id, &subject_ids, as_of).await?;
@@ -160,24 +162,20 @@ pub async fn impact_report(
         })
         .collect();
     let audit = oversight::labels_audit(labels);
-    audit_impact_report(tenant, role_id, &audit);
+    audit::append(
+        conn,
+        tenant,
+        entry,
+        &Resources::one(format!(
+            "impact_reports/{role_id}?labels={}&groups={}&sha256={}",
+            audit.label_count, audit.group_count, audit.labels_sha256
+        )),
+        audit::OK,
+    )
+    .await?;
     Ok(ComputedImpact {
         report: oversight::impact_report(&outcomes),
         rubric_version: scored.rubric_version,
         audit,
     })
-}
-
-/// The record an impact report leaves: the number of labels and groups and
-/// the labels' digest, never a label. Logged at info until the audit log
-/// takes it (SPEC §8, §11).
-pub fn audit_impact_report(tenant: &TenantId, role_id: &str, audit: &LabelsAudit) {
-    tracing::info!(
-        tenant = %tenant.0,
-        role_id,
-        label_count = audit.label_count,
-        group_count = audit.group_count,
-        labels_sha256 = %audit.labels_sha256,
-        "impact report computed"
-    );
 }

@@ -15,6 +15,7 @@ use crate::domain::assessment::Assessment;
 use crate::domain::framework::{Catalog, Rubric, RubricState};
 use crate::domain::scoring::{self, RoleScore};
 use crate::domain::validation::Violations;
+use crate::storage::audit::AuditEntry;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
 use crate::storage::{Db, StorageError, TenantId, assessments, rubrics};
@@ -189,8 +190,9 @@ pub async fn assess_many(
     })
 }
 
-/// Assesses and, unless `validate_only`, stores the snapshot; a retry with
-/// the same `request_id` gets the snapshot the first call stored.
+/// Assesses and, unless `validate_only`, stores the snapshot with its audit
+/// row; a retry with the same `request_id` gets the snapshot the first call
+/// stored (and writes nothing).
 pub async fn create_assessment(
     db: &Db,
     conn: &mut PgConnection,
@@ -198,10 +200,11 @@ pub async fn create_assessment(
     spec: &AssessmentSpec,
     validate_only: bool,
     request_id: Option<&str>,
+    audit: &AuditEntry,
 ) -> Result<Assessment, ScoringError> {
     let assessment = assess(db, conn, tenant, spec).await?;
     if validate_only {
         return Ok(assessment);
     }
-    Ok(assessments::create(conn, tenant, assessment, request_id).await?)
+    Ok(assessments::create(conn, tenant, assessment, request_id, audit).await?)
 }

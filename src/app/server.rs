@@ -12,21 +12,23 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedPostgres};
+use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedError, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::calibration_service_server::CalibrationServiceServer;
 use crate::proto::v1::framework_service_server::FrameworkServiceServer;
 use crate::proto::v1::oversight_service_server::OversightServiceServer;
 use crate::proto::v1::recommendation_service_server::RecommendationServiceServer;
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
+use crate::proto::v1::subject_rights_service_server::SubjectRightsServiceServer;
 use crate::proto::v1::xapi_service_server::XapiServiceServer;
-use crate::storage::{self, Db};
+use crate::storage::{self, Db, database_role};
 use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
 use crate::transport::{
-    AppState, AssessmentApi, CalibrationApi, FrameworkApi, MAX_DOCUMENT_BYTES, MESSAGE_OVERHEAD,
-    OversightApi, RecommendationApi, RubricApi, XapiApi,
+    AppState, AssessmentApi, AuditApi, CalibrationApi, FrameworkApi, MAX_DOCUMENT_BYTES,
+    MESSAGE_OVERHEAD, OversightApi, RecommendationApi, RubricApi, SubjectRightsApi, XapiApi,
 };
 
 /// The database the embedded cluster serves Ladder from.
@@ -36,7 +38,7 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// answers, whatever the database does (the other names follow it), so a
 /// database outage takes pods out of the Service without restarting them.
 pub const LIVENESS_SERVICE: &str = "liveness";
-const SERVICE_NAMES: [&str; 8] = [
+const SERVICE_NAMES: [&str; 10] = [
     "",
     "ladder.v1.RubricService",
     "ladder.v1.AssessmentService",
@@ -45,6 +47,8 @@ const SERVICE_NAMES: [&str; 8] = [
     "ladder.v1.FrameworkService",
     "ladder.v1.XapiService",
     "ladder.v1.OversightService",
+    "ladder.v1.AuditService",
+    "ladder.v1.SubjectRightsService",
 ];
 
 /// Where the database is: a URL, or the embedded cluster under a data directory.
@@ -63,30 +67,79 @@ pub struct Database {
 }
 
 impl Database {
-    pub async fn open(config: &DatabaseConfig) -> Result<Self, AppError> {
+    /// Opens the database as the schema's owner, for `ladder migrate` and the
+    /// framework commands: the embedded cluster's superuser, or whoever
+    /// `--database-url` names.
+    pub async fn open_as_owner(config: &DatabaseConfig) -> Result<Self, AppError> {
         if let Some(url) = &config.url {
-            let options: PgConnectOptions = url
-                .parse()
-                .map_err(|e| AppError::Config(format!("--database-url: {e}")))?;
-            let db = Db::connect(options, config.max_connections).await?;
+            let db = Db::connect(parse_url(url)?, config.max_connections).await?;
             return Ok(Self { db, embedded: None });
         }
-        let embedded_config = config.embedded.clone();
-        let cluster =
-            tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&embedded_config))
-                .await
-                .map_err(|source| AppError::Task {
-                    context: "starting PostgreSQL",
-                    source,
-                })??;
-        tracing::info!(data_dir = %config.embedded.data_dir.display(), "embedded PostgreSQL started");
-        let server = embedded_options(&cluster);
-        storage::ensure_database(&server, EMBEDDED_DATABASE).await?;
-        let db = Db::connect(server.database(EMBEDDED_DATABASE), config.max_connections).await?;
+        let (cluster, owner) = start_embedded(config).await?;
+        let db = Db::connect(owner, config.max_connections).await?;
         Ok(Self {
             db,
             embedded: Some(cluster),
         })
+    }
+
+    /// Opens the database for serving, migrated first unless `migrate` is
+    /// false. The embedded cluster is migrated by its superuser and served
+    /// as the application role. With `--database-url` the service runs as
+    /// the role the URL names, which must be unable to get around row-level
+    /// security (no superuser, no BYPASSRLS, owns nothing) unless
+    /// `allow_privileged`.
+    pub async fn open_for_serving(
+        config: &DatabaseConfig,
+        migrate: bool,
+        allow_privileged: bool,
+    ) -> Result<Self, AppError> {
+        let Some(url) = &config.url else {
+            let (cluster, owner) = start_embedded(config).await?;
+            if migrate {
+                let owner = Db::connect(owner, 1).await?;
+                let migrated = owner.migrate().await;
+                owner.close().await;
+                migrated?;
+            }
+            let app = embedded_app_options(&cluster)?;
+            let db = Db::connect(app, config.max_connections).await?;
+            return Ok(Self {
+                db,
+                embedded: Some(cluster),
+            });
+        };
+        let db = Db::connect(parse_url(url)?, config.max_connections).await?;
+        let role = database_role::current(&db).await?;
+        let reasons = role.reasons();
+        if !reasons.is_empty() {
+            if !allow_privileged {
+                db.close().await;
+                return Err(AppError::Config(format!(
+                    "refusing to serve as the database role `{}`: {}. Connect as the \
+                     application role (`{}`, see docs/security.md), or pass \
+                     --allow-privileged-database-role to run without the database's \
+                     tenant isolation",
+                    role.name,
+                    reasons.join("; "),
+                    database_role::APP_ROLE,
+                )));
+            }
+            tracing::warn!(
+                role = %role.name,
+                reasons = %reasons.join("; "),
+                "INSECURE: serving as a privileged database role; row-level security does not bind it"
+            );
+        }
+        if migrate && let Err(e) = db.migrate().await {
+            db.close().await;
+            return Err(AppError::Config(format!(
+                "migrating as `{}` failed ({e}); run `ladder migrate` with the owner's URL and \
+                 serve with --no-migrate",
+                role.name
+            )));
+        }
+        Ok(Self { db, embedded: None })
     }
 
     /// Closes the pool, then stops the embedded cluster if there is one.
@@ -105,12 +158,48 @@ impl Database {
     }
 }
 
+fn parse_url(url: &str) -> Result<PgConnectOptions, AppError> {
+    url.parse()
+        .map_err(|e| AppError::Config(format!("--database-url: {e}")))
+}
+
+/// Starts the embedded cluster and makes its database and application role
+/// ready; returns the superuser's options on that database.
+async fn start_embedded(
+    config: &DatabaseConfig,
+) -> Result<(EmbeddedPostgres, PgConnectOptions), AppError> {
+    let embedded_config = config.embedded.clone();
+    let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&embedded_config))
+        .await
+        .map_err(|source| AppError::Task {
+            context: "starting PostgreSQL",
+            source,
+        })??;
+    tracing::info!(data_dir = %config.embedded.data_dir.display(), "embedded PostgreSQL started");
+    let server = embedded_options(&cluster)?;
+    storage::ensure_database(&server, EMBEDDED_DATABASE).await?;
+    database_role::ensure_app_role(&server, &cluster.app_password()?).await?;
+    Ok((cluster, server.database(EMBEDDED_DATABASE)))
+}
+
 /// Connection options for a cluster's unix socket, as its superuser.
-pub fn embedded_options(cluster: &EmbeddedPostgres) -> PgConnectOptions {
-    PgConnectOptions::new()
+pub fn embedded_options(cluster: &EmbeddedPostgres) -> Result<PgConnectOptions, EmbeddedError> {
+    Ok(PgConnectOptions::new()
         .socket(cluster.socket_dir())
         .port(embedded_pg::SOCKET_PORT)
         .username(embedded_pg::SUPERUSER)
+        .password(&cluster.superuser_password()?))
+}
+
+/// Connection options for the cluster's Ladder database, as the
+/// application role.
+pub fn embedded_app_options(cluster: &EmbeddedPostgres) -> Result<PgConnectOptions, EmbeddedError> {
+    Ok(PgConnectOptions::new()
+        .socket(cluster.socket_dir())
+        .port(embedded_pg::SOCKET_PORT)
+        .username(database_role::APP_ROLE)
+        .password(&cluster.app_password()?)
+        .database(EMBEDDED_DATABASE))
 }
 
 /// The default embedded configuration for a data directory.
@@ -177,6 +266,14 @@ pub async fn run(
         )
         .add_service(
             RecommendationServiceServer::new(RecommendationApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi::new(state.clone()))
+                .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            SubjectRightsServiceServer::new(SubjectRightsApi::new(state.clone()))
                 .max_decoding_message_size(max_message),
         )
         .add_service(

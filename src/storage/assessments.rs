@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
 use crate::domain::scoring::{RoleScore, ScoringPolicy};
+use crate::storage::audit::{self, AuditEntry};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, begin_on};
@@ -53,15 +54,21 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
     serde_json::to_string(value).map_err(|e| StorageError::Corrupt(format!("encoding JSON: {e}")))
 }
 
-const INSERT: &str = "INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
+/// The snapshot and its audit row, in one statement (so in one transaction
+/// even on a connection outside any).
+const INSERT: &str = "WITH audited AS (\
+       INSERT INTO audit_log (tenant_id, actor, method, resource, request_id, outcome) \
+       VALUES ($1, $14, $15, 'assessments/' || $2::text, $16, $17)) \
+     INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
          policy, result, readiness, coverage, band, request_id, create_time, calibration_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $14)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $18)";
 
 async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
     assessment: &Assessment,
     request_id: Option<&str>,
+    audit: &AuditEntry,
 ) -> Result<(), StorageError> {
     let score = &assessment.score;
     sqlx::query(INSERT)
@@ -78,6 +85,10 @@ async fn insert(
         .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
+        .bind(&audit.actor)
+        .bind(audit.method)
+        .bind(&audit.request_id)
+        .bind(audit::OK)
         .bind(assessment.calibration_id)
         .execute(traced!(conn, INSERT))
         .await?;
@@ -94,7 +105,12 @@ pub async fn create(
     tenant: &TenantId,
     assessment: Assessment,
     request_id: Option<&str>,
+    audit: &AuditEntry,
 ) -> Result<Assessment, StorageError> {
+    if request_id.is_none() {
+        insert(conn, tenant, &assessment, None, audit).await?;
+        return Ok(assessment);
+    }
     let mut tx = begin_on(conn, tenant).await?;
     let stored = idempotency::create_once(
         &mut tx,
@@ -102,7 +118,7 @@ pub async fn create(
         CreateMethod::Assessment,
         request_id,
         async |conn| {
-            insert(conn, tenant, &assessment, request_id).await?;
+            insert(conn, tenant, &assessment, request_id, audit).await?;
             Ok(assessment.clone())
         },
         async |conn, key| {

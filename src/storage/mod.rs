@@ -1,18 +1,31 @@
-//! PostgreSQL repositories. Every query is tenant-scoped. Operations of more
-//! than one statement run in a transaction opened by [`Db::begin`], which also
-//! applies the tenant to the database session (`ladder.tenant_id`). The hot
-//! path of scoring runs its statements on a connection from
-//! [`Db::connection`], outside any explicit transaction: the read of
+//! PostgreSQL repositories. Every query is tenant-scoped twice: by its own
+//! `tenant_id` clause (which the indexes serve) and by row-level security
+//! (migration 0007), whose policies compare `tenant_id` with the setting
+//! `ladder.tenant_id` and match nothing while it is unset or empty.
+//!
+//! Operations of more than one statement run in a transaction opened by
+//! [`Db::begin`], which sets `ladder.tenant_id` for that transaction only.
+//! The hot path of scoring runs its statements on a [`TenantConnection`]
+//! from [`Db::connection`], outside any explicit transaction: the read of
 //! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
-//! assessment. A transaction around them would triple their round trips.
-//! Those statements carry no session tenant; when row-level security is
-//! turned on, `Db::connection` must take the tenant and set it for the
-//! session (one round trip per request, reset on release).
+//! assessment (a transaction around them would triple their round trips).
+//! The tenant is set for that connection's session when it is taken from the
+//! pool (one round trip) and cleared after it is given back, off the call's
+//! path (see [`TenantConnection`]).
+//!
+//! No connection goes back to the pool inside a transaction or carrying a
+//! tenant, even when the call is cancelled: taking a connection and opening
+//! its transaction run as a task of their own that finishes even if the
+//! caller is gone (cancelling sqlx's `BEGIN` midway would leave the
+//! transaction open on a pooled connection, sqlx issues #4385 and #4393),
+//! and a tenant connection is checked and cleared, or closed, on release.
 
 pub mod assessments;
+pub mod audit;
 pub mod calibrations;
 mod catalog_cache;
 pub mod competencies;
+pub mod database_role;
 pub mod decisions;
 mod error;
 pub mod evidence;
@@ -24,6 +37,7 @@ pub mod roles;
 pub mod rubrics;
 pub mod scoring_inputs;
 pub mod stored;
+pub mod subject_data;
 pub mod subjects;
 mod traced;
 pub mod tracks;
@@ -33,6 +47,7 @@ pub use error::{Refusal, StorageError, sqlstate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqlx::Row;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
@@ -50,34 +65,93 @@ pub struct TenantId(pub String);
 /// run on it as on a connection. (A type of its own, without sqlx's lifetime
 /// parameter, so that handler bodies taking it stay `Send` for any caller.)
 #[derive(Debug)]
-pub struct TenantTx(Transaction<'static, Postgres>);
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    /// What the work on this transaction wrote, for the audit log.
+    audited: Option<audit::Resources>,
+}
 
 impl std::ops::Deref for TenantTx {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl std::ops::DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.0
+        &mut self.tx
     }
 }
 
 impl TenantTx {
+    /// Records what a write wrote; the pipeline appends it to the audit log
+    /// in this transaction before committing.
+    pub fn audit(&mut self, resources: audit::Resources) {
+        self.audited = Some(resources);
+    }
+
+    /// What [`TenantTx::audit`] recorded, if anything.
+    pub fn audited(&mut self) -> Option<audit::Resources> {
+        self.audited.take()
+    }
+
     pub async fn commit(self) -> Result<(), StorageError> {
-        Ok(self.0.commit().await?)
+        Ok(self.tx.commit().await?)
     }
 
     pub async fn rollback(self) -> Result<(), StorageError> {
-        Ok(self.0.rollback().await?)
+        Ok(self.tx.rollback().await?)
     }
 }
 
-/// A pooled connection outside any transaction (see the module documentation).
+/// A pooled connection outside any transaction.
 pub type PooledConnection = PoolConnection<Postgres>;
+
+/// A pooled connection outside any explicit transaction whose session
+/// carries one tenant's `ladder.tenant_id`, from [`Db::connection`].
+///
+/// Dropping it (after the call, or when the call is cancelled) hands the
+/// connection to a task that clears the setting and checks, in the same
+/// statement, that no transaction is open; only then does the connection
+/// go back to the pool, otherwise it is closed (which rolls back whatever a
+/// cancelled statement left open).
+#[derive(Debug)]
+pub struct TenantConnection(Option<PooledConnection>);
+
+impl std::ops::Deref for TenantConnection {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.0.as_ref().expect("a tenant connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for TenantConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.0.as_mut().expect("a tenant connection until dropped")
+    }
+}
+
+impl Drop for TenantConnection {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            conn.close_on_drop();
+            return;
+        };
+        runtime.spawn(async move {
+            // A cancelled statement still in flight is awaited first (sqlx
+            // reads its answer before sending the next one).
+            if !clear_tenant(&mut conn).await {
+                conn.close_on_drop();
+            }
+        });
+    }
+}
 
 /// A connection idle this long is checked before use (a firewall or a
 /// database restart may have cut it); checking one used a moment ago would
@@ -87,6 +161,15 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 const PING: &str = "SELECT 1";
 
+/// Runs [`CLEAR_TENANT`]: whether the connection may go back to the pool.
+async fn clear_tenant(conn: &mut PgConnection) -> bool {
+    // A `&str` without arguments goes as a simple query.
+    sqlx::Executor::fetch_one(conn, CLEAR_TENANT)
+        .await
+        .is_ok_and(|row| row.get::<bool, _>(0))
+}
+
+/// For the transaction it runs in.
 const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 
 /// The tenant and the call's remaining time (in milliseconds; 0: none) for
@@ -94,9 +177,11 @@ const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
 const SET_TENANT_AND_TIMEOUT: &str = "SELECT set_config('ladder.tenant_id', $1, true), \
      set_config('statement_timeout', $2, true)";
 
-/// The call's remaining time for a connection's statements outside a
-/// transaction; every checkout for a call sets it anew.
-const SET_SESSION_TIMEOUT: &str = "SELECT set_config('statement_timeout', $1, false)";
+/// The tenant and the call's remaining time for a connection's statements
+/// outside a transaction, for the session: every checkout for a call sets
+/// them anew, and [`CLEAR_TENANT`] clears the tenant on release.
+const SET_SESSION_TENANT_AND_TIMEOUT: &str = "SELECT set_config('ladder.tenant_id', $1, false), \
+     set_config('statement_timeout', $2, false)";
 
 /// Longest wait for a pooled connection; a call waits at most half its
 /// remaining time, so that an exhausted pool answers UNAVAILABLE before the
@@ -116,6 +201,14 @@ fn timeout_setting(budget: Option<Duration>) -> String {
 fn connection_lost(err: &StorageError) -> bool {
     matches!(err, StorageError::Unavailable(_))
 }
+
+/// Clears the session's tenant and tells whether the statement ran outside
+/// any transaction. Sent as a simple query, whose implicit transaction
+/// starts at the statement's own timestamp: the two are equal only then, so
+/// an open transaction left behind (by a cancelled `BEGIN`, say) shows, and
+/// the connection is closed instead of pooled.
+const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS NOT NULL \
+     AND transaction_timestamp() = statement_timestamp()";
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -234,25 +327,27 @@ impl Db {
             })
     }
 
-    /// A pooled connection outside any transaction, for work made of single
-    /// tenant-scoped statements (see the module documentation), whose
-    /// statements are cancelled once `budget` has passed.
-    pub async fn connection(&self, budget: Duration) -> Result<PooledConnection, StorageError> {
+    /// A pooled connection outside any transaction whose session carries
+    /// `tenant`, for work made of single statements (see the module
+    /// documentation), whose statements are cancelled once `budget` has
+    /// passed. Taking it runs as a task of its own (see [`Db::begin_within`]).
+    pub async fn connection(
+        &self,
+        tenant: &TenantId,
+        budget: Duration,
+    ) -> Result<TenantConnection, StorageError> {
         let setting = timeout_setting(Some(budget));
         self.checkout(Some(budget), || {
-            let (pool, setting) = (self.pool.clone(), setting.clone());
-            async move {
-                let mut conn = pool.acquire().await?;
-                let set = sqlx::query(SET_SESSION_TIMEOUT)
+            let (pool, tenant, setting) = (self.pool.clone(), tenant.clone(), setting.clone());
+            run_to_completion(async move {
+                let mut conn = TenantConnection(Some(pool.acquire().await?));
+                sqlx::query(SET_SESSION_TENANT_AND_TIMEOUT)
+                    .bind(&tenant.0)
                     .bind(setting)
-                    .execute(&mut *conn)
-                    .await;
-                if let Err(err) = set {
-                    conn.close_on_drop();
-                    return Err(err.into());
-                }
+                    .execute(traced!(conn, SET_SESSION_TENANT_AND_TIMEOUT))
+                    .await?;
                 Ok(conn)
-            }
+            })
         })
         .await
     }
@@ -276,9 +371,8 @@ impl Db {
         Ok(())
     }
 
-    /// Opens a transaction for one tenant; the database session's
-    /// `ladder.tenant_id` is set for its duration, so row-level security can
-    /// enforce isolation without any handler changing.
+    /// Opens a transaction for one tenant; `ladder.tenant_id` is set for
+    /// its duration, so row-level security admits that tenant's rows only.
     pub async fn begin(&self, tenant: &TenantId) -> Result<TenantTx, StorageError> {
         self.begin_within(tenant, None).await
     }
@@ -292,17 +386,22 @@ impl Db {
         budget: Option<Duration>,
     ) -> Result<TenantTx, StorageError> {
         let setting = timeout_setting(budget);
+        // Taking the connection and opening the transaction run as a task of
+        // their own, which completes even if the call is cancelled meanwhile:
+        // a `BEGIN` abandoned halfway would otherwise return the connection
+        // to the pool inside an open transaction (sqlx issues #4385 and
+        // #4393). Once the transaction exists, dropping it rolls it back.
         self.checkout(budget, || {
             let (pool, tenant, setting) = (self.pool.clone(), tenant.0.clone(), setting.clone());
-            async move {
+            run_to_completion(async move {
                 let mut tx = pool.begin().await?;
                 sqlx::query(SET_TENANT_AND_TIMEOUT)
                     .bind(tenant)
                     .bind(setting)
-                    .execute(&mut *tx)
+                    .execute(traced!(tx, SET_TENANT_AND_TIMEOUT))
                     .await?;
-                Ok(TenantTx(tx))
-            }
+                Ok(TenantTx { tx, audited: None })
+            })
         })
         .await
     }
@@ -335,8 +434,26 @@ impl Db {
         pool_metrics::register(registry, &self.pool, &self.acquire_stats);
     }
 
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Runs `work` as a task that finishes even when the caller stops waiting
+/// for it; what it returns to a caller that is gone is dropped there.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+) -> Result<T, StorageError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(StorageError::Unavailable(
+            "the server is shutting down".into(),
+        )),
     }
 }
 

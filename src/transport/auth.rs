@@ -1,19 +1,29 @@
 //! Who is calling: one tower layer turns each call's credentials into a
 //! [`Principal`] that handlers read from the request extensions. The tenant
 //! always comes from the credentials, never from a request body.
+//!
+//! Tokens are checked as RFC 8725 asks: the algorithm must fit the key (and
+//! a JWK's own `alg`, `use` and `key_ops`), so `none` and an HMAC made with
+//! a public key fail; `exp` and `aud` are required (an audience may be
+//! waived only explicitly, [`Audience::Any`]), `iss` when configured; `exp`,
+//! `nbf` and `iat` allow [`LEEWAY_SECS`] of clock skew; symmetric keys are
+//! refused unless configured; a JWKS file is read again when it changes.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::{BoxFuture, FutureExt};
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyOperations, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_header};
 use quick_cache::sync::Cache;
 use serde_json::Value;
 use tonic::Status;
 
 use crate::storage::TenantId;
 use crate::transport::error::ApiError;
+use crate::transport::pipeline::Scope;
 
 /// The caller of one RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +35,13 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whether the caller's token holds `scope`; `admin` holds them all.
+    pub fn holds(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|held| held == scope.as_str() || held == Scope::Admin.as_str())
+    }
+
     /// The principal a handler was called with; the auth layer guarantees it.
     pub fn of<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
         request
@@ -34,19 +51,168 @@ impl Principal {
     }
 }
 
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 60;
+
+/// The longest tenant id.
+pub const MAX_TENANT_LEN: usize = 63;
+
+/// Whether `tenant` is a tenant id: 1 to 63 ASCII letters, digits, `.`, `_`
+/// and `-`, starting with a letter or digit.
+pub fn is_tenant_id(tenant: &str) -> bool {
+    let mut chars = tenant.chars();
+    tenant.len() <= MAX_TENANT_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The `aud` a token must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// This value, among the token's audiences.
+    Required(String),
+    /// Any or none: only when the operator said so (`--jwt-any-audience`).
+    Any,
+}
+
 /// Where tenant and scopes are found in a token, and what it must say.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
     pub issuer: Option<String>,
-    pub audience: Option<String>,
+    pub audience: Audience,
     pub tenant_claim: String,
     pub scopes_claim: String,
+    /// Accept symmetric (HMAC, `kty: oct`) keys from a JWKS.
+    pub allow_symmetric_keys: bool,
 }
 
 #[derive(Clone)]
 enum Keys {
     Single(Arc<DecodingKey>),
     Set(Arc<JwkSet>),
+    File(Arc<JwksFile>),
+}
+
+/// How often a JWKS file is checked for changes, at most.
+const JWKS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A JWKS file and the keys last read from it.
+struct JwksFile {
+    path: PathBuf,
+    allow_symmetric_keys: bool,
+    loaded: Mutex<LoadedJwks>,
+}
+
+struct LoadedJwks {
+    set: Arc<JwkSet>,
+    /// The file's modification time and length when it was read.
+    version: (Option<SystemTime>, u64),
+    checked: Instant,
+}
+
+fn file_version(path: &std::path::Path) -> std::io::Result<(Option<SystemTime>, u64)> {
+    let meta = std::fs::metadata(path)?;
+    Ok((meta.modified().ok(), meta.len()))
+}
+
+/// Parses a JWKS, refusing an empty one and symmetric keys unless allowed.
+fn parse_jwks(json: &[u8], allow_symmetric_keys: bool) -> Result<JwkSet, String> {
+    let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWKS: {e}"))?;
+    if set.keys.is_empty() {
+        return Err("the JWKS holds no keys".into());
+    }
+    if !allow_symmetric_keys
+        && let Some(jwk) = set
+            .keys
+            .iter()
+            .find(|k| matches!(k.algorithm, AlgorithmParameters::OctetKey(_)))
+    {
+        return Err(format!(
+            "the JWKS holds a symmetric key ({}); symmetric keys are refused unless \
+             --jwt-allow-symmetric-keys is given",
+            jwk.common.key_id.as_deref().unwrap_or("no kid")
+        ));
+    }
+    Ok(set)
+}
+
+impl JwksFile {
+    fn read(path: PathBuf, allow_symmetric_keys: bool) -> Result<Self, String> {
+        let version = file_version(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let set = parse_jwks(&json, allow_symmetric_keys)?;
+        Ok(Self {
+            path,
+            allow_symmetric_keys,
+            loaded: Mutex::new(LoadedJwks {
+                set: Arc::new(set),
+                version,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The keys, read again first if the file changed since it was last
+    /// checked (at most once a second); the flag says they were. A file that
+    /// cannot be read or parsed (half written, say) leaves the keys as they
+    /// were until it can.
+    fn keys(&self) -> (Arc<JwkSet>, bool) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if loaded.checked.elapsed() < JWKS_CHECK_INTERVAL {
+            return (Arc::clone(&loaded.set), false);
+        }
+        loaded.checked = Instant::now();
+        let version = match file_version(&self.path) {
+            Ok(version) if version != loaded.version => version,
+            _ => return (Arc::clone(&loaded.set), false),
+        };
+        let parsed = std::fs::read(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|json| parse_jwks(&json, self.allow_symmetric_keys));
+        match parsed {
+            Ok(set) => {
+                tracing::info!(path = %self.path.display(), keys = set.keys.len(), "JWKS reloaded");
+                loaded.set = Arc::new(set);
+                loaded.version = version;
+                (Arc::clone(&loaded.set), true)
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "JWKS not reloaded; keeping the keys read before");
+                (Arc::clone(&loaded.set), false)
+            }
+        }
+    }
+}
+
+/// The key of `set` that may verify a token with `header`: the one its
+/// `kid` names (or the only one), meant for signatures, for the token's
+/// algorithm.
+fn key_for(set: &JwkSet, header: &Header) -> Result<DecodingKey, String> {
+    let jwk: &Jwk = match &header.kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    }
+    .ok_or("no configured key matches the token's kid")?;
+    if let Some(usage) = &jwk.common.public_key_use
+        && *usage != PublicKeyUse::Signature
+    {
+        return Err("the token's key is not meant for signatures (`use`)".into());
+    }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return Err("the token's key is not meant for verifying (`key_ops`)".into());
+    }
+    if let Some(alg) = jwk.common.key_algorithm
+        && alg.to_string().parse::<Algorithm>().ok() != Some(header.alg)
+    {
+        return Err(format!(
+            "the token's algorithm {:?} is not its key's ({alg})",
+            header.alg
+        ));
+    }
+    DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWK: {e}"))
 }
 
 /// How many verified tokens a server remembers.
@@ -91,11 +257,15 @@ impl JwtVerifier {
 
     /// From a JWKS document; tokens pick their key by `kid`.
     pub fn from_jwks(json: &[u8], settings: JwtSettings) -> Result<Self, String> {
-        let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWKS: {e}"))?;
-        if set.keys.is_empty() {
-            return Err("the JWKS holds no keys".into());
-        }
+        let set = parse_jwks(json, settings.allow_symmetric_keys)?;
         Ok(Self::with_keys(Keys::Set(Arc::new(set)), settings))
+    }
+
+    /// From a JWKS file, read again whenever it changes (key rotation
+    /// without a restart).
+    pub fn from_jwks_file(path: PathBuf, settings: JwtSettings) -> Result<Self, String> {
+        let file = JwksFile::read(path, settings.allow_symmetric_keys)?;
+        Ok(Self::with_keys(Keys::File(Arc::new(file)), settings))
     }
 
     fn with_keys(keys: Keys, settings: JwtSettings) -> Self {
@@ -107,6 +277,12 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, String> {
+        if let Keys::File(file) = &self.keys
+            && file.keys().1
+        {
+            // A key may have been withdrawn: verify every token again.
+            self.verified.clear();
+        }
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(hit) = self.verified.get(token)
             && now < hit.exp
@@ -127,52 +303,64 @@ impl JwtVerifier {
         Ok(principal)
     }
 
-    /// The claims of a token whose signature, algorithm, expiry, issuer and
+    /// The claims of a token whose signature, algorithm, times, issuer and
     /// audience are all as configured.
     fn check(&self, token: &str) -> Result<Value, String> {
         // `alg: none` and unknown algorithms fail here: jsonwebtoken knows no such algorithm.
         let header = decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let key = match &self.keys {
             Keys::Single(key) => Arc::clone(key),
-            Keys::Set(set) => {
-                let jwk = match &header.kid {
-                    Some(kid) => set.find(kid),
-                    None if set.keys.len() == 1 => set.keys.first(),
-                    None => None,
-                }
-                .ok_or("no configured key matches the token's kid")?;
-                Arc::new(DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWK: {e}"))?)
-            }
+            Keys::Set(set) => Arc::new(key_for(set, &header)?),
+            Keys::File(file) => Arc::new(key_for(&file.keys().0, &header)?),
         };
+        // Only the algorithms of the key's family: an HMAC "signed" with a
+        // public key, or an RSA token for an EC key, fails here.
         let mut validation = Validation::new_for_family(key.family());
         if !validation.algorithms.contains(&header.alg) {
             return Err(format!("algorithm {:?} does not fit the key", header.alg));
         }
         validation.algorithms = vec![header.alg];
-        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = LEEWAY_SECS;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
         match &self.settings.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
+            Audience::Required(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            Audience::Any => validation.validate_aud = false,
         }
         if let Some(iss) = &self.settings.issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
-        decode::<Value>(token, &key, &validation)
+        validation.set_required_spec_claims(&required);
+        let claims = decode::<Value>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| format!("invalid token: {e}"))
+            .map_err(|e| format!("invalid token: {e}"))?;
+        if let Some(iat) = claims.get("iat") {
+            let now = jsonwebtoken::get_current_timestamp();
+            match iat.as_f64() {
+                Some(iat) if iat <= (now + LEEWAY_SECS) as f64 => {}
+                Some(_) => return Err("invalid token: issued in the future (`iat`)".into()),
+                None => return Err("invalid token: `iat` is not a number".into()),
+            }
+        }
+        Ok(claims)
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, String> {
+        let claim = &self.settings.tenant_claim;
         let tenant = claims
-            .get(&self.settings.tenant_claim)
+            .get(claim)
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("the token has no `{}` claim", self.settings.tenant_claim))?;
-        if !crate::transport::limits::valid_tenant(tenant) {
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| format!("the token has no `{claim}` claim"))?;
+        if !is_tenant_id(tenant) {
             return Err(format!(
-                "the token's `{}` claim is not a tenant id (1 to {} characters, no control characters)",
-                self.settings.tenant_claim,
-                crate::transport::limits::MAX_TENANT_CHARS
+                "the token's `{claim}` is not a tenant id (1 to {MAX_TENANT_LEN} ASCII letters, \
+                 digits, `.`, `_` or `-`, starting with a letter or digit)"
             ));
         }
         let scopes = match claims.get(&self.settings.scopes_claim) {
@@ -215,7 +403,7 @@ impl Authenticator {
             Authenticator::Dev { tenant } => Ok(Principal {
                 tenant: tenant.clone(),
                 subject: "dev".into(),
-                scopes: vec!["*".into()],
+                scopes: Scope::ALL.iter().map(|s| s.as_str().to_string()).collect(),
             }),
             Authenticator::Jwt(verifier) => {
                 let value = headers
@@ -318,9 +506,10 @@ mod tests {
     fn verifier() -> JwtVerifier {
         let settings = JwtSettings {
             issuer: None,
-            audience: None,
+            audience: Audience::Any,
             tenant_claim: "tenant".into(),
             scopes_claim: "scope".into(),
+            allow_symmetric_keys: false,
         };
         JwtVerifier::from_pem(PUBLIC_KEY.as_bytes(), settings).unwrap()
     }

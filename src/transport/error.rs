@@ -12,6 +12,7 @@ use crate::app::scoring::ScoringError;
 use crate::domain::validation::Violations;
 use crate::storage::{Refusal, StorageError};
 use crate::transport::limits::RETRY_AFTER;
+use crate::transport::pipeline::Scope;
 
 /// The `ErrorInfo.domain` of every error Ladder returns.
 pub const ERROR_DOMAIN: &str = "ladder.v1";
@@ -30,8 +31,9 @@ pub enum ApiError {
     InvalidArgument(#[from] Violations),
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("{0}")]
-    PermissionDenied(String),
+    /// The caller's token lacks the scope the method needs.
+    #[error("the token lacks the `{}` scope this method needs", .0.as_str())]
+    MissingScope(Scope),
     /// A precondition on one request field, named in a PreconditionFailure detail.
     #[error("{field}: {message}")]
     PreconditionOn {
@@ -207,9 +209,10 @@ impl From<ApiError> for Status {
             }
             ApiError::Internal(_) => (Code::Internal, info("INTERNAL", &[])),
             ApiError::Unauthenticated(_) => (Code::Unauthenticated, info("UNAUTHENTICATED", &[])),
-            ApiError::PermissionDenied(_) => {
-                (Code::PermissionDenied, info("PERMISSION_DENIED", &[]))
-            }
+            ApiError::MissingScope(scope) => (
+                Code::PermissionDenied,
+                info("MISSING_SCOPE", &[("scope", scope.as_str())]),
+            ),
             ApiError::PreconditionOn { field, message } => (
                 Code::FailedPrecondition,
                 ErrorDetails::with_precondition_failure_violation(

@@ -14,8 +14,8 @@ mod services;
 pub mod wire;
 
 pub use services::{
-    AssessmentApi, CalibrationApi, FrameworkApi, OversightApi, RecommendationApi, RubricApi,
-    XapiApi,
+    AssessmentApi, AuditApi, CalibrationApi, FrameworkApi, OversightApi, RecommendationApi,
+    RubricApi, SubjectRightsApi, XapiApi,
 };
 
 use std::collections::HashSet;

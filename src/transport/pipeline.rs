@@ -9,37 +9,42 @@
 //!    OpenTelemetry RPC conventions, joined to the caller's trace; `tenant`
 //!    the caller's tenant; subject data is never a field) and counts and
 //!    times it (`transport::metrics`);
-//! 3. parses the request: a bad one is refused before anything is read or
+//! 3. refuses it with PERMISSION_DENIED, naming the scope, unless its token
+//!    holds the method's [`Scope`] (or `admin`): before any SQL;
+//! 4. parses the request: a bad one is refused before anything is read or
 //!    written;
-//! 4. provisions the tenant's built-in framework, once per tenant and process
-//!    (except for a framework import, which sets the framework up itself);
-//! 5. runs the body in a transaction committed when it returns `Ok` and
-//!    rolled back when it fails ([`AppState::in_transaction`]), or on a plain
-//!    pooled connection for the scoring path ([`AppState::on_connection`]);
-//! 6. maps the error to a `Status`, once, inside the span, and records the
+//! 5. provisions the tenant's built-in framework, once per tenant and
+//!    process (not for a call that sets up the framework itself);
+//! 6. runs the body in a transaction committed when it returns `Ok` and
+//!    rolled back when it fails ([`AppState::in_transaction`]), or on a
+//!    pooled connection whose session carries the tenant for the scoring path
+//!    ([`AppState::on_connection`]); a write ([`Method::writes`]) appends its
+//!    audit row in that transaction, naming what the body recorded with
+//!    `TenantTx::audit` (the scoring path's one write, a stored assessment,
+//!    appends it in the statement that stores it); a write whose body fails
+//!    is audited with its outcome in a transaction of its own;
+//! 7. maps the error to a `Status`, once, inside the span, and records the
 //!    status code on the span and in the metrics.
 //!
 //! All of it runs within the call's [`Deadline`] (set by the admission
 //! layer): at the deadline the call answers DEADLINE_EXCEEDED, and the
 //! database statements, given the remaining time as `statement_timeout`,
 //! stop with it.
-//!
-//! What every call needs from now on (scope checks, deadlines, limits,
-//! metrics) goes into [`AppState::serve`], the step all calls share.
 
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
 
-use crate::storage::{PooledConnection, TenantTx};
+use crate::storage::audit::{self, AuditEntry, Resources};
+use crate::storage::{TenantConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
 use crate::transport::limits::Deadline;
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
-/// method family). Every method names its scope; checking the token's
-/// scopes against it belongs to the security work and is not done yet.
+/// method family). The pipeline checks it before anything else runs; a
+/// token holding `admin` holds every scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Get and list competencies, roles, rubrics.
@@ -60,6 +65,17 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, `admin` last.
+    pub const ALL: [Scope; 7] = [
+        Scope::FrameworkRead,
+        Scope::FrameworkWrite,
+        Scope::EvidenceRead,
+        Scope::EvidenceWrite,
+        Scope::Assess,
+        Scope::Decide,
+        Scope::Admin,
+    ];
+
     /// The scope as tokens carry it (`framework:read`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,16 +96,28 @@ pub struct Method {
     /// The full gRPC name, `ladder.v1.RubricService/GetRole`.
     pub name: &'static str,
     pub scope: Scope,
+    /// Whether the method writes, and so is audited.
+    pub writes: bool,
     /// Whether a new tenant gets the built-in framework before the call.
     pub loads_builtin: bool,
 }
 
 impl Method {
+    /// A method that only reads.
     pub const fn new(name: &'static str, scope: Scope) -> Self {
         Self {
             name,
             scope,
+            writes: false,
             loads_builtin: true,
+        }
+    }
+
+    /// The same method, writing: every call appends an audit row.
+    pub const fn writes(self) -> Self {
+        Self {
+            writes: true,
+            ..self
         }
     }
 
@@ -116,6 +144,53 @@ impl Method {
     }
 }
 
+/// The longest `x-request-id` kept; a longer or non-text one is replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// One call as its body sees it: the caller (which it dereferences to) and
+/// what the audit log records of the call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub principal: Principal,
+    pub method: Method,
+    /// The client's `x-request-id`, or one made up for the call.
+    pub request_id: String,
+}
+
+impl std::ops::Deref for Call {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl Call {
+    fn of<T>(request: &Request<T>, method: Method) -> Result<Self, Status> {
+        let principal = Principal::of(request)?.clone();
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+        Ok(Self {
+            principal,
+            method,
+            request_id,
+        })
+    }
+
+    /// Who is writing, with which call.
+    pub fn audit_entry(&self) -> AuditEntry {
+        AuditEntry {
+            actor: self.principal.subject.clone(),
+            method: self.method.name,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
 impl AppState {
     /// Serves a call whose body runs in one transaction of the caller's
     /// tenant: committed when the body returns `Ok`, rolled back otherwise.
@@ -124,19 +199,30 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Principal, &mut TenantTx, Input) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(&Call, &mut TenantTx, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         self.serve(
             method,
             request,
             parse,
-            async |caller: &Principal, input: Input, deadline: Deadline| {
+            async |call: &Call, input: Input, deadline: Deadline| {
                 let mut tx = self
                     .db
-                    .begin_within(&caller.tenant, Some(deadline.remaining()))
+                    .begin_within(&call.tenant, Some(deadline.remaining()))
                     .await?;
-                match body(caller, &mut tx, input).await {
+                match body(call, &mut tx, input).await {
                     Ok(response) => {
+                        if call.method.writes {
+                            let resources = tx.audited().unwrap_or_default();
+                            audit::append(
+                                &mut tx,
+                                &call.tenant,
+                                &call.audit_entry(),
+                                &resources,
+                                audit::OK,
+                            )
+                            .await?;
+                        }
                         tx.commit().await?;
                         Ok(response)
                     }
@@ -153,22 +239,26 @@ impl AppState {
     }
 
     /// Serves a call whose body runs on a pooled connection outside any
-    /// explicit transaction: the scoring path, whose statements each stand
-    /// alone (see `storage`'s module documentation).
+    /// explicit transaction, its session carrying the caller's tenant: the
+    /// scoring path, whose statements each stand alone (see `storage`'s
+    /// module documentation).
     pub async fn on_connection<Req, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Principal, &mut PooledConnection, Input) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(&Call, &mut TenantConnection, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         self.serve(
             method,
             request,
             parse,
-            async |caller: &Principal, input: Input, deadline: Deadline| {
-                let mut conn = self.db.connection(deadline.remaining()).await?;
-                body(caller, &mut conn, input).await
+            async |call: &Call, input: Input, deadline: Deadline| {
+                let mut conn = self
+                    .db
+                    .connection(&call.tenant, deadline.remaining())
+                    .await?;
+                body(call, &mut conn, input).await
             },
         )
         .await
@@ -180,9 +270,9 @@ impl AppState {
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        run: impl AsyncFnOnce(&Principal, Input, Deadline) -> Result<Res, ApiError>,
+        run: impl AsyncFnOnce(&Call, Input, Deadline) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
-        let caller = Principal::of(&request)?.clone();
+        let call = Call::of(&request, method)?;
         let deadline = request
             .extensions()
             .get::<Deadline>()
@@ -194,27 +284,62 @@ impl AppState {
                     self.limits.default_deadline,
                 )
             });
-        let call = self.observe(method, &caller.tenant, request.metadata());
-        call.run(async {
-            // Dropping the call at its deadline ends its work here; its
-            // statements were given the same deadline (`statement_timeout`),
-            // so the database stops too.
-            let work = async {
-                let input = parse(request.into_inner())?;
-                if method.loads_builtin {
-                    self.provision(&caller.tenant).await?;
+        let observed = self.observe(method, &call.tenant, request.metadata());
+        observed
+            .run(async {
+                // Authorization: the scope check, before anything reads or writes.
+                if !call.holds(method.scope) {
+                    return Err(ApiError::MissingScope(method.scope).into());
                 }
-                run(&caller, input, deadline).await
-            };
-            let result = tokio::time::timeout(deadline.remaining(), work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ApiError::DeadlineExceeded {
-                        budget_ms: deadline.budget().as_millis(),
-                    })
-                });
-            result.map(Response::new).map_err(Status::from)
-        })
-        .await
+                let input = parse(request.into_inner()).map_err(Status::from)?;
+                // Dropping the call at its deadline ends its work here; its
+                // statements were given the same deadline (`statement_timeout`),
+                // so the database stops too.
+                let work = async {
+                    if method.loads_builtin {
+                        self.provision(&call.tenant).await?;
+                    }
+                    run(&call, input, deadline).await
+                };
+                let result = tokio::time::timeout(deadline.remaining(), work)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ApiError::DeadlineExceeded {
+                            budget_ms: deadline.budget().as_millis(),
+                        })
+                    });
+                let status = match result {
+                    Ok(response) => return Ok(Response::new(response)),
+                    Err(err) => Status::from(err),
+                };
+                if call.method.writes {
+                    self.audit_failure(&call, status.code()).await;
+                }
+                Err(status)
+            })
+            .await
+    }
+
+    /// Records a write that failed after its request was accepted, in a
+    /// transaction of its own (the write's was rolled back). A failure to
+    /// record it is logged, and the caller still gets the write's error.
+    async fn audit_failure(&self, call: &Call, code: tonic::Code) {
+        let outcome = format!("{code:?}");
+        let recorded = async {
+            let mut tx = self.db.begin(&call.tenant).await?;
+            audit::append(
+                &mut tx,
+                &call.tenant,
+                &call.audit_entry(),
+                &Resources::default(),
+                &outcome,
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, outcome, "auditing a failed write");
+        }
     }
 }

@@ -28,7 +28,10 @@ async fn call_with(
 
 fn claims(exp_offset: i64) -> serde_json::Value {
     let now = jsonwebtoken::get_current_timestamp() as i64;
-    json!({ "sub": "u", "tenant": "tenant-a", "scope": "ladder.read", "exp": now + exp_offset })
+    json!({
+        "sub": "u", "tenant": "tenant-a", "aud": harness::AUDIENCE, "scope": "evidence:read",
+        "exp": now + exp_offset,
+    })
 }
 
 #[tokio::test]
@@ -90,7 +93,10 @@ async fn a_token_without_the_tenant_claim_is_unauthenticated() {
     let server = TestServer::start().await;
     let token = harness::sign(
         harness::ISSUER_PRIVATE_KEY,
-        json!({ "sub": "u", "exp": jsonwebtoken::get_current_timestamp() + 600 }),
+        json!({
+            "sub": "u", "aud": harness::AUDIENCE,
+            "exp": jsonwebtoken::get_current_timestamp() + 600,
+        }),
     );
     let status = call_with(&server, Some(format!("Bearer {token}")))
         .await
@@ -103,18 +109,8 @@ async fn a_token_without_the_tenant_claim_is_unauthenticated() {
 #[tokio::test]
 async fn tokens_are_verified_against_a_jwks_by_kid() {
     use ladder::transport::auth::{Authenticator, JwtVerifier};
-    // An Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key.
-    let der: String = harness::ISSUER_PUBLIC_KEY
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(der)
-        .unwrap();
-    let jwks = json!({ "keys": [{
-        "kty": "OKP", "crv": "Ed25519", "kid": "k1", "alg": "EdDSA", "use": "sig",
-        "x": b64(&der[der.len() - 32..]),
-    }]});
+    let jwks =
+        json!({ "keys": [issuer_jwk(json!({ "kid": "k1", "alg": "EdDSA", "use": "sig" }))] });
     let verifier =
         JwtVerifier::from_jwks(jwks.to_string().as_bytes(), harness::jwt_settings()).unwrap();
     let server = TestServer::start_with(Authenticator::Jwt(verifier)).await;
@@ -129,6 +125,181 @@ async fn tokens_are_verified_against_a_jwks_by_kid() {
         .await
         .expect("the key with the token's kid verifies it");
     let status = call_with(&server, Some(format!("Bearer {}", signed("k2"))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
+
+fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+fn bearer(claims: serde_json::Value) -> Option<String> {
+    Some(format!(
+        "Bearer {}",
+        harness::sign(harness::ISSUER_PRIVATE_KEY, claims)
+    ))
+}
+
+/// RFC 8725's checks, each refused with UNAUTHENTICATED before any handler.
+#[tokio::test]
+async fn tokens_failing_rfc_8725_checks_are_unauthenticated() {
+    let server = TestServer::start().await;
+    let valid = claims(3600);
+    let with = |key: &str, value: serde_json::Value| {
+        let mut claims = valid.clone();
+        claims[key] = value;
+        claims
+    };
+    let without = |key: &str| {
+        let mut claims = valid.clone();
+        claims.as_object_mut().unwrap().remove(key);
+        claims
+    };
+    // HS256 "signed" with the issuer's public key, which everyone has.
+    let hs256_with_public_key = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &valid,
+        &jsonwebtoken::EncodingKey::from_secret(harness::ISSUER_PUBLIC_KEY.as_bytes()),
+    )
+    .unwrap();
+    let cases = [
+        ("nbf in the future", bearer(with("nbf", json!(now() + 600)))),
+        ("iat in the future", bearer(with("iat", json!(now() + 600)))),
+        (
+            "foreign audience",
+            bearer(with("aud", json!("another-service"))),
+        ),
+        ("no audience", bearer(without("aud"))),
+        (
+            "hs256 with the public key",
+            Some(format!("Bearer {hs256_with_public_key}")),
+        ),
+        (
+            "tenant with a space",
+            bearer(with("tenant", json!("tenant a"))),
+        ),
+        (
+            "tenant with a slash",
+            bearer(with("tenant", json!("../tenant-a"))),
+        ),
+        (
+            "tenant too long",
+            bearer(with("tenant", json!("t".repeat(64)))),
+        ),
+        ("tenant not a string", bearer(with("tenant", json!(42)))),
+    ];
+    for (name, authorization) in cases {
+        let status = call_with(&server, authorization).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{name}: {status:?}"
+        );
+    }
+    // Within the leeway of a skewed clock, and with the longest tenant id.
+    for (name, claims) in [
+        ("nbf 30 s ahead", with("nbf", json!(now() + 30))),
+        ("iat 30 s ahead", with("iat", json!(now() + 30))),
+        ("63-character tenant", with("tenant", json!("t".repeat(63)))),
+    ] {
+        call_with(&server, bearer(claims))
+            .await
+            .unwrap_or_else(|s| panic!("{name}: {s:?}"));
+    }
+}
+
+/// The issuer's Ed25519 public key as a JWK with `extra` members (an
+/// Ed25519 SubjectPublicKeyInfo ends with the raw 32-byte key).
+fn issuer_jwk(extra: serde_json::Value) -> serde_json::Value {
+    let der: String = harness::ISSUER_PUBLIC_KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .unwrap();
+    let mut jwk = json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(&der[der.len() - 32..]) });
+    for (k, v) in extra.as_object().unwrap() {
+        jwk[k] = v.clone();
+    }
+    jwk
+}
+
+fn signed_with_kid(kid: &str) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_ed_pem(harness::ISSUER_PRIVATE_KEY.as_bytes()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, &claims(3600), &key).unwrap()
+}
+
+/// A JWK's `use`, `key_ops` and `alg` are honoured; symmetric keys are
+/// refused unless allowed.
+#[tokio::test]
+async fn a_jwks_keys_are_used_only_as_they_say() {
+    use ladder::transport::auth::{Authenticator, JwtVerifier};
+    let jwks = json!({ "keys": [
+        issuer_jwk(json!({ "kid": "sig", "use": "sig", "alg": "EdDSA" })),
+        issuer_jwk(json!({ "kid": "enc", "use": "enc" })),
+        issuer_jwk(json!({ "kid": "encrypt-only", "key_ops": ["encrypt"] })),
+        issuer_jwk(json!({ "kid": "rsa-only", "alg": "RS256" })),
+    ]});
+    let verifier =
+        JwtVerifier::from_jwks(jwks.to_string().as_bytes(), harness::jwt_settings()).unwrap();
+    let server = TestServer::start_with(Authenticator::Jwt(verifier)).await;
+    call_with(&server, Some(format!("Bearer {}", signed_with_kid("sig"))))
+        .await
+        .expect("a signature key for its algorithm");
+    for kid in ["enc", "encrypt-only", "rsa-only", "not-in-the-set"] {
+        let status = call_with(&server, Some(format!("Bearer {}", signed_with_kid(kid))))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{kid}");
+    }
+    let symmetric = json!({ "keys": [{ "kty": "oct", "kid": "h", "k": b64(b"shared secret") }] });
+    let err = JwtVerifier::from_jwks(symmetric.to_string().as_bytes(), harness::jwt_settings())
+        .unwrap_err();
+    assert!(err.contains("symmetric"), "{err}");
+    let mut allowed = harness::jwt_settings();
+    allowed.allow_symmetric_keys = true;
+    JwtVerifier::from_jwks(symmetric.to_string().as_bytes(), allowed).expect("allowed explicitly");
+}
+
+/// Keys rotate by rewriting the JWKS file; the server reads it again
+/// without a restart, and a withdrawn key stops verifying, even tokens it
+/// verified before.
+#[tokio::test]
+async fn a_rewritten_jwks_file_takes_effect_without_a_restart() {
+    use ladder::transport::auth::{Authenticator, JwtVerifier};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let write = |kid: &str| {
+        let jwks = json!({ "keys": [issuer_jwk(json!({ "kid": kid, "use": "sig" }))] });
+        std::fs::write(&path, jwks.to_string()).unwrap();
+    };
+    write("old");
+    let verifier = JwtVerifier::from_jwks_file(path.clone(), harness::jwt_settings()).unwrap();
+    let server = TestServer::start_with(Authenticator::Jwt(verifier)).await;
+    let (old, new) = (signed_with_kid("old"), signed_with_kid("new"));
+    call_with(&server, Some(format!("Bearer {old}")))
+        .await
+        .expect("the old key");
+    write("new");
+    // The file is looked at again at most once a second.
+    let mut accepted = false;
+    for _ in 0..50 {
+        if call_with(&server, Some(format!("Bearer {new}")))
+            .await
+            .is_ok()
+        {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(accepted, "the new key was never read");
+    let status = call_with(&server, Some(format!("Bearer {old}")))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);

@@ -11,7 +11,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{ladder_bin, traversable_temp_dir};
+use crate::harness::{TestServer, ladder_bin, traversable_temp_dir};
 
 fn serve(data_dir: &Path) -> Command {
     let mut cmd = Command::new(ladder_bin());
@@ -43,9 +43,32 @@ impl Drop for Serving {
     }
 }
 
+/// `ladder serve --dev` on the database behind `url`, not migrating it.
+fn serve_url(url: &str) -> Command {
+    let mut cmd = Command::new(ladder_bin());
+    cmd.args([
+        "serve",
+        "--dev",
+        "--no-migrate",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--database-url",
+        url,
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    cmd
+}
+
 /// Starts `ladder serve` and waits for its "listening" log line.
 fn start_serving(data_dir: &Path) -> (Serving, String) {
-    let mut child = serve(data_dir).spawn().unwrap();
+    start(serve(data_dir))
+}
+
+fn start(mut command: Command) -> (Serving, String) {
+    let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
@@ -90,12 +113,20 @@ async fn health(addr: &str) -> i32 {
         .status
 }
 
-async fn embedded_connection(data_dir: &Path) -> PgConnection {
-    let options = PgConnectOptions::new()
+fn embedded_options(data_dir: &Path, user: &str) -> PgConnectOptions {
+    PgConnectOptions::new()
         .socket(data_dir.join("pgdata"))
         .port(ladder::app::embedded_pg::SOCKET_PORT)
-        .username(ladder::app::embedded_pg::SUPERUSER)
-        .database("ladder");
+        .username(user)
+        .database("ladder")
+}
+
+/// A connection as the cluster's superuser, with the password kept in the
+/// data directory.
+async fn embedded_connection(data_dir: &Path) -> PgConnection {
+    let password = std::fs::read_to_string(data_dir.join("superuser.password")).unwrap();
+    let options =
+        embedded_options(data_dir, ladder::app::embedded_pg::SUPERUSER).password(&password);
     PgConnection::connect_with(&options).await.unwrap()
 }
 
@@ -106,6 +137,7 @@ async fn serve_creates_reuses_and_guards_its_embedded_cluster() {
 
     let (first, addr) = start_serving(&data_dir);
     assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    the_cluster_takes_passwords_only(&data_dir).await;
     let mut conn = embedded_connection(&data_dir).await;
     sqlx::raw_sql("CREATE TABLE restart_marker (x int); INSERT INTO restart_marker VALUES (42)")
         .execute(&mut conn)
@@ -142,6 +174,39 @@ async fn serve_creates_reuses_and_guards_its_embedded_cluster() {
     );
 }
 
+/// Reaching the socket is not enough: every role needs its password, the
+/// passwords are readable by their owner only, and the server is connected
+/// as the application role, which is no superuser and cannot bypass
+/// row-level security.
+async fn the_cluster_takes_passwords_only(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for role in [ladder::app::embedded_pg::SUPERUSER, "ladder_app"] {
+        let err = PgConnection::connect_with(&embedded_options(data_dir, role))
+            .await
+            .expect_err(role);
+        assert!(err.to_string().contains("password"), "{role}: {err}");
+    }
+    for file in ["superuser.password", "app.password"] {
+        let mode = std::fs::metadata(data_dir.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    let mut conn = embedded_connection(data_dir).await;
+    let (superuser, bypass, served): (bool, bool, i64) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls, \
+         (SELECT count(*) FROM pg_stat_activity WHERE usename = 'ladder_app') \
+         FROM pg_roles WHERE rolname = 'ladder_app'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!superuser && !bypass);
+    assert!(served > 0, "the server is connected as ladder_app");
+    conn.close().await.unwrap();
+}
+
 #[test]
 fn serve_without_postgresql_says_how_to_install_it() {
     let tmp = traversable_temp_dir();
@@ -173,4 +238,55 @@ fn serve_without_keys_and_without_dev_refuses_to_start() {
         message.contains("--jwt-public-key") && message.contains("--dev"),
         "{message}"
     );
+}
+
+#[test]
+fn serve_without_a_jwt_audience_refuses_to_start() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/issuer.pub.pem");
+    let out = Command::new(ladder_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args(["--jwt-public-key", key])
+        .env_remove("LADDER_DEV")
+        .env_remove("LADDER_JWT_AUDIENCE")
+        .env_remove("LADDER_JWT_ANY_AUDIENCE")
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("--jwt-audience") && message.contains("--jwt-any-audience"),
+        "{message}"
+    );
+}
+
+/// With --database-url, `serve` refuses a role that row-level security does
+/// not bind, saying why, unless told to run anyway; the application role
+/// serves.
+#[tokio::test]
+async fn serve_refuses_a_privileged_database_role() {
+    let server = TestServer::start().await;
+    let out = serve_url(&server.database_url()).output().unwrap();
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("superuser") && message.contains("--allow-privileged-database-role"),
+        "{message}"
+    );
+    let mut anyway = serve_url(&server.database_url());
+    anyway.arg("--allow-privileged-database-role");
+    let (privileged, addr) = start(anyway);
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    stop(privileged).await;
+    let (app, addr) = start(serve_url(&server.app_database_url()));
+    assert_eq!(health(&addr).await, ServingStatus::Serving as i32);
+    stop(app).await;
+}
+
+/// Stops a server while this runtime keeps running, so that the health
+/// client's connection can close and the server's drain end.
+async fn stop(serving: Serving) {
+    tokio::task::spawn_blocking(move || drop(serving))
+        .await
+        .unwrap();
 }

@@ -139,7 +139,7 @@ async fn postgres_restarting_under_the_server_is_survived() {
         }
     };
     let cluster = start().await.unwrap();
-    let options = server::embedded_options(&cluster);
+    let options = server::embedded_options(&cluster).unwrap();
     ladder::storage::ensure_database(&options, "ladder")
         .await
         .unwrap();

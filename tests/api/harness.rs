@@ -9,9 +9,11 @@ use std::sync::{Mutex, OnceLock};
 
 pub use ladder::app::client::{Authed, Bearer};
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
+use ladder::proto::v1::audit_service_client::AuditServiceClient;
 use ladder::proto::v1::calibration_service_client::CalibrationServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::proto::v1::rubric_service_client::RubricServiceClient;
+use ladder::proto::v1::subject_rights_service_client::SubjectRightsServiceClient;
 use ladder::storage::Db;
 use ladder::transport::AppState;
 use ladder::transport::auth::Authenticator;
@@ -25,13 +27,20 @@ use tonic::transport::Channel;
 mod shared;
 
 pub use shared::{
-    ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign, timestamp,
+    AUDIENCE, ISSUER_PRIVATE_KEY, ISSUER_PUBLIC_KEY, OTHER_PRIVATE_KEY, jwt_settings, sign,
+    timestamp,
 };
 pub use shared::{authenticator, serve as serve_state};
 
 /// The PostgreSQL server the tests use and the migrated template they clone.
 struct Cluster {
+    /// As the owner (the superuser of the embedded cluster): migrations,
+    /// databases, and the tests' own look behind the API.
     server: PgConnectOptions,
+    owner_password: String,
+    /// As the application role, which the test servers run as.
+    app: PgConnectOptions,
+    app_password: String,
     template: String,
 }
 
@@ -64,7 +73,8 @@ fn on_own_runtime<T: Send + 'static>(
 
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        let (server, embedded) = shared::postgres_server("ladder-test-");
+        let (pg, embedded) = shared::postgres_server("ladder-test-");
+        let (server, owner_password, app_password) = (pg.owner, pg.owner_password, pg.app_password);
         if let Some(embedded) = embedded {
             *EMBEDDED.lock().unwrap() = Some(embedded);
             // SAFETY: registers a plain extern "C" function; it runs once at exit.
@@ -72,7 +82,9 @@ fn cluster() -> &'static Cluster {
         }
         let template = format!("ladder_template_{}", std::process::id());
         let (srv, tpl) = (server.clone(), template.clone());
-        on_own_runtime(async move {
+        let password = app_password.clone();
+        let app = on_own_runtime(async move {
+            let app = shared::app_role(&srv, &password).await;
             ladder::storage::ensure_database(&srv, &tpl)
                 .await
                 .expect("template database");
@@ -81,8 +93,15 @@ fn cluster() -> &'static Cluster {
                 .expect("template connect");
             db.migrate().await.expect("migrating the template");
             db.close().await;
+            app
         });
-        Cluster { server, template }
+        Cluster {
+            server,
+            owner_password,
+            app,
+            app_password,
+            template,
+        }
     })
 }
 
@@ -91,18 +110,21 @@ pub fn token(tenant: &str) -> String {
     shared::token(&format!("test-user@{tenant}"), tenant, 3600)
 }
 
-/// The four clients, all acting for one tenant.
+/// The clients, all acting for one tenant.
 pub struct Clients {
     pub rubric: RubricServiceClient<Authed>,
     pub assessment: AssessmentServiceClient<Authed>,
     pub recommendation: RecommendationServiceClient<Authed>,
     pub calibration: CalibrationServiceClient<Authed>,
+    pub audit: AuditServiceClient<Authed>,
+    pub subject_rights: SubjectRightsServiceClient<Authed>,
 }
 
 /// A real server on an ephemeral port over a fresh database.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// The test's own database, for checking what the API wrote behind its back.
+    /// The test's own database as its owner (which row-level security does
+    /// not bind), for checking what the API wrote behind its back.
     pub pool: sqlx::PgPool,
     database: String,
     /// Replicas share their first server's database and leave it to it.
@@ -120,6 +142,15 @@ impl TestServer {
 
     pub async fn start_with(auth: Authenticator) -> Self {
         Self::start_configured(auth, None).await
+    }
+
+    /// A server whose pool holds at most `connections` connections.
+    pub async fn start_with_connections(connections: u32) -> Self {
+        Self::start_configured(
+            shared::authenticator(),
+            Some((Limits::for_pool(connections), connections)),
+        )
+        .await
     }
 
     /// A server with these limits, on a pool of `pool_size` connections.
@@ -158,7 +189,9 @@ impl TestServer {
     ) -> Self {
         let options = cluster().server.clone().database(&database);
         let pool_size = limited.as_ref().map_or(8, |(_, size)| *size);
-        let db = Db::connect(options.clone(), pool_size)
+        // The server runs as the application role, so every test goes
+        // through row-level security.
+        let db = Db::connect(cluster().app.clone().database(&database), pool_size)
             .await
             .expect("connecting to the test database");
         let state = match limited {
@@ -195,6 +228,21 @@ impl TestServer {
         self.running.signal_stop();
     }
 
+    /// A connection to the test's database as the application role, the
+    /// role the servers run as.
+    pub async fn app_connection(&self) -> PgConnection {
+        PgConnection::connect_with(&cluster().app.clone().database(&self.database))
+            .await
+            .expect("connecting as the application role")
+    }
+
+    /// A pool of the test's database as the application role, as a server has.
+    pub async fn app_db(&self, connections: u32) -> Db {
+        Db::connect(cluster().app.clone().database(&self.database), connections)
+            .await
+            .expect("connecting as the application role")
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -224,7 +272,12 @@ impl TestServer {
                 channel.clone(),
                 bearer.clone(),
             ),
-            calibration: CalibrationServiceClient::with_interceptor(channel, bearer),
+            calibration: CalibrationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            subject_rights: SubjectRightsServiceClient::with_interceptor(channel, bearer),
         }
     }
 }
@@ -260,6 +313,28 @@ impl TestServer {
     pub fn database_url(&self) -> String {
         database_url(&self.database)
     }
+
+    /// A URL for the test's database as the application role.
+    pub fn app_database_url(&self) -> String {
+        let app = &cluster().app;
+        let password = &cluster().app_password;
+        match app.get_socket() {
+            Some(socket) => format!(
+                "postgres://{}:{password}@localhost:{}/{}?host={}",
+                app.get_username(),
+                app.get_port(),
+                self.database,
+                socket.display()
+            ),
+            None => format!(
+                "postgres://{}:{password}@{}:{}/{}",
+                app.get_username(),
+                app.get_host(),
+                app.get_port(),
+                self.database
+            ),
+        }
+    }
 }
 
 fn database_url(database: &str) -> String {
@@ -280,8 +355,9 @@ fn database_url(database: &str) -> String {
         .get_socket()
         .expect("the embedded cluster listens on a socket");
     format!(
-        "postgres://{}@localhost:{}/{database}?host={}",
+        "postgres://{}:{}@localhost:{}/{database}?host={}",
         options.get_username(),
+        cluster().owner_password,
         options.get_port(),
         socket.display()
     )

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod audit;
 mod auth;
 mod calibration;
 mod cli;
@@ -14,11 +15,14 @@ mod faults;
 mod framework;
 mod fuzz;
 mod import;
+mod isolation;
 mod limits;
 mod observability;
 mod overload;
 mod oversight;
 mod recommend;
 mod schema;
+mod scopes;
 mod server;
 mod standards;
+mod subject_rights;

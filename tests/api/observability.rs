@@ -309,7 +309,7 @@ async fn ladder_serve_exports_by_the_otel_variables_and_flushes_at_shutdown() {
     let server = TestServer::start().await;
     let mut child = Command::new(ladder_bin())
         .args(["serve", "--dev", "--no-migrate", "--listen", "127.0.0.1:0"])
-        .args(["--database-url", &server.database_url()])
+        .args(["--database-url", &server.app_database_url()])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("OTEL_SERVICE_NAME", "ladder-under-test")

@@ -792,6 +792,7 @@ impl LoggedServer {
             .args([
                 "serve",
                 "--dev",
+                "--no-migrate",
                 "--listen",
                 "127.0.0.1:0",
                 "--log-format",
@@ -920,7 +921,7 @@ async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
     use ladder::proto::v1::rubric_service_client::RubricServiceClient;
 
     let test_server = TestServer::start().await;
-    let server = LoggedServer::start(&test_server.database_url());
+    let server = LoggedServer::start(&test_server.app_database_url());
     let channel = tonic::transport::Channel::from_shared(server.url())
         .unwrap()
         .connect()
@@ -936,6 +937,15 @@ async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
             ),
         calibration:
             ladder::proto::v1::calibration_service_client::CalibrationServiceClient::with_interceptor(
+                channel.clone(),
+                Bearer(None),
+            ),
+        audit: ladder::proto::v1::audit_service_client::AuditServiceClient::with_interceptor(
+            channel.clone(),
+            Bearer(None),
+        ),
+        subject_rights:
+            ladder::proto::v1::subject_rights_service_client::SubjectRightsServiceClient::with_interceptor(
                 channel,
                 Bearer(None),
             ),
@@ -1067,14 +1077,14 @@ async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
     assert!(impact.contains("6 labels in 2 groups"), "{impact}");
 
     let log = server.stop().await;
-    let audit = log
-        .iter()
-        .find(|line| line.contains("impact report computed"))
-        .expect("the impact report's audit line");
-    assert!(
-        audit.contains("\"label_count\":6") && audit.contains("labels_sha256"),
-        "{audit}"
-    );
+    // The audit row keeps the counts and the labels' digest, no label.
+    let audited: String = sqlx::query_scalar(
+        "SELECT resource FROM audit_log WHERE method = 'ladder.v1.OversightService/ComputeImpactReport'",
+    )
+    .fetch_one(&test_server.pool)
+    .await
+    .unwrap();
+    assert!(audited.contains("labels=6&groups=2&sha256="), "{audited}");
     let leaks: Vec<&String> = log.iter().filter(|line| line.contains(secret)).collect();
     assert!(leaks.is_empty(), "the label reached the log: {leaks:?}");
     assert_eq!(rows_holding(&test_server.pool, secret).await, []);

@@ -13,20 +13,24 @@ use ladder::app::embedded_pg::{EmbeddedConfig, EmbeddedPostgres};
 use ladder::app::server;
 use ladder::app::telemetry::{self, LogFormat};
 use ladder::transport::AppState;
-use ladder::transport::auth::{Authenticator, JwtSettings, JwtVerifier};
+use ladder::transport::auth::{Audience, Authenticator, JwtSettings, JwtVerifier};
 use sqlx::postgres::PgConnectOptions;
 
 pub const ISSUER_PRIVATE_KEY: &str = include_str!("../keys/issuer.key.pem");
 pub const ISSUER_PUBLIC_KEY: &str = include_str!("../keys/issuer.pub.pem");
 pub const OTHER_PRIVATE_KEY: &str = include_str!("../keys/other.key.pem");
 
+/// The audience the test servers require in every token.
+pub const AUDIENCE: &str = "ladder-test";
+
 /// How the servers read tokens: the tenant in `tenant`, scopes in `scope`.
 pub fn jwt_settings() -> JwtSettings {
     JwtSettings {
         issuer: None,
-        audience: None,
+        audience: Audience::Required(AUDIENCE.into()),
         tenant_claim: "tenant".into(),
         scopes_claim: "scope".into(),
+        allow_symmetric_keys: false,
     }
 }
 
@@ -43,14 +47,16 @@ pub fn sign(private_pem: &str, claims: serde_json::Value) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("signing")
 }
 
-/// A token for `tenant` with every scope, valid for `lifetime_secs`, from `sub`.
+/// A token for `tenant` with every scope (`admin`), valid for
+/// `lifetime_secs`, from `sub`.
 pub fn token(sub: &str, tenant: &str, lifetime_secs: u64) -> String {
     sign(
         ISSUER_PRIVATE_KEY,
         serde_json::json!({
             "sub": sub,
             "tenant": tenant,
-            "scope": "ladder.read ladder.write ladder.admin",
+            "aud": AUDIENCE,
+            "scope": "admin",
             "exp": jsonwebtoken::get_current_timestamp() + lifetime_secs,
         }),
     )
@@ -87,15 +93,27 @@ impl Throwaway {
     }
 }
 
+/// A PostgreSQL server to run against.
+pub struct PgServer {
+    /// As its owner, a role that may create databases and roles.
+    pub owner: PgConnectOptions,
+    /// The owner's password (empty when DATABASE_URL carries it).
+    pub owner_password: String,
+    /// The password the application role gets.
+    pub app_password: String,
+}
+
 /// The PostgreSQL server to run against: DATABASE_URL when set, else a
 /// throwaway cluster under `/tmp/<prefix>…` (after removing those left by
 /// killed runs with the same prefix).
-pub fn postgres_server(prefix: &str) -> (PgConnectOptions, Option<Throwaway>) {
+pub fn postgres_server(prefix: &str) -> (PgServer, Option<Throwaway>) {
     if let Ok(url) = std::env::var("DATABASE_URL") {
-        return (
-            url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
-            None,
-        );
+        let server = PgServer {
+            owner: url.parse().expect("DATABASE_URL is not a PostgreSQL URL"),
+            owner_password: String::new(),
+            app_password: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        return (server, None);
     }
     remove_abandoned_clusters(prefix);
     // Under /tmp and world-traversable: as root the cluster runs as `postgres`,
@@ -106,8 +124,28 @@ pub fn postgres_server(prefix: &str) -> (PgConnectOptions, Option<Throwaway>) {
         .expect("temp dir");
     let cluster = EmbeddedPostgres::start(&EmbeddedConfig::throwaway(dir.path().join("data")))
         .expect("starting the throwaway PostgreSQL cluster");
-    let options = server::embedded_options(&cluster);
-    (options, Some(Throwaway { cluster, dir }))
+    let server = PgServer {
+        owner: server::embedded_options(&cluster).expect("the superuser's password"),
+        owner_password: cluster
+            .superuser_password()
+            .expect("the superuser's password"),
+        app_password: cluster
+            .app_password()
+            .expect("the application role's password"),
+    };
+    (server, Some(Throwaway { cluster, dir }))
+}
+
+/// Makes the application role `ladder_app` log in with `password` on the
+/// server behind `owner`, and returns `owner`'s options as that role.
+pub async fn app_role(owner: &PgConnectOptions, password: &str) -> PgConnectOptions {
+    ladder::storage::database_role::ensure_app_role(owner, password)
+        .await
+        .expect("creating the application role");
+    owner
+        .clone()
+        .username(ladder::storage::database_role::APP_ROLE)
+        .password(password)
 }
 
 /// Removes the clusters of earlier runs that were killed before they could

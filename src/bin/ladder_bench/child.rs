@@ -64,6 +64,11 @@ impl Server {
             .arg(addr.to_string())
             .arg("--jwt-public-key")
             .arg(public_key)
+            .arg("--jwt-any-audience")
+            // The benchmark's database role is the cluster's owner: the
+            // per-request tenant settings are paid, row-level security's
+            // predicates are not (see docs/benchmarks.md).
+            .arg("--allow-privileged-database-role")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);

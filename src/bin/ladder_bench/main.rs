@@ -128,6 +128,7 @@ impl Database {
     async fn open() -> Result<Self, Failure> {
         let (server, throwaway) =
             tokio::task::spawn_blocking(|| shared::postgres_server("ladder-bench-")).await?;
+        let server = server.owner;
         let url = match std::env::var("DATABASE_URL") {
             Ok(url) => with_database(&url, BENCH_DATABASE),
             Err(_) => socket_url(&server, BENCH_DATABASE)?,

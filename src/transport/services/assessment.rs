@@ -12,6 +12,7 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::assessment_service_server::AssessmentService;
 use crate::storage::assessments::AssessmentKey;
+use crate::storage::audit::{self, Resources};
 use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
 use crate::storage::{self, assessments, competencies, roles, subjects};
@@ -126,7 +127,8 @@ impl AssessmentService for AssessmentApi {
                 Method::new(
                     "ladder.v1.AssessmentService/BatchCreateEvidence",
                     Scope::EvidenceWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| Ok(batch_from_proto(&req.evidence, max_batch)?),
                 async |caller, tx, batch| {
@@ -138,6 +140,12 @@ impl AssessmentService for AssessmentApi {
                     let missing = competencies::missing(tx, tenant, &ids).await?;
                     unknown_competencies(&batch, &missing)?;
                     let ingested = storage::evidence::insert_batch(tx, tenant, batch).await?;
+                    let names: Vec<String> = ingested
+                        .evidence
+                        .iter()
+                        .map(|e| format!("evidence/{}", e.id))
+                        .collect();
+                    tx.audit(Resources::batch(&names));
                     Ok(pb::BatchCreateEvidenceResponse {
                         evidence: ingested
                             .evidence
@@ -234,11 +242,13 @@ impl AssessmentService for AssessmentApi {
                 Method::new(
                     "ladder.v1.AssessmentService/DeleteEvidence",
                     Scope::EvidenceWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| Ok(convert::uuid(&req.evidence_id, "evidence_id")?),
                 async |caller, tx, id| {
                     storage::evidence::delete(tx, &caller.tenant, id).await?;
+                    tx.audit(Resources::one(format!("evidence/{id}")));
                     Ok(pb::DeleteEvidenceResponse {})
                 },
             )
@@ -276,7 +286,8 @@ impl AssessmentService for AssessmentApi {
                 Method::new(
                     "ladder.v1.AssessmentService/UpdateSubject",
                     Scope::EvidenceWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.subject, "subject")?;
@@ -310,6 +321,8 @@ impl AssessmentService for AssessmentApi {
                     let revision =
                         subjects::set_current_role(tx, tenant, &subject, expected, allow_missing)
                             .await?;
+                    let name = audit::subject_name(tx, &subject.id).await?;
+                    tx.audit(Resources::one(name));
                     Ok(pb::UpdateSubjectResponse {
                         subject: Some(convert::subject_to_proto(&subject, revision)),
                     })
@@ -349,7 +362,8 @@ impl AssessmentService for AssessmentApi {
                 Method::new(
                     "ladder.v1.AssessmentService/UpdateScoringPolicy",
                     Scope::Admin,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.policy, "policy")?;
@@ -372,6 +386,7 @@ impl AssessmentService for AssessmentApi {
                     )?;
                     let policy = convert::merge_policy(current, &input, &update.mask)?;
                     let revision = storage::policy::put(tx, tenant, &policy, revision).await?;
+                    tx.audit(Resources::one("scoring_policy"));
                     Ok(pb::UpdateScoringPolicyResponse {
                         policy: Some(convert::policy_to_proto(&policy, revision)),
                     })
@@ -390,7 +405,8 @@ impl AssessmentService for AssessmentApi {
                 Method::new(
                     "ladder.v1.AssessmentService/CreateAssessment",
                     Scope::Assess,
-                ),
+                )
+                .writes(),
                 request,
                 assessment_request,
                 async |caller, conn, req| {
@@ -401,6 +417,7 @@ impl AssessmentService for AssessmentApi {
                         &req.spec,
                         req.validate_only,
                         req.request_id.as_deref(),
+                        &caller.audit_entry(),
                     )
                     .await?;
                     Ok(pb::CreateAssessmentResponse {

@@ -9,6 +9,7 @@ use crate::domain::scoring::{MAX_CALIBRATION_WINDOW_DAYS, MAX_WEIGHT};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::calibration_service_server::CalibrationService;
+use crate::storage::audit::Resources;
 use crate::storage::calibrations::{self, CalibrationKey, RaterEffectKey};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::uuid;
@@ -81,11 +82,12 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::RunCalibrationResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.CalibrationService/RunCalibration", Scope::Admin),
+                Method::new("ladder.v1.CalibrationService/RunCalibration", Scope::Admin).writes(),
                 request,
                 |req| Ok(spec_from_proto(&req)?),
                 async |caller, tx, spec| {
                     let run = calibration::run(tx, &caller.tenant, &spec).await?;
+                    tx.audit(Resources::one(format!("calibrations/{}", run.id)));
                     Ok(pb::RunCalibrationResponse {
                         calibration: Some(run_to_proto(&run)),
                     })

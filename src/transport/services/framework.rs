@@ -7,6 +7,7 @@ use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::framework_service_server::FrameworkService;
+use crate::storage::audit::Resources;
 use crate::storage::framework_file;
 use crate::transport::convert::standards::{format_from_pb, format_to_pb, import_to_pb};
 use crate::transport::convert::time;
@@ -69,7 +70,8 @@ impl FrameworkService for FrameworkApi {
                     "ladder.v1.FrameworkService/ImportFramework",
                     Scope::FrameworkWrite,
                 )
-                .sets_up_framework(),
+                .sets_up_framework()
+                .writes(),
                 request,
                 import_request,
                 async |caller, tx, req| {
@@ -81,6 +83,7 @@ impl FrameworkService for FrameworkApi {
                         req.prune,
                     )
                     .await?;
+                    tx.audit(Resources::one("framework"));
                     Ok(import_to_pb(report, req.read.notes))
                 },
             )

@@ -14,6 +14,7 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::explain_assessment_request::Target;
 use crate::proto::v1::oversight_service_server::OversightService;
+use crate::storage::audit::Resources;
 use crate::storage::decisions::{self, DecisionFilter, DecisionKey};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{subject_id, uuid};
@@ -204,7 +205,7 @@ impl OversightService for OversightApi {
     ) -> Result<Response<pb::RecordDecisionResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.OversightService/RecordDecision", Scope::Decide),
+                Method::new("ladder.v1.OversightService/RecordDecision", Scope::Decide).writes(),
                 request,
                 decision_request,
                 async |caller, tx, req| {
@@ -216,6 +217,7 @@ impl OversightService for OversightApi {
                         req.request_id.as_deref(),
                     )
                     .await?;
+                    tx.audit(Resources::one(format!("decisions/{}", decision.id)));
                     Ok(pb::RecordDecisionResponse {
                         decision: Some(convert::decision_to_proto(&decision)),
                     })
@@ -300,6 +302,7 @@ impl OversightService for OversightApi {
                         &req.role_id,
                         req.as_of,
                         &req.labels,
+                        &caller.audit_entry(),
                     )
                     .await?;
                     Ok(pb::ComputeImpactReportResponse {

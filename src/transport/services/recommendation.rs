@@ -16,7 +16,7 @@ use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
-use crate::storage::{Db, PooledConnection, StorageError, TenantId};
+use crate::storage::{Db, StorageError, TenantConnection, TenantId};
 use crate::transport::AppState;
 use crate::transport::convert::request::optional_id;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
@@ -86,7 +86,7 @@ struct Context {
 
 async fn context(
     db: &Db,
-    conn: &mut PooledConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     subject: &Subject,
 ) -> Result<Context, ApiError> {

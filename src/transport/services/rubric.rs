@@ -8,6 +8,7 @@ use crate::domain::framework::{Role, RubricAction, RubricCompetency};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::rubric_service_server::RubricService;
+use crate::storage::audit::Resources;
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::expected_revision;
 use crate::storage::{TenantId, TenantTx, competencies, roles, rubrics, tracks};
@@ -187,7 +188,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/CreateCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -205,6 +207,7 @@ impl RubricService for RubricApi {
                         request_id.as_deref(),
                     )
                     .await?;
+                    tx.audit(Resources::one(format!("competencies/{}", competency.id)));
                     Ok(pb::CreateCompetencyResponse {
                         competency: Some(competency_to_pb(created)),
                     })
@@ -222,7 +225,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/UpdateCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.competency, "competency")?;
@@ -249,6 +253,7 @@ impl RubricService for RubricApi {
                         merge_competency(current.value, input, &update.mask),
                     )?;
                     let updated = competencies::update(tx, tenant, &merged, revision).await?;
+                    tx.audit(Resources::one(format!("competencies/{id}")));
                     Ok(pb::UpdateCompetencyResponse {
                         competency: Some(competency_to_pb(updated)),
                     })
@@ -266,7 +271,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/DeleteCompetency",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -274,6 +280,7 @@ impl RubricService for RubricApi {
                 },
                 async |caller, tx, (id, expected)| {
                     competencies::delete(tx, &caller.tenant, &id, expected).await?;
+                    tx.audit(Resources::one(format!("competencies/{id}")));
                     Ok(pb::DeleteCompetencyResponse {})
                 },
             )
@@ -375,7 +382,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -388,6 +395,7 @@ impl RubricService for RubricApi {
                     check_role_references(tx, &caller.tenant, &role).await?;
                     let created =
                         roles::create(tx, &caller.tenant, &role, request_id.as_deref()).await?;
+                    tx.audit(Resources::one(format!("roles/{}", role.id)));
                     Ok(pb::CreateRoleResponse {
                         role: Some(role_to_pb(created)),
                     })
@@ -402,7 +410,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/UpdateRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/UpdateRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let input = required(req.role, "role")?;
@@ -419,6 +427,7 @@ impl RubricService for RubricApi {
                     let merged = nested("role", merge_role(current.value, input, &update.mask))?;
                     check_role_references(tx, tenant, &merged).await?;
                     let updated = roles::update(tx, tenant, &merged, revision).await?;
+                    tx.audit(Resources::one(format!("roles/{id}")));
                     Ok(pb::UpdateRoleResponse {
                         role: Some(role_to_pb(updated)),
                     })
@@ -433,7 +442,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/DeleteRole", Scope::FrameworkWrite),
+                Method::new("ladder.v1.RubricService/DeleteRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -441,6 +450,7 @@ impl RubricService for RubricApi {
                 },
                 async |caller, tx, (id, expected)| {
                     roles::delete(tx, &caller.tenant, &id, expected).await?;
+                    tx.audit(Resources::one(format!("roles/{id}")));
                     Ok(pb::DeleteRoleResponse {})
                 },
             )
@@ -523,7 +533,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/CreateRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let request_id = request_id(&req.request_id)?.map(str::to_string);
@@ -542,6 +553,8 @@ impl RubricService for RubricApi {
                         request_id.as_deref(),
                     )
                     .await?;
+                    let version = created.value.version;
+                    tx.audit(Resources::one(format!("roles/{role_id}/rubrics/{version}")));
                     Ok(pb::CreateRubricResponse {
                         rubric: Some(rubric_to_pb(created)),
                     })
@@ -559,7 +572,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/UpdateRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| {
                     let input = required(req.rubric, "rubric")?;
@@ -588,6 +602,7 @@ impl RubricService for RubricApi {
                     check_competencies(tx, tenant, &items).await?;
                     let updated =
                         rubrics::update(tx, tenant, &role_id, version, expected, &items).await?;
+                    tx.audit(Resources::one(format!("roles/{role_id}/rubrics/{version}")));
                     Ok(pb::UpdateRubricResponse {
                         rubric: Some(rubric_to_pb(updated)),
                     })
@@ -605,7 +620,8 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/DeleteRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -617,6 +633,10 @@ impl RubricService for RubricApi {
                         change.expected,
                     )
                     .await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        change.role_id, change.version
+                    )));
                     Ok(pb::DeleteRubricResponse {})
                 },
             )
@@ -632,11 +652,16 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/PublishRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
                     let rubric = advance(tx, &caller.tenant, change, RubricAction::Publish).await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        rubric.role_id, rubric.version
+                    )));
                     Ok(pb::PublishRubricResponse {
                         rubric: Some(rubric),
                     })
@@ -654,11 +679,16 @@ impl RubricService for RubricApi {
                 Method::new(
                     "ladder.v1.RubricService/RetireRubric",
                     Scope::FrameworkWrite,
-                ),
+                )
+                .writes(),
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
                     let rubric = advance(tx, &caller.tenant, change, RubricAction::Retire).await?;
+                    tx.audit(Resources::one(format!(
+                        "roles/{}/rubrics/{}",
+                        rubric.role_id, rubric.version
+                    )));
                     Ok(pb::RetireRubricResponse {
                         rubric: Some(rubric),
                     })

@@ -11,6 +11,7 @@ use crate::domain::standards::xapi::{self, CompetencyIndex, XapiAction, XapiBatc
 use crate::proto::v1 as pb;
 use crate::proto::v1::StatementOutcome as Outcome;
 use crate::proto::v1::xapi_service_server::XapiService;
+use crate::storage::audit::Resources;
 use crate::storage::{self, StorageError, TenantId, TenantTx, competencies};
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
@@ -138,7 +139,8 @@ impl XapiService for XapiApi {
                 Method::new(
                     "ladder.v1.XapiService/ImportStatements",
                     Scope::EvidenceWrite,
-                ),
+                )
+                .writes(),
                 request,
                 statements_request,
                 async |caller, tx, req| {
@@ -163,6 +165,11 @@ impl XapiService for XapiApi {
 
                     let mut results = apply(tx, tenant, batch).await?;
                     results.sort_by_key(|r| r.index);
+                    let statements: Vec<String> = results
+                        .iter()
+                        .map(|r| format!("xapi_statements/{}", r.statement_id))
+                        .collect();
+                    tx.audit(Resources::batch(&statements));
                     let count = |outcome: Outcome| {
                         results.iter().filter(|r| r.outcome == outcome as i32).count() as i32
                     };
