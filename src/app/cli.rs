@@ -538,9 +538,10 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             context: "reading the bound address".into(),
             source,
         })?;
+        let shutdown = server::shutdown_signal();
         tracing::info!(%addr, "ladder listening");
         let state = AppState::new(database.db.clone()).with_max_batch(args.max_batch);
-        server::run(listener, state, auth, server::shutdown_signal()).await
+        server::run(listener, state, auth, shutdown).await
     }
     .await;
     // Stop the embedded cluster even when serving failed.
