@@ -770,6 +770,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             context: "reading the bound address".into(),
             source,
         })?;
+        let shutdown = server::shutdown_signal();
         tracing::info!(%addr, "ladder listening");
         let limits = args.limits.limits(args.database.db_max_connections);
         let state = AppState::with_limits(database.db.clone(), limits);
@@ -779,7 +780,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             }
             tokio::spawn(admin::serve(listener, state.clone()))
         });
-        let served = server::run(listener, state, auth, server::shutdown_signal()).await;
+        let served = server::run(listener, state, auth, shutdown).await;
         if let Some(admin) = admin {
             admin.abort();
         }

@@ -366,14 +366,17 @@ async fn watch_database(db: Db, reporter: HealthReporter) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The SIGTERM handler is installed when this
+/// is called, not when the future is first polled, so a SIGTERM that comes
+/// right after the server says it listens drains it instead of killing it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
+    async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutdown requested; draining in-flight calls");
     }
-    tracing::info!("shutdown requested; draining in-flight calls");
 }
