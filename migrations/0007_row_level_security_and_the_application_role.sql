@@ -19,7 +19,11 @@ BEGIN
 END;
 $$;
 
-DO $$
+-- One function, so that later migrations isolate the tables they add the
+-- same way (0011 calls it again): every table with a tenant_id that has no
+-- row-level security yet gets it.
+CREATE FUNCTION ladder_isolate_tenant_tables() RETURNS void
+LANGUAGE plpgsql AS $fn$
 DECLARE
     tenant_table regclass;
 BEGIN
@@ -31,6 +35,7 @@ BEGIN
           AND c.relnamespace = current_schema()::regnamespace
           AND a.attname = 'tenant_id'
           AND NOT a.attisdropped
+          AND NOT c.relrowsecurity
     LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tenant_table);
         EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tenant_table);
@@ -41,7 +46,10 @@ BEGIN
             tenant_table);
     END LOOP;
 END;
-$$;
+$fn$;
+REVOKE ALL ON FUNCTION ladder_isolate_tenant_tables() FROM PUBLIC;
+
+SELECT ladder_isolate_tenant_tables();
 
 -- What the application role may do: read and write the tenant tables, use
 -- their sequences; nothing on the migrations' bookkeeping. Tables that later
