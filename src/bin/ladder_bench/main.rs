@@ -128,11 +128,11 @@ impl Database {
     async fn open() -> Result<Self, Failure> {
         let (server, throwaway) =
             tokio::task::spawn_blocking(|| shared::postgres_server("ladder-bench-")).await?;
-        let server = server.owner;
         let url = match std::env::var("DATABASE_URL") {
             Ok(url) => with_database(&url, BENCH_DATABASE),
-            Err(_) => socket_url(&server, BENCH_DATABASE)?,
+            Err(_) => socket_url(&server.owner, &server.owner_password, BENCH_DATABASE)?,
         };
+        let server = server.owner;
         let database = Self {
             options: server.clone().database(BENCH_DATABASE),
             url,
@@ -187,7 +187,11 @@ fn with_database(url: &str, database: &str) -> String {
 
 /// A URL for a cluster reached over its unix socket: the socket directory,
 /// percent-encoded, as the host (libpq and sqlx both read it so).
-fn socket_url(server: &PgConnectOptions, database: &str) -> Result<String, Failure> {
+fn socket_url(
+    server: &PgConnectOptions,
+    password: &str,
+    database: &str,
+) -> Result<String, Failure> {
     let socket = server
         .get_socket()
         .ok_or("the throwaway cluster has no socket directory")?;
@@ -200,8 +204,9 @@ fn socket_url(server: &PgConnectOptions, database: &str) -> Result<String, Failu
             _ => host.push_str(&format!("%{byte:02X}")),
         }
     }
+    // The password is hex (generated at cluster creation): no escaping needed.
     Ok(format!(
-        "postgres://{}@{host}:{}/{database}",
+        "postgres://{}:{password}@{host}:{}/{database}",
         server.get_username(),
         server.get_port()
     ))
