@@ -14,6 +14,7 @@ use crate::app::error::AppError;
 use crate::app::framework_cmd::{self, FrameworkArgs};
 use crate::app::server::{self, Database, DatabaseConfig};
 use crate::app::telemetry::{self, LogFormat};
+use crate::app::tls::ServerTlsArgs;
 use crate::proto::v1 as pb;
 use crate::storage::TenantId;
 use crate::transport::AppState;
@@ -295,6 +296,8 @@ struct ServeArgs {
     dev: bool,
     #[command(flatten)]
     jwt: JwtArgs,
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// What one server takes on (see docs/operations.md, "Limits and failure behaviour").
@@ -746,6 +749,7 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
 async fn serve(args: ServeArgs) -> Result<(), AppError> {
     // Refuse before touching the database: a misconfigured server must not start.
     let auth = args.authenticator()?;
+    let tls = args.tls.server_config()?;
     if let Authenticator::Dev { tenant } = &auth {
         eprintln!(
             "\n*** ladder is running in --dev mode: NO AUTHENTICATION, every call acts for tenant \
@@ -780,7 +784,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
             }
             tokio::spawn(admin::serve(listener, state.clone()))
         });
-        let served = server::run(listener, state, auth, shutdown).await;
+        let served = server::run(listener, tls, state, auth, shutdown).await;
         if let Some(admin) = admin {
             admin.abort();
         }

@@ -13,3 +13,4 @@ pub mod oversight;
 pub mod scoring;
 pub mod server;
 pub mod telemetry;
+pub mod tls;

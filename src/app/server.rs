@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -216,12 +216,14 @@ pub fn embedded_config(
     }
 }
 
-/// Serves the Ladder API, health and reflection on `listener` until `shutdown`
+/// Serves the Ladder API, health and reflection on `listener` (over TLS when
+/// `tls` is given) until `shutdown`
 /// resolves, then drains: health turns NOT_SERVING at once and new calls
 /// are refused UNAVAILABLE, in-flight calls get `state.limits.shutdown_grace`
 /// to finish, and whatever still runs then is cancelled.
 pub async fn run(
     listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
     state: AppState,
     auth: Authenticator,
     shutdown: impl Future<Output = ()> + Send,
@@ -247,7 +249,11 @@ pub async fn run(
     let admission = Admission::new(Arc::clone(&limits), state.metrics.clone());
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let serving = builder
         .accept_http1(true)
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .layer(tonic_web::GrpcWebLayer::new())

@@ -33,7 +33,7 @@ fn serve(data_dir: &Path) -> Command {
 
 /// A running `ladder serve`, stopped with SIGTERM when dropped (a failing
 /// test must not leave its PostgreSQL behind).
-struct Serving(Option<Child>);
+pub(crate) struct Serving(Option<Child>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
@@ -44,7 +44,7 @@ impl Drop for Serving {
 }
 
 /// `ladder serve --dev` on the database behind `url`, not migrating it.
-fn serve_url(url: &str) -> Command {
+pub(crate) fn serve_url(url: &str) -> Command {
     let mut cmd = Command::new(ladder_bin());
     cmd.args([
         "serve",
@@ -67,7 +67,7 @@ fn start_serving(data_dir: &Path) -> (Serving, String) {
     start(serve(data_dir))
 }
 
-fn start(mut command: Command) -> (Serving, String) {
+pub(crate) fn start(mut command: Command) -> (Serving, String) {
     let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
@@ -285,7 +285,7 @@ async fn serve_refuses_a_privileged_database_role() {
 
 /// Stops a server while this runtime keeps running, so that the health
 /// client's connection can close and the server's drain end.
-async fn stop(serving: Serving) {
+pub(crate) async fn stop(serving: Serving) {
     tokio::task::spawn_blocking(move || drop(serving))
         .await
         .unwrap();

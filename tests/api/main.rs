@@ -26,3 +26,4 @@ mod scopes;
 mod server;
 mod standards;
 mod subject_rights;
+mod tls;

@@ -227,7 +227,7 @@ pub async fn serve(state: AppState, auth: Authenticator) -> Running {
         let shutdown = async {
             let _ = stopped.await;
         };
-        if let Err(e) = server::run(listener, state, auth, shutdown).await {
+        if let Err(e) = server::run(listener, None, state, auth, shutdown).await {
             eprintln!("server failed: {e}");
         }
     });

@@ -129,15 +129,40 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
     check_pod(job["spec"]["template"], f"{where}: migration Job")
 
     server = pod["spec"]["containers"][0]
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    env = env_of(server)
+    tls = values["tls"]
+    if tls["existingSecret"]:
+        # The kubelet's gRPC probes cannot speak TLS: the admin port answers them.
+        for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/readyz")):
+            check(
+                server.get(probe, {}).get("httpGet", {}) == {"path": path, "port": "admin"},
+                f"{where}: with TLS, {probe} asks {path} on the admin port",
+            )
+        mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+        volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in pod["spec"]["volumes"]}
         check(
-            server.get(probe, {}).get("grpc", {}).get("port") == grpc_port,
-            f"{where}: {probe} is a native gRPC probe on {grpc_port}",
+            env.get("LADDER_TLS_CERT", {}).get("value") == "/etc/ladder/tls/tls.crt"
+            and env.get("LADDER_TLS_KEY", {}).get("value") == "/etc/ladder/tls/tls.key"
+            and volumes.get(mounts.get("/etc/ladder/tls")) == tls["existingSecret"],
+            f"{where}: the server certificate is mounted from {tls['existingSecret']} and configured",
         )
-    check(
-        server["livenessProbe"]["grpc"].get("service") == "liveness",
-        f"{where}: liveness asks the health name that ignores the database",
-    )
+        if tls["clientCaSecret"]:
+            check(
+                env.get("LADDER_TLS_CLIENT_CA", {}).get("value") == "/etc/ladder/client-ca/ca.crt"
+                and volumes.get(mounts.get("/etc/ladder/client-ca")) == tls["clientCaSecret"],
+                f"{where}: mutual TLS trusts the CA in {tls['clientCaSecret']}",
+            )
+    else:
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            check(
+                server.get(probe, {}).get("grpc", {}).get("port") == grpc_port,
+                f"{where}: {probe} is a native gRPC probe on {grpc_port}",
+            )
+        check(
+            server["livenessProbe"]["grpc"].get("service") == "liveness",
+            f"{where}: liveness asks the health name that ignores the database",
+        )
+        check("LADDER_TLS_CERT" not in env, f"{where}: no TLS configured without a Secret")
     check(server["args"] == ["serve", "--no-migrate"], f"{where}: the server does not migrate")
     env = env_of(server)
     check(env.get("LADDER_LISTEN", {}).get("value") == f"0.0.0.0:{grpc_port}", f"{where}: gRPC listen")
@@ -269,6 +294,7 @@ def main() -> int:
     expect_refused({"otel": {"protocol": "udp"}}, "an unknown OTLP protocol")
     expect_refused({"jwt": {"audience": ""}}, "no JWT audience")
     expect_refused({"database": {"existingSecret": ""}}, "neither a database Secret nor URLs")
+    expect_refused({"tls": {"clientCaSecret": "ca"}}, "mutual TLS without a server certificate")
 
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)

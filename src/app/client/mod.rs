@@ -15,6 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::app::error::AppError;
+use crate::app::tls::ClientTlsArgs;
 use crate::proto::v1::assessment_service_client::AssessmentServiceClient;
 use crate::proto::v1::calibration_service_client::CalibrationServiceClient;
 use crate::proto::v1::framework_service_client::FrameworkServiceClient;
@@ -31,6 +32,8 @@ pub struct ServerArgs {
     /// Bearer token to send (not needed against `serve --dev`).
     #[arg(long, env = "LADDER_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
 }
 
 /// Adds the bearer token, when there is one, to every call.
@@ -64,8 +67,14 @@ pub struct Clients {
 impl ServerArgs {
     /// A channel to the server that sends the bearer token with every call.
     pub async fn channel(&self) -> Result<Authed, AppError> {
-        let channel = Channel::from_shared(self.server.clone())
-            .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?
+        let mut endpoint = Channel::from_shared(self.server.clone())
+            .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?;
+        if let Some(tls) = self.tls.client_config(&self.server)? {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| AppError::Config(format!("--server {}: {e}", self.server)))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| AppError::Config(format!("cannot reach {}: {e}", self.server)))?;
