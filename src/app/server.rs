@@ -234,6 +234,7 @@ pub async fn run(
     reporter
         .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
+    let framework_changes = tokio::spawn(state.db.watch_framework_changes().await?);
     let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -313,6 +314,9 @@ pub async fn run(
         result = &mut serving => result,
         () = shutdown => {
             monitor.abort();
+            // A draining server follows no more changes (and reconnects to
+            // no database), so what it answers from here is read anew.
+            framework_changes.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
             let grace = limits.shutdown_grace;
             let began = Instant::now();
@@ -341,6 +345,7 @@ pub async fn run(
         }
     };
     monitor.abort();
+    framework_changes.abort();
     Ok(result?)
 }
 

@@ -33,6 +33,7 @@ pub mod framework_file;
 mod idempotency;
 pub mod policy;
 mod pool_metrics;
+mod role_cache;
 pub mod roles;
 pub mod rubrics;
 pub mod scoring_inputs;
@@ -52,9 +53,11 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::domain::framework::Catalog;
+use crate::domain::framework::{Catalog, Role};
 use catalog_cache::CatalogCache;
 use pool_metrics::AcquireStats;
+use role_cache::{RoleCache, Roles};
+use stored::Stored;
 use traced::traced;
 
 /// The tenant every row of a transaction belongs to.
@@ -214,6 +217,7 @@ const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS 
 pub struct Db {
     pool: PgPool,
     catalogs: Arc<CatalogCache>,
+    roles: Arc<RoleCache>,
     health: Arc<ConnectionHealth>,
     acquire_stats: Arc<AcquireStats>,
 }
@@ -277,6 +281,7 @@ impl Db {
         Ok(Self {
             pool,
             catalogs: Arc::default(),
+            roles: Arc::default(),
             health,
             acquire_stats: Arc::default(),
         })
@@ -362,6 +367,55 @@ impl Db {
         revision: Option<i64>,
     ) -> Result<Arc<Catalog>, StorageError> {
         self.catalogs.get(conn, tenant, revision).await
+    }
+
+    /// Role `id` of `tenant`: from memory while [`Db::watch_framework_changes`]
+    /// listens and the tenant's framework has not changed since it was read,
+    /// otherwise every role of the tenant is read in one transaction (within
+    /// `budget`) and kept (see [`role_cache`]).
+    pub async fn role(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        budget: Duration,
+    ) -> Result<Stored<Role>, StorageError> {
+        let roles = match self.roles.get(tenant) {
+            Some(roles) => roles,
+            None => {
+                let start = self.roles.begin_load();
+                let mut tx = self.begin_within(tenant, Some(budget)).await?;
+                let read = roles::list(&mut tx, tenant, None, stored::ALL, None).await?;
+                tx.commit().await?;
+                let roles: Arc<Roles> = Arc::new(
+                    read.into_iter()
+                        .map(|role| (role.value.id.clone(), role))
+                        .collect(),
+                );
+                self.roles.keep(tenant, start, Arc::clone(&roles));
+                roles
+            }
+        };
+        roles
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StorageError::not_found("role", id))
+    }
+
+    /// Forgets what this server keeps in memory of the tenant's framework:
+    /// call it when a write of it has committed, so that the caller's next
+    /// read sees the write without waiting for the notification.
+    pub fn framework_changed(&self, tenant: &TenantId) {
+        self.roles.drop_tenant(tenant);
+    }
+
+    /// Listens for framework changes committed anywhere (migration 0012),
+    /// for the in-memory roles, and returns the work of following them (run
+    /// it until the server stops). Without it, every role read goes to the
+    /// database.
+    pub async fn watch_framework_changes(
+        &self,
+    ) -> Result<impl Future<Output = ()> + Send + use<>, StorageError> {
+        Ok(role_cache::watch(Arc::clone(&self.roles), &self.pool).await?)
     }
 
     /// Applies the migrations in `migrations/`; safe to run again and from

@@ -16,9 +16,12 @@
 //! 5. provisions the tenant's built-in framework, once per tenant and
 //!    process (not for a call that sets up the framework itself);
 //! 6. runs the body in a transaction committed when it returns `Ok` and
-//!    rolled back when it fails ([`AppState::in_transaction`]), or on a
-//!    pooled connection whose session carries the tenant for the scoring path
-//!    ([`AppState::on_connection`]); a write ([`Method::writes`]) appends its
+//!    rolled back when it fails ([`AppState::in_transaction`]; a framework
+//!    write that commits drops what this server keeps of the framework in
+//!    memory), or on a pooled connection whose session carries the tenant
+//!    for the scoring path ([`AppState::on_connection`]), or, for a read
+//!    answered from memory where it can be, with the database handle
+//!    ([`AppState::from_memory`]); a write ([`Method::writes`]) appends its
 //!    audit row in that transaction, naming what the body recorded with
 //!    `TenantTx::audit` (the scoring path's one write, a stored assessment,
 //!    appends it in the statement that stores it); a write whose body fails
@@ -36,7 +39,7 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::storage::audit::{self, AuditEntry, Resources};
-use crate::storage::{TenantConnection, TenantTx};
+use crate::storage::{Db, TenantConnection, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
@@ -224,6 +227,9 @@ impl AppState {
                             .await?;
                         }
                         tx.commit().await?;
+                        if call.method.scope == Scope::FrameworkWrite {
+                            self.db.framework_changed(&call.tenant);
+                        }
                         Ok(response)
                     }
                     Err(err) => {
@@ -259,6 +265,29 @@ impl AppState {
                     .connection(&call.tenant, deadline.remaining())
                     .await?;
                 body(call, &mut conn, input).await
+            },
+        )
+        .await
+    }
+
+    /// Serves a read whose body asks the database handle itself for what
+    /// it needs, which it may answer from memory without a connection
+    /// ([`Db::role`]). Writes never take this path: they are audited in
+    /// their transaction.
+    pub async fn from_memory<Req, Input, Res>(
+        &self,
+        method: Method,
+        request: Request<Req>,
+        parse: impl FnOnce(Req) -> Result<Input, ApiError>,
+        body: impl AsyncFnOnce(&Call, &Db, Input, Deadline) -> Result<Res, ApiError>,
+    ) -> Result<Response<Res>, Status> {
+        debug_assert!(!method.writes, "{} writes", method.name);
+        self.serve(
+            method,
+            request,
+            parse,
+            async |call: &Call, input: Input, deadline: Deadline| {
+                body(call, &self.db, input, deadline).await
             },
         )
         .await

@@ -217,7 +217,10 @@ pub struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Serves `state` on an ephemeral loopback port until stopped.
+/// Serves `state` on an ephemeral loopback port until stopped; returns once
+/// the server answers its health check, so that a test never ends while the
+/// server is still starting (a connection it was opening would stay halfway
+/// through authentication and hold up dropping the test's database).
 pub async fn serve(state: AppState, auth: Authenticator) -> Running {
     init_test_log();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -231,11 +234,30 @@ pub async fn serve(state: AppState, auth: Authenticator) -> Running {
             eprintln!("server failed: {e}");
         }
     });
+    wait_until_serving(addr).await;
     Running {
         addr,
         stop: Some(stop),
         task,
     }
+}
+
+async fn wait_until_serving(addr: SocketAddr) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    for _ in 0..1000 {
+        if let Ok(channel) = endpoint.connect().await {
+            let answer = HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await;
+            if answer.is_ok_and(|a| a.into_inner().status == ServingStatus::Serving as i32) {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the server on {addr} did not start serving within 10 s");
 }
 
 impl Running {

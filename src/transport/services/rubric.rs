@@ -292,12 +292,12 @@ impl RubricService for RubricApi {
         request: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::GetRoleResponse>, Status> {
         self.state
-            .in_transaction(
+            .from_memory(
                 Method::new("ladder.v1.RubricService/GetRole", Scope::FrameworkRead),
                 request,
                 |req| required_id("role_id", req.role_id),
-                async |caller, tx, id| {
-                    let role = roles::get(tx, &caller.tenant, &id).await?;
+                async |caller, db, id, deadline| {
+                    let role = db.role(&caller.tenant, &id, deadline.remaining()).await?;
                     Ok(pb::GetRoleResponse {
                         role: Some(role_to_pb(role)),
                     })

@@ -1,0 +1,191 @@
+//! Each tenant's roles (all of them, retired ones too, with their
+//! transitions and row metadata) in memory, for `GetRole`: otherwise a
+//! transaction of four round trips for a row that changes a few times a year.
+//!
+//! The scoring path's catalog checks the framework revision it reads with the
+//! evidence; a read here asks the database nothing, so entries are dropped by
+//! push instead. Every framework change notifies channel [`CHANNEL`] with its
+//! tenant when it commits (migration 0012), and [`watch`] drops that tenant's
+//! entry. This server's own framework writes drop it as they commit
+//! ([`RoleCache::drop_tenant`]), so a caller reads its own writes; another
+//! replica's writes arrive with the notification, milliseconds later.
+//!
+//! Entries are served and kept only while the listener is connected. When its
+//! connection is lost, every entry is dropped and reads go to the database
+//! until it listens again; a load that began before a drop keeps nothing, so
+//! an entry is never older than the last notification.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use quick_cache::sync::Cache;
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use crate::domain::framework::Role;
+use crate::storage::TenantId;
+use crate::storage::stored::Stored;
+
+/// The channel migration 0012's trigger notifies.
+pub const CHANNEL: &str = "ladder_framework";
+
+/// The listener's `application_name`, as `pg_stat_activity` shows it.
+pub const APPLICATION_NAME: &str = "ladder framework listener";
+
+/// How many tenants' roles a server keeps.
+const CAPACITY: usize = 1000;
+
+/// How long the listener waits before connecting again after losing its
+/// connection or failing to connect.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// A tenant's roles by id.
+pub type Roles = HashMap<String, Stored<Role>>;
+
+pub struct RoleCache {
+    entries: Cache<TenantId, Arc<Roles>>,
+    /// Whether the listener is connected: nothing is served or kept otherwise.
+    listening: AtomicBool,
+    /// Counts drops. A load keeps what it read only if no drop happened
+    /// since it began; the lock makes that check and the insert one step.
+    drops: Mutex<u64>,
+}
+
+impl std::fmt::Debug for RoleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCache")
+            .field("tenants", &self.entries.len())
+            .field("listening", &self.listening.load(Ordering::Acquire))
+            .finish()
+    }
+}
+
+impl Default for RoleCache {
+    fn default() -> Self {
+        Self {
+            entries: Cache::new(CAPACITY),
+            listening: AtomicBool::new(false),
+            drops: Mutex::new(0),
+        }
+    }
+}
+
+/// Where a load began: what [`RoleCache::keep`] needs to know whether the
+/// roles read since are still current.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStart(u64);
+
+impl RoleCache {
+    /// The tenant's roles, when they are in memory and known to be current.
+    pub fn get(&self, tenant: &TenantId) -> Option<Arc<Roles>> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        self.entries.get(tenant)
+    }
+
+    /// Call before reading the roles that [`RoleCache::keep`] may keep.
+    pub fn begin_load(&self) -> LoadStart {
+        LoadStart(*self.lock_drops())
+    }
+
+    /// Keeps `roles`, read since `start`, unless something was dropped
+    /// meanwhile (they may predate a change) or nobody listens.
+    pub fn keep(&self, tenant: &TenantId, start: LoadStart, roles: Arc<Roles>) {
+        let drops = self.lock_drops();
+        if *drops == start.0 && self.listening.load(Ordering::Acquire) {
+            self.entries.insert(tenant.clone(), roles);
+        }
+    }
+
+    /// Forgets the tenant's roles: its framework changed.
+    pub fn drop_tenant(&self, tenant: &TenantId) {
+        let mut drops = self.lock_drops();
+        *drops += 1;
+        self.entries.remove(tenant);
+    }
+
+    /// Forgets every tenant's roles and serves or keeps none until
+    /// `listening` is set again.
+    fn set_listening(&self, listening: bool) {
+        let mut drops = self.lock_drops();
+        *drops += 1;
+        self.listening.store(listening, Ordering::Release);
+        self.entries.clear();
+    }
+
+    fn lock_drops(&self) -> std::sync::MutexGuard<'_, u64> {
+        // A counter and a cache: a panic elsewhere cannot leave them inconsistent.
+        self.drops.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Listens on [`CHANNEL`], on a connection of its own (a pool of one beside
+/// `pool`, whose slots stay for calls), and returns the work of dropping the
+/// roles of every tenant whose framework changes, which runs until it is
+/// dropped and connects again whenever its connection is lost. Listening
+/// before the server serves makes the first call's roles kept, and leaves no
+/// connection halfway through its start when a short-lived server stops.
+pub async fn watch(
+    cache: Arc<RoleCache>,
+    pool: &PgPool,
+) -> Result<impl Future<Output = ()> + use<>, sqlx::Error> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(
+            pool.connect_options()
+                .as_ref()
+                .clone()
+                .application_name(APPLICATION_NAME),
+        );
+    let first = listen(&own).await?;
+    Ok(notify_until_dropped(cache, own, first))
+}
+
+async fn notify_until_dropped(cache: Arc<RoleCache>, own: PgPool, first: PgListener) {
+    let _stop = StopServingOnDrop(Arc::clone(&cache));
+    let mut connected = Ok(first);
+    loop {
+        match connected {
+            Ok(mut listener) => {
+                // Anything read before the LISTEN took effect is dropped here.
+                cache.set_listening(true);
+                // Ok(None) or an error: the connection was lost, and
+                // notifications may have been missed while it was.
+                while let Ok(Some(notification)) = listener.try_recv().await {
+                    cache.drop_tenant(&TenantId(notification.payload().to_owned()));
+                }
+                cache.set_listening(false);
+                tracing::warn!(
+                    "lost the framework change listener; reading roles from the database"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for framework changes; reading roles from the database");
+            }
+        }
+        tokio::time::sleep(RECONNECT_AFTER).await;
+        connected = listen(&own).await;
+    }
+}
+
+/// Nobody follows the changes once the work is dropped: serve nothing more.
+struct StopServingOnDrop(Arc<RoleCache>);
+
+impl Drop for StopServingOnDrop {
+    fn drop(&mut self) {
+        self.0.set_listening(false);
+    }
+}
+
+async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // Reconnecting is this module's work: it must stop serving before.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
