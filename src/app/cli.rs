@@ -12,6 +12,7 @@ use crate::app::client::{self, ServerArgs, report};
 use crate::app::embedded_pg;
 use crate::app::error::AppError;
 use crate::app::framework_cmd::{self, FrameworkArgs};
+use crate::app::memory;
 use crate::app::server::{self, Database, DatabaseConfig};
 use crate::app::telemetry::{self, LogFormat};
 use crate::app::tls::ServerTlsArgs;
@@ -436,6 +437,7 @@ impl ServeArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -9,6 +9,7 @@ pub mod client;
 pub mod embedded_pg;
 pub mod error;
 pub mod framework_cmd;
+pub mod memory;
 pub mod oversight;
 pub mod scoring;
 pub mod server;

@@ -14,6 +14,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedError, EmbeddedPostgres};
 use crate::app::error::AppError;
+use crate::app::memory;
 use crate::proto::v1::assessment_service_server::AssessmentServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::calibration_service_server::CalibrationServiceServer;
@@ -248,6 +249,7 @@ pub async fn run(
 
     let limits = Arc::clone(&state.limits);
     let admission = Admission::new(Arc::clone(&limits), state.metrics.clone());
+    let trimming = tokio::spawn(memory::trim_when_idle(admission.clone()));
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut builder = Server::builder();
@@ -346,6 +348,7 @@ pub async fn run(
     };
     monitor.abort();
     framework_changes.abort();
+    trimming.abort();
     Ok(result?)
 }
 

@@ -49,6 +49,11 @@ impl Admission {
         }
     }
 
+    /// Whether no call is being worked on.
+    pub fn idle(&self) -> bool {
+        self.slots.available_permits() == self.limits.max_in_flight
+    }
+
     /// Ends every call still running: each answers UNAVAILABLE, and
     /// dropping it rolls back its transaction and frees its connection.
     pub fn cancel_all(&self) {

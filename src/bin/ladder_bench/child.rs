@@ -65,10 +65,8 @@ impl Server {
             .arg("--jwt-public-key")
             .arg(public_key)
             .arg("--jwt-any-audience")
-            // The benchmark's database role is the cluster's owner: the
-            // per-request tenant settings are paid, row-level security's
-            // predicates are not (see docs/benchmarks.md).
-            .arg("--allow-privileged-database-role")
+            // The benchmark migrated the database as its owner.
+            .arg("--no-migrate")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);

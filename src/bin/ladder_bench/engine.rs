@@ -5,23 +5,29 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use ladder::domain::evidence::Observation;
 use ladder::domain::scoring::{ScoringPolicy, score};
 
 use crate::Failure;
-use crate::engine_inputs::{as_of, evidence, rubric};
+use crate::engine_inputs::{as_of, rubric};
 use crate::load::{Measured, histogram, record};
 
 /// Evidence counts measured: "from 1,000 items up".
 pub const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
-/// One `Measured` per size: operations are evidence items scored, the
-/// latency is that of one `score` call.
-pub fn measure(warmup: Duration, duration: Duration) -> Result<Vec<(usize, Measured)>, Failure> {
+/// One `Measured` per size, of the evidence `inputs` makes: operations are
+/// evidence items scored, the latency is that of one `score` call.
+pub fn measure(
+    warmup: Duration,
+    duration: Duration,
+    inputs: fn(usize) -> Vec<Observation>,
+    sizes: &[usize],
+) -> Result<Vec<(usize, Measured)>, Failure> {
     let rubric = rubric();
     let policy = ScoringPolicy::default();
-    let mut results = Vec::with_capacity(SIZES.len());
-    for size in SIZES {
-        let evidence = evidence(size);
+    let mut results = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        let evidence = inputs(size);
         let run = |duration: Duration| -> Result<Measured, Failure> {
             let mut latency = histogram();
             let mut calls = 0u64;

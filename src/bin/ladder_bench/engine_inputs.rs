@@ -1,7 +1,10 @@
 //! The scoring engine's inputs, shared by `ladder-bench` and `benches/scoring.rs`:
 //! one rubric of the 16 competencies of the built-in framework and any number
-//! of random evidence items (random ids, sources, confidences and levels, ages
-//! up to three years, spread evenly over the 16 competencies, in random order).
+//! of random evidence items (random sources, confidences and levels, ages up
+//! to three years, spread evenly over the 16 competencies) as the service
+//! reads them: in observation order, with ids that grow in that order, as
+//! the UUIDv7 ids ingest gives evidence reported as it is observed do.
+//! [`evidence_in_random_order`] is the worst case: ids in no order.
 
 use std::sync::LazyLock;
 
@@ -52,6 +55,22 @@ pub fn rubric() -> Vec<Expectation> {
 }
 
 pub fn evidence(count: usize) -> Vec<Observation> {
+    let mut drawn = evidence_in_random_order(count);
+    drawn.sort_by_key(|observation| observation.observed_at);
+    // Made anew in their order, as decoding the statement's rows makes them,
+    // so that their strings lie in memory in that order too.
+    drawn
+        .iter()
+        .enumerate()
+        .map(|(ingested, observation)| Observation {
+            id: Uuid::from_u64_pair(ingested as u64, observation.id.as_u64_pair().1),
+            competency_id: observation.competency_id.clone(),
+            ..*observation
+        })
+        .collect()
+}
+
+pub fn evidence_in_random_order(count: usize) -> Vec<Observation> {
     let mut rng = SplitMix(42);
     (0..count)
         .map(|_| Observation {

@@ -116,10 +116,14 @@ const DROP_BENCH_DATABASE: &str = "DROP DATABASE IF EXISTS ladder_bench WITH (FO
 
 /// The PostgreSQL server the benchmark runs on, and what to remove after it.
 pub struct Database {
-    /// The benchmark database, for the benchmark's own connections.
+    /// The benchmark database as its owner, for the benchmark's own
+    /// connections (loading data, the bare query's baseline).
     pub options: PgConnectOptions,
-    /// The same as a URL, for the server and pgbench.
+    /// The same as a URL, for pgbench.
     pub url: String,
+    /// The benchmark database as the application role `ladder_app`, for the
+    /// server: row-level security binds it as it binds a deployed server.
+    pub app_url: String,
     server: PgConnectOptions,
     throwaway: Option<shared::Throwaway>,
 }
@@ -128,19 +132,32 @@ impl Database {
     async fn open() -> Result<Self, Failure> {
         let (server, throwaway) =
             tokio::task::spawn_blocking(|| shared::postgres_server("ladder-bench-")).await?;
-        let url = match std::env::var("DATABASE_URL") {
-            Ok(url) => with_database(&url, BENCH_DATABASE),
-            Err(_) => socket_url(&server.owner, &server.owner_password, BENCH_DATABASE)?,
+        let app = shared::app_role(&server.owner, &server.app_password).await;
+        let (url, app_url) = match std::env::var("DATABASE_URL") {
+            Ok(url) => {
+                let url = with_database(&url, BENCH_DATABASE);
+                let app_url = with_credentials(&url, app.get_username(), &server.app_password);
+                (url, app_url)
+            }
+            Err(_) => (
+                socket_url(&server.owner, &server.owner_password, BENCH_DATABASE)?,
+                socket_url(&app, &server.app_password, BENCH_DATABASE)?,
+            ),
         };
         let server = server.owner;
         let database = Self {
             options: server.clone().database(BENCH_DATABASE),
             url,
+            app_url,
             server,
             throwaway,
         };
         database.drop_bench_database().await?;
         ladder::storage::ensure_database(&database.server, BENCH_DATABASE).await?;
+        // The server runs as the application role, which cannot migrate.
+        let owner = ladder::storage::Db::connect(database.options.clone(), 1).await?;
+        owner.migrate().await?;
+        owner.close().await;
         Ok(database)
     }
 
@@ -185,6 +202,15 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// `url` logging in as `user` with `password` instead of its own credentials.
+fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    let authority = url.find("://").map_or(0, |i| i + 3);
+    let host = url[authority..]
+        .find('@')
+        .map_or(authority, |at| authority + at + 1);
+    format!("{}{user}:{password}@{}", &url[..authority], &url[host..])
+}
+
 /// A URL for a cluster reached over its unix socket: the socket directory,
 /// percent-encoded, as the host (libpq and sqlx both read it so).
 fn socket_url(
@@ -221,7 +247,7 @@ async fn bench(args: &Args, plan: &Plan) -> Result<Vec<report::Row>, Failure> {
     let database = Database::open().await?;
     let server = Server::start(
         args.server_bin.as_deref(),
-        &database.url,
+        &database.app_url,
         &public_key,
         scratch.path().join("server.log"),
     )

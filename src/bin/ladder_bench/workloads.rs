@@ -25,7 +25,7 @@ use crate::data::{self, COPY_EVIDENCE, PER_SUBJECT, Population};
 use crate::load::{self, Measured, closed_loop};
 use crate::pgbench;
 use crate::report::{Row, Target};
-use crate::{Database, Failure, Plan, engine, shared};
+use crate::{Database, Failure, Plan, engine, engine_inputs, shared};
 
 /// The tenant whose subjects are assessed (and whose table grows for the scale).
 const BENCH: &str = "bench";
@@ -138,6 +138,7 @@ pub async fn run(
         plan.scale_rows
     );
     let mut rows = Vec::new();
+    let engine_rows = engine_rows(plan, &progress)?;
 
     // Idle at start: migrated, listening, nothing asked of it yet.
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -369,9 +370,23 @@ pub async fn run(
         Target::AtMost(100.0, " MiB"),
     ));
 
-    // ---- the scoring engine in-process
+    rows.extend(engine_rows);
+    progress.say("done");
+    Ok(rows)
+}
+
+/// The scoring engine in-process, on one core, first of all: nothing else the
+/// benchmark starts (PostgreSQL's checkpoints and vacuum after the big
+/// loads) runs beside it yet.
+fn engine_rows(plan: &Plan, progress: &Progress) -> Result<Vec<Row>, Failure> {
+    let mut rows = Vec::new();
     progress.say("scoring engine in-process");
-    let measured = engine::measure(plan.engine_warmup, plan.engine_measure)?;
+    let measured = engine::measure(
+        plan.engine_warmup,
+        plan.engine_measure,
+        engine_inputs::evidence,
+        &engine::SIZES,
+    )?;
     let first_rate = measured[0].1.per_second();
     for (size, m) in &measured {
         rows.push(Row::measured(
@@ -392,7 +407,23 @@ pub async fn run(
         last.per_second() / first_rate,
         Target::AtLeast(0.8, "x"),
     ));
-    progress.say("done");
+    // The worst case: every competency's evidence sorted into id order.
+    let worst = engine::measure(
+        plan.engine_warmup,
+        plan.engine_measure,
+        engine_inputs::evidence_in_random_order,
+        &[*largest],
+    )?;
+    for (size, m) in &worst {
+        rows.push(Row::measured(
+            format!("scoring engine, {size} items with ids in random order, one core"),
+            m,
+            "-",
+            None,
+            m.per_second() / 1e6,
+            Target::AtLeast(25.0, " M/s"),
+        ));
+    }
     Ok(rows)
 }
 
