@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::domain::evidence::{Observation, Source};
 use ladder::domain::scoring::{
-    Expectation, MAX_PLANNED_OBSERVATIONS, RoleScore, ScoringPolicy, SourceWeights,
-    observations_needed, score,
+    Expectation, MAX_PLANNED_OBSERVATIONS, RaterAdjustments, RoleScore, ScoringPolicy,
+    SourceWeights, observations_needed, score, score_calibrated_unchecked_many,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -176,6 +176,29 @@ proptest! {
     ) {
         let reordered = Inputs { evidence: shuffled, ..inputs.clone() };
         prop_assert_eq!(inputs.score(), reordered.score());
+    }
+
+    /// Scoring many rubrics at once (recommendations) gives each rubric
+    /// exactly its own score, to the bit.
+    #[test]
+    fn many_rubrics_at_once_score_as_each_alone(
+        inputs in inputs_with_repeated_ids(),
+        others in prop::collection::vec(rubric_strategy(), 0..4),
+    ) {
+        let mut rubrics = vec![inputs.rubric.clone()];
+        rubrics.extend(others);
+        let together = score_calibrated_unchecked_many(
+            &inputs.evidence,
+            &RaterAdjustments::default(),
+            &rubrics,
+            &inputs.policy,
+            as_of(),
+        );
+        let alone: Vec<RoleScore> = rubrics
+            .iter()
+            .map(|rubric| Inputs { rubric: rubric.clone(), ..inputs.clone() }.score())
+            .collect();
+        prop_assert_eq!(together, alone);
     }
 
     #[test]

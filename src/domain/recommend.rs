@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::evidence::{Observation, Source};
 use crate::domain::framework::{Catalog, Role, Rubric};
 use crate::domain::scoring::{
-    self, Band, CompetencyScore, CompetencyStatus, RaterAdjustments, RoleScore, ScoringPolicy,
-    observations_for_min_evidence, observations_needed,
+    self, Band, CompetencyScore, CompetencyStatus, Expectation, RaterAdjustments, RoleScore,
+    ScoringPolicy, observations_for_min_evidence, observations_needed,
 };
 
 /// How far along transitions candidates are looked for.
@@ -181,21 +181,18 @@ pub fn recommend(
     as_of: DateTime<Utc>,
     max_recommendations: usize,
 ) -> Recommendations {
+    let expectations: Vec<Vec<Expectation>> =
+        catalog.rubrics.iter().map(Rubric::expectations).collect();
     let scored: Vec<(&Rubric, RoleScore)> = catalog
         .rubrics
         .iter()
-        .map(|r| {
-            (
-                r,
-                scoring::score_calibrated_unchecked(
-                    evidence,
-                    adjustments,
-                    &r.expectations(),
-                    policy,
-                    as_of,
-                ),
-            )
-        })
+        .zip(scoring::score_calibrated_unchecked_many(
+            evidence,
+            adjustments,
+            &expectations,
+            policy,
+            as_of,
+        ))
         .collect();
     let paths = reachable(catalog, current_role);
     // Without a known current role no READY role counts as a step down.

@@ -58,8 +58,8 @@ impl Server {
         }
         command
             .arg("serve")
-            .arg("--database-url")
-            .arg(database_url)
+            // In the environment, not the arguments: `ps` shows those, password and all.
+            .env("DATABASE_URL", database_url)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--jwt-public-key")

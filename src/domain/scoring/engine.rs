@@ -1,5 +1,7 @@
 //! Scoring one subject's evidence against one rubric (SPEC §4).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::adjustments::RaterAdjustments;
@@ -91,11 +93,57 @@ pub fn score_calibrated_unchecked(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> RoleScore {
-    let samples = GroupedSamples::collect(evidence, adjustments, rubric, policy, as_of);
+    let competencies: Vec<&str> = rubric.iter().map(|e| e.competency_id.as_str()).collect();
+    let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
+    role_score(rubric, |c| samples.of(c), policy)
+}
+
+/// [`score_calibrated_unchecked`] of the same evidence against each of
+/// `rubrics`, in their order, with every competency's samples worked out
+/// once for all of them (rubrics of one framework share most of their
+/// competencies): what scoring a whole catalog for a recommendation costs.
+/// Each score is exactly the one [`score_calibrated_unchecked`] gives.
+pub fn score_calibrated_unchecked_many(
+    evidence: &[Observation],
+    adjustments: &RaterAdjustments,
+    rubrics: &[Vec<Expectation>],
+    policy: &ScoringPolicy,
+    as_of: DateTime<Utc>,
+) -> Vec<RoleScore> {
+    let mut competencies: Vec<&str> = Vec::new();
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    for expectation in rubrics.iter().flatten() {
+        position
+            .entry(expectation.competency_id.as_str())
+            .or_insert_with(|| {
+                competencies.push(expectation.competency_id.as_str());
+                competencies.len() - 1
+            });
+    }
+    let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
+    rubrics
+        .iter()
+        .map(|rubric| {
+            role_score(
+                rubric,
+                |c| samples.of(position[rubric[c].competency_id.as_str()]),
+                policy,
+            )
+        })
+        .collect()
+}
+
+/// A rubric's score from the samples of each of its competencies (by the
+/// competency's position in the rubric).
+fn role_score<'s>(
+    rubric: &[Expectation],
+    samples_of: impl Fn(usize) -> &'s [Sample],
+    policy: &ScoringPolicy,
+) -> RoleScore {
     let competencies: Vec<CompetencyScore> = rubric
         .iter()
         .enumerate()
-        .map(|(c, expectation)| score_competency(expectation, samples.of(c), policy))
+        .map(|(c, expectation)| score_competency(expectation, samples_of(c), policy))
         .collect();
 
     let total_weight = compensated_sum(competencies.iter().map(|c| c.weight));

@@ -17,7 +17,10 @@ mod samples;
 mod scores;
 
 pub use adjustments::RaterAdjustments;
-pub use engine::{score, score_calibrated, score_calibrated_unchecked, score_unchecked};
+pub use engine::{
+    score, score_calibrated, score_calibrated_unchecked, score_calibrated_unchecked_many,
+    score_unchecked,
+};
 pub use observations::validate_evidence;
 pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_for_min_evidence, observations_needed};
 pub use policy::{MAX_CALIBRATION_WINDOW_DAYS, MAX_WEIGHT, ScoringPolicy, SourceWeights};

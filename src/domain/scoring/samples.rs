@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::adjustments::RaterAdjustments;
 use super::model;
 use super::policy::ScoringPolicy;
-use super::rubric::Expectation;
 use crate::domain::evidence::Observation;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -59,27 +58,28 @@ impl Sample {
     }
 }
 
-/// The samples of every rubric competency, in rubric order, each group in
-/// canonical order. Evidence observed after `as_of` or for competencies
-/// outside the rubric is left out.
+/// The samples of each of a list of competencies, in the list's order, each
+/// group in canonical order. Evidence observed after `as_of` or for
+/// competencies outside the list is left out.
 pub(crate) struct GroupedSamples {
     samples: Vec<Sample>,
-    /// `ends[c]` is one past the last sample of rubric competency c.
+    /// `ends[c]` is one past the last sample of competency c of the list.
     ends: Vec<usize>,
 }
 
 impl GroupedSamples {
+    /// The samples of `competencies` (ids, none twice).
     pub fn collect(
         evidence: &[Observation],
         adjustments: &RaterAdjustments,
-        rubric: &[Expectation],
+        competencies: &[&str],
         policy: &ScoringPolicy,
         as_of: DateTime<Utc>,
     ) -> Self {
         // Pass 1 finds each observation's competency and counts the groups, so
         // that pass 2 can write every sample straight into its place.
-        let index = competency_index(rubric);
-        let mut counts = vec![0; rubric.len()];
+        let index = competency_index(competencies);
+        let mut counts = vec![0; competencies.len()];
         let competency_of: Vec<Option<usize>> = evidence
             .iter()
             .map(|observation| {
@@ -132,7 +132,7 @@ impl GroupedSamples {
             samples,
             ends: next,
         };
-        for c in 0..rubric.len() {
+        for c in 0..competencies.len() {
             let range = grouped.range(c);
             Sample::sort_canonically(&mut grouped.samples[range]);
         }
@@ -182,17 +182,17 @@ impl Timestamp {
     }
 }
 
-/// Rubric competency id → position, looked up once per observation. SipHash
-/// would cost as much as all the arithmetic of an observation; its protection
-/// against crafted collisions is not needed because the keys come from the
-/// rubric, so a crafted id can only lengthen its own lookup.
-fn competency_index(
-    rubric: &[Expectation],
-) -> HashMap<&str, usize, BuildHasherDefault<EndsHasher>> {
-    rubric
+/// Competency id → position, looked up once per observation. SipHash would
+/// cost as much as all the arithmetic of an observation; its protection
+/// against crafted collisions is not needed because the keys come from
+/// rubrics, so a crafted id can only lengthen its own lookup.
+fn competency_index<'a>(
+    competencies: &[&'a str],
+) -> HashMap<&'a str, usize, BuildHasherDefault<EndsHasher>> {
+    competencies
         .iter()
         .enumerate()
-        .map(|(i, expectation)| (expectation.competency_id.as_str(), i))
+        .map(|(i, id)| (*id, i))
         .collect()
 }
 
@@ -261,17 +261,8 @@ mod tests {
     }
 
     #[test]
-    fn groups_by_rubric_competency_in_id_order() {
-        let rubric: Vec<Expectation> =
-            ["system_design", "a_much_longer_competency_identifier", "c"]
-                .iter()
-                .map(|id| Expectation {
-                    competency_id: id.to_string(),
-                    expected_level: 3,
-                    weight: 1.0,
-                    critical: false,
-                })
-                .collect();
+    fn groups_by_competency_in_id_order() {
+        let competencies = ["system_design", "a_much_longer_competency_identifier", "c"];
         let observation = |id: u128, competency: &str, seconds_before: i64| Observation {
             id: Uuid::from_u128(id),
             competency_id: competency.into(),
@@ -291,7 +282,7 @@ mod tests {
         let grouped = GroupedSamples::collect(
             &evidence,
             &RaterAdjustments::default(),
-            &rubric,
+            &competencies,
             &ScoringPolicy::default(),
             at(0, 0),
         );
@@ -301,16 +292,7 @@ mod tests {
 
     #[test]
     fn ids_alike_at_both_ends_stay_apart() {
-        let rubric: Vec<Expectation> = ["abcdefgh_x_12345678", "abcdefgh_y_12345678"]
-            .iter()
-            .map(|id| Expectation {
-                competency_id: id.to_string(),
-                expected_level: 3,
-                weight: 1.0,
-                critical: false,
-            })
-            .collect();
-        let index = competency_index(&rubric);
+        let index = competency_index(&["abcdefgh_x_12345678", "abcdefgh_y_12345678"]);
         assert_eq!(index.get("abcdefgh_x_12345678"), Some(&0));
         assert_eq!(index.get("abcdefgh_y_12345678"), Some(&1));
         assert_eq!(index.get("abcdefgh_z_12345678"), None);
