@@ -22,17 +22,25 @@ pub fn limit_arenas() {
     }
 }
 
-/// Gives the memory malloc holds free back to the system whenever no call
-/// is being worked on, checking every [`TRIM_INTERVAL`]; runs until aborted.
+/// Gives the memory malloc holds free back to the system once the server is
+/// idle after calls, checking every [`TRIM_INTERVAL`]; runs until aborted.
 pub async fn trim_when_idle(admission: Admission) {
+    let mut trimmed_after = admission.admitted();
     loop {
         tokio::time::sleep(TRIM_INTERVAL).await;
-        if admission.idle() {
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only returns free heap pages to the kernel.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+        let admitted = admission.admitted();
+        if admitted != trimmed_after && admission.idle() {
+            trimmed_after = admitted;
+            // It walks the whole heap: off the async workers.
+            let _ = tokio::task::spawn_blocking(trim).await;
         }
+    }
+}
+
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -235,8 +235,7 @@ pub async fn run(
     reporter
         .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
-    let framework_changes = tokio::spawn(state.db.watch_framework_changes().await?);
-    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
+    let following_framework_changes = state.db.watch_framework_changes().await?;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -249,13 +248,17 @@ pub async fn run(
 
     let limits = Arc::clone(&state.limits);
     let admission = Admission::new(Arc::clone(&limits), state.metrics.clone());
-    let trimming = tokio::spawn(memory::trim_when_idle(admission.clone()));
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    // Nothing fails from here on before serving: the tasks are not left
+    // running by an early return.
+    let framework_changes = tokio::spawn(following_framework_changes);
+    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
+    let trimming = tokio::spawn(memory::trim_when_idle(admission.clone()));
     let serving = builder
         .accept_http1(true)
         .max_concurrent_streams(Some(limits.max_concurrent_streams))

@@ -2,6 +2,7 @@
 //! the matching options of the client commands.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use rustls_pki_types::pem::PemObject;
@@ -34,26 +35,37 @@ impl ServerTlsArgs {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
-            certificates(cert, "--tls-cert")?,
-            private_key(key, "--tls-key")?,
-        ));
+        // A client that opens a connection and never finishes its handshake
+        // must not hold a socket and a task for ever.
+        let mut config =
+            ServerTlsConfig::new()
+                .timeout(HANDSHAKE_TIMEOUT)
+                .identity(Identity::from_pem(
+                    certificates(cert, "--tls-cert")?,
+                    private_key(key, "--tls-key")?,
+                ));
+        // Each file parses; what is left to fail is the pair, and then the
+        // client CA, which rustls checks when tonic builds the acceptor.
+        acceptor(&config, "--tls-key does not go with --tls-cert")?;
         if let Some(ca) = &self.tls_client_ca {
             config =
                 config.client_ca_root(Certificate::from_pem(certificates(ca, "--tls-client-ca")?));
+            acceptor(&config, "--tls-client-ca holds no usable CA certificate")?;
         }
-        // Each file parses; what is left to fail is the pair, which rustls
-        // checks when tonic builds the acceptor.
-        tonic::transport::Server::builder()
-            .tls_config(config.clone())
-            .map_err(|e| {
-                AppError::Config(format!(
-                    "--tls-key does not go with --tls-cert: {}",
-                    chain(&e)
-                ))
-            })?;
         Ok(Some(config))
     }
+}
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the acceptor `config` describes, as serving will: its error, if
+/// any, prefixed with `problem`.
+fn acceptor(config: &ServerTlsConfig, problem: &str) -> Result<(), AppError> {
+    tonic::transport::Server::builder()
+        .tls_config(config.clone())
+        .map(drop)
+        .map_err(|e| AppError::Config(format!("{problem}: {}", chain(&e))))
 }
 
 /// TLS for the client commands, used when `--server` is an `https://` URL.

@@ -44,6 +44,8 @@ mod traced;
 pub mod tracks;
 
 pub use error::{Refusal, StorageError, sqlstate};
+/// How the framework change listener's connection shows in `pg_stat_activity`.
+pub use role_cache::APPLICATION_NAME as FRAMEWORK_LISTENER_APPLICATION_NAME;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -401,9 +403,10 @@ impl Db {
             .ok_or_else(|| StorageError::not_found("role", id))
     }
 
-    /// Forgets what this server keeps in memory of the tenant's framework:
-    /// call it when a write of it has committed, so that the caller's next
-    /// read sees the write without waiting for the notification.
+    /// Forgets the tenant's roles this server keeps in memory (the catalogs
+    /// check the revision themselves): call it when a write of the tenant's
+    /// framework has committed, so that the caller's next read on this
+    /// server sees the write without waiting for the notification.
     pub fn framework_changed(&self, tenant: &TenantId) {
         self.roles.drop_tenant(tenant);
     }

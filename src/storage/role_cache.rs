@@ -41,6 +41,16 @@ const CAPACITY: usize = 1000;
 /// connection or failing to connect.
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
+/// How often each server notifies the channel with an empty payload: a
+/// connection that only receives cannot tell a quiet database from a dead
+/// link (a NAT's idle timeout, a failover, a pooler that does not carry
+/// `LISTEN`), so the listener counts itself lost after [`SILENCE_LIMIT`]
+/// without hearing anything.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+const HEARTBEAT: &str = "SELECT pg_notify($1, '')";
+
 /// A tenant's roles by id.
 pub type Roles = HashMap<String, Stored<Role>>;
 
@@ -143,24 +153,36 @@ pub async fn watch(
                 .application_name(APPLICATION_NAME),
         );
     let first = listen(&own).await?;
-    Ok(notify_until_dropped(cache, own, first))
+    Ok(notify_until_dropped(cache, pool.clone(), own, first))
 }
 
-async fn notify_until_dropped(cache: Arc<RoleCache>, own: PgPool, first: PgListener) {
+async fn notify_until_dropped(cache: Arc<RoleCache>, pool: PgPool, own: PgPool, first: PgListener) {
     let _stop = StopServingOnDrop(Arc::clone(&cache));
+    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(pool)));
     let mut connected = Ok(first);
     loop {
         match connected {
             Ok(mut listener) => {
                 // Anything read before the LISTEN took effect is dropped here.
                 cache.set_listening(true);
-                // Ok(None) or an error: the connection was lost, and
-                // notifications may have been missed while it was.
-                while let Ok(Some(notification)) = listener.try_recv().await {
-                    cache.drop_tenant(&TenantId(notification.payload().to_owned()));
-                }
+                let lost = loop {
+                    match tokio::time::timeout(SILENCE_LIMIT, listener.try_recv()).await {
+                        Ok(Ok(Some(notification))) => {
+                            let tenant = notification.payload();
+                            if !tenant.is_empty() {
+                                cache.drop_tenant(&TenantId(tenant.to_owned()));
+                            }
+                        }
+                        // The connection was lost, and notifications may
+                        // have been missed while it was.
+                        Ok(Ok(None)) => break "the connection was closed".to_owned(),
+                        Ok(Err(error)) => break error.to_string(),
+                        Err(_) => break format!("nothing heard for {SILENCE_LIMIT:?}"),
+                    }
+                };
                 cache.set_listening(false);
                 tracing::warn!(
+                    reason = %lost,
                     "lost the framework change listener; reading roles from the database"
                 );
             }
@@ -170,6 +192,25 @@ async fn notify_until_dropped(cache: Arc<RoleCache>, own: PgPool, first: PgListe
         }
         tokio::time::sleep(RECONNECT_AFTER).await;
         connected = listen(&own).await;
+    }
+}
+
+/// Notifies [`CHANNEL`] with an empty payload every [`HEARTBEAT_EVERY`], on
+/// `pool`, so that every listening server hears something while its link lives.
+async fn heartbeat(pool: PgPool) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        if let Err(error) = sqlx::query(HEARTBEAT).bind(CHANNEL).execute(&pool).await {
+            tracing::debug!(%error, "framework listener heartbeat");
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -188,4 +229,55 @@ async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(id: &str) -> TenantId {
+        TenantId(id.into())
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_while_nobody_listens() {
+        let cache = RoleCache::default();
+        let start = cache.begin_load();
+        cache.keep(&tenant("a"), start, Arc::default());
+        assert!(cache.get(&tenant("a")).is_none());
+        cache.set_listening(true);
+        assert!(cache.get(&tenant("a")).is_none());
+    }
+
+    #[test]
+    fn a_load_that_began_before_any_drop_is_not_kept() {
+        let cache = RoleCache::default();
+        cache.set_listening(true);
+        let start = cache.begin_load();
+        cache.drop_tenant(&tenant("b"));
+        cache.keep(&tenant("a"), start, Arc::default());
+        assert!(cache.get(&tenant("a")).is_none());
+
+        let start = cache.begin_load();
+        cache.keep(&tenant("a"), start, Arc::default());
+        assert!(cache.get(&tenant("a")).is_some());
+        cache.drop_tenant(&tenant("a"));
+        assert!(cache.get(&tenant("a")).is_none());
+    }
+
+    #[test]
+    fn losing_the_listener_forgets_every_tenant() {
+        let cache = RoleCache::default();
+        cache.set_listening(true);
+        let start = cache.begin_load();
+        cache.keep(&tenant("a"), start, Arc::default());
+        let before_the_loss = cache.begin_load();
+        cache.set_listening(false);
+        assert!(cache.get(&tenant("a")).is_none());
+        cache.set_listening(true);
+        assert!(cache.get(&tenant("a")).is_none());
+        // A load begun while the listener was down is not kept either.
+        cache.keep(&tenant("a"), before_the_loss, Arc::default());
+        assert!(cache.get(&tenant("a")).is_none());
+    }
 }

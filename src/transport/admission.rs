@@ -8,7 +8,7 @@
 //! codec applies to the request's bytes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub struct Admission {
     /// Where shed calls are counted.
     metrics: Metrics,
     slots: Arc<Semaphore>,
+    /// Calls admitted since the server started.
+    admitted: Arc<AtomicU64>,
     draining: Arc<AtomicBool>,
     /// Turns true when calls still running after the grace period are cancelled.
     cancelled: watch::Sender<bool>,
@@ -43,6 +45,7 @@ impl Admission {
         Self {
             metrics,
             slots: Arc::new(Semaphore::new(limits.max_in_flight)),
+            admitted: Arc::default(),
             limits,
             draining: Arc::default(),
             cancelled: watch::Sender::new(false),
@@ -52,6 +55,11 @@ impl Admission {
     /// Whether no call is being worked on.
     pub fn idle(&self) -> bool {
         self.slots.available_permits() == self.limits.max_in_flight
+    }
+
+    /// How many calls were admitted since the server started.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     /// Ends every call still running: each answers UNAVAILABLE, and
@@ -127,6 +135,7 @@ where
                 max_in_flight: admission.limits.max_in_flight,
             });
         };
+        admission.admitted.fetch_add(1, Ordering::Relaxed);
         let check = WireCheck::for_path(path, Arc::clone(&admission.limits));
         let deadline = Deadline::of(
             request.headers(),

@@ -1530,13 +1530,15 @@ async fn get_role_follows_every_replicas_changes_and_survives_a_lost_listener() 
 
     // The listeners' connections are cut, and the role changes before they
     // can listen again: no notification will ever tell of it.
-    sqlx::query(
+    let cut: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+         WHERE datname = current_database() AND application_name = $1",
     )
-    .execute(&server.pool)
+    .bind(ladder::storage::FRAMEWORK_LISTENER_APPLICATION_NAME)
+    .fetch_all(&server.pool)
     .await
     .unwrap();
+    assert_eq!(cut, [true, true], "one listener per server");
     // As the owner, which row-level security does not bind.
     sqlx::query(
         "UPDATE roles SET name = 'Staff Engineer II' WHERE tenant_id = 'tenant-g' AND id = $1",

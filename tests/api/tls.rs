@@ -274,6 +274,13 @@ fn serve_refuses_tls_files_it_cannot_use() {
     let not_pem = dir.path().join("not.pem");
     std::fs::write(&not_pem, "not a certificate").unwrap();
     let missing = dir.path().join("missing.pem");
+    // PEM armour around bytes that are no certificate.
+    let not_a_certificate = dir.path().join("not-a-certificate.pem");
+    std::fs::write(
+        &not_a_certificate,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let (cert, key, ca) = (&pki.server.cert, &pki.server.key, &pki.ca.pem.cert);
     let named =
         |flag: &str, path: &Path, reason: &str| format!("{flag} {}: {reason}", path.display());
@@ -303,6 +310,14 @@ fn serve_refuses_tls_files_it_cannot_use() {
         (
             vec![("--tls-cert", cert), ("--tls-key", &pki.client.key)],
             "--tls-key does not go with --tls-cert".into(),
+        ),
+        (
+            vec![
+                ("--tls-cert", cert),
+                ("--tls-key", key),
+                ("--tls-client-ca", &not_a_certificate),
+            ],
+            "--tls-client-ca holds no usable CA certificate".into(),
         ),
     ];
     for (args, expected) in cases {

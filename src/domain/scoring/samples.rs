@@ -37,9 +37,10 @@ impl Sample {
     /// every bit of a score independent of the order the evidence arrived in.
     fn sort_canonically(samples: &mut [Sample]) {
         // Evidence ids are UUIDv7, given at ingest, and evidence is mostly
-        // ingested as it is observed: what the scoring statement reads (in
-        // observation order) is usually in id order already, and one pass
-        // says so. Strictly increasing ids leave no ties to order.
+        // ingested as it is observed: what the scoring statement reads
+        // (along its index, in observation order, though SQL promises no
+        // order) is usually in id order already, and one pass says so.
+        // Strictly increasing ids leave no ties to order.
         if samples.windows(2).all(|pair| pair[0].id < pair[1].id) {
             return;
         }
