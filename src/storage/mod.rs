@@ -371,36 +371,10 @@ impl Db {
         self.catalogs.get(conn, tenant, revision).await
     }
 
-    /// Role `id` of `tenant`: from memory while [`Db::watch_framework_changes`]
-    /// listens and the tenant's framework has not changed since it was read,
-    /// otherwise every role of the tenant is read in one transaction (within
-    /// `budget`) and kept (see [`role_cache`]).
-    pub async fn role(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-        budget: Duration,
-    ) -> Result<Stored<Role>, StorageError> {
-        let roles = match self.roles.get(tenant) {
-            Some(roles) => roles,
-            None => {
-                let start = self.roles.begin_load();
-                let mut tx = self.begin_within(tenant, Some(budget)).await?;
-                let read = roles::list(&mut tx, tenant, None, stored::ALL, None).await?;
-                tx.commit().await?;
-                let roles: Arc<Roles> = Arc::new(
-                    read.into_iter()
-                        .map(|role| (role.value.id.clone(), role))
-                        .collect(),
-                );
-                self.roles.keep(tenant, start, Arc::clone(&roles));
-                roles
-            }
-        };
-        roles
-            .get(id)
-            .cloned()
-            .ok_or_else(|| StorageError::not_found("role", id))
+    /// The reads of `tenant` that this server answers from memory where it
+    /// can ([`TenantReads`]).
+    pub fn reads<'a>(&'a self, tenant: &'a TenantId) -> TenantReads<'a> {
+        TenantReads { db: self, tenant }
     }
 
     /// Forgets the tenant's roles this server keeps in memory (the catalogs
@@ -497,6 +471,45 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// One tenant's reads that a server keeps in memory, from [`Db::reads`]:
+/// bound to the tenant, like a [`TenantTx`], but taking a connection only
+/// when memory cannot answer.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantReads<'a> {
+    db: &'a Db,
+    tenant: &'a TenantId,
+}
+
+impl TenantReads<'_> {
+    /// Role `id`: from memory while [`Db::watch_framework_changes`]
+    /// listens and the tenant's framework has not changed since it was read,
+    /// otherwise every role of the tenant is read in one transaction (within
+    /// `budget`) and kept (see [`role_cache`]).
+    pub async fn role(&self, id: &str, budget: Duration) -> Result<Stored<Role>, StorageError> {
+        let (db, tenant) = (self.db, self.tenant);
+        let roles = match db.roles.get(tenant) {
+            Some(roles) => roles,
+            None => {
+                let start = db.roles.begin_load();
+                let mut tx = db.begin_within(tenant, Some(budget)).await?;
+                let read = roles::list(&mut tx, tenant, None, stored::ALL, None).await?;
+                tx.commit().await?;
+                let roles: Arc<Roles> = Arc::new(
+                    read.into_iter()
+                        .map(|role| (role.value.id.clone(), role))
+                        .collect(),
+                );
+                db.roles.keep(tenant, start, Arc::clone(&roles));
+                roles
+            }
+        };
+        roles
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StorageError::not_found("role", id))
     }
 }
 

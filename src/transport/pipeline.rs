@@ -21,7 +21,7 @@
 //!    memory), or on a pooled connection whose session carries the tenant
 //!    for the scoring path ([`AppState::on_connection`]), or, for a read
 //!    answered from memory where it can be, with the database handle
-//!    ([`AppState::from_memory`]); a write ([`Method::writes`]) appends its
+//!    ([`AppState::cached_read`]); a write ([`Method::writes`]) appends its
 //!    audit row in that transaction, naming what the body recorded with
 //!    `TenantTx::audit` (the scoring path's one write, a stored assessment,
 //!    appends it in the statement that stores it); a write whose body fails
@@ -39,7 +39,7 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::storage::audit::{self, AuditEntry, Resources};
-use crate::storage::{Db, TenantConnection, TenantTx};
+use crate::storage::{TenantConnection, TenantReads, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
@@ -270,16 +270,17 @@ impl AppState {
         .await
     }
 
-    /// Serves a read whose body asks the database handle itself for what
-    /// it needs, which it may answer from memory without a connection
-    /// ([`Db::role`]). Writes never take this path: they are audited in
-    /// their transaction.
-    pub async fn from_memory<Req, Input, Res>(
+    /// Serves a read that the server may answer from memory, without a
+    /// connection: its body gets the caller's tenant's [`TenantReads`]
+    /// (`TenantReads::role`) and the call's deadline, for when memory cannot
+    /// answer. Writes never take this path: they are audited in their
+    /// transaction.
+    pub async fn cached_read<Req, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        body: impl AsyncFnOnce(&Call, &Db, Input, Deadline) -> Result<Res, ApiError>,
+        body: impl AsyncFnOnce(TenantReads<'_>, Input, Deadline) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         debug_assert!(!method.writes, "{} writes", method.name);
         self.serve(
@@ -287,7 +288,7 @@ impl AppState {
             request,
             parse,
             async |call: &Call, input: Input, deadline: Deadline| {
-                body(call, &self.db, input, deadline).await
+                body(self.db.reads(&call.tenant), input, deadline).await
             },
         )
         .await

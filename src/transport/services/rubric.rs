@@ -292,12 +292,12 @@ impl RubricService for RubricApi {
         request: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::GetRoleResponse>, Status> {
         self.state
-            .from_memory(
+            .cached_read(
                 Method::new("ladder.v1.RubricService/GetRole", Scope::FrameworkRead),
                 request,
                 |req| required_id("role_id", req.role_id),
-                async |caller, db, id, deadline| {
-                    let role = db.role(&caller.tenant, &id, deadline.remaining()).await?;
+                async |reads, id, deadline| {
+                    let role = reads.role(&id, deadline.remaining()).await?;
                     Ok(pb::GetRoleResponse {
                         role: Some(role_to_pb(role)),
                     })
