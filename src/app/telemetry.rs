@@ -2,9 +2,11 @@
 //!
 //! Logs: JSON lines for machines (the default), text for people, on stderr;
 //! `RUST_LOG` overrides the default `info` level. A line written inside a
-//! span that OpenTelemetry knows (every call's `rpc` span and its `db`
-//! statement spans) carries the span's `trace_id` and `span_id`, so a log
-//! line leads to its trace and back.
+//! call carries the call's `rpc` span (its fields, and its `trace_id` and
+//! `span_id`), so a log line leads to its trace and back. The statements'
+//! `db` spans are left out of the logs: formatting their fields for every
+//! statement, whether or not anything is logged inside it, cost a tenth of
+//! the server's time per call (docs/benchmarks.md).
 //!
 //! Traces: Ladder's spans (target `ladder`, level info and above) go to
 //! OpenTelemetry, configured by the standard variables: the OTLP endpoint
@@ -19,14 +21,14 @@
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry::{Key, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::dispatcher::WeakDispatch;
 use tracing::span::Id;
-use tracing::{Dispatch, Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -114,7 +116,13 @@ where
                 .with_filter(traced_spans()),
         )
         .with(TraceIdsLayer::default().with_filter(traced_spans()))
-        .with(logs.with_filter(filter))
+        .with(logs.with_filter(filter.and(filter_fn(events_and_call_spans))))
+}
+
+/// What the log layer sees: events, and of the spans only the calls' (the
+/// `rpc` span of `transport::observe`).
+fn events_and_call_spans(metadata: &Metadata<'_>) -> bool {
+    !metadata.is_span() || metadata.name() == "rpc"
 }
 
 /// Which spans go to OpenTelemetry: Ladder's own, whatever `RUST_LOG` says
@@ -181,10 +189,11 @@ fn resource() -> Resource {
     }
 }
 
-/// A span's OpenTelemetry ids, as log lines carry them.
+/// A span's OpenTelemetry ids, formatted only when a line is logged.
+#[derive(Clone, Copy)]
 struct TraceIds {
-    trace_id: String,
-    span_id: String,
+    trace_id: TraceId,
+    span_id: SpanId,
 }
 
 /// Keeps each traced span's [`TraceIds`] in its extensions, for the log
@@ -219,8 +228,8 @@ where
         let ids = otel_span.span_context();
         if ids.is_valid() {
             span.extensions_mut().insert(TraceIds {
-                trace_id: ids.trace_id().to_string(),
-                span_id: ids.span_id().to_string(),
+                trace_id: ids.trace_id(),
+                span_id: ids.span_id(),
             });
         }
     }
@@ -247,13 +256,11 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let ids = ctx.event_scope().and_then(|scope| {
-            scope.into_iter().find_map(|span| {
-                span.extensions()
-                    .get::<TraceIds>()
-                    .map(|ids| (ids.trace_id.clone(), ids.span_id.clone()))
-            })
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<TraceIds>().copied())
         });
-        let Some((trace_id, span_id)) = ids else {
+        let Some(TraceIds { trace_id, span_id }) = ids else {
             return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::new();

@@ -31,6 +31,7 @@ mod error;
 pub mod evidence;
 pub mod framework_file;
 mod idempotency;
+mod pg_array;
 pub mod policy;
 mod pool_metrics;
 mod role_cache;

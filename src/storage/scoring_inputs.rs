@@ -19,6 +19,7 @@ use crate::domain::calibration::RaterEffects;
 use crate::domain::evidence::Observation;
 use crate::domain::scoring::{RaterAdjustments, ScoringPolicy};
 use crate::storage::evidence::source;
+use crate::storage::pg_array::PgArray;
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
@@ -77,7 +78,7 @@ struct InputsRow {
     current_role_id: Option<String>,
     #[sqlx(flatten)]
     evidence: EvidenceArrays,
-    raters: Vec<String>,
+    raters: PgArray<String>,
     calibration_id: Option<Uuid>,
     effect_raters: Vec<String>,
     leniencies: Vec<f64>,
@@ -102,9 +103,10 @@ pub async fn read(
     let rater_adjustments = effects.adjustments(
         row.evidence
             .ids
+            .0
             .iter()
             .copied()
-            .zip(row.raters.iter().map(String::as_str)),
+            .zip(row.raters.0.iter().map(String::as_str)),
     );
     let observations = observations(row.evidence)?;
     Ok(ScoringInputs {
@@ -120,23 +122,24 @@ pub async fn read(
 /// Evidence as parallel arrays, one element per item.
 #[derive(sqlx::FromRow)]
 struct EvidenceArrays {
-    ids: Vec<Uuid>,
-    competencies: Vec<String>,
-    levels: Vec<f64>,
-    sources: Vec<String>,
-    confidences: Vec<f64>,
-    observed: Vec<DateTime<Utc>>,
+    ids: PgArray<Uuid>,
+    competencies: PgArray<String>,
+    levels: PgArray<f64>,
+    sources: PgArray<String>,
+    confidences: PgArray<f64>,
+    observed: PgArray<DateTime<Utc>>,
 }
 
 fn observations(arrays: EvidenceArrays) -> Result<Vec<Observation>, StorageError> {
     arrays
         .ids
+        .0
         .into_iter()
-        .zip(arrays.competencies)
-        .zip(arrays.levels)
-        .zip(arrays.sources)
-        .zip(arrays.confidences)
-        .zip(arrays.observed)
+        .zip(arrays.competencies.0)
+        .zip(arrays.levels.0)
+        .zip(arrays.sources.0)
+        .zip(arrays.confidences.0)
+        .zip(arrays.observed.0)
         .map(
             |(((((id, competency_id), level), src), confidence), observed_at)| {
                 Ok(Observation {
@@ -186,7 +189,7 @@ pub struct ManyScoringInputs {
 struct ManyInputsRow {
     framework_revision: Option<i64>,
     policy: Option<Json<ScoringPolicy>>,
-    subjects: Vec<String>,
+    subjects: PgArray<String>,
     #[sqlx(flatten)]
     evidence: EvidenceArrays,
 }
@@ -207,7 +210,7 @@ pub async fn read_many(
         .fetch_one(traced!(conn, READ_MANY))
         .await?;
     let mut by_subject: HashMap<String, Vec<Observation>> = HashMap::new();
-    for (subject_id, observation) in row.subjects.into_iter().zip(observations(row.evidence)?) {
+    for (subject_id, observation) in row.subjects.0.into_iter().zip(observations(row.evidence)?) {
         by_subject.entry(subject_id).or_default().push(observation);
     }
     Ok(ManyScoringInputs {
