@@ -9,6 +9,7 @@ pub mod client;
 pub mod embedded_pg;
 pub mod error;
 pub mod framework_cmd;
+mod json_span_fields;
 pub mod memory;
 pub mod oversight;
 pub mod scoring;

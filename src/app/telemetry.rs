@@ -36,6 +36,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::app::error::AppError;
+use crate::app::json_span_fields::JsonSpanFields;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -94,6 +95,7 @@ where
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
+            .fmt_fields(JsonSpanFields)
             .map_event_format(|inner| WithTraceIds {
                 inner,
                 format: LogFormat::Json,

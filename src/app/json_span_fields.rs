@@ -1,0 +1,236 @@
+//! The JSON log lines' span fields, written as the span gets them.
+//!
+//! The fmt layer keeps each span's fields as text, formatted when the span
+//! opens and again whenever a field is recorded, whether or not a line is
+//! ever logged inside it. `tracing_subscriber`'s `JsonFields` builds a map
+//! of `serde_json` values for that, and for every `record` parses the text
+//! back, adds the field and serialises it again: for the `rpc` span (a
+//! status recorded at the end of every call) that was a quarter of a
+//! `GetRole` call's instructions (callgrind, docs/benchmarks.md). Here the
+//! object is written directly and a recorded field is appended before its
+//! closing brace. Log lines read the same: `span` and `spans` still carry
+//! every field.
+
+use std::fmt::{self, Write};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::Writer;
+
+/// Span fields as one JSON object (`{"rpc.method":"GetRole",...}`).
+#[derive(Debug, Default)]
+pub struct JsonSpanFields;
+
+impl<'writer> FormatFields<'writer> for JsonSpanFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        writer.write_char('{')?;
+        let mut members = Members::new(&mut writer, true);
+        fields.record(&mut members);
+        members.result?;
+        writer.write_char('}')
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if current.fields.pop() != Some('}') {
+            // Not an object this formatter wrote: start over with what is recorded now.
+            current.fields.clear();
+            return self.format_fields(current.as_writer(), fields);
+        }
+        let empty = current.fields == "{";
+        let mut members = Members::new(&mut current.fields, empty);
+        fields.record(&mut members);
+        members.result?;
+        current.fields.push('}');
+        Ok(())
+    }
+}
+
+/// Writes each field it visits as a `"name":value` member.
+struct Members<'a> {
+    out: &'a mut dyn Write,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a> Members<'a> {
+    fn new(out: &'a mut dyn Write, first: bool) -> Self {
+        Self {
+            out,
+            first,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !self.first {
+                self.out.write_char(',')?;
+            }
+            self.first = false;
+            quoted(self.out, |out| out.write_str(field.name()))?;
+            self.out.write_char(':')?;
+            value(self.out)
+        })();
+    }
+}
+
+impl Visit for Members<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |out| quoted(out, |out| out.write_str(value)));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.member(field, |out| write!(out, "{value}"));
+        } else {
+            // JSON has no NaN or infinities.
+            self.member(field, |out| quoted(out, |out| write!(out, "{value}")));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |out| quoted(out, |out| write!(out, "{value:?}")));
+    }
+}
+
+/// A JSON string of what `write` writes, escaped as it is written.
+fn quoted(out: &mut dyn Write, write: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::Result {
+    out.write_char('"')?;
+    write(&mut Escaped(out))?;
+    out.write_char('"')
+}
+
+/// Escapes what goes through it for the inside of a JSON string.
+struct Escaped<'a>(&'a mut dyn Write);
+
+impl Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if c < ' ' => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[plain..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{:04x}", u32::from(c))?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = i + c.len_utf8();
+        }
+        self.0.write_str(&s[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        quoted(&mut out, |w| w.write_str(s)).unwrap();
+        out
+    }
+
+    /// A line logged inside a span whose field was recorded after it opened.
+    #[test]
+    fn log_lines_carry_every_field_of_their_spans() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .fmt_fields(JsonSpanFields)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer", empty = tracing::field::Empty);
+            let _outer = outer.enter();
+            let span = tracing::info_span!(
+                "rpc",
+                rpc.method = "GetRole",
+                tenant = %"a \"quoted\" tenant",
+                code = tracing::field::Empty,
+                ratio = 0.5,
+                ok = true,
+            );
+            span.record("code", 5);
+            let _entered = span.enter();
+            tracing::info!(n = 1, "inside");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).expect(&text);
+        assert_eq!(
+            line["span"],
+            serde_json::json!({
+                "name": "rpc",
+                "rpc.method": "GetRole",
+                "tenant": "a \"quoted\" tenant",
+                "code": 5,
+                "ratio": 0.5,
+                "ok": true,
+            }),
+            "{text}"
+        );
+        assert_eq!(
+            line["spans"][0],
+            serde_json::json!({"name": "outer"}),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn strings_round_trip_through_a_json_parser() {
+        for s in [
+            "",
+            "plain",
+            "a \"quoted\" \\ path",
+            "line\nfeed\ttab\r",
+            "\u{1}\u{1f}é✓",
+        ] {
+            let json = escaped(s);
+            assert_eq!(serde_json::from_str::<String>(&json).unwrap(), s, "{json}");
+        }
+    }
+}
