@@ -130,24 +130,26 @@ struct Escaped<'a>(&'a mut dyn Write);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Every character JSON escapes is ASCII, so its byte is a whole
+        // character and the slices between them fall on character boundaries.
         let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            let escape = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if c < ' ' => "",
+        for (i, byte) in s.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                byte if byte < b' ' => "",
                 _ => continue,
             };
             self.0.write_str(&s[plain..i])?;
             if escape.is_empty() {
-                write!(self.0, "\\u{:04x}", u32::from(c))?;
+                write!(self.0, "\\u{byte:04x}")?;
             } else {
                 self.0.write_str(escape)?;
             }
-            plain = i + c.len_utf8();
+            plain = i + 1;
         }
         self.0.write_str(&s[plain..])
     }
