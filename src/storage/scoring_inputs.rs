@@ -24,8 +24,9 @@ use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// One row whatever exists: the evidence comes back as parallel arrays, empty
-/// when the subject has none.
-const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
+/// when the subject has none. (Public for `ladder-bench`, which times it
+/// under pgbench.)
+pub const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
          e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed, e.raters, \
          c.id AS calibration_id, f.rater_ids AS effect_raters, f.leniencies \
      FROM (SELECT $1::text AS tenant_id) AS q \

@@ -26,21 +26,42 @@ pub fn find() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("pgbench"))
 }
 
+/// The service's scoring statement (`storage::scoring_inputs::READ`) as a
+/// pgbench script: the tenant and a random subject as prepared parameters,
+/// scoring as of now. Run as the application role with the session's tenant
+/// set, so that row-level security binds it as it binds the server: how fast
+/// PostgreSQL alone answers what every assessment asks.
+pub fn scoring_statement() -> String {
+    let statement = ladder::storage::scoring_inputs::READ
+        .replace("$1", ":tenant")
+        .replace("$2", ":subject")
+        .replace("$3", "now()");
+    format!("\\set subject random(:first, :last)\n{statement};\n")
+}
+
 pub struct Run<'a> {
     pub pgbench: &'a Path,
+    /// Where the script is written.
     pub script: &'a Path,
     pub database_url: &'a str,
+    /// `ladder.tenant_id` for the session (`PGOPTIONS`), for a role that
+    /// row-level security binds.
+    pub session_tenant: Option<&'a str>,
     pub tenant: &'a str,
     pub subjects: (usize, usize),
     pub clients: usize,
     pub duration: Duration,
 }
 
-/// Runs the bare query for `duration` from `clients` connections (one thread
-/// each) and returns its transactions per second.
-pub fn bare_query_rate(run: &Run) -> Result<f64, Failure> {
-    std::fs::write(run.script, BARE_QUERY)?;
-    let output = Command::new(run.pgbench)
+/// Runs `script` for `duration` from `clients` connections (one thread each)
+/// and returns its transactions per second.
+pub fn rate(run: &Run, script: &str) -> Result<f64, Failure> {
+    std::fs::write(run.script, script)?;
+    let mut command = Command::new(run.pgbench);
+    if let Some(tenant) = run.session_tenant {
+        command.env("PGOPTIONS", format!("-c ladder.tenant_id={tenant}"));
+    }
+    let output = command
         .args(["--no-vacuum", "--protocol=prepared"])
         .arg(format!("--client={}", run.clients))
         .arg(format!("--jobs={}", run.clients))

@@ -203,22 +203,50 @@ pub async fn run(
 
     // ---- assessments against the forward-only ceiling
     let pgbench_bin = pgbench::find();
+    let pgbench_rate = |file: &str, sql: &str, database_url: &str, session_tenant, seconds| {
+        pgbench::rate(
+            &pgbench::Run {
+                pgbench: &pgbench_bin,
+                script: &scratch.join(file),
+                database_url,
+                session_tenant,
+                tenant: BENCH,
+                subjects: data::subject_range(small.subjects),
+                clients: plan.concurrency,
+                duration: seconds,
+            },
+            sql,
+        )
+    };
     let bare_query = |seconds| {
-        pgbench::bare_query_rate(&pgbench::Run {
-            pgbench: &pgbench_bin,
-            script: &scratch.join("bare_query.sql"),
-            database_url: &database.url,
-            tenant: BENCH,
-            subjects: data::subject_range(small.subjects),
-            clients: plan.concurrency,
-            duration: seconds,
-        })
+        pgbench_rate(
+            "bare_query.sql",
+            pgbench::BARE_QUERY,
+            &database.url,
+            None,
+            seconds,
+        )
     };
     bare_query(plan.warmup)?;
     let bare = bare_query(plan.measure)?;
     let ceiling = 1.0 / (1.0 / ping.per_second() + 1.0 / bare);
     progress.say(&format!(
         "bare query (pgbench -M prepared): {bare:.0}/s; ceiling 1/(1/ping + 1/bare): {ceiling:.0}/s"
+    ));
+    // Not a row (it has no target): what PostgreSQL alone makes of the
+    // statement the service runs, and so the best an assessment could do.
+    let statement = pgbench_rate(
+        "scoring_statement.sql",
+        &pgbench::scoring_statement(),
+        &database.app_url,
+        Some(BENCH),
+        plan.measure,
+    )?;
+    let bound = 1.0 / (1.0 / ping.per_second() + 1.0 / statement);
+    progress.say(&format!(
+        "the scoring statement alone (pgbench -M prepared, as ladder_app): {statement:.0}/s; \
+         with the ping 1/(1/ping + 1/statement): {bound:.0}/s, {:.2}x the ceiling",
+        bound / ceiling
     ));
     let ceiling_text = format!(
         "ceiling 1/(1/ping + 1/bare query), ping {:.0}/s, pgbench {bare:.0}/s",
