@@ -5,8 +5,8 @@
 //! call carries the call's `rpc` span (its fields, and its `trace_id` and
 //! `span_id`), so a log line leads to its trace and back. The statements'
 //! `db` spans are left out of the logs: formatting their fields for every
-//! statement, whether or not anything is logged inside it, cost a tenth of
-//! the server's time per call (docs/benchmarks.md).
+//! statement, whether or not anything is logged inside it, was a tenth of
+//! an assessment's instructions (docs/benchmarks.md).
 //!
 //! Traces: Ladder's spans (target `ladder`, level info and above) go to
 //! OpenTelemetry, configured by the standard variables: the OTLP endpoint
@@ -37,6 +37,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::app::error::AppError;
 use crate::app::json_span_fields::JsonSpanFields;
+use crate::transport::CALL_SPAN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -121,10 +122,9 @@ where
         .with(logs.with_filter(filter.and(filter_fn(events_and_call_spans))))
 }
 
-/// What the log layer sees: events, and of the spans only the calls' (the
-/// `rpc` span of `transport::observe`).
+/// What the log layer sees: events, and of the spans only the calls'.
 fn events_and_call_spans(metadata: &Metadata<'_>) -> bool {
-    !metadata.is_span() || metadata.name() == "rpc"
+    !metadata.is_span() || metadata.name() == CALL_SPAN
 }
 
 /// Which spans go to OpenTelemetry: Ladder's own, whatever `RUST_LOG` says

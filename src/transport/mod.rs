@@ -9,6 +9,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 mod observe;
+pub(crate) use observe::CALL_SPAN;
 pub mod pipeline;
 mod services;
 pub mod wire;

@@ -23,6 +23,9 @@ use crate::transport::AppState;
 use crate::transport::metrics::CallTimer;
 use crate::transport::pipeline::Method;
 
+/// The name of every call's span (the log layer keeps only these spans).
+pub(crate) const CALL_SPAN: &str = "rpc";
+
 /// A call being observed.
 pub(crate) struct ObservedCall {
     span: Span,
@@ -39,7 +42,7 @@ impl AppState {
         metadata: &MetadataMap,
     ) -> ObservedCall {
         let span = tracing::info_span!(
-            "rpc",
+            CALL_SPAN,
             otel.name = method.name,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
