@@ -6,6 +6,7 @@ pub mod admin;
 pub mod calibration;
 pub mod cli;
 pub mod client;
+mod coalesced_writes;
 pub mod embedded_pg;
 pub mod error;
 pub mod framework_cmd;

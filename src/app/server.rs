@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{FutureExt, TryStreamExt};
 use sqlx::postgres::PgConnectOptions;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -12,6 +13,7 @@ use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::app::coalesced_writes::CoalescedWrites;
 use crate::app::embedded_pg::{self, EmbeddedConfig, EmbeddedError, EmbeddedPostgres};
 use crate::app::error::AppError;
 use crate::app::memory;
@@ -251,6 +253,7 @@ pub async fn run(
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut builder = Server::builder();
+    let plaintext = tls.is_none();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -259,7 +262,7 @@ pub async fn run(
     let framework_changes = tokio::spawn(following_framework_changes);
     let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
     let trimming = tokio::spawn(memory::trim_when_idle(admission.clone()));
-    let serving = builder
+    let router = builder
         .accept_http1(true)
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .layer(tonic_web::GrpcWebLayer::new())
@@ -305,15 +308,22 @@ pub async fn run(
         .add_service(
             XapiServiceServer::new(XapiApi::new(state))
                 .max_decoding_message_size(MAX_DOCUMENT_BYTES + MESSAGE_OVERHEAD),
-        )
-        // TCP_NODELAY on every accepted connection: without it Nagle holds back
-        // a small response until the client's delayed ACK, about 40 ms per call.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async {
-                let _ = stopped.await;
-            },
         );
+    // TCP_NODELAY on every accepted connection: without it Nagle holds back
+    // a small response until the client's delayed ACK, about 40 ms per call.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let serving = if plaintext {
+        router
+            .serve_with_incoming_shutdown(incoming.map_ok(CoalescedWrites::new), stopped)
+            .boxed()
+    } else {
+        router
+            .serve_with_incoming_shutdown(incoming, stopped)
+            .boxed()
+    };
     tokio::pin!(serving);
     let result = tokio::select! {
         result = &mut serving => result,
