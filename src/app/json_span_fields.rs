@@ -19,7 +19,9 @@ use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
 
-/// Span fields as one JSON object (`{"rpc.method":"GetRole",...}`).
+/// Span fields as one JSON object (`{"rpc.method":"GetRole",...}`), without
+/// OpenTelemetry's own `otel.*` fields (the span's name and kind, which the
+/// `rpc.*` fields already say).
 #[derive(Debug, Default)]
 pub struct JsonSpanFields;
 
@@ -29,11 +31,15 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut members = Members::new(&mut writer, true);
+        // Written to a String of its own first: the writer is reached
+        // through two dynamic calls per piece.
+        let mut object = String::with_capacity(192);
+        object.push('{');
+        let mut members = Members::new(&mut object, true);
         fields.record(&mut members);
         members.result?;
-        writer.write_char('}')
+        object.push('}');
+        writer.write_str(&object)
     }
 
     fn add_fields(
@@ -57,13 +63,13 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
 
 /// Writes each field it visits as a `"name":value` member.
 struct Members<'a> {
-    out: &'a mut dyn Write,
+    out: &'a mut String,
     first: bool,
     result: fmt::Result,
 }
 
 impl<'a> Members<'a> {
-    fn new(out: &'a mut dyn Write, first: bool) -> Self {
+    fn new(out: &'a mut String, first: bool) -> Self {
         Self {
             out,
             first,
@@ -71,25 +77,26 @@ impl<'a> Members<'a> {
         }
     }
 
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn Write) -> fmt::Result) {
-        if self.result.is_err() {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
+        if self.result.is_err() || field.name().starts_with("otel.") {
             return;
         }
-        self.result = (|| {
-            if !self.first {
-                self.out.write_char(',')?;
-            }
-            self.first = false;
-            quoted(self.out, |out| out.write_str(field.name()))?;
-            self.out.write_char(':')?;
-            value(self.out)
-        })();
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        quoted(self.out, field.name());
+        self.out.push(':');
+        self.result = value(self.out);
     }
 }
 
 impl Visit for Members<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |out| quoted(out, |out| out.write_str(value)));
+        self.member(field, |out| {
+            quoted(out, value);
+            Ok(())
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -109,50 +116,66 @@ impl Visit for Members<'_> {
             self.member(field, |out| write!(out, "{value}"));
         } else {
             // JSON has no NaN or infinities.
-            self.member(field, |out| quoted(out, |out| write!(out, "{value}")));
+            self.member(field, |out| quoted_display(out, value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.member(field, |out| quoted(out, |out| write!(out, "{value:?}")));
+        self.member(field, |out| quoted_display(out, format_args!("{value:?}")));
     }
 }
 
-/// A JSON string of what `write` writes, escaped as it is written.
-fn quoted(out: &mut dyn Write, write: impl FnOnce(&mut dyn Write) -> fmt::Result) -> fmt::Result {
-    out.write_char('"')?;
-    write(&mut Escaped(out))?;
-    out.write_char('"')
+/// `s` as a JSON string.
+fn quoted(out: &mut String, s: &str) {
+    out.push('"');
+    escape_into(out, s);
+    out.push('"');
 }
 
-/// Escapes what goes through it for the inside of a JSON string.
-struct Escaped<'a>(&'a mut dyn Write);
+/// What `value` displays, as a JSON string.
+fn quoted_display(out: &mut String, value: impl fmt::Display) -> fmt::Result {
+    out.push('"');
+    write!(Escaped(out), "{value}")?;
+    out.push('"');
+    Ok(())
+}
+
+/// Escapes what is written through it for the inside of a JSON string.
+struct Escaped<'a>(&'a mut String);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Every character JSON escapes is ASCII, so its byte is a whole
-        // character and the slices between them fall on character boundaries.
-        let mut plain = 0;
-        for (i, byte) in s.bytes().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                byte if byte < b' ' => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
-            }
-            plain = i + 1;
-        }
-        self.0.write_str(&s[plain..])
+        escape_into(self.0, s);
+        Ok(())
     }
+}
+
+/// Appends `s` escaped for the inside of a JSON string: the runs between
+/// the bytes JSON escapes are copied whole.
+fn escape_into(out: &mut String, s: &str) {
+    // Every character JSON escapes is ASCII, so its byte is a whole
+    // character and the slices between them fall on character boundaries.
+    let mut plain = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            byte if byte < b' ' => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
 }
 
 #[cfg(test)]
@@ -161,11 +184,12 @@ mod tests {
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
-        quoted(&mut out, |w| w.write_str(s)).unwrap();
+        quoted(&mut out, s);
         out
     }
 
-    /// A line logged inside a span whose field was recorded after it opened.
+    /// A line logged inside a span whose field was recorded after it opened
+    /// (and whose `otel.*` field is left out).
     #[test]
     fn log_lines_carry_every_field_of_their_spans() {
         #[derive(Clone, Default)]
@@ -191,6 +215,7 @@ mod tests {
             let _outer = outer.enter();
             let span = tracing::info_span!(
                 "rpc",
+                otel.kind = "server",
                 rpc.method = "GetRole",
                 tenant = %"a \"quoted\" tenant",
                 code = tracing::field::Empty,

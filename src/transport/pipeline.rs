@@ -34,6 +34,7 @@
 //! database statements, given the remaining time as `statement_timeout`,
 //! stop with it.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
@@ -156,8 +157,9 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 pub struct Call {
     pub principal: Principal,
     pub method: Method,
-    /// The client's `x-request-id`, or one made up for the call.
-    pub request_id: String,
+    /// The client's `x-request-id`, or one made up for the call when the
+    /// audit log first asks (most calls write nothing).
+    request_id: OnceLock<String>,
 }
 
 impl std::ops::Deref for Call {
@@ -171,12 +173,15 @@ impl std::ops::Deref for Call {
 impl Call {
     fn of<T>(request: &Request<T>, method: Method) -> Result<Self, Status> {
         let principal = Principal::of(request)?.clone();
-        let request_id = request
+        let request_id = OnceLock::new();
+        if let Some(id) = request
             .metadata()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN)
-            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+        {
+            let _ = request_id.set(id.to_string());
+        }
         Ok(Self {
             principal,
             method,
@@ -189,7 +194,10 @@ impl Call {
         AuditEntry {
             actor: self.principal.subject.clone(),
             method: self.method.name,
-            request_id: self.request_id.clone(),
+            request_id: self
+                .request_id
+                .get_or_init(|| uuid::Uuid::now_v7().to_string())
+                .clone(),
         }
     }
 }
