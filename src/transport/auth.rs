@@ -42,11 +42,12 @@ impl Principal {
             .any(|held| held == scope.as_str() || held == Scope::Admin.as_str())
     }
 
-    /// The principal a handler was called with; the auth layer guarantees it.
-    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Principal, Status> {
+    /// The principal a handler was called with, taken out of the request;
+    /// the auth layer guarantees it.
+    pub fn take<T>(request: &mut tonic::Request<T>) -> Result<Principal, Status> {
         request
-            .extensions()
-            .get::<Principal>()
+            .extensions_mut()
+            .remove::<Principal>()
             .ok_or_else(|| ApiError::Unauthenticated("no credentials".into()).into())
     }
 }

@@ -171,8 +171,8 @@ impl std::ops::Deref for Call {
 }
 
 impl Call {
-    fn of<T>(request: &Request<T>, method: Method) -> Result<Self, Status> {
-        let principal = Principal::of(request)?.clone();
+    fn of<T>(request: &mut Request<T>, method: Method) -> Result<Self, Status> {
+        let principal = Principal::take(request)?;
         let request_id = OnceLock::new();
         if let Some(id) = request
             .metadata()
@@ -306,11 +306,11 @@ impl AppState {
     async fn serve<Req, Input, Res>(
         &self,
         method: Method,
-        request: Request<Req>,
+        mut request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
         run: impl AsyncFnOnce(&Call, Input, Deadline) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
-        let call = Call::of(&request, method)?;
+        let call = Call::of(&mut request, method)?;
         let deadline = request
             .extensions()
             .get::<Deadline>()

@@ -57,8 +57,64 @@ where
     let call = Arc::new(call);
     let next = Arc::new(AtomicU64::new(0));
     phase(callers, &call, &next, warmup).await?;
+    measured_phase(callers, &call, &next, measure).await
+}
+
+/// Like [`closed_loop`] for two workloads, `a` and `b`, measured in
+/// `slices` alternating turns of `measure / slices` each (after a warm-up of
+/// each): on a shared machine whose speed drifts, both see the same stretches
+/// of it, so the ratio of the two compares the workloads, not the moments.
+pub async fn alternating<C, FA, FutA, FB, FutB>(
+    callers: &[C],
+    warmup: Duration,
+    measure: Duration,
+    slices: u32,
+    a: FA,
+    b: FB,
+) -> Result<(Measured, Measured), Failure>
+where
+    C: Clone + Send + 'static,
+    FA: Fn(C, u64) -> FutA + Send + Sync + 'static,
+    FutA: Future<Output = Result<(), Failure>> + Send + 'static,
+    FB: Fn(C, u64) -> FutB + Send + Sync + 'static,
+    FutB: Future<Output = Result<(), Failure>> + Send + 'static,
+{
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let next = Arc::new(AtomicU64::new(0));
+    phase(callers, &a, &next, warmup).await?;
+    phase(callers, &b, &next, warmup).await?;
+    let slice = measure / slices;
+    let mut measured_a = measured_phase(callers, &a, &next, slice).await?;
+    let mut measured_b = measured_phase(callers, &b, &next, slice).await?;
+    for _ in 1..slices {
+        measured_a.add(measured_phase(callers, &a, &next, slice).await?)?;
+        measured_b.add(measured_phase(callers, &b, &next, slice).await?)?;
+    }
+    Ok((measured_a, measured_b))
+}
+
+impl Measured {
+    fn add(&mut self, other: Measured) -> Result<(), Failure> {
+        self.operations += other.operations;
+        self.elapsed += other.elapsed;
+        self.latency.add(other.latency)?;
+        Ok(())
+    }
+}
+
+async fn measured_phase<C, F, Fut>(
+    callers: &[C],
+    call: &Arc<F>,
+    next: &Arc<AtomicU64>,
+    duration: Duration,
+) -> Result<Measured, Failure>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+{
     let start = Instant::now();
-    let (operations, latency) = phase(callers, &call, &next, measure).await?;
+    let (operations, latency) = phase(callers, call, next, duration).await?;
     Ok(Measured {
         operations,
         elapsed: start.elapsed(),

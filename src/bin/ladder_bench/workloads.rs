@@ -22,7 +22,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::child::Server;
 use crate::data::{self, COPY_EVIDENCE, PER_SUBJECT, Population};
-use crate::load::{self, Measured, closed_loop};
+use crate::load::{self, Measured, alternating, closed_loop};
 use crate::pgbench;
 use crate::report::{Row, Target};
 use crate::{Database, Failure, Plan, engine, engine_inputs, shared};
@@ -34,6 +34,8 @@ const INGEST_COPY: &str = "ingest-copy";
 const INGEST_GRPC: &str = "ingest-grpc";
 /// The role assessed, and the current role recommendations start from.
 const ROLE: &str = "staff_engineer";
+/// Turns each of GetRole and the ping gets, alternating, in one measurement.
+const ALTERNATING_TURNS: u32 = 6;
 const CURRENT_ROLE: &str = "senior_engineer";
 const BATCH: usize = 1_000;
 /// Rows per COPY message while streaming.
@@ -166,22 +168,16 @@ pub async fn run(
 
     let callers = callers(server.addr, BENCH, plan.concurrency).await?;
 
-    // ---- unary GetRole against a raw gRPC ping
-    let ping = closed_loop(
+    // ---- unary GetRole against a raw gRPC ping, in alternating turns
+    let (ping, get_role) = alternating(
         &callers,
         plan.warmup,
         plan.measure,
+        ALTERNATING_TURNS,
         |mut c: Client, _| async move {
             c.health.check(HealthCheckRequest::default()).await?;
             Ok(())
         },
-    )
-    .await?;
-    progress.say(&format!("raw gRPC ping: {:.0}/s", ping.per_second()));
-    let get_role = closed_loop(
-        &callers,
-        plan.warmup,
-        plan.measure,
         |mut c: Client, _| async move {
             let request = c.authed(pb::GetRoleRequest {
                 role_id: ROLE.into(),
@@ -191,6 +187,7 @@ pub async fn run(
         },
     )
     .await?;
+    progress.say(&format!("raw gRPC ping: {:.0}/s", ping.per_second()));
     progress.say(&format!("GetRole: {:.0}/s", get_role.per_second()));
     rows.push(Row::measured(
         "unary GetRole",
