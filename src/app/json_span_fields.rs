@@ -156,27 +156,40 @@ fn escape_into(out: &mut String, s: &str) {
     // Every character JSON escapes is ASCII, so its byte is a whole
     // character and the slices between them fall on character boundaries.
     let mut plain = 0;
-    for (i, byte) in s.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            byte if byte < b' ' => "",
-            _ => continue,
-        };
+    for (i, &byte) in s.as_bytes().iter().enumerate() {
+        if !ESCAPED[usize::from(byte)] {
+            continue;
+        }
         out.push_str(&s[plain..i]);
-        if escape.is_empty() {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\u{byte:04x}");
-        } else {
-            out.push_str(escape);
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{byte:04x}");
+            }
         }
         plain = i + 1;
     }
     out.push_str(&s[plain..]);
 }
+
+/// The bytes JSON strings escape (control characters, `"` and `\`), as a
+/// table: one load per byte of the common text that needs none.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 #[cfg(test)]
 mod tests {

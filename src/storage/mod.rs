@@ -490,27 +490,32 @@ impl TenantReads<'_> {
     /// otherwise every role of the tenant is read in one transaction (within
     /// `budget`) and kept (see [`role_cache`]).
     pub async fn role(&self, id: &str, budget: Duration) -> Result<Stored<Role>, StorageError> {
-        let (db, tenant) = (self.db, self.tenant);
-        let roles = match db.roles.get(tenant) {
+        let roles = match self.db.roles.get(self.tenant) {
             Some(roles) => roles,
-            None => {
-                let start = db.roles.begin_load();
-                let mut tx = db.begin_within(tenant, Some(budget)).await?;
-                let read = roles::list(&mut tx, tenant, None, stored::ALL, None).await?;
-                tx.commit().await?;
-                let roles: Arc<Roles> = Arc::new(
-                    read.into_iter()
-                        .map(|role| (role.value.id.clone(), role))
-                        .collect(),
-                );
-                db.roles.keep(tenant, start, Arc::clone(&roles));
-                roles
-            }
+            // Boxed: taken only when memory cannot answer, and the read's
+            // future is large (every call's future would be as large).
+            None => Box::pin(self.load_roles(budget)).await?,
         };
         roles
             .get(id)
             .cloned()
             .ok_or_else(|| StorageError::not_found("role", id))
+    }
+
+    /// Reads every role of the tenant in one transaction and keeps them.
+    async fn load_roles(&self, budget: Duration) -> Result<Arc<Roles>, StorageError> {
+        let (db, tenant) = (self.db, self.tenant);
+        let start = db.roles.begin_load();
+        let mut tx = db.begin_within(tenant, Some(budget)).await?;
+        let read = roles::list(&mut tx, tenant, None, stored::ALL, None).await?;
+        tx.commit().await?;
+        let roles: Arc<Roles> = Arc::new(
+            read.into_iter()
+                .map(|role| (role.value.id.clone(), role))
+                .collect(),
+        );
+        db.roles.keep(tenant, start, Arc::clone(&roles));
+        Ok(roles)
     }
 }
 

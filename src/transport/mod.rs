@@ -78,7 +78,9 @@ impl AppState {
         if self.lock_provisioned().contains(tenant) {
             return Ok(());
         }
-        ensure_builtin(&self.db, tenant).await?;
+        // Boxed: a tenant's first call only, and its future is large (every
+        // call's future would otherwise be as large and moved as often).
+        Box::pin(ensure_builtin(&self.db, tenant)).await?;
         self.lock_provisioned().insert(tenant.clone());
         Ok(())
     }

@@ -351,7 +351,9 @@ impl AppState {
                     Err(err) => Status::from(err),
                 };
                 if call.method.writes {
-                    self.audit_failure(&call, status.code()).await;
+                    // Boxed: failed writes only, and the audit write's future
+                    // is large (every call's future would be as large).
+                    Box::pin(self.audit_failure(&call, status.code())).await;
                 }
                 Err(status)
             })
