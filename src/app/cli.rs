@@ -422,9 +422,7 @@ impl ServeArgs {
                 "--dev and JWT keys exclude each other: drop --dev to require tokens".into(),
             )),
             (Some(Ok(verifier)), false) => Ok(Authenticator::Jwt(verifier)),
-            (None, true) => Ok(Authenticator::Dev {
-                tenant: TenantId(DEV_TENANT.into()),
-            }),
+            (None, true) => Ok(Authenticator::dev(TenantId(DEV_TENANT.into()))),
             (None, false) => Err(AppError::Config(
                 "no way to authenticate callers: configure --jwt-public-key FILE or --jwt-jwks FILE \
                  (LADDER_JWT_PUBLIC_KEY / LADDER_JWT_JWKS), or pass --dev to run WITHOUT \
@@ -752,13 +750,13 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
     // Refuse before touching the database: a misconfigured server must not start.
     let auth = args.authenticator()?;
     let tls = args.tls.server_config()?;
-    if let Authenticator::Dev { tenant } = &auth {
+    if let Authenticator::Dev { caller } = &auth {
         eprintln!(
             "\n*** ladder is running in --dev mode: NO AUTHENTICATION, every call acts for tenant \
              \"{}\". Never expose this server. ***\n",
-            tenant.0
+            caller.tenant.0
         );
-        tracing::warn!(tenant = %tenant.0, "INSECURE: --dev mode, no authentication");
+        tracing::warn!(tenant = %caller.tenant.0, "INSECURE: --dev mode, no authentication");
     }
     let listener = bind(args.listen).await?;
     let admin_listener = match args.admin_listen {

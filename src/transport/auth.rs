@@ -25,16 +25,36 @@ use crate::storage::TenantId;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::Scope;
 
-/// The caller of one RPC.
+/// The caller of one RPC: who the token (or `--dev`) says it is. Cheap to
+/// clone: every call gets a clone of one kept per token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub struct Principal(Arc<Caller>);
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Caller {
     pub tenant: TenantId,
     /// The token's `sub`, for the audit log.
     pub subject: String,
     pub scopes: Vec<String>,
 }
 
+impl std::ops::Deref for Principal {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
 impl Principal {
+    pub fn new(tenant: TenantId, subject: String, scopes: Vec<String>) -> Self {
+        Self(Arc::new(Caller {
+            tenant,
+            subject,
+            scopes,
+        }))
+    }
+
     /// Whether the caller's token holds `scope`; `admin` holds them all.
     pub fn holds(&self, scope: Scope) -> bool {
         self.scopes
@@ -373,24 +393,25 @@ impl JwtVerifier {
                 .collect(),
             _ => Vec::new(),
         };
-        Ok(Principal {
-            tenant: TenantId(tenant.to_string()),
-            subject: claims
+        Ok(Principal::new(
+            TenantId(tenant.to_string()),
+            claims
                 .get("sub")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
             scopes,
-        })
+        ))
     }
 }
 
 /// How calls are authenticated.
 #[derive(Debug, Clone)]
 pub enum Authenticator {
-    /// No credentials needed; every call acts for one fixed tenant. Insecure.
+    /// No credentials needed; every call acts as `caller`, for one fixed
+    /// tenant with every scope ([`Authenticator::dev`]). Insecure.
     Dev {
-        tenant: TenantId,
+        caller: Principal,
     },
     Jwt(JwtVerifier),
 }
@@ -399,13 +420,20 @@ pub enum Authenticator {
 pub const DEV_TENANT: &str = "dev";
 
 impl Authenticator {
+    /// `--dev`: every call acts for `tenant` with every scope.
+    pub fn dev(tenant: TenantId) -> Self {
+        Authenticator::Dev {
+            caller: Principal::new(
+                tenant,
+                "dev".into(),
+                Scope::ALL.iter().map(|s| s.as_str().to_string()).collect(),
+            ),
+        }
+    }
+
     fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, String> {
         match self {
-            Authenticator::Dev { tenant } => Ok(Principal {
-                tenant: tenant.clone(),
-                subject: "dev".into(),
-                scopes: Scope::ALL.iter().map(|s| s.as_str().to_string()).collect(),
-            }),
+            Authenticator::Dev { caller } => Ok(caller.clone()),
             Authenticator::Jwt(verifier) => {
                 let value = headers
                     .get(http::header::AUTHORIZATION)
@@ -541,11 +569,7 @@ mod tests {
         verifier.verified.insert(
             token.clone(),
             Verified {
-                principal: Principal {
-                    tenant: TenantId("t".into()),
-                    subject: "svc".into(),
-                    scopes: Vec::new(),
-                },
+                principal: Principal::new(TenantId("t".into()), "svc".into(), Vec::new()),
                 exp,
             },
         );

@@ -126,9 +126,14 @@ impl Metrics {
             grpc_service: method.service(),
             grpc_method: method.short_name(),
         };
-        self.inner.in_flight.get_or_create(&labels).inc();
+        // The call's own handles (clones share the count): its end looks up
+        // only its code's counter.
+        let in_flight = self.inner.in_flight.get_or_create(&labels).clone();
+        in_flight.inc();
         CallTimer {
             metrics: self.clone(),
+            duration: self.inner.duration.get_or_create(&labels).clone(),
+            in_flight,
             labels,
             started: Instant::now(),
             code: None,
@@ -149,6 +154,8 @@ impl Metrics {
 #[derive(Debug)]
 pub(crate) struct CallTimer {
     metrics: Metrics,
+    in_flight: Gauge,
+    duration: Histogram,
     labels: MethodLabels,
     started: Instant,
     code: Option<Code>,
@@ -162,14 +169,11 @@ impl CallTimer {
 
 impl Drop for CallTimer {
     fn drop(&mut self) {
-        let instruments = &self.metrics.inner;
-        instruments.in_flight.get_or_create(&self.labels).dec();
-        instruments
-            .duration
-            .get_or_create(&self.labels)
-            .observe(self.started.elapsed().as_secs_f64());
+        self.in_flight.dec();
+        self.duration.observe(self.started.elapsed().as_secs_f64());
         let code = self.code.unwrap_or(Code::Cancelled);
-        instruments
+        self.metrics
+            .inner
             .requests
             .get_or_create(&CallLabels {
                 grpc_service: self.labels.grpc_service,

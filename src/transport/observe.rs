@@ -51,7 +51,7 @@ impl AppState {
             rpc.method = method.short_name(),
             rpc.grpc.status_code = tracing::field::Empty,
             scope = method.scope.as_str(),
-            tenant = %tenant.0,
+            tenant = tenant.0.as_str(),
         );
         if metadata.contains_key("traceparent") {
             let caller = TraceContextPropagator::new().extract(&Metadata(metadata));
