@@ -57,7 +57,7 @@ where
     let call = Arc::new(call);
     let next = Arc::new(AtomicU64::new(0));
     phase(callers, &call, &next, warmup).await?;
-    measured_phase(callers, &call, &next, measure).await
+    phase(callers, &call, &next, measure).await
 }
 
 /// Like [`closed_loop`] for two workloads, `a` and `b`, measured in
@@ -84,11 +84,11 @@ where
     phase(callers, &a, &next, warmup).await?;
     phase(callers, &b, &next, warmup).await?;
     let slice = measure / slices;
-    let mut measured_a = measured_phase(callers, &a, &next, slice).await?;
-    let mut measured_b = measured_phase(callers, &b, &next, slice).await?;
+    let mut measured_a = phase(callers, &a, &next, slice).await?;
+    let mut measured_b = phase(callers, &b, &next, slice).await?;
     for _ in 1..slices {
-        measured_a.add(measured_phase(callers, &a, &next, slice).await?)?;
-        measured_b.add(measured_phase(callers, &b, &next, slice).await?)?;
+        measured_a.add(phase(callers, &a, &next, slice).await?)?;
+        measured_b.add(phase(callers, &b, &next, slice).await?)?;
     }
     Ok((measured_a, measured_b))
 }
@@ -102,7 +102,8 @@ impl Measured {
     }
 }
 
-async fn measured_phase<C, F, Fut>(
+/// Every caller calling for `duration`: what they did in that time.
+async fn phase<C, F, Fut>(
     callers: &[C],
     call: &Arc<F>,
     next: &Arc<AtomicU64>,
@@ -114,26 +115,7 @@ where
     Fut: Future<Output = Result<(), Failure>> + Send + 'static,
 {
     let start = Instant::now();
-    let (operations, latency) = phase(callers, call, next, duration).await?;
-    Ok(Measured {
-        operations,
-        elapsed: start.elapsed(),
-        latency,
-    })
-}
-
-async fn phase<C, F, Fut>(
-    callers: &[C],
-    call: &Arc<F>,
-    next: &Arc<AtomicU64>,
-    duration: Duration,
-) -> Result<(u64, Histogram<u64>), Failure>
-where
-    C: Clone + Send + 'static,
-    F: Fn(C, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Failure>> + Send + 'static,
-{
-    let deadline = Instant::now() + duration;
+    let deadline = start + duration;
     let tasks: Vec<_> = callers
         .iter()
         .map(|caller| {
@@ -159,5 +141,9 @@ where
         operations += done;
         latency.add(seen)?;
     }
-    Ok((operations, latency))
+    Ok(Measured {
+        operations,
+        elapsed: start.elapsed(),
+        latency,
+    })
 }
