@@ -6,7 +6,8 @@
 //! wire format (`array_send`: a header, then each element as its length and
 //! its bytes) directly costs a fraction of that. A value in text form (which
 //! sqlx never asks for in a prepared statement's results) goes to sqlx's own
-//! decoding.
+//! decoding, except for [`PgStrs`], whose elements are borrowed from the
+//! binary value and which refuses text.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::error::BoxDynError;
@@ -75,10 +76,46 @@ where
     }
 }
 
-/// The elements of a binary array: `ndim`, a NULL flag, the element type,
-/// one (length, lower bound) pair per dimension, then every element as a
-/// 4-byte length and its bytes (length -1: NULL).
+/// A one-dimensional text array without NULL elements, its elements
+/// borrowed from the row: for arrays that are only parsed or looked up,
+/// without a `String` allocated per element. Read in binary form only (a
+/// prepared statement's results always are).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PgStrs<'r>(pub Vec<&'r str>);
+
+impl Type<Postgres> for PgStrs<'_> {
+    fn type_info() -> PgTypeInfo {
+        String::array_type_info()
+    }
+
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        String::array_compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for PgStrs<'r> {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        match value.format() {
+            PgValueFormat::Binary => Ok(Self(elements_with(value.as_bytes()?, |bytes| {
+                Ok(std::str::from_utf8(bytes)?)
+            })?)),
+            PgValueFormat::Text => Err("a text array in text form, not binary".into()),
+        }
+    }
+}
+
+/// The elements of a binary array, each read by [`Element::from_binary`].
 fn elements<T: Element>(bytes: &[u8]) -> Result<Vec<T>, BoxDynError> {
+    elements_with(bytes, T::from_binary)
+}
+
+/// The elements of a binary array, each read by `element`: `ndim`, a NULL
+/// flag, the element type, one (length, lower bound) pair per dimension,
+/// then every element as a 4-byte length and its bytes (length -1: NULL).
+fn elements_with<'a, T>(
+    bytes: &'a [u8],
+    element: impl Fn(&'a [u8]) -> Result<T, BoxDynError>,
+) -> Result<Vec<T>, BoxDynError> {
     let mut input = Input(bytes);
     let dimensions = input.i32()?;
     let _has_nulls = input.i32()?;
@@ -98,7 +135,7 @@ fn elements<T: Element>(bytes: &[u8]) -> Result<Vec<T>, BoxDynError> {
     for _ in 0..len {
         let size = input.i32()?;
         let size = usize::try_from(size).map_err(|_| "a NULL array element")?;
-        out.push(T::from_binary(input.take(size)?)?);
+        out.push(element(input.take(size)?)?);
     }
     if !input.0.is_empty() {
         return Err(format!("{} bytes after the array's last element", input.0.len()).into());
@@ -174,6 +211,23 @@ mod tests {
         let before = (-1i64).to_be_bytes();
         let when = elements::<DateTime<Utc>>(&binary(1184, &[Some(&before)])).unwrap();
         assert_eq!(when[0].to_rfc3339(), "1999-12-31T23:59:59.999999+00:00");
+    }
+
+    #[test]
+    fn borrowed_strings_are_the_array_bytes() {
+        let bytes = binary(
+            25,
+            &[Some(b"peer"), Some(b""), Some("r\u{e9}viewer".as_bytes())],
+        );
+        let read = elements_with(&bytes, |b| Ok(std::str::from_utf8(b)?)).unwrap();
+        assert_eq!(read, vec!["peer", "", "r\u{e9}viewer"]);
+        assert!(std::ptr::eq(read[0].as_ptr(), bytes[24..].as_ptr()));
+        assert!(
+            elements_with(&binary(25, &[Some(&[0xff])]), |b| Ok(std::str::from_utf8(
+                b
+            )?))
+            .is_err()
+        );
     }
 
     #[test]

@@ -11,15 +11,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::calibration::RaterEffects;
 use crate::domain::evidence::Observation;
 use crate::domain::scoring::{RaterAdjustments, ScoringPolicy};
 use crate::storage::evidence::source;
-use crate::storage::pg_array::PgArray;
+use crate::storage::pg_array::{PgArray, PgStrs};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
@@ -72,14 +72,16 @@ pub struct ScoringInputs {
     pub rater_adjustments: RaterAdjustments,
 }
 
+/// Borrows from the row it is read from: the sources and raters are only
+/// parsed or looked up, so they are not copied out of it.
 #[derive(sqlx::FromRow)]
-struct InputsRow {
+struct InputsRow<'r> {
     framework_revision: Option<i64>,
     policy: Option<Json<ScoringPolicy>>,
     current_role_id: Option<String>,
     #[sqlx(flatten)]
-    evidence: EvidenceArrays,
-    raters: PgArray<String>,
+    evidence: EvidenceArrays<'r>,
+    raters: PgStrs<'r>,
     calibration_id: Option<Uuid>,
     effect_raters: Vec<String>,
     leniencies: Vec<f64>,
@@ -94,12 +96,13 @@ pub async fn read(
     subject_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<ScoringInputs, StorageError> {
-    let row: InputsRow = sqlx::query_as(READ)
+    let row = sqlx::query(READ)
         .bind(&tenant.0)
         .bind(subject_id)
         .bind(as_of)
         .fetch_one(traced!(conn, READ))
         .await?;
+    let row = InputsRow::from_row(&row)?;
     let effects: RaterEffects = row.effect_raters.into_iter().zip(row.leniencies).collect();
     let rater_adjustments = effects.adjustments(
         row.evidence
@@ -107,7 +110,7 @@ pub async fn read(
             .0
             .iter()
             .copied()
-            .zip(row.raters.0.iter().map(String::as_str)),
+            .zip(row.raters.0.iter().copied()),
     );
     let observations = observations(row.evidence)?;
     Ok(ScoringInputs {
@@ -122,16 +125,16 @@ pub async fn read(
 
 /// Evidence as parallel arrays, one element per item.
 #[derive(sqlx::FromRow)]
-struct EvidenceArrays {
+struct EvidenceArrays<'r> {
     ids: PgArray<Uuid>,
     competencies: PgArray<String>,
     levels: PgArray<f64>,
-    sources: PgArray<String>,
+    sources: PgStrs<'r>,
     confidences: PgArray<f64>,
     observed: PgArray<DateTime<Utc>>,
 }
 
-fn observations(arrays: EvidenceArrays) -> Result<Vec<Observation>, StorageError> {
+fn observations(arrays: EvidenceArrays<'_>) -> Result<Vec<Observation>, StorageError> {
     arrays
         .ids
         .0
@@ -147,7 +150,7 @@ fn observations(arrays: EvidenceArrays) -> Result<Vec<Observation>, StorageError
                     id,
                     competency_id,
                     level,
-                    source: source(&src)?,
+                    source: source(src)?,
                     confidence,
                     observed_at,
                 })
@@ -187,12 +190,12 @@ pub struct ManyScoringInputs {
 }
 
 #[derive(sqlx::FromRow)]
-struct ManyInputsRow {
+struct ManyInputsRow<'r> {
     framework_revision: Option<i64>,
     policy: Option<Json<ScoringPolicy>>,
     subjects: PgArray<String>,
     #[sqlx(flatten)]
-    evidence: EvidenceArrays,
+    evidence: EvidenceArrays<'r>,
 }
 
 /// Reads the scoring inputs of every subject in `subject_ids` as of `as_of`
@@ -204,12 +207,13 @@ pub async fn read_many(
     subject_ids: &[String],
     as_of: DateTime<Utc>,
 ) -> Result<ManyScoringInputs, StorageError> {
-    let row: ManyInputsRow = sqlx::query_as(READ_MANY)
+    let row = sqlx::query(READ_MANY)
         .bind(&tenant.0)
         .bind(subject_ids)
         .bind(as_of)
         .fetch_one(traced!(conn, READ_MANY))
         .await?;
+    let row = ManyInputsRow::from_row(&row)?;
     let mut by_subject: HashMap<String, Vec<Observation>> = HashMap::new();
     for (subject_id, observation) in row.subjects.0.into_iter().zip(observations(row.evidence)?) {
         by_subject.entry(subject_id).or_default().push(observation);
