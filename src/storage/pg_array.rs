@@ -96,12 +96,15 @@ impl Type<Postgres> for PgStrs<'_> {
 impl<'r> Decode<'r, Postgres> for PgStrs<'r> {
     fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
         match value.format() {
-            PgValueFormat::Binary => Ok(Self(elements_with(value.as_bytes()?, |bytes| {
-                Ok(std::str::from_utf8(bytes)?)
-            })?)),
+            PgValueFormat::Binary => Ok(Self(elements_with(value.as_bytes()?, borrowed_str)?)),
             PgValueFormat::Text => Err("a text array in text form, not binary".into()),
         }
     }
+}
+
+/// A text element as it lies in the array's bytes.
+fn borrowed_str(bytes: &[u8]) -> Result<&str, BoxDynError> {
+    Ok(std::str::from_utf8(bytes)?)
 }
 
 /// The elements of a binary array, each read by [`Element::from_binary`].
@@ -219,15 +222,10 @@ mod tests {
             25,
             &[Some(b"peer"), Some(b""), Some("r\u{e9}viewer".as_bytes())],
         );
-        let read = elements_with(&bytes, |b| Ok(std::str::from_utf8(b)?)).unwrap();
+        let read = elements_with(&bytes, borrowed_str).unwrap();
         assert_eq!(read, vec!["peer", "", "r\u{e9}viewer"]);
         assert!(std::ptr::eq(read[0].as_ptr(), bytes[24..].as_ptr()));
-        assert!(
-            elements_with(&binary(25, &[Some(&[0xff])]), |b| Ok(std::str::from_utf8(
-                b
-            )?))
-            .is_err()
-        );
+        assert!(elements_with(&binary(25, &[Some(&[0xff])]), borrowed_str).is_err());
     }
 
     #[test]
