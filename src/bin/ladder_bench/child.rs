@@ -16,7 +16,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::Failure;
+use crate::{Failure, floor};
 
 /// Set in the child's environment: this executable then runs `ladder`.
 pub const RUN_SERVER: &str = "LADDER_BENCH_RUN_SERVER";
@@ -39,7 +39,7 @@ pub struct Memory {
 }
 
 impl Server {
-    /// Starts the server and waits until its health check answers SERVING.
+    /// Starts the real server and waits until its health check answers SERVING.
     pub async fn start(
         server_bin: Option<&Path>,
         database_url: &str,
@@ -47,26 +47,44 @@ impl Server {
         log: PathBuf,
     ) -> Result<Self, Failure> {
         let addr = free_loopback_port()?;
-        let (program, run_as_ladder) = match server_bin {
-            Some(bin) => (bin.to_path_buf(), false),
-            None => (std::env::current_exe()?, true),
+        let mut command = match server_bin {
+            Some(bin) => Command::new(bin),
+            None => {
+                let mut command = Command::new(std::env::current_exe()?);
+                command.env(RUN_SERVER, "1");
+                command
+            }
         };
-        let log_file = std::fs::File::create(&log)?;
-        let mut command = Command::new(program);
-        if run_as_ladder {
-            command.env(RUN_SERVER, "1");
-        }
         command
             .arg("serve")
-            // In the environment, not the arguments: `ps` shows those, password and all.
-            .env("DATABASE_URL", database_url)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--jwt-public-key")
             .arg(public_key)
             .arg("--jwt-any-audience")
             // The benchmark migrated the database as its owner.
-            .arg("--no-migrate")
+            .arg("--no-migrate");
+        Self::spawn(command, addr, database_url, log).await
+    }
+
+    /// Starts the stack-alone server ([`crate::floor`]) and waits until it answers.
+    pub async fn start_stack_alone(database_url: &str, log: PathBuf) -> Result<Self, Failure> {
+        let addr = free_loopback_port()?;
+        let mut command = Command::new(std::env::current_exe()?);
+        command.env(floor::RUN_FLOOR, "1").arg(addr.to_string());
+        Self::spawn(command, addr, database_url, log).await
+    }
+
+    async fn spawn(
+        mut command: Command,
+        addr: SocketAddr,
+        database_url: &str,
+        log: PathBuf,
+    ) -> Result<Self, Failure> {
+        let log_file = std::fs::File::create(&log)?;
+        command
+            // In the environment, not the arguments: `ps` shows those, password and all.
+            .env("DATABASE_URL", database_url)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);

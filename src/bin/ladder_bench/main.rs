@@ -17,6 +17,7 @@ mod child;
 mod data;
 mod engine;
 mod engine_inputs;
+mod floor;
 mod load;
 mod pgbench;
 mod report;
@@ -267,6 +268,9 @@ async fn bench(args: &Args, plan: &Plan) -> Result<Vec<report::Row>, Failure> {
 fn main() -> ExitCode {
     if std::env::var_os(child::RUN_SERVER).is_some() {
         return ladder::app::cli::main();
+    }
+    if std::env::var_os(floor::RUN_FLOOR).is_some() {
+        return floor::main();
     }
     let args = Args::parse();
     let plan = Plan::new(&args);

@@ -18,6 +18,7 @@ use sqlx::{Connection, PgConnection};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::child::Server;
@@ -28,7 +29,7 @@ use crate::report::{Row, Target};
 use crate::{Database, Failure, Plan, engine, engine_inputs, shared};
 
 /// The tenant whose subjects are assessed (and whose table grows for the scale).
-const BENCH: &str = "bench";
+pub const BENCH: &str = "bench";
 /// The tenants the ingest comparison loads the same rows into.
 const INGEST_COPY: &str = "ingest-copy";
 const INGEST_GRPC: &str = "ingest-grpc";
@@ -246,6 +247,16 @@ pub async fn run(
          with the ping 1/(1/ping + 1/statement): {bound:.0}/s, {:.2}x the ceiling",
         bound / ceiling
     ));
+    stack_alone(
+        plan,
+        database,
+        &callers,
+        small.subjects,
+        ceiling,
+        scratch,
+        &progress,
+    )
+    .await?;
     let ceiling_text = format!(
         "ceiling 1/(1/ping + 1/bare query), ping {:.0}/s, pgbench {bare:.0}/s",
         ping.per_second()
@@ -491,6 +502,58 @@ async fn assess(
     if answer.assessment.is_none() {
         return Err("CreateAssessment answered no assessment".into());
     }
+    Ok(())
+}
+
+/// Not a row (it has no target): the stack alone ([`crate::floor`]), a
+/// server that runs the bare query through a sqlx pool per call and does
+/// nothing else, measured in alternating turns with dry-run assessments:
+/// what any service on this stack could reach, against the ceiling, and how
+/// much of that the service's own work leaves.
+async fn stack_alone(
+    plan: &Plan,
+    database: &Database,
+    callers: &[Client],
+    subjects: usize,
+    ceiling: f64,
+    scratch: &Path,
+    progress: &Progress,
+) -> Result<(), Failure> {
+    let server = Server::start_stack_alone(&database.url, scratch.join("stack_alone.log")).await?;
+    let mut pairs = Vec::with_capacity(callers.len());
+    for caller in callers {
+        let channel = Channel::from_shared(format!("http://{}", server.addr))?
+            .connect()
+            .await?;
+        pairs.push((caller.clone(), HealthClient::new(channel)));
+    }
+    let (dry, alone) = alternating(
+        &pairs,
+        plan.warmup,
+        plan.measure,
+        ALTERNATING_TURNS,
+        move |(c, _): (Client, _), n| assess(c, n, subjects, true),
+        move |(_, mut bare): (_, HealthClient<Channel>), n| async move {
+            let request = HealthCheckRequest {
+                service: scattered(n, subjects),
+            };
+            let status = bare.check(request).await?.into_inner().status;
+            if status != ServingStatus::Serving as i32 {
+                return Err("the stack-alone server found no evidence".into());
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    server.stop();
+    progress.say(&format!(
+        "the stack alone (tonic + a sqlx pool, the bare query per call, nothing else): {:.0}/s, \
+         {:.2}x the ceiling; dry-run assessments in the turns between: {:.0}/s, {:.2}x the stack alone",
+        alone.per_second(),
+        alone.per_second() / ceiling,
+        dry.per_second(),
+        dry.per_second() / alone.per_second(),
+    ));
     Ok(())
 }
 
