@@ -17,17 +17,25 @@
 //! (default `ladder`), `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`
 //! and `OTEL_TRACES_SAMPLER_ARG` (default: every trace), `OTEL_SDK_DISABLED`.
 //! Spans are exported in batches; [`Telemetry::shutdown`] sends the last.
+//!
+//! Without an endpoint no OpenTelemetry layer is installed: only the calls'
+//! spans are made at all (the statements' are filtered out before they
+//! exist), and each gets its ids from the log layer's companion here (the
+//! caller's trace id when it sent one, see [`join_callers_trace`]). A call's
+//! span then costs a third of what it costs through the OpenTelemetry layer
+//! sampling it out (docs/benchmarks.md).
 
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
-use opentelemetry::{Key, Value};
+use opentelemetry::{Context as OtelContext, Key, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use tracing::dispatcher::WeakDispatch;
-use tracing::span::Id;
-use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
+use tracing::span::{Attributes, Id};
+use tracing::{Dispatch, Event, Level, Metadata, Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
@@ -51,14 +59,15 @@ const SERVICE_NAME: &str = "ladder";
 /// What [`init`] set up; shut it down before the process exits.
 #[derive(Debug)]
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    /// The exporting provider; none without an OTLP endpoint.
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Telemetry {
     /// Exports the spans not sent yet and stops the exporter. Blocks; call
     /// it outside the async runtime (which must still be running).
     pub fn shutdown(self) {
-        if let Err(e) = self.provider.shutdown() {
+        if let Some(Err(e)) = self.provider.map(|provider| provider.shutdown()) {
             eprintln!("ladder: flushing traces: {e}");
         }
     }
@@ -71,28 +80,69 @@ impl Telemetry {
 pub fn init(format: LogFormat) -> Result<Telemetry, AppError> {
     let provider = tracer_provider()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing::subscriber::set_global_default(subscriber(
+    let _ = tracing::dispatcher::set_global_default(subscriber(
         format,
         filter,
-        &provider,
+        provider.as_ref(),
         std::io::stderr,
     ));
     Ok(Telemetry { provider })
 }
 
 /// The subscriber [`init`] installs, writing logs that pass `filter` to
-/// `writer` and spans to `provider`: for tests, which install it for one
-/// thread.
+/// `writer` and spans to `exporting` (none: spans only get ids for the log
+/// lines): for tests, which install it for one thread.
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
-    provider: &SdkTracerProvider,
+    exporting: Option<&SdkTracerProvider>,
     writer: W,
-) -> impl Subscriber + Send + Sync + 'static
+) -> Dispatch
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let logs = match format {
+    let Some(provider) = exporting else {
+        // One filter for every layer, before any span is made: the
+        // statements' spans, which only traces would show, are never made.
+        return Dispatch::new(
+            Registry::default()
+                .with(filter)
+                .with(filter_fn(events_and_call_spans))
+                .with(TraceIdsLayer::Own(RandomIdGenerator::default()))
+                .with(log_layer(format, writer)),
+        );
+    };
+    Dispatch::new(
+        Registry::default()
+            .with(
+                // Only the attributes docs/operations.md lists: not the source
+                // location, thread, target or busy/idle times the layer adds by
+                // default (2,000 of a GetRole's 116,000 instructions went to them).
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer(SERVICE_NAME))
+                    .with_location(false)
+                    .with_threads(false)
+                    .with_target(false)
+                    .with_tracked_inactivity(false)
+                    // Nothing asks OpenTelemetry for the current context: a span's
+                    // parent comes from the tracing span it opens in.
+                    .with_context_activation(false)
+                    .with_filter(traced_spans()),
+            )
+            .with(TraceIdsLayer::FromOpenTelemetry(OnceLock::new()).with_filter(traced_spans()))
+            .with(
+                log_layer(format, writer).with_filter(filter.and(filter_fn(events_and_call_spans))),
+            ),
+    )
+}
+
+/// Log lines in `format` to `writer`, each with its call's trace ids.
+fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -111,25 +161,26 @@ where
             })
             .with_writer(writer)
             .boxed(),
-    };
-    Registry::default()
-        .with(
-            // Only the attributes docs/operations.md lists: not the source
-            // location, thread, target or busy/idle times the layer adds by
-            // default (2,000 of a GetRole's 116,000 instructions went to them).
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(SERVICE_NAME))
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_tracked_inactivity(false)
-                // Nothing asks OpenTelemetry for the current context: a span's
-                // parent comes from the tracing span it opens in.
-                .with_context_activation(false)
-                .with_filter(traced_spans()),
-        )
-        .with(TraceIdsLayer::default().with_filter(traced_spans()))
-        .with(logs.with_filter(filter.and(filter_fn(events_and_call_spans))))
+    }
+}
+
+/// Makes `span` (a call's, not entered yet) a child of the caller's span
+/// in `caller`: through the OpenTelemetry layer when spans are exported,
+/// otherwise by giving the span's log lines the caller's trace id.
+pub fn join_callers_trace(span: &Span, caller: OtelContext) {
+    let trace_id = caller.span().span_context().trace_id();
+    if span.set_parent(caller).is_ok() || trace_id == TraceId::INVALID {
+        return;
+    }
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(span) = dispatch
+            .downcast_ref::<Registry>()
+            .and_then(|registry| registry.span(id))
+            && let Some(ids) = span.extensions_mut().get_mut::<TraceIds>()
+        {
+            ids.trace_id = trace_id;
+        }
+    });
 }
 
 /// What the log layer sees: events, and of the spans only the calls'.
@@ -143,15 +194,15 @@ fn traced_spans() -> Targets {
     Targets::new().with_target(env!("CARGO_CRATE_NAME"), Level::INFO)
 }
 
-/// The tracer provider the `OTEL_*` variables describe: exporting over
-/// OTLP/gRPC when an endpoint is set, otherwise only making the ids.
-fn tracer_provider() -> Result<SdkTracerProvider, AppError> {
+/// The tracer provider the `OTEL_*` variables describe, exporting over
+/// OTLP/gRPC; none when no endpoint is set.
+fn tracer_provider() -> Result<Option<SdkTracerProvider>, AppError> {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     if disabled
         || !(set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
     {
-        return Ok(not_exporting());
+        return Ok(None);
     }
     for name in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
@@ -171,17 +222,7 @@ fn tracer_provider() -> Result<SdkTracerProvider, AppError> {
         .with_tonic()
         .build()
         .map_err(|e| AppError::Config(format!("the OTLP trace exporter: {e}")))?;
-    Ok(exporting_to(exporter))
-}
-
-/// The tracer provider without an OTLP endpoint: nothing is sent, so
-/// nothing is recorded; spans still get their ids (for the log lines and
-/// the caller's trace), not span data.
-pub fn not_exporting() -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_resource(resource())
-        .with_sampler(Sampler::AlwaysOff)
-        .build()
+    Ok(Some(exporting_to(exporter)))
 }
 
 /// A tracer provider exporting to `exporter` in batches, configured
@@ -217,11 +258,14 @@ struct TraceIds {
 }
 
 /// Keeps each traced span's [`TraceIds`] in its extensions, for the log
-/// formatter (which cannot ask the OpenTelemetry layer itself: it runs
-/// inside the dispatch of the event).
-#[derive(Default)]
-struct TraceIdsLayer {
-    dispatch: OnceLock<WeakDispatch>,
+/// formatter.
+enum TraceIdsLayer {
+    /// Copied from the OpenTelemetry layer's span (the formatter cannot ask
+    /// that layer itself: it runs inside the dispatch of the event).
+    FromOpenTelemetry(OnceLock<WeakDispatch>),
+    /// Made here, without an OpenTelemetry layer: a new trace for every
+    /// span, until [`join_callers_trace`] gives it the caller's.
+    Own(RandomIdGenerator),
 }
 
 impl<S> Layer<S> for TraceIdsLayer
@@ -229,16 +273,31 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let _ = self.dispatch.set(subscriber.downgrade());
+        if let Self::FromOpenTelemetry(dispatch) = self {
+            let _ = dispatch.set(subscriber.downgrade());
+        }
+    }
+
+    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Self::Own(ids) = self else { return };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(TraceIds {
+                trace_id: ids.new_trace_id(),
+                span_id: ids.new_span_id(),
+            });
+        }
     }
 
     /// On the span's first entry: by then the call has given it its parent.
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Self::FromOpenTelemetry(dispatch) = self else {
+            return;
+        };
         let Some(span) = ctx.span(id) else { return };
         if span.extensions().get::<TraceIds>().is_some() {
             return;
         }
-        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
+        let Some(dispatch) = dispatch.get().and_then(WeakDispatch::upgrade) else {
             return;
         };
         let Some(otel) = tracing_opentelemetry::get_otel_context(id, &dispatch) else {

@@ -16,8 +16,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::{Code, Status};
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::app::telemetry;
 use crate::storage::TenantId;
 use crate::transport::AppState;
 use crate::transport::metrics::CallTimer;
@@ -55,9 +55,7 @@ impl AppState {
         );
         if metadata.contains_key("traceparent") {
             let caller = TraceContextPropagator::new().extract(&Metadata(metadata));
-            // Fails only when no OpenTelemetry layer is installed (a library
-            // user's own subscriber): the span then has no trace to join.
-            let _ = span.set_parent(caller);
+            telemetry::join_callers_trace(&span, caller);
         }
         ObservedCall {
             span,

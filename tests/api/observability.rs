@@ -168,10 +168,10 @@ fn int(value: Option<&Value>) -> Option<i64> {
 /// first reached on another test's thread would be cached as unwanted for
 /// ours too; a second dispatcher, kept for the whole binary, makes it ask
 /// every dispatcher.
-fn install(subscriber: impl tracing::Subscriber + Send + Sync + 'static) -> DefaultGuard {
+fn install(subscriber: Dispatch) -> DefaultGuard {
     static SECOND: OnceLock<Dispatch> = OnceLock::new();
     SECOND.get_or_init(|| Dispatch::new(NoSubscriber::default()));
-    tracing::subscriber::set_default(subscriber)
+    tracing::dispatcher::set_default(&subscriber)
 }
 
 /// Log lines, as the server writes them.
@@ -208,7 +208,7 @@ async fn a_calls_spans_join_the_callers_trace_with_statements_as_children() {
     let subscriber = telemetry::subscriber(
         LogFormat::Json,
         EnvFilter::new("info"),
-        &provider,
+        Some(&provider),
         std::io::sink,
     );
     let _installed = install(subscriber);
@@ -392,15 +392,12 @@ fn names(spans: &[Span]) -> Vec<&str> {
 #[tokio::test]
 async fn log_lines_carry_trace_ids_and_no_subject_data() {
     // As `ladder serve` runs without an OTLP endpoint.
-    let provider = telemetry::not_exporting();
     let logs = Captured::default();
     let writer = logs.clone();
-    let subscriber = telemetry::subscriber(
-        LogFormat::Json,
-        EnvFilter::new("info"),
-        &provider,
-        move || writer.clone(),
-    );
+    let subscriber =
+        telemetry::subscriber(LogFormat::Json, EnvFilter::new("info"), None, move || {
+            writer.clone()
+        });
     let _installed = install(subscriber);
 
     let server = TestServer::start().await;
