@@ -58,7 +58,7 @@ impl Sample {
     /// evidence passed twice) by weight and level. Summing in this order makes
     /// every bit of a score independent of the order the evidence arrived in.
     /// `scratch` is the radix sort's, shared by every group.
-    fn sort_canonically(samples: &mut [Sample], scratch: &mut Vec<Sample>) {
+    fn sort_canonically(samples: &mut [Sample], scratch: &mut SortScratch) {
         // Evidence ids are UUIDv7, given at ingest, and evidence is mostly
         // ingested as it is observed: what the scoring statement reads
         // (along its index, in observation order, though SQL promises no
@@ -85,17 +85,26 @@ impl Sample {
 /// Below this many samples a comparison sort is as fast as distributing.
 const SMALL_SORT: usize = 64;
 
-/// Sorts `samples` by id: an MSD radix sort. The samples are dealt into
-/// about twice as many buckets as there are samples by the first bits in
-/// which their ids differ (ids spread over time and randomness, as UUIDv7
-/// are, leave most buckets with one sample or none), and each bucket of more
-/// than one is sorted in turn, the same way while it is large.
+/// The radix sort's buffers, shared by every group of one scoring call.
+#[derive(Default)]
+struct SortScratch {
+    samples: Vec<Sample>,
+    /// Per bucket: how many samples it gets, then where its next one goes
+    /// (so, once all are placed, where it ends).
+    buckets: Vec<u32>,
+}
+
+/// Sorts `samples` by id: one pass of an MSD radix sort, then a comparison
+/// sort of each bucket. The samples are dealt into about as many buckets as
+/// there are samples by the first bits in which their ids differ (ids spread
+/// over time and randomness, as UUIDv7 are, leave most buckets with one or
+/// two samples), and each bucket of more than two is comparison-sorted,
+/// which also bounds the work on ids that cluster (O(n log n)).
 /// Comparison-sorting the samples by their 128-bit keys was almost half of
 /// scoring evidence whose ids come in no order (callgrind,
-/// docs/benchmarks.md); this is one counting pass and one move per level.
-/// `scratch` is reused across the levels.
-fn sort_by_id(samples: &mut [Sample], scratch: &mut Vec<Sample>) {
-    if samples.len() <= SMALL_SORT {
+/// docs/benchmarks.md); this is one counting pass and one move.
+fn sort_by_id(samples: &mut [Sample], scratch: &mut SortScratch) {
+    if samples.len() <= SMALL_SORT || samples.len() > u32::MAX as usize {
         samples.sort_unstable_by_key(|s| s.id);
         return;
     }
@@ -107,36 +116,44 @@ fn sort_by_id(samples: &mut [Sample], scratch: &mut Vec<Sample>) {
         return;
     }
     // The bucket is the `bits` bits from the highest one that differs
-    // (fewer, at the bottom of the id).
-    let bits = (usize::BITS - samples.len().leading_zeros() + 1).min(16);
+    // (fewer, at the bottom of the id): between half as many and as many
+    // buckets as samples.
+    let bits = (usize::BITS - 1 - samples.len().leading_zeros()).min(16);
     let shift = (128 - differing.leading_zeros()).saturating_sub(bits);
     let mask = (1usize << bits) - 1;
     let bucket = |id: u128| ((id >> shift) as usize) & mask;
-    let mut starts = vec![0usize; mask + 2];
+    let buckets = &mut scratch.buckets;
+    buckets.clear();
+    buckets.resize(mask + 1, 0);
     for sample in samples.iter() {
-        starts[bucket(sample.id.get()) + 1] += 1;
+        buckets[bucket(sample.id.get())] += 1;
     }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
+    let mut start = 0;
+    for next in buckets.iter_mut() {
+        let count = *next;
+        *next = start;
+        start += count;
     }
-    scratch.clear();
-    scratch.extend_from_slice(samples);
-    let mut next = starts.clone();
-    for sample in scratch.iter() {
-        let b = bucket(sample.id.get());
-        samples[next[b]] = *sample;
-        next[b] += 1;
+    scratch.samples.clear();
+    scratch.samples.extend_from_slice(samples);
+    for sample in &scratch.samples {
+        let next = &mut buckets[bucket(sample.id.get())];
+        samples[*next as usize] = *sample;
+        *next += 1;
     }
-    for range in starts.windows(2) {
-        match range[1] - range[0] {
+    let mut start = 0;
+    for &end in buckets.iter() {
+        let end = end as usize;
+        match end - start {
             0 | 1 => {}
             2 => {
-                if samples[range[0]].id > samples[range[0] + 1].id {
-                    samples.swap(range[0], range[0] + 1);
+                if samples[start].id > samples[start + 1].id {
+                    samples.swap(start, start + 1);
                 }
             }
-            _ => sort_by_id(&mut samples[range[0]..range[1]], scratch),
+            _ => samples[start..end].sort_unstable_by_key(|s| s.id),
         }
+        start = end;
     }
 }
 
@@ -217,7 +234,7 @@ impl GroupedSamples {
             samples,
             ends: next,
         };
-        let mut scratch = Vec::new();
+        let mut scratch = SortScratch::default();
         for c in 0..competencies.len() {
             let range = grouped.range(c);
             Sample::sort_canonically(&mut grouped.samples[range], &mut scratch);
@@ -397,7 +414,7 @@ mod tests {
                 .collect();
             let mut expected: Vec<u128> = samples.iter().map(|s| s.id.get()).collect();
             expected.sort_unstable();
-            sort_by_id(&mut samples, &mut Vec::new());
+            sort_by_id(&mut samples, &mut SortScratch::default());
             let sorted: Vec<u128> = samples.iter().map(|s| s.id.get()).collect();
             proptest::prop_assert_eq!(sorted, expected);
         }
