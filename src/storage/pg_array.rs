@@ -9,7 +9,7 @@
 //! decoding, except for [`PgStrs`], whose elements are borrowed from the
 //! binary value and which refuses text.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgHasArrayType, PgTypeInfo, PgValueFormat, PgValueRef};
 use sqlx::{Decode, Postgres, Type};
@@ -46,13 +46,17 @@ impl Element for String {
 impl Element for DateTime<Utc> {
     fn from_binary(bytes: &[u8]) -> Result<Self, BoxDynError> {
         let micros = i64::from_be_bytes(bytes.try_into()?);
-        POSTGRES_EPOCH
-            .checked_add_signed(TimeDelta::microseconds(micros))
+        // From the Unix epoch in one step: adding a duration to a date-time
+        // normalises the date twice and cost 200 instructions an element.
+        micros
+            .checked_add(POSTGRES_EPOCH_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
             .ok_or_else(|| format!("timestamptz {micros} µs from 2000 is out of range").into())
     }
 }
 
-const POSTGRES_EPOCH: DateTime<Utc> = DateTime::from_timestamp_nanos(946_684_800_000_000_000);
+/// 2000-01-01 00:00:00 UTC in microseconds since the Unix epoch.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 impl<T: Element> Type<Postgres> for PgArray<T> {
     fn type_info() -> PgTypeInfo {
@@ -149,6 +153,7 @@ fn elements_with<'a, T>(
 struct Input<'a>(&'a [u8]);
 
 impl<'a> Input<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], BoxDynError> {
         if self.0.len() < n {
             return Err("a binary array ends early".into());
@@ -158,6 +163,7 @@ impl<'a> Input<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn i32(&mut self) -> Result<i32, BoxDynError> {
         Ok(i32::from_be_bytes(self.take(4)?.try_into()?))
     }
@@ -242,6 +248,10 @@ mod tests {
         assert!(elements::<String>(&binary(25, &[Some(b"a"), None])).is_err());
         assert!(elements::<String>(&binary(25, &[Some(&[0xff, 0xfe])])).is_err());
         assert!(elements::<f64>(&binary(701, &[Some(&[0; 4])])).is_err());
+        for micros in [i64::MAX, i64::MIN] {
+            let out_of_range = binary(1184, &[Some(&micros.to_be_bytes())]);
+            assert!(elements::<DateTime<Utc>>(&out_of_range).is_err());
+        }
         let whole = binary(25, &[Some(b"abc")]);
         assert!(elements::<String>(&whole[..whole.len() - 1]).is_err());
         let mut longer = whole.clone();

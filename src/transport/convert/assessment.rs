@@ -10,7 +10,7 @@ use crate::domain::scoring::{
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::transport::convert::request::Mask;
-use crate::transport::convert::{etag, time};
+use crate::transport::convert::{etag, time, uuid_text};
 
 pub fn source_to_proto(source: Source) -> pb::EvidenceSource {
     match source {
@@ -69,7 +69,7 @@ pub fn evidence_from_proto(e: &pb::Evidence, id: Uuid) -> Result<Evidence, Viola
 
 pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
     pb::Evidence {
-        id: e.id.to_string(),
+        id: uuid_text(e.id),
         subject_id: e.subject_id.clone(),
         competency_id: e.competency_id.clone(),
         level: e.level,
@@ -274,7 +274,7 @@ pub fn competency_score_to_proto(c: &CompetencyScore) -> pb::CompetencyAssessmen
             .contributions
             .iter()
             .map(|k| pb::EvidenceContribution {
-                evidence_id: k.evidence_id.to_string(),
+                evidence_id: uuid_text(k.evidence_id),
                 weight: k.weight,
                 rater_adjustment: k.rater_adjustment,
             })
@@ -287,7 +287,7 @@ pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
     // A snapshot's policy is not an editable resource.
     policy.etag.clear();
     pb::Assessment {
-        id: a.id.to_string(),
+        id: uuid_text(a.id),
         subject_id: a.subject_id.clone(),
         role_id: a.role_id.clone(),
         rubric_version: a.rubric_version,
@@ -304,9 +304,6 @@ pub fn assessment_to_proto(a: &Assessment) -> pb::Assessment {
         coverage: a.score.coverage,
         band: band_to_proto(a.score.band) as i32,
         create_time: Some(time::to_proto(a.create_time)),
-        calibration_id: a
-            .calibration_id
-            .map(|id| id.to_string())
-            .unwrap_or_default(),
+        calibration_id: a.calibration_id.map(uuid_text).unwrap_or_default(),
     }
 }

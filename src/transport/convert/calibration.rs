@@ -5,12 +5,12 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::storage::calibrations::{RaterEffectKey, RaterEffectOrder};
 use crate::transport::convert::request::Page;
-use crate::transport::convert::time;
+use crate::transport::convert::{time, uuid_text};
 
 pub fn run_to_proto(run: &CalibrationRun) -> pb::Calibration {
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     pb::Calibration {
-        id: run.id.to_string(),
+        id: uuid_text(run.id),
         as_of: Some(time::to_proto(run.window.as_of)),
         window_days: i32::try_from(run.window.window_days).unwrap_or(i32::MAX),
         rater_prior_strength: run.rater_prior_strength,

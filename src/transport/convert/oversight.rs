@@ -8,7 +8,7 @@ use crate::domain::oversight::{
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::transport::convert::assessment::{band_to_proto, source_to_proto, status_to_proto};
-use crate::transport::convert::time;
+use crate::transport::convert::{time, uuid_text};
 
 pub fn outcome_to_proto(outcome: Outcome) -> pb::DecisionOutcome {
     match outcome {
@@ -36,7 +36,7 @@ pub fn explanation_to_proto(explained: &ExplainedAssessment, stored: bool) -> pb
     let e = &explained.explanation;
     pb::Explanation {
         assessment_id: if stored {
-            a.id.to_string()
+            uuid_text(a.id)
         } else {
             String::new()
         },
@@ -71,7 +71,7 @@ pub fn explanation_to_proto(explained: &ExplainedAssessment, stored: bool) -> pb
                     .top_influences
                     .iter()
                     .map(|i| pb::EvidenceInfluence {
-                        evidence_id: i.evidence_id.to_string(),
+                        evidence_id: uuid_text(i.evidence_id),
                         source: source_to_proto(i.source) as i32,
                         observed_at: Some(time::to_proto(i.observed_at)),
                         level: i.level,
@@ -117,8 +117,8 @@ pub fn decision_input(req: &pb::RecordDecisionRequest) -> Result<DecisionInput, 
 
 pub fn decision_to_proto(d: &Decision) -> pb::Decision {
     pb::Decision {
-        id: d.id.to_string(),
-        assessment_id: d.assessment_id.to_string(),
+        id: uuid_text(d.id),
+        assessment_id: uuid_text(d.assessment_id),
         subject_id: d.subject_id.clone(),
         role_id: d.role_id.clone(),
         outcome: outcome_to_proto(d.outcome) as i32,
