@@ -33,7 +33,7 @@ use crate::Failure;
 pub const RUN_FLOOR: &str = "LADDER_BENCH_RUN_FLOOR";
 
 /// The evidence tenant the bare query reads.
-pub const TENANT: &str = crate::workloads::BENCH;
+const TENANT: &str = crate::workloads::BENCH;
 
 /// pgbench's bare query ([`crate::pgbench::BARE_QUERY`]) with sqlx's
 /// parameters: prepared once per connection, as pgbench prepares it.
@@ -56,12 +56,6 @@ impl Health for BareQuery {
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
         let subject = request.into_inner().service;
-        // The server itself (an empty name, as the health protocol has it).
-        if subject.is_empty() {
-            return Ok(Response::new(HealthCheckResponse {
-                status: ServingStatus::Serving as i32,
-            }));
-        }
         // The server itself (an empty name, as the health protocol has it).
         if subject.is_empty() {
             return Ok(Response::new(HealthCheckResponse {
