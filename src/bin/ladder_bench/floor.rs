@@ -26,6 +26,7 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use uuid::Uuid;
 
 use crate::Failure;
+use crate::pgbench::BARE_QUERY;
 
 /// Set in the child's environment: this executable then serves the bare
 /// query on the address given as its only argument (the database from
@@ -34,11 +35,6 @@ pub const RUN_FLOOR: &str = "LADDER_BENCH_RUN_FLOOR";
 
 /// The evidence tenant the bare query reads.
 const TENANT: &str = crate::workloads::BENCH;
-
-/// pgbench's bare query ([`crate::pgbench::BARE_QUERY`]) with sqlx's
-/// parameters: prepared once per connection, as pgbench prepares it.
-const BARE_QUERY: &str = "SELECT id, competency_id, level, source, confidence, observed_at \
-     FROM evidence WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= now()";
 
 /// As many connections as the real server's default pool.
 const POOL_SIZE: u32 = 16;

@@ -11,11 +11,20 @@ use ladder::app::embedded_pg;
 use crate::Failure;
 
 /// The bare query behind an assessment: one subject's evidence, as the
-/// service's scoring statement reads it, with the tenant and a random subject
-/// as prepared parameters (`-D` sets `tenant`, `first` and `last`).
-pub const BARE_QUERY: &str = "\\set subject random(:first, :last)\n\
-SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
-WHERE tenant_id = :tenant AND subject_id = :subject AND observed_at <= now();\n";
+/// service's scoring statement reads it, with the tenant and the subject as
+/// parameters. pgbench runs it ([`bare_query_script`]) and so does the
+/// stack-alone server ([`crate::floor`]).
+pub const BARE_QUERY: &str = "SELECT id, competency_id, level, source, confidence, observed_at \
+     FROM evidence WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= now()";
+
+/// [`BARE_QUERY`] as a pgbench script: the tenant and a random subject as
+/// prepared parameters (`-D` sets `tenant`, `first` and `last`).
+pub fn bare_query_script() -> String {
+    let query = BARE_QUERY
+        .replace("$1", ":tenant")
+        .replace("$2", ":subject");
+    format!("\\set subject random(:first, :last)\n{query};\n")
+}
 
 /// pgbench beside the `initdb` the embedded cluster uses, else on PATH.
 pub fn find() -> PathBuf {
@@ -89,4 +98,19 @@ fn tps(report: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|number| number.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bare_query_script_binds_pgbench_variables() {
+        assert_eq!(
+            bare_query_script(),
+            "\\set subject random(:first, :last)\n\
+             SELECT id, competency_id, level, source, confidence, observed_at FROM evidence \
+             WHERE tenant_id = :tenant AND subject_id = :subject AND observed_at <= now();\n"
+        );
+    }
 }

@@ -220,7 +220,7 @@ pub async fn run(
     let bare_query = |seconds| {
         pgbench_rate(
             "bare_query.sql",
-            pgbench::BARE_QUERY,
+            &pgbench::bare_query_script(),
             &database.url,
             None,
             seconds,
