@@ -373,10 +373,13 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 
 /// SERVING only while the database answers, asked on a connection of its
 /// own (`Db::ping`), so that a busy pool does not look like a dead database.
+/// Each round also gives the pool back the connections kept for scoring
+/// calls that have gone unused a while.
 async fn watch_database(db: Db, reporter: HealthReporter) {
     let mut serving = true;
     loop {
         tokio::time::sleep(HEALTH_INTERVAL).await;
+        db.release_idle_connections();
         let up = tokio::time::timeout(HEALTH_INTERVAL, db.ping())
             .await
             .is_ok_and(|r| r.is_ok());

@@ -9,16 +9,19 @@
 //! from [`Db::connection`], outside any explicit transaction: the read of
 //! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
 //! assessment (a transaction around them would triple their round trips).
-//! The tenant is set for that connection's session when it is taken from the
-//! pool (one round trip) and cleared after it is given back, off the call's
-//! path (see [`TenantConnection`]).
+//! The tenant is set for that connection's session when a call takes it
+//! (one round trip). When the call's statements were all answered, the
+//! connection is kept for the next scoring call ([`warm`]); otherwise it is
+//! cleared and given back to the pool, off the call's path (see
+//! [`TenantConnection`]).
 //!
 //! No connection goes back to the pool inside a transaction or carrying a
 //! tenant, even when the call is cancelled: taking a connection and opening
 //! its transaction run as a task of their own that finishes even if the
 //! caller is gone (cancelling sqlx's `BEGIN` midway would leave the
 //! transaction open on a pooled connection, sqlx issues #4385 and #4393),
-//! and a tenant connection is checked and cleared, or closed, on release.
+//! and a tenant connection is checked and cleared, or closed, before it goes
+//! back.
 
 pub mod assessments;
 pub mod audit;
@@ -43,6 +46,7 @@ pub mod subject_data;
 pub mod subjects;
 mod traced;
 pub mod tracks;
+mod warm;
 
 pub use error::{Refusal, StorageError, sqlstate};
 /// How the framework change listener's connection shows in `pg_stat_activity`.
@@ -62,6 +66,7 @@ use pool_metrics::AcquireStats;
 use role_cache::{RoleCache, Roles};
 use stored::Stored;
 use traced::traced;
+use warm::{Checkout, WarmConnections};
 
 /// The tenant every row of a transaction belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -118,31 +123,51 @@ pub type PooledConnection = PoolConnection<Postgres>;
 /// A pooled connection outside any explicit transaction whose session
 /// carries one tenant's `ladder.tenant_id`, from [`Db::connection`].
 ///
-/// Dropping it (after the call, or when the call is cancelled) hands the
+/// Given to [`Db::finished`] when the call's work on it is over and every
+/// statement was answered, it is kept for the next scoring call ([`warm`]).
+/// Dropping it instead (the call failed or was cancelled) hands the
 /// connection to a task that clears the setting and checks, in the same
 /// statement, that no transaction is open; only then does the connection
 /// go back to the pool, otherwise it is closed (which rolls back whatever a
 /// cancelled statement left open).
 #[derive(Debug)]
-pub struct TenantConnection(Option<PooledConnection>);
+pub struct TenantConnection {
+    conn: Option<PooledConnection>,
+    /// Since when the connection has gone from call to call without going
+    /// back to the pool.
+    kept_since: Instant,
+}
+
+impl TenantConnection {
+    fn new(conn: PooledConnection) -> Self {
+        Self {
+            conn: Some(conn),
+            kept_since: Instant::now(),
+        }
+    }
+}
 
 impl std::ops::Deref for TenantConnection {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        self.0.as_ref().expect("a tenant connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a tenant connection until dropped")
     }
 }
 
 impl std::ops::DerefMut for TenantConnection {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.0.as_mut().expect("a tenant connection until dropped")
+        self.conn
+            .as_mut()
+            .expect("a tenant connection until dropped")
     }
 }
 
 impl Drop for TenantConnection {
     fn drop(&mut self) {
-        let Some(mut conn) = self.0.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -223,6 +248,7 @@ pub struct Db {
     roles: Arc<RoleCache>,
     health: Arc<ConnectionHealth>,
     acquire_stats: Arc<AcquireStats>,
+    warm: Arc<WarmConnections>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -287,6 +313,7 @@ impl Db {
             roles: Arc::default(),
             health,
             acquire_stats: Arc::default(),
+            warm: Arc::default(),
         })
     }
 
@@ -338,7 +365,8 @@ impl Db {
     /// A pooled connection outside any transaction whose session carries
     /// `tenant`, for work made of single statements (see the module
     /// documentation), whose statements are cancelled once `budget` has
-    /// passed. Taking it runs as a task of its own (see [`Db::begin_within`]).
+    /// passed: one kept from an earlier call if there is one ([`warm`]).
+    /// Taking it runs as a task of its own (see [`Db::begin_within`]).
     pub async fn connection(
         &self,
         tenant: &TenantId,
@@ -346,9 +374,17 @@ impl Db {
     ) -> Result<TenantConnection, StorageError> {
         let setting = timeout_setting(Some(budget));
         self.checkout(Some(budget), || {
-            let (pool, tenant, setting) = (self.pool.clone(), tenant.clone(), setting.clone());
+            let (pool, warm, health) = (
+                self.pool.clone(),
+                Arc::clone(&self.warm),
+                Arc::clone(&self.health),
+            );
+            let (tenant, setting) = (tenant.clone(), setting.clone());
             run_to_completion(async move {
-                let mut conn = TenantConnection(Some(pool.acquire().await?));
+                let mut conn = match warm.take(|idle_for| health.suspect(idle_for)) {
+                    Checkout::Kept(conn) => conn,
+                    Checkout::FromPool(_waiting) => TenantConnection::new(pool.acquire().await?),
+                };
                 sqlx::query(SET_SESSION_TENANT_AND_TIMEOUT)
                     .bind(&tenant.0)
                     .bind(setting)
@@ -358,6 +394,20 @@ impl Db {
             })
         })
         .await
+    }
+
+    /// Takes back a connection from [`Db::connection`] whose call is over
+    /// with every statement answered, and keeps it for the next scoring
+    /// call. (Dropping one instead clears it and gives it back to the pool.)
+    pub fn finished(&self, conn: TenantConnection) {
+        self.warm.keep(conn);
+    }
+
+    /// Gives back to the pool the connections kept for scoring calls that
+    /// none has taken for a while, so that the pool's idle timeout applies
+    /// to them when the server is quiet; call it now and then.
+    pub fn release_idle_connections(&self) {
+        self.warm.release_idle(PING_IF_IDLE_FOR);
     }
 
     /// The tenant's roles and published rubrics as of framework `revision`
@@ -425,8 +475,16 @@ impl Db {
         // #4393). Once the transaction exists, dropping it rolls it back.
         self.checkout(budget, || {
             let (pool, tenant, setting) = (self.pool.clone(), tenant.0.clone(), setting.clone());
+            // Connections kept for scoring calls count as in use: while
+            // this waits, none is kept, and one goes back if the pool has
+            // none to give.
+            let exhausted =
+                pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections();
+            let waiting = self.warm.wait_for_pool(exhausted);
             run_to_completion(async move {
-                let mut tx = pool.begin().await?;
+                let tx = pool.begin().await;
+                drop(waiting);
+                let mut tx = tx?;
                 sqlx::query(SET_TENANT_AND_TIMEOUT)
                     .bind(tenant)
                     .bind(setting)
@@ -463,7 +521,7 @@ impl Db {
 
     /// Registers the connection pool's metrics in `registry`.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
-        pool_metrics::register(registry, &self.pool, &self.acquire_stats);
+        pool_metrics::register(registry, &self.pool, &self.warm, &self.acquire_stats);
     }
 
     fn pool(&self) -> &PgPool {
@@ -471,6 +529,8 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        // The pool's close waits for every connection to come back.
+        self.warm.close();
         self.pool.close().await;
     }
 }

@@ -13,6 +13,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use sqlx::PgPool;
 
+use super::warm::WarmConnections;
+
 /// Waits for a connection and their durations.
 #[derive(Debug)]
 pub(super) struct AcquireStats {
@@ -61,6 +63,7 @@ impl Drop for Waiting<'_> {
 #[derive(Debug)]
 struct PoolConnections {
     pool: PgPool,
+    warm: Arc<WarmConnections>,
 }
 
 impl Collector for PoolConnections {
@@ -73,8 +76,8 @@ impl Collector for PoolConnections {
             ),
             (
                 "idle_connections",
-                "Open connections not in use.",
-                self.pool.num_idle() as i64,
+                "Open connections not in use (in the pool, or kept for the next scoring call).",
+                (self.pool.num_idle() + self.warm.len()) as i64,
             ),
             (
                 "max_connections",
@@ -92,8 +95,16 @@ impl Collector for PoolConnections {
 
 /// Registers the pool's metrics (`connections`, `idle_connections`,
 /// `max_connections`, `waiting`, `acquire_seconds`) in `registry`.
-pub(super) fn register(registry: &mut Registry, pool: &PgPool, stats: &Arc<AcquireStats>) {
-    registry.register_collector(Box::new(PoolConnections { pool: pool.clone() }));
+pub(super) fn register(
+    registry: &mut Registry,
+    pool: &PgPool,
+    warm: &Arc<WarmConnections>,
+    stats: &Arc<AcquireStats>,
+) {
+    registry.register_collector(Box::new(PoolConnections {
+        pool: pool.clone(),
+        warm: Arc::clone(warm),
+    }));
     registry.register(
         "waiting",
         "Calls waiting for a connection",

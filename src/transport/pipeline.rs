@@ -272,7 +272,9 @@ impl AppState {
                     .db
                     .connection(&call.tenant, deadline.remaining())
                     .await?;
-                body(call, &mut conn, input).await
+                let response = body(call, &mut conn, input).await?;
+                self.db.finished(conn);
+                Ok(response)
             },
         )
         .await

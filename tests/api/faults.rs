@@ -47,6 +47,21 @@ async fn client(url: String) -> AssessmentServiceClient<crate::harness::Authed> 
     AssessmentServiceClient::with_interceptor(channel, bearer)
 }
 
+/// A dry-run assessment of `emp-1` (the scoring path: a tenant connection,
+/// kept for the next call when it succeeds).
+async fn assess(
+    c: &mut AssessmentServiceClient<crate::harness::Authed>,
+) -> Result<pb::Assessment, tonic::Status> {
+    c.create_assessment(pb::CreateAssessmentRequest {
+        subject_id: "emp-1".into(),
+        role_id: "staff_engineer".into(),
+        validate_only: true,
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner().assessment.expect("an assessment"))
+}
+
 async fn ingest(
     c: &mut AssessmentServiceClient<crate::harness::Authed>,
     items: Vec<pb::Evidence>,
@@ -159,6 +174,15 @@ async fn postgres_restarting_under_the_server_is_survived() {
     for answer in futures::future::join_all(calls).await {
         assert_eq!(answer.unwrap(), 2);
     }
+    // Scoring calls at once: their connections are kept out of the pool
+    // for the next ones, and die with the cluster too.
+    let scoring = (0..4).map(|_| {
+        let url = url.clone();
+        async move { assess(&mut client(url).await).await }
+    });
+    for answer in futures::future::join_all(scoring).await {
+        answer.unwrap();
+    }
 
     tokio::task::spawn_blocking(move || cluster.stop().unwrap())
         .await
@@ -169,6 +193,9 @@ async fn postgres_restarting_under_the_server_is_survived() {
 
     let cluster = start().await.unwrap();
     until_health(&url, ServingStatus::Serving).await;
+    // The first scoring call after the restart does not fail on a kept
+    // connection that died.
+    assess(&mut c).await.unwrap();
     assert_eq!(ingest(&mut c, items("after", 2)).await.unwrap(), 2);
     for k in 0..4 {
         assert_eq!(

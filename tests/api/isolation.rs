@@ -476,3 +476,70 @@ async fn cancelling_begin_or_checkout_at_any_point_never_pools_a_transaction_or_
     assert_eq!(pids[0], pids[1]);
     db.close().await;
 }
+
+/// A tenant connection whose call finished is kept for the next scoring
+/// call: the same backend, its tenant set anew. It never holds the pool:
+/// with a pool of one connection, a transaction still gets it, so does a
+/// call already waiting when another finishes with it, and closing the pool
+/// does not wait for it.
+#[tokio::test]
+async fn kept_tenant_connections_serve_the_next_call_without_starving_the_pool() {
+    use ladder::storage::TenantId;
+    let server = TestServer::start().await;
+    let db = server.app_db(1).await;
+    let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
+    let budget = std::time::Duration::from_secs(5);
+    let mut pids = Vec::new();
+    for tenant in [&a, &b] {
+        let mut conn = db.connection(tenant, budget).await.unwrap();
+        let row = sqlx::raw_sql(CONNECTION_STATE)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let (outside, setting): (bool, Option<String>) = (row.get(0), row.get(1));
+        assert!(outside);
+        assert_eq!(setting.as_deref(), Some(tenant.0.as_str()));
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        pids.push(pid);
+        db.finished(conn);
+    }
+    assert_eq!(pids[0], pids[1], "the second call got the kept connection");
+
+    // The pool's only connection is kept: a transaction gets it anyway.
+    let mut tx = tokio::time::timeout(Duration::from_secs(3), db.begin(&a))
+        .await
+        .expect("a transaction does not wait for a kept connection")
+        .unwrap();
+    let setting: String = sqlx::query_scalar("SELECT current_setting('ladder.tenant_id')")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(setting, "tenant-a");
+    tx.commit().await.unwrap();
+
+    // A call waiting for the pool gets the connection another call
+    // finishes with, rather than the connection being kept from it.
+    let conn = db.connection(&a, budget).await.unwrap();
+    let waiting = tokio::spawn({
+        let (db, b) = (db.clone(), b.clone());
+        async move {
+            db.connection(&b, budget)
+                .await
+                .map(|conn| db.finished(conn))
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    db.finished(conn);
+    tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("the waiting call gets the finished connection")
+        .unwrap()
+        .unwrap();
+
+    tokio::time::timeout(Duration::from_secs(3), db.close())
+        .await
+        .expect("closing the pool does not wait for a kept connection");
+}
