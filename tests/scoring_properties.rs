@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::domain::evidence::{Observation, Source};
 use ladder::domain::scoring::{
-    Expectation, MAX_PLANNED_OBSERVATIONS, RaterAdjustments, RoleScore, ScoringPolicy,
-    SourceWeights, observations_needed, score, score_calibrated_unchecked_many,
+    Expectation, MAX_PLANNED_OBSERVATIONS, ManyRubrics, RaterAdjustments, RoleScore, RoleTotals,
+    ScoringPolicy, SourceWeights, observations_needed, score, score_calibrated_unchecked_many,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -179,7 +179,7 @@ proptest! {
     }
 
     /// Scoring many rubrics at once (recommendations) gives each rubric
-    /// exactly its own score, to the bit.
+    /// exactly its own score and totals, to the bit.
     #[test]
     fn many_rubrics_at_once_score_as_each_alone(
         inputs in inputs_with_repeated_ids(),
@@ -198,6 +198,22 @@ proptest! {
             .iter()
             .map(|rubric| Inputs { rubric: rubric.clone(), ..inputs.clone() }.score())
             .collect();
+        let many = ManyRubrics::new(
+            &inputs.evidence,
+            &RaterAdjustments::default(),
+            &rubrics,
+            &inputs.policy,
+            as_of(),
+        );
+        for (r, score) in alone.iter().enumerate() {
+            let totals = RoleTotals {
+                readiness: score.readiness,
+                supported_readiness: score.supported_readiness,
+                coverage: score.coverage,
+                band: score.band,
+            };
+            prop_assert_eq!(many.totals(r), totals);
+        }
         prop_assert_eq!(together, alone);
     }
 

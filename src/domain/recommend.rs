@@ -4,14 +4,14 @@
 //! Everything is computed in memory from one fetch of the subject's evidence:
 //! every published rubric of the tenant is scored with the same engine.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::evidence::{Observation, Source};
 use crate::domain::framework::{Catalog, Role, Rubric};
 use crate::domain::scoring::{
-    self, Band, CompetencyScore, CompetencyStatus, Expectation, RaterAdjustments, RoleScore,
+    Band, CompetencyScore, CompetencyStatus, ManyRubrics, RaterAdjustments, RoleScore, RoleTotals,
     ScoringPolicy, observations_for_min_evidence, observations_needed,
 };
 
@@ -81,7 +81,9 @@ pub struct Recommendation {
     pub path: Vec<String>,
     /// Transitions from the current role; `None` when not reachable.
     pub steps: Option<usize>,
-    pub score: RoleScore,
+    /// The rubric's standing (its full score is what the strengths, gaps
+    /// and evidence plans are made from).
+    pub totals: RoleTotals,
     pub strengths: Vec<Strength>,
     pub gaps: Vec<Gap>,
     pub evidence_to_collect: Vec<EvidenceToCollect>,
@@ -136,7 +138,9 @@ fn reachable(catalog: &Catalog, from: &str) -> BTreeMap<String, Vec<String>> {
 struct Candidate<'a> {
     role: &'a Role,
     rubric: &'a Rubric,
-    score: &'a RoleScore,
+    /// The rubric's position in the catalog.
+    index: usize,
+    totals: RoleTotals,
     /// Role ids from the current role to this one; empty when unreachable.
     path: Vec<String>,
 }
@@ -152,20 +156,20 @@ impl Candidate<'_> {
 /// With no evidence every supported readiness is 0 and steps decide, so no
 /// role ranks up on the prior alone.
 fn rank(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
-    let ready = |c: &Candidate| c.score.band == Band::Ready;
+    let ready = |c: &Candidate| c.totals.band == Band::Ready;
     ready(b)
         .cmp(&ready(a))
         .then(
-            b.score
+            b.totals
                 .supported_readiness
-                .total_cmp(&a.score.supported_readiness),
+                .total_cmp(&a.totals.supported_readiness),
         )
         .then(
             a.steps()
                 .unwrap_or(usize::MAX)
                 .cmp(&b.steps().unwrap_or(usize::MAX)),
         )
-        .then(b.score.readiness.total_cmp(&a.score.readiness))
+        .then(b.totals.readiness.total_cmp(&a.totals.readiness))
         .then_with(|| a.role.id.cmp(&b.role.id))
 }
 
@@ -181,57 +185,57 @@ pub fn recommend(
     as_of: DateTime<Utc>,
     max_recommendations: usize,
 ) -> Recommendations {
-    let expectations: Vec<Vec<Expectation>> =
-        catalog.rubrics.iter().map(Rubric::expectations).collect();
-    let scored: Vec<(&Rubric, RoleScore)> = catalog
-        .rubrics
+    let many = ManyRubrics::new(evidence, adjustments, catalog.expectations(), policy, as_of);
+    let scored: Vec<(&Rubric, RoleTotals)> = catalog
+        .rubrics()
         .iter()
-        .zip(scoring::score_calibrated_unchecked_many(
-            evidence,
-            adjustments,
-            &expectations,
-            policy,
-            as_of,
-        ))
+        .enumerate()
+        .map(|(index, rubric)| (rubric, many.totals(index)))
         .collect();
     let paths = reachable(catalog, current_role);
     // Without a known current role no READY role counts as a step down.
     let current_seniority = catalog.role(current_role).map_or(i32::MIN, |r| r.seniority);
     let mut candidates: Vec<Candidate> = scored
         .iter()
-        .filter(|(rubric, _)| rubric.role_id != current_role)
-        .filter_map(|(rubric, score)| {
+        .enumerate()
+        .filter(|(_, (rubric, _))| rubric.role_id != current_role)
+        .filter_map(|(index, &(rubric, totals))| {
             let role = catalog.role(&rubric.role_id)?;
             let path = paths.get(&rubric.role_id).cloned().unwrap_or_default();
             // Off the transition graph only READY roles count, and never a
             // step down: only a transition can offer one.
             let offered = !path.is_empty()
-                || (score.band == Band::Ready && role.seniority >= current_seniority);
+                || (totals.band == Band::Ready && role.seniority >= current_seniority);
             offered.then_some(Candidate {
                 role,
                 rubric,
-                score,
+                index,
+                totals,
                 path,
             })
         })
         .collect();
     candidates.sort_by(rank);
-    // Strengths, gaps and evidence plans (the costly part) only for the
-    // recommendations returned.
+    // Full scores, strengths, gaps and evidence plans (the costly part) only
+    // for the recommendations returned.
     candidates.truncate(max_recommendations);
+    let mut plans = SourcePlans::default();
     let recommendations = candidates
         .into_iter()
-        .map(|c| Recommendation {
-            role_id: c.role.id.clone(),
-            role_name: c.role.name.clone(),
-            track: c.role.track.clone(),
-            rubric_version: c.rubric.version,
-            steps: c.steps(),
-            strengths: strengths(c.score),
-            gaps: gaps(c.rubric, c.score),
-            evidence_to_collect: evidence_to_collect(c.score, policy),
-            score: c.score.clone(),
-            path: c.path,
+        .map(|c| {
+            let score = many.score(c.index);
+            Recommendation {
+                role_id: c.role.id.clone(),
+                role_name: c.role.name.clone(),
+                track: c.role.track.clone(),
+                rubric_version: c.rubric.version,
+                steps: c.steps(),
+                strengths: strengths(&score),
+                gaps: gaps(c.rubric, &score),
+                evidence_to_collect: evidence_to_collect(&score, policy, &mut plans),
+                totals: c.totals,
+                path: c.path,
+            }
         })
         .collect();
     Recommendations {
@@ -245,16 +249,16 @@ pub fn recommend(
 fn track_fits(
     catalog: &Catalog,
     current_role: &str,
-    scored: &[(&Rubric, RoleScore)],
+    scored: &[(&Rubric, RoleTotals)],
 ) -> Vec<TrackFit> {
     catalog
-        .tracks
+        .tracks()
         .iter()
         .map(|track| {
             let best = scored
                 .iter()
-                .filter(|(rubric, score)| {
-                    rubric.role_id != current_role && score.supported_readiness > 0.0
+                .filter(|(rubric, totals)| {
+                    rubric.role_id != current_role && totals.supported_readiness > 0.0
                 })
                 .filter(|(rubric, _)| {
                     catalog
@@ -269,7 +273,7 @@ fn track_fits(
             TrackFit {
                 track_id: track.id.clone(),
                 track_name: track.name.clone(),
-                fit: best.map_or(0.0, |(_, s)| s.supported_readiness),
+                fit: best.map_or(0.0, |(_, t)| t.supported_readiness),
                 best_role_id: best.map(|(r, _)| r.role_id.clone()),
             }
         })
@@ -332,9 +336,29 @@ fn gaps(rubric: &Rubric, score: &RoleScore) -> Vec<Gap> {
         .collect()
 }
 
+/// The evidence plans of one recommendation's competencies, by competency
+/// and expected level: a competency's plan depends on nothing else (its
+/// evidence is the same in every rubric), and the recommendations of one
+/// call share many, each plan a few dozen posteriors.
+#[derive(Default)]
+struct SourcePlans(HashMap<(String, u8), Vec<SourcePlan>>);
+
+impl SourcePlans {
+    fn of(&mut self, c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> {
+        self.0
+            .entry((c.competency_id.clone(), c.expected_level))
+            .or_insert_with(|| source_plans(c, policy))
+            .clone()
+    }
+}
+
 /// Competencies with too little evidence or below the bar, the largest
 /// shortfall first, each with the sources that would settle it soonest.
-fn evidence_to_collect(score: &RoleScore, policy: &ScoringPolicy) -> Vec<EvidenceToCollect> {
+fn evidence_to_collect(
+    score: &RoleScore,
+    policy: &ScoringPolicy,
+    plans: &mut SourcePlans,
+) -> Vec<EvidenceToCollect> {
     let mut wanted: Vec<(&CompetencyScore, CollectionReason)> = score
         .competencies
         .iter()
@@ -357,7 +381,7 @@ fn evidence_to_collect(score: &RoleScore, policy: &ScoringPolicy) -> Vec<Evidenc
             competency_id: c.competency_id.clone(),
             reason,
             probability: c.p,
-            sources: source_plans(c, policy),
+            sources: plans.of(c, policy),
         })
         .collect()
 }

@@ -99,9 +99,9 @@ pub(super) async fn read(
         state: Some(RubricState::Published),
     };
     let rubrics = rubrics::list(conn, tenant, None, ALL, &published).await?;
-    Ok(Catalog {
+    Ok(Catalog::new(
         tracks,
-        roles: roles.into_iter().map(|r| r.value).collect(),
-        rubrics: rubrics.into_iter().map(|r| r.value).collect(),
-    })
+        roles.into_iter().map(|r| r.value).collect(),
+        rubrics.into_iter().map(|r| r.value).collect(),
+    ))
 }

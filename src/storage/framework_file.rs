@@ -152,23 +152,27 @@ pub async fn export(conn: &mut PgConnection, tenant: &TenantId) -> Result<Export
         .into_iter()
         .map(|c| c.value)
         .collect();
-    let mut catalog = catalog_cache::read(conn, tenant).await?;
+    let catalog = catalog_cache::read(conn, tenant).await?;
     let last_change: Option<DateTime<Utc>> = sqlx::query_scalar(LAST_CHANGE)
         .bind(&tenant.0)
         .fetch_one(&mut *conn)
         .await?;
     let Some(last_change) = last_change.filter(|_| {
-        !(catalog.tracks.is_empty() && competencies.is_empty() && catalog.roles.is_empty())
+        !(catalog.tracks().is_empty() && competencies.is_empty() && catalog.roles().is_empty())
     }) else {
         return Err(StorageError::NotFound {
             kind: "framework of tenant",
             id: tenant.0.clone(),
         });
     };
-    let roles = std::mem::take(&mut catalog.roles)
+    let (tracks, roles, rubrics) = catalog.into_parts();
+    let roles = roles
         .into_iter()
         .map(|role| {
-            let rubric = catalog.rubric(&role.id).map(|r| r.competencies.clone());
+            let rubric = rubrics
+                .iter()
+                .find(|r| r.role_id == role.id)
+                .map(|r| r.competencies.clone());
             RoleDocument::new(role, rubric)
         })
         .collect();
@@ -176,7 +180,7 @@ pub async fn export(conn: &mut PgConnection, tenant: &TenantId) -> Result<Export
         document: Document {
             format: FORMAT.to_string(),
             mode: ImportMode::default(),
-            tracks: catalog.tracks,
+            tracks,
             competencies,
             roles,
         },

@@ -215,12 +215,47 @@ impl Rubric {
 /// with its transitions, and the published version of each role's rubric.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    pub tracks: Vec<Track>,
-    pub roles: Vec<Role>,
-    pub rubrics: Vec<Rubric>,
+    tracks: Vec<Track>,
+    roles: Vec<Role>,
+    rubrics: Vec<Rubric>,
+    /// What the scoring engine reads of each rubric, in `rubrics`' order:
+    /// made once per catalog, which a server keeps while the framework is
+    /// unchanged, rather than once per recommendation.
+    expectations: Vec<Vec<Expectation>>,
 }
 
 impl Catalog {
+    pub fn new(tracks: Vec<Track>, roles: Vec<Role>, rubrics: Vec<Rubric>) -> Self {
+        let expectations = rubrics.iter().map(Rubric::expectations).collect();
+        Self {
+            tracks,
+            roles,
+            rubrics,
+            expectations,
+        }
+    }
+
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    pub fn rubrics(&self) -> &[Rubric] {
+        &self.rubrics
+    }
+
+    pub fn into_parts(self) -> (Vec<Track>, Vec<Role>, Vec<Rubric>) {
+        (self.tracks, self.roles, self.rubrics)
+    }
+
+    /// [`Rubric::expectations`] of each of [`Catalog::rubrics`], in order.
+    pub fn expectations(&self) -> &[Vec<Expectation>] {
+        &self.expectations
+    }
+
     pub fn role(&self, id: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.id == id)
     }

@@ -11,7 +11,7 @@ use super::observations::validate_evidence;
 use super::policy::ScoringPolicy;
 use super::rubric::{Expectation, validate_rubric};
 use super::samples::{GroupedSamples, Sample};
-use super::scores::{CompetencyScore, Contribution, RoleScore};
+use super::scores::{Band, CompetencyScore, CompetencyStatus, Contribution, RoleScore};
 use crate::domain::evidence::Observation;
 use crate::domain::validation::Violations;
 
@@ -95,14 +95,22 @@ pub fn score_calibrated_unchecked(
 ) -> RoleScore {
     let competencies: Vec<&str> = rubric.iter().map(|e| e.competency_id.as_str()).collect();
     let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
-    role_score(rubric, |c| samples.of(c), policy)
+    let competencies = rubric
+        .iter()
+        .enumerate()
+        .map(|(c, expectation)| {
+            let samples = samples.of(c);
+            let sums = EvidenceSums::of(samples);
+            let level = LevelScore::of(&sums, expectation.expected_level, policy);
+            competency_score(expectation, &sums, &level, samples)
+        })
+        .collect();
+    role_score(competencies, policy)
 }
 
 /// [`score_calibrated_unchecked`] of the same evidence against each of
-/// `rubrics`, in their order, with every competency's samples worked out
-/// once for all of them (rubrics of one framework share most of their
-/// competencies): what scoring a whole catalog for a recommendation costs.
-/// Each score is exactly the one [`score_calibrated_unchecked`] gives.
+/// `rubrics`, in their order ([`ManyRubrics`]). Each score is exactly the
+/// one [`score_calibrated_unchecked`] gives.
 pub fn score_calibrated_unchecked_many(
     evidence: &[Observation],
     adjustments: &RaterAdjustments,
@@ -110,86 +118,238 @@ pub fn score_calibrated_unchecked_many(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> Vec<RoleScore> {
-    let mut competencies: Vec<&str> = Vec::new();
-    let mut position: HashMap<&str, usize> = HashMap::new();
-    for expectation in rubrics.iter().flatten() {
-        position
-            .entry(expectation.competency_id.as_str())
-            .or_insert_with(|| {
-                competencies.push(expectation.competency_id.as_str());
-                competencies.len() - 1
+    let many = ManyRubrics::new(evidence, adjustments, rubrics, policy, as_of);
+    (0..rubrics.len()).map(|r| many.score(r)).collect()
+}
+
+/// The same evidence scored against many rubrics: what a recommendation does
+/// with a whole catalog, whose rubrics share most of their competencies
+/// (the built-in framework's 24 rubrics name 199 competencies, 52 distinct
+/// at their expected levels). Every competency's samples are grouped and
+/// summed once, and its posterior worked out once per expected level. A
+/// rubric's standing ([`ManyRubrics::totals`]) then costs a few sums and no
+/// allocation, and its full score ([`ManyRubrics::score`]) is exactly the
+/// one [`score_calibrated_unchecked`] gives.
+pub struct ManyRubrics<'r> {
+    rubrics: &'r [Vec<Expectation>],
+    policy: &'r ScoringPolicy,
+    samples: GroupedSamples,
+    /// Per competency (by its position in `samples`).
+    sums: Vec<EvidenceSums>,
+    /// What each competency of each rubric owes to its evidence and its
+    /// expected level, in rubric order: indices into `sums` and `levels`.
+    slots: Vec<Vec<(usize, usize)>>,
+    levels: Vec<LevelScore>,
+}
+
+impl<'r> ManyRubrics<'r> {
+    /// `evidence`, `adjustments`, `rubrics` and `policy` as for
+    /// [`score_calibrated_unchecked`] (already valid).
+    pub fn new(
+        evidence: &[Observation],
+        adjustments: &RaterAdjustments,
+        rubrics: &'r [Vec<Expectation>],
+        policy: &'r ScoringPolicy,
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        let mut competencies: Vec<&str> = Vec::new();
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        let mut level_slot: HashMap<(usize, u8), usize> = HashMap::new();
+        let mut level_keys: Vec<(usize, u8)> = Vec::new();
+        let slots = rubrics
+            .iter()
+            .map(|rubric| {
+                rubric
+                    .iter()
+                    .map(|expectation| {
+                        let id = expectation.competency_id.as_str();
+                        let c = *position.entry(id).or_insert_with(|| {
+                            competencies.push(id);
+                            competencies.len() - 1
+                        });
+                        let key = (c, expectation.expected_level);
+                        let level = *level_slot.entry(key).or_insert_with(|| {
+                            level_keys.push(key);
+                            level_keys.len() - 1
+                        });
+                        (c, level)
+                    })
+                    .collect()
+            })
+            .collect();
+        let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
+        let sums: Vec<EvidenceSums> = (0..competencies.len())
+            .map(|c| EvidenceSums::of(samples.of(c)))
+            .collect();
+        let levels = level_keys
+            .into_iter()
+            .map(|(c, expected_level)| LevelScore::of(&sums[c], expected_level, policy))
+            .collect();
+        Self {
+            rubrics,
+            policy,
+            samples,
+            sums,
+            slots,
+            levels,
+        }
+    }
+
+    /// Rubric `r`'s readiness, supported readiness, coverage and band.
+    pub fn totals(&self, r: usize) -> RoleTotals {
+        let parts = self.rubrics[r]
+            .iter()
+            .zip(&self.slots[r])
+            .map(|(expectation, &(c, level))| Part {
+                weight: expectation.weight,
+                critical: expectation.critical,
+                n: self.sums[c].n,
+                p: self.levels[level].p,
             });
+        RoleTotals::of(parts, self.policy)
     }
-    let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
-    rubrics
-        .iter()
-        .map(|rubric| {
-            role_score(
-                rubric,
-                |c| samples.of(position[rubric[c].competency_id.as_str()]),
-                policy,
-            )
-        })
-        .collect()
+
+    /// Rubric `r`'s full score.
+    pub fn score(&self, r: usize) -> RoleScore {
+        let competencies = self.rubrics[r]
+            .iter()
+            .zip(&self.slots[r])
+            .map(|(expectation, &(c, level))| {
+                competency_score(
+                    expectation,
+                    &self.sums[c],
+                    &self.levels[level],
+                    self.samples.of(c),
+                )
+            })
+            .collect();
+        role_score(competencies, self.policy)
+    }
 }
 
-/// A rubric's score from the samples of each of its competencies (by the
-/// competency's position in the rubric).
-fn role_score<'s>(
-    rubric: &[Expectation],
-    samples_of: impl Fn(usize) -> &'s [Sample],
-    policy: &ScoringPolicy,
-) -> RoleScore {
-    let competencies: Vec<CompetencyScore> = rubric
-        .iter()
-        .enumerate()
-        .map(|(c, expectation)| score_competency(expectation, samples_of(c), policy))
-        .collect();
+/// A rubric's standing without its competencies' details.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoleTotals {
+    pub readiness: f64,
+    pub supported_readiness: f64,
+    pub coverage: f64,
+    pub band: Band,
+}
 
-    let total_weight = compensated_sum(competencies.iter().map(|c| c.weight));
-    let readiness = share(
-        compensated_sum(competencies.iter().map(|c| c.weight * c.p)),
-        total_weight,
+/// What a rubric's totals read of one of its competencies' scores.
+#[derive(Clone, Copy)]
+struct Part {
+    weight: f64,
+    critical: bool,
+    n: f64,
+    p: f64,
+}
+
+impl RoleTotals {
+    fn of(parts: impl Iterator<Item = Part> + Clone, policy: &ScoringPolicy) -> Self {
+        let total_weight = compensated_sum(parts.clone().map(|c| c.weight));
+        let readiness = share(
+            compensated_sum(parts.clone().map(|c| c.weight * c.p)),
+            total_weight,
+        );
+        let evidenced = || parts.clone().filter(|c| c.n >= policy.min_evidence);
+        let coverage = share(compensated_sum(evidenced().map(|c| c.weight)), total_weight);
+        let supported_readiness = share(
+            compensated_sum(evidenced().map(|c| c.weight * c.p)),
+            total_weight,
+        );
+        let every_critical_met = parts.clone().all(|c| !c.critical || c.p >= 0.5);
+        Self {
+            band: model::band(readiness, coverage, every_critical_met),
+            readiness,
+            supported_readiness,
+            coverage,
+        }
+    }
+}
+
+/// A rubric's score from its competencies' scores, in rubric order.
+fn role_score(competencies: Vec<CompetencyScore>, policy: &ScoringPolicy) -> RoleScore {
+    let totals = RoleTotals::of(
+        competencies.iter().map(|c| Part {
+            weight: c.weight,
+            critical: c.critical,
+            n: c.n,
+            p: c.p,
+        }),
+        policy,
     );
-    let evidenced = || competencies.iter().filter(|c| c.n >= policy.min_evidence);
-    let coverage = share(compensated_sum(evidenced().map(|c| c.weight)), total_weight);
-    let supported_readiness = share(
-        compensated_sum(evidenced().map(|c| c.weight * c.p)),
-        total_weight,
-    );
-    let every_critical_met = competencies.iter().all(|c| !c.critical || c.p >= 0.5);
     RoleScore {
-        band: model::band(readiness, coverage, every_critical_met),
         competencies,
-        readiness,
-        supported_readiness,
-        coverage,
+        readiness: totals.readiness,
+        supported_readiness: totals.supported_readiness,
+        coverage: totals.coverage,
+        band: totals.band,
     }
 }
 
-fn score_competency(
+/// What a competency's score owes to its evidence alone.
+struct EvidenceSums {
+    n: f64,
+    weighted_level_sum: f64,
+    disagreement: f64,
+}
+
+impl EvidenceSums {
+    fn of(samples: &[Sample]) -> Self {
+        let n = compensated_sum(samples.iter().map(|s| s.weight));
+        let weighted_level_sum = compensated_sum(samples.iter().map(|s| s.weight * s.level));
+        Self {
+            n,
+            weighted_level_sum,
+            disagreement: disagreement(samples, n, weighted_level_sum),
+        }
+    }
+}
+
+/// What it owes to its evidence and its expected level (not to its weight
+/// or whether it is critical).
+struct LevelScore {
+    m: f64,
+    sd: f64,
+    p: f64,
+    gap: f64,
+    status: CompetencyStatus,
+}
+
+impl LevelScore {
+    fn of(sums: &EvidenceSums, expected_level: u8, policy: &ScoringPolicy) -> Self {
+        let posterior = model::posterior(sums.n, sums.weighted_level_sum, expected_level, policy);
+        Self {
+            m: posterior.m,
+            sd: posterior.sd,
+            p: posterior.p,
+            gap: (model::bar(expected_level) - posterior.m).max(0.0),
+            status: model::status(sums.n, posterior.m, expected_level, policy),
+        }
+    }
+}
+
+fn competency_score(
     expectation: &Expectation,
+    sums: &EvidenceSums,
+    level: &LevelScore,
     samples: &[Sample],
-    policy: &ScoringPolicy,
 ) -> CompetencyScore {
-    let n = compensated_sum(samples.iter().map(|s| s.weight));
-    let weighted_level_sum = compensated_sum(samples.iter().map(|s| s.weight * s.level));
-    let posterior = model::posterior(n, weighted_level_sum, expectation.expected_level, policy);
-    let disagreement = disagreement(samples, n, weighted_level_sum);
     CompetencyScore {
         competency_id: expectation.competency_id.clone(),
         expected_level: expectation.expected_level,
         weight: expectation.weight,
         critical: expectation.critical,
-        n,
-        weighted_level_sum,
-        m: posterior.m,
-        sd: posterior.sd,
-        p: posterior.p,
-        gap: (model::bar(expectation.expected_level) - posterior.m).max(0.0),
-        disagreement,
-        status: model::status(n, posterior.m, expectation.expected_level, policy),
-        conflicting: disagreement > CONFLICT_THRESHOLD,
+        n: sums.n,
+        weighted_level_sum: sums.weighted_level_sum,
+        m: level.m,
+        sd: level.sd,
+        p: level.p,
+        gap: level.gap,
+        disagreement: sums.disagreement,
+        status: level.status,
+        conflicting: sums.disagreement > CONFLICT_THRESHOLD,
         contributions: samples
             .iter()
             .map(|s| Contribution {

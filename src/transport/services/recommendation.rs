@@ -174,7 +174,7 @@ fn changes(req: &pb::WhatIfRequest) -> Result<Changes, Violations> {
 /// Refuses hypothetical evidence about competencies no published rubric uses.
 fn unused_competencies(catalog: &Catalog, added: &[(String, Evidence)]) -> Result<(), Violations> {
     let known: HashSet<&str> = catalog
-        .rubrics
+        .rubrics()
         .iter()
         .flat_map(|r| r.competencies.iter().map(|c| c.competency_id.as_str()))
         .collect();
@@ -264,7 +264,7 @@ impl RecommendationService for RecommendationApi {
                             &subject.id,
                             &ctx.current_role,
                             subject.as_of,
-                            &result,
+                            result,
                         )
                     })
                     .await
@@ -341,7 +341,7 @@ fn what_if(
             &subject.id,
             &ctx.current_role,
             subject.as_of,
-            &result,
+            result,
         )),
         assessment,
     })
