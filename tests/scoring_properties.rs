@@ -4,7 +4,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::domain::evidence::{Observation, Source};
 use ladder::domain::scoring::{
     Expectation, MAX_PLANNED_OBSERVATIONS, ManyRubrics, RaterAdjustments, RoleScore, RoleTotals,
-    ScoringPolicy, SourceWeights, observations_needed, score, score_calibrated_unchecked_many,
+    RubricSet, ScoringPolicy, SourceWeights, observations_needed, score,
+    score_calibrated_unchecked_many,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -198,10 +199,11 @@ proptest! {
             .iter()
             .map(|rubric| Inputs { rubric: rubric.clone(), ..inputs.clone() }.score())
             .collect();
+        let set = RubricSet::new(rubrics.clone());
         let many = ManyRubrics::new(
             &inputs.evidence,
             &RaterAdjustments::default(),
-            &rubrics,
+            &set,
             &inputs.policy,
             as_of(),
         );

@@ -185,7 +185,7 @@ pub fn recommend(
     as_of: DateTime<Utc>,
     max_recommendations: usize,
 ) -> Recommendations {
-    let many = ManyRubrics::new(evidence, adjustments, catalog.expectations(), policy, as_of);
+    let many = ManyRubrics::new(evidence, adjustments, catalog.rubric_set(), policy, as_of);
     let scored: Vec<(&Rubric, RoleTotals)> = catalog
         .rubrics()
         .iter()

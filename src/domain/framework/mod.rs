@@ -13,7 +13,7 @@ pub use validate::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::scoring::Expectation;
+use crate::domain::scoring::{Expectation, RubricSet};
 
 /// One of the five levels of a competency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,20 +218,20 @@ pub struct Catalog {
     tracks: Vec<Track>,
     roles: Vec<Role>,
     rubrics: Vec<Rubric>,
-    /// What the scoring engine reads of each rubric, in `rubrics`' order:
-    /// made once per catalog, which a server keeps while the framework is
-    /// unchanged, rather than once per recommendation.
-    expectations: Vec<Vec<Expectation>>,
+    /// What the scoring engine reads of each rubric, in `rubrics`' order,
+    /// prepared for scoring them all: once per catalog, which a server keeps
+    /// while the framework is unchanged, rather than once per recommendation.
+    rubric_set: RubricSet,
 }
 
 impl Catalog {
     pub fn new(tracks: Vec<Track>, roles: Vec<Role>, rubrics: Vec<Rubric>) -> Self {
-        let expectations = rubrics.iter().map(Rubric::expectations).collect();
+        let rubric_set = RubricSet::new(rubrics.iter().map(Rubric::expectations).collect());
         Self {
             tracks,
             roles,
             rubrics,
-            expectations,
+            rubric_set,
         }
     }
 
@@ -251,9 +251,10 @@ impl Catalog {
         (self.tracks, self.roles, self.rubrics)
     }
 
-    /// [`Rubric::expectations`] of each of [`Catalog::rubrics`], in order.
-    pub fn expectations(&self) -> &[Vec<Expectation>] {
-        &self.expectations
+    /// [`Rubric::expectations`] of each of [`Catalog::rubrics`], in order,
+    /// prepared for scoring them all.
+    pub fn rubric_set(&self) -> &RubricSet {
+        &self.rubric_set
     }
 
     pub fn role(&self, id: &str) -> Option<&Role> {

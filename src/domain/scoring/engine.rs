@@ -118,44 +118,34 @@ pub fn score_calibrated_unchecked_many(
     policy: &ScoringPolicy,
     as_of: DateTime<Utc>,
 ) -> Vec<RoleScore> {
-    let many = ManyRubrics::new(evidence, adjustments, rubrics, policy, as_of);
+    let set = RubricSet::new(rubrics.to_vec());
+    let many = ManyRubrics::new(evidence, adjustments, &set, policy, as_of);
     (0..rubrics.len()).map(|r| many.score(r)).collect()
 }
 
-/// The same evidence scored against many rubrics: what a recommendation does
-/// with a whole catalog, whose rubrics share most of their competencies
-/// (the built-in framework's 24 rubrics name 199 competencies, 52 distinct
-/// at their expected levels). Every competency's samples are grouped and
-/// summed once, and its posterior worked out once per expected level. A
-/// rubric's standing ([`ManyRubrics::totals`]) then costs a few sums and no
-/// allocation, and its full score ([`ManyRubrics::score`]) is exactly the
-/// one [`score_calibrated_unchecked`] gives.
-pub struct ManyRubrics<'r> {
-    rubrics: &'r [Vec<Expectation>],
-    policy: &'r ScoringPolicy,
-    samples: GroupedSamples,
-    /// Per competency (by its position in `samples`).
-    sums: Vec<EvidenceSums>,
-    /// What each competency of each rubric owes to its evidence and its
-    /// expected level, in rubric order: indices into `sums` and `levels`.
+/// Rubrics prepared for scoring the same evidence against all of them
+/// ([`ManyRubrics`]): the competencies they name and the distinct
+/// (competency, expected level) pairs, worked out once rather than per
+/// call (a server keeps a tenant's catalog, and this with it, while its
+/// framework is unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct RubricSet {
+    rubrics: Vec<Vec<Expectation>>,
+    /// Every competency the rubrics name, once, in order of first mention.
+    competencies: Vec<String>,
+    /// Per rubric, per competency in rubric order: its position in
+    /// `competencies` and its (competency, expected level) pair's in `levels`.
     slots: Vec<Vec<(usize, usize)>>,
-    levels: Vec<LevelScore>,
+    /// The distinct (competency position, expected level) pairs.
+    levels: Vec<(usize, u8)>,
 }
 
-impl<'r> ManyRubrics<'r> {
-    /// `evidence`, `adjustments`, `rubrics` and `policy` as for
-    /// [`score_calibrated_unchecked`] (already valid).
-    pub fn new(
-        evidence: &[Observation],
-        adjustments: &RaterAdjustments,
-        rubrics: &'r [Vec<Expectation>],
-        policy: &'r ScoringPolicy,
-        as_of: DateTime<Utc>,
-    ) -> Self {
-        let mut competencies: Vec<&str> = Vec::new();
+impl RubricSet {
+    pub fn new(rubrics: Vec<Vec<Expectation>>) -> Self {
+        let mut competencies: Vec<String> = Vec::new();
         let mut position: HashMap<&str, usize> = HashMap::new();
         let mut level_slot: HashMap<(usize, u8), usize> = HashMap::new();
-        let mut level_keys: Vec<(usize, u8)> = Vec::new();
+        let mut levels: Vec<(usize, u8)> = Vec::new();
         let slots = rubrics
             .iter()
             .map(|rubric| {
@@ -164,56 +154,101 @@ impl<'r> ManyRubrics<'r> {
                     .map(|expectation| {
                         let id = expectation.competency_id.as_str();
                         let c = *position.entry(id).or_insert_with(|| {
-                            competencies.push(id);
+                            competencies.push(id.to_string());
                             competencies.len() - 1
                         });
                         let key = (c, expectation.expected_level);
                         let level = *level_slot.entry(key).or_insert_with(|| {
-                            level_keys.push(key);
-                            level_keys.len() - 1
+                            levels.push(key);
+                            levels.len() - 1
                         });
                         (c, level)
                     })
                     .collect()
             })
             .collect();
-        let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
-        let sums: Vec<EvidenceSums> = (0..competencies.len())
-            .map(|c| EvidenceSums::of(samples.of(c)))
-            .collect();
-        let levels = level_keys
-            .into_iter()
-            .map(|(c, expected_level)| LevelScore::of(&sums[c], expected_level, policy))
-            .collect();
         Self {
             rubrics,
-            policy,
-            samples,
-            sums,
+            competencies,
             slots,
             levels,
         }
     }
 
-    /// Rubric `r`'s readiness, supported readiness, coverage and band.
-    pub fn totals(&self, r: usize) -> RoleTotals {
-        let parts = self.rubrics[r]
+    /// The rubrics, in the order they were given.
+    pub fn rubrics(&self) -> &[Vec<Expectation>] {
+        &self.rubrics
+    }
+}
+
+/// The same evidence scored against every rubric of a [`RubricSet`]: what a
+/// recommendation does with a whole catalog, whose rubrics share most of
+/// their competencies (the built-in framework's 24 rubrics name 199
+/// competencies, 52 distinct at their expected levels). Every competency's
+/// samples are grouped and summed once, and its posterior worked out once
+/// per expected level. A rubric's standing ([`ManyRubrics::totals`]) then
+/// costs a few sums and no allocation, and its full score
+/// ([`ManyRubrics::score`]) is exactly the one [`score_calibrated_unchecked`]
+/// gives.
+pub struct ManyRubrics<'r> {
+    set: &'r RubricSet,
+    policy: &'r ScoringPolicy,
+    samples: GroupedSamples,
+    /// Per competency of the set.
+    sums: Vec<EvidenceSums>,
+    /// Per (competency, expected level) pair of the set.
+    levels: Vec<LevelScore>,
+}
+
+impl<'r> ManyRubrics<'r> {
+    /// `evidence`, `adjustments`, the set's rubrics and `policy` as for
+    /// [`score_calibrated_unchecked`] (already valid).
+    pub fn new(
+        evidence: &[Observation],
+        adjustments: &RaterAdjustments,
+        set: &'r RubricSet,
+        policy: &'r ScoringPolicy,
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        let competencies: Vec<&str> = set.competencies.iter().map(String::as_str).collect();
+        let samples = GroupedSamples::collect(evidence, adjustments, &competencies, policy, as_of);
+        let sums: Vec<EvidenceSums> = (0..competencies.len())
+            .map(|c| EvidenceSums::of(samples.of(c)))
+            .collect();
+        let levels = set
+            .levels
             .iter()
-            .zip(&self.slots[r])
-            .map(|(expectation, &(c, level))| Part {
-                weight: expectation.weight,
-                critical: expectation.critical,
-                n: self.sums[c].n,
-                p: self.levels[level].p,
-            });
+            .map(|&(c, expected_level)| LevelScore::of(&sums[c], expected_level, policy))
+            .collect();
+        Self {
+            set,
+            policy,
+            samples,
+            sums,
+            levels,
+        }
+    }
+
+    /// The standing of the set's rubric `r`.
+    pub fn totals(&self, r: usize) -> RoleTotals {
+        let parts =
+            self.set.rubrics[r]
+                .iter()
+                .zip(&self.set.slots[r])
+                .map(|(expectation, &(c, level))| Part {
+                    weight: expectation.weight,
+                    critical: expectation.critical,
+                    n: self.sums[c].n,
+                    p: self.levels[level].p,
+                });
         RoleTotals::of(parts, self.policy)
     }
 
-    /// Rubric `r`'s full score.
+    /// The full score of the set's rubric `r`.
     pub fn score(&self, r: usize) -> RoleScore {
-        let competencies = self.rubrics[r]
+        let competencies = self.set.rubrics[r]
             .iter()
-            .zip(&self.slots[r])
+            .zip(&self.set.slots[r])
             .map(|(expectation, &(c, level))| {
                 competency_score(
                     expectation,

@@ -18,7 +18,7 @@ mod scores;
 
 pub use adjustments::RaterAdjustments;
 pub use engine::{
-    ManyRubrics, RoleTotals, score, score_calibrated, score_calibrated_unchecked,
+    ManyRubrics, RoleTotals, RubricSet, score, score_calibrated, score_calibrated_unchecked,
     score_calibrated_unchecked_many, score_unchecked,
 };
 pub use observations::validate_evidence;
