@@ -15,39 +15,61 @@ use crate::load::{Measured, histogram, record};
 /// Evidence counts measured: "from 1,000 items up".
 pub const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 
-/// One `Measured` per size, of the evidence `inputs` makes: operations are
-/// evidence items scored, the latency is that of one `score` call.
+/// Turns each case's measurement is split into, taken in turn with the
+/// other cases': the host's speed drifts by a third within minutes, and
+/// measured one after the other the cases would each see a different
+/// stretch of it (a case measured first once read 20 M items/s against
+/// 27-30 M/s minutes before).
+const TURNS: u32 = 6;
+
+/// What makes a given amount of evidence.
+pub type Inputs = fn(usize) -> Vec<Observation>;
+
+/// One `Measured` per case (an evidence count and what makes that much
+/// evidence), in the cases' order: operations are evidence items scored,
+/// the latency is that of one `score` call. The cases are measured in
+/// [`TURNS`] alternating turns, and each case's turns are added up.
 pub fn measure(
     warmup: Duration,
     duration: Duration,
-    inputs: fn(usize) -> Vec<Observation>,
-    sizes: &[usize],
-) -> Result<Vec<(usize, Measured)>, Failure> {
+    cases: &[(usize, Inputs)],
+) -> Result<Vec<Measured>, Failure> {
     let rubric = rubric();
     let policy = ScoringPolicy::default();
-    let mut results = Vec::with_capacity(sizes.len());
-    for &size in sizes {
-        let evidence = inputs(size);
-        let run = |duration: Duration| -> Result<Measured, Failure> {
-            let mut latency = histogram();
-            let mut calls = 0u64;
-            let start = Instant::now();
-            while start.elapsed() < duration {
-                let started = Instant::now();
-                let scored = score(black_box(&evidence), &rubric, &policy, as_of())
-                    .map_err(|e| format!("the engine refused its inputs: {e:?}"))?;
-                black_box(scored);
-                record(&mut latency, started);
-                calls += 1;
-            }
-            Ok(Measured {
-                operations: calls * size as u64,
-                elapsed: start.elapsed(),
-                latency,
-            })
-        };
-        run(warmup)?;
-        results.push((size, run(duration)?));
+    let inputs: Vec<(usize, Vec<Observation>)> = cases
+        .iter()
+        .map(|&(size, make)| (size, make(size)))
+        .collect();
+    let run = |evidence: &[Observation], duration: Duration| -> Result<Measured, Failure> {
+        let mut latency = histogram();
+        let mut calls = 0u64;
+        let start = Instant::now();
+        while start.elapsed() < duration {
+            let started = Instant::now();
+            let scored = score(black_box(evidence), &rubric, &policy, as_of())
+                .map_err(|e| format!("the engine refused its inputs: {e:?}"))?;
+            black_box(scored);
+            record(&mut latency, started);
+            calls += 1;
+        }
+        Ok(Measured {
+            operations: calls * evidence.len() as u64,
+            elapsed: start.elapsed(),
+            latency,
+        })
+    };
+    for (_, evidence) in &inputs {
+        run(evidence, warmup)?;
+    }
+    let turn = duration / TURNS;
+    let mut results = inputs
+        .iter()
+        .map(|(_, evidence)| run(evidence, turn))
+        .collect::<Result<Vec<_>, _>>()?;
+    for _ in 1..TURNS {
+        for ((_, evidence), result) in inputs.iter().zip(&mut results) {
+            result.add(run(evidence, turn)?)?;
+        }
     }
     Ok(results)
 }

@@ -94,7 +94,8 @@ where
 }
 
 impl Measured {
-    fn add(&mut self, other: Measured) -> Result<(), Failure> {
+    /// Adds another measurement of the same workload (a later turn).
+    pub fn add(&mut self, other: Measured) -> Result<(), Failure> {
         self.operations += other.operations;
         self.elapsed += other.elapsed;
         self.latency.add(other.latency)?;
