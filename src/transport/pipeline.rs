@@ -19,7 +19,8 @@
 //!    rolled back when it fails ([`AppState::in_transaction`]; a framework
 //!    write that commits drops what this server keeps of the framework in
 //!    memory), or on a pooled connection whose session carries the tenant
-//!    for the scoring path ([`AppState::on_connection`]), or, for a read
+//!    for the scoring path ([`AppState::on_connection`]; kept for the next
+//!    such call when the body succeeds), or, for a read
 //!    answered from memory where it can be, with the database handle
 //!    ([`AppState::cached_read`]); a write ([`Method::writes`]) appends its
 //!    audit row in that transaction, naming what the body recorded with
