@@ -5,7 +5,6 @@ use ladder::domain::evidence::{Observation, Source};
 use ladder::domain::scoring::{
     Expectation, MAX_PLANNED_OBSERVATIONS, ManyRubrics, RaterAdjustments, RoleScore, RoleTotals,
     RubricSet, ScoringPolicy, SourceWeights, observations_needed, score,
-    score_calibrated_unchecked_many,
 };
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
@@ -188,13 +187,6 @@ proptest! {
     ) {
         let mut rubrics = vec![inputs.rubric.clone()];
         rubrics.extend(others);
-        let together = score_calibrated_unchecked_many(
-            &inputs.evidence,
-            &RaterAdjustments::default(),
-            &rubrics,
-            &inputs.policy,
-            as_of(),
-        );
         let alone: Vec<RoleScore> = rubrics
             .iter()
             .map(|rubric| Inputs { rubric: rubric.clone(), ..inputs.clone() }.score())
@@ -207,6 +199,7 @@ proptest! {
             &inputs.policy,
             as_of(),
         );
+        let together: Vec<RoleScore> = (0..rubrics.len()).map(|r| many.score(r)).collect();
         for (r, score) in alone.iter().enumerate() {
             let totals = RoleTotals {
                 readiness: score.readiness,

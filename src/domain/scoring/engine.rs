@@ -108,21 +108,6 @@ pub fn score_calibrated_unchecked(
     role_score(competencies, policy)
 }
 
-/// [`score_calibrated_unchecked`] of the same evidence against each of
-/// `rubrics`, in their order ([`ManyRubrics`]). Each score is exactly the
-/// one [`score_calibrated_unchecked`] gives.
-pub fn score_calibrated_unchecked_many(
-    evidence: &[Observation],
-    adjustments: &RaterAdjustments,
-    rubrics: &[Vec<Expectation>],
-    policy: &ScoringPolicy,
-    as_of: DateTime<Utc>,
-) -> Vec<RoleScore> {
-    let set = RubricSet::new(rubrics.to_vec());
-    let many = ManyRubrics::new(evidence, adjustments, &set, policy, as_of);
-    (0..rubrics.len()).map(|r| many.score(r)).collect()
-}
-
 /// Rubrics prepared for scoring the same evidence against all of them
 /// ([`ManyRubrics`]): the competencies they name and the distinct
 /// (competency, expected level) pairs, worked out once rather than per

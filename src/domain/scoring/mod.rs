@@ -19,7 +19,7 @@ mod scores;
 pub use adjustments::RaterAdjustments;
 pub use engine::{
     ManyRubrics, RoleTotals, RubricSet, score, score_calibrated, score_calibrated_unchecked,
-    score_calibrated_unchecked_many, score_unchecked,
+    score_unchecked,
 };
 pub use observations::validate_evidence;
 pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_for_min_evidence, observations_needed};
