@@ -159,11 +159,6 @@ impl RubricSet {
             levels,
         }
     }
-
-    /// The rubrics, in the order they were given.
-    pub fn rubrics(&self) -> &[Vec<Expectation>] {
-        &self.rubrics
-    }
 }
 
 /// The same evidence scored against every rubric of a [`RubricSet`]: what a
