@@ -10,8 +10,9 @@
 //! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
 //! assessment (a transaction around them would triple their round trips).
 //! The tenant is set for that connection's session when a call takes it
-//! (one round trip). When the call's statements were all answered, the
-//! connection is kept for the next scoring call ([`warm`]); otherwise it is
+//! (one round trip, saved when the connection's session already serves the
+//! call: [`Db::connection`]). When the call's statements were all answered,
+//! the connection is kept for the next scoring call ([`warm`]); otherwise it is
 //! cleared and given back to the pool, off the call's path (see
 //! [`TenantConnection`]).
 //!
@@ -136,14 +137,57 @@ pub struct TenantConnection {
     /// Since when the connection has gone from call to call without going
     /// back to the pool.
     kept_since: Instant,
+    /// What [`Db::connection`] last set the session to.
+    session: Option<Session>,
+    /// Told when clearing the connection finds it lost.
+    health: Arc<ConnectionHealth>,
 }
 
 impl TenantConnection {
-    fn new(conn: PooledConnection) -> Self {
+    fn new(conn: PooledConnection, health: Arc<ConnectionHealth>) -> Self {
         Self {
             conn: Some(conn),
             kept_since: Instant::now(),
+            session: None,
+            health,
         }
+    }
+
+    /// Whether the session was last set for `tenant`.
+    fn carries(&self, tenant: &TenantId) -> bool {
+        self.session.as_ref().is_some_and(|s| s.tenant == *tenant)
+    }
+}
+
+/// A tenant connection's session settings, as [`Db::connection`] set them.
+#[derive(Debug)]
+struct Session {
+    tenant: TenantId,
+    statement_timeout: Duration,
+}
+
+impl Session {
+    /// The settings for a call of `tenant` with `budget` left: statements
+    /// cut a little before the budget ends (at 99.5% of it), so that the
+    /// next calls, whose budgets differ by the moments they waited, find
+    /// the setting fits them too ([`Session::serves`]).
+    fn for_call(tenant: &TenantId, budget: Duration) -> Self {
+        let millis = (budget - budget / 200)
+            .as_millis()
+            .clamp(1, i32::MAX as u128);
+        Self {
+            tenant: tenant.clone(),
+            statement_timeout: Duration::from_millis(millis as u64),
+        }
+    }
+
+    /// Whether these settings serve a call of `tenant` with `budget` left
+    /// as well as setting them anew would: the same tenant, and statements
+    /// cut never after the budget ends and at most 1% of it before.
+    fn serves(&self, tenant: &TenantId, budget: Duration) -> bool {
+        self.tenant == *tenant
+            && self.statement_timeout <= budget
+            && self.statement_timeout >= budget - budget / 100
     }
 }
 
@@ -174,11 +218,21 @@ impl Drop for TenantConnection {
             conn.close_on_drop();
             return;
         };
+        let health = Arc::clone(&self.health);
         runtime.spawn(async move {
             // A cancelled statement still in flight is awaited first (sqlx
             // reads its answer before sending the next one).
-            if !clear_tenant(&mut conn).await {
-                conn.close_on_drop();
+            match clear_tenant(&mut conn).await {
+                Ok(true) => {}
+                Ok(false) => conn.close_on_drop(),
+                Err(err) => {
+                    // Kept connections used since are then checked first
+                    // (see `KEPT_SESSION_TRUSTED_FOR`).
+                    if connection_lost(&err) {
+                        health.lost_now();
+                    }
+                    conn.close_on_drop();
+                }
             }
         });
     }
@@ -192,12 +246,22 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 const PING: &str = "SELECT 1";
 
+/// A kept connection used this recently is taken as alive: its session
+/// settings are not sent again when they serve the next call
+/// ([`Session::serves`]), which saves the call a round trip. Longer idle,
+/// setting them again is also the check that finds a connection lost by a
+/// database restart (and the call then retries on a checked one,
+/// [`Db::checkout`]); a restart takes longer than this. A connection lost
+/// within it fails its next call, as calls in flight at the loss fail,
+/// and the loss is noted as it is cleared, so that the other kept
+/// connections are checked before use.
+const KEPT_SESSION_TRUSTED_FOR: Duration = Duration::from_secs(1);
+
 /// Runs [`CLEAR_TENANT`]: whether the connection may go back to the pool.
-async fn clear_tenant(conn: &mut PgConnection) -> bool {
+async fn clear_tenant(conn: &mut PgConnection) -> Result<bool, StorageError> {
     // A `&str` without arguments goes as a simple query.
-    sqlx::Executor::fetch_one(conn, CLEAR_TENANT)
-        .await
-        .is_ok_and(|row| row.get::<bool, _>(0))
+    let row = sqlx::Executor::fetch_one(conn, CLEAR_TENANT).await?;
+    Ok(row.get::<bool, _>(0))
 }
 
 /// For the transaction it runs in.
@@ -365,31 +429,50 @@ impl Db {
     /// A pooled connection outside any transaction whose session carries
     /// `tenant`, for work made of single statements (see the module
     /// documentation), whose statements are cancelled once `budget` has
-    /// passed: one kept from an earlier call if there is one ([`warm`]).
-    /// Taking it runs as a task of its own (see [`Db::begin_within`]).
+    /// passed (at 99.5% of it, [`Session::for_call`]): one kept from an
+    /// earlier call if there is one ([`warm`]), whose settings are sent
+    /// again only when they do not serve this call
+    /// ([`KEPT_SESSION_TRUSTED_FOR`]). Taking it runs as a task of its own
+    /// (see [`Db::begin_within`]).
     pub async fn connection(
         &self,
         tenant: &TenantId,
         budget: Duration,
     ) -> Result<TenantConnection, StorageError> {
-        let setting = timeout_setting(Some(budget));
         self.checkout(Some(budget), || {
             let (pool, warm, health) = (
                 self.pool.clone(),
                 Arc::clone(&self.warm),
                 Arc::clone(&self.health),
             );
-            let (tenant, setting) = (tenant.clone(), setting.clone());
+            let tenant = tenant.clone();
             run_to_completion(async move {
-                let mut conn = match warm.take(|idle_for| health.suspect(idle_for)) {
-                    Checkout::Kept(conn) => conn,
-                    Checkout::FromPool(_waiting) => TenantConnection::new(pool.acquire().await?),
+                let mut conn = match warm.take(&tenant, |idle_for| health.suspect(idle_for)) {
+                    Checkout::Kept { conn, idle_for } => {
+                        let trusted = idle_for < KEPT_SESSION_TRUSTED_FOR;
+                        let serves = conn
+                            .session
+                            .as_ref()
+                            .is_some_and(|s| s.serves(&tenant, budget));
+                        if trusted && serves {
+                            return Ok(conn);
+                        }
+                        conn
+                    }
+                    Checkout::FromPool(_waiting) => {
+                        TenantConnection::new(pool.acquire().await?, health)
+                    }
                 };
+                // Forgotten first: should setting fail, what the session
+                // carries is unknown (and the connection is not kept).
+                conn.session = None;
+                let session = Session::for_call(&tenant, budget);
                 sqlx::query(SET_SESSION_TENANT_AND_TIMEOUT)
                     .bind(&tenant.0)
-                    .bind(setting)
+                    .bind(timeout_setting(Some(session.statement_timeout)))
                     .execute(traced!(conn, SET_SESSION_TENANT_AND_TIMEOUT))
                     .await?;
+                conn.session = Some(session);
                 Ok(conn)
             })
         })

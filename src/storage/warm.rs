@@ -6,7 +6,9 @@
 //! call finished with every statement answered needs neither: nothing is in
 //! flight on it and no transaction is open (the scoring path runs single
 //! statements), and the next scoring call sets its own tenant and
-//! `statement_timeout` before its first statement anyway. Such connections
+//! `statement_timeout` before its first statement anyway (or finds them
+//! set as it needs them, when the connection's last call was its tenant's).
+//! Such connections
 //! wait here, still checked out of the pool, for the next scoring call
 //! (ladder-bench: dry runs 35-50% faster). Only [`Db::connection`] takes
 //! them, so the tenant a kept connection's session still carries is never
@@ -31,7 +33,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::TenantConnection;
+use super::{TenantConnection, TenantId};
 
 /// How long a connection may go from call to call without going back to
 /// the pool: it then goes back once (cleared and checked), so that it is
@@ -62,7 +64,10 @@ struct Kept {
 
 /// What a scoring call gets from [`WarmConnections::take`].
 pub(super) enum Checkout {
-    Kept(TenantConnection),
+    Kept {
+        conn: TenantConnection,
+        idle_for: Duration,
+    },
     /// None is kept: take one from the pool, holding this meanwhile.
     FromPool(PoolWait),
 }
@@ -99,19 +104,35 @@ impl WarmConnections {
         });
     }
 
-    /// The connection kept last, unless it has been idle long enough for
-    /// `suspect` to doubt it: then it and every connection kept before it
-    /// are given back to the pool (which checks them), and the caller takes
-    /// one from the pool like a call that found none kept.
-    pub(super) fn take(self: &Arc<Self>, suspect: impl Fn(Duration) -> bool) -> Checkout {
+    /// The connection kept last by a call of `tenant`, or else the one
+    /// kept last, unless that has been idle long enough for `suspect` to
+    /// doubt it: then it and every connection kept before it are given back
+    /// to the pool (which checks them), and the caller takes one from the
+    /// pool like a call that found none kept.
+    pub(super) fn take(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        suspect: impl Fn(Duration) -> bool,
+    ) -> Checkout {
         let mut state = self.state();
-        let doubted = match state.kept.pop() {
-            Some(last) if !suspect(last.idle_since.elapsed()) => return Checkout::Kept(last.conn),
-            Some(last) => {
-                let mut doubted = std::mem::take(&mut state.kept);
-                doubted.push(last);
-                doubted
+        let doubted = match state.kept.last() {
+            Some(last) if !suspect(last.idle_since.elapsed()) => {
+                // Kept earlier means idle longer: the tenant's own is taken
+                // only if it is not doubted either.
+                let last = state.kept.len() - 1;
+                let chosen = state
+                    .kept
+                    .iter()
+                    .rposition(|kept| kept.conn.carries(tenant))
+                    .filter(|&k| !suspect(state.kept[k].idle_since.elapsed()))
+                    .unwrap_or(last);
+                let kept = state.kept.remove(chosen);
+                return Checkout::Kept {
+                    idle_for: kept.idle_since.elapsed(),
+                    conn: kept.conn,
+                };
             }
+            Some(_) => std::mem::take(&mut state.kept),
             None => Vec::new(),
         };
         state.waiting += 1;

@@ -543,3 +543,84 @@ async fn kept_tenant_connections_serve_the_next_call_without_starving_the_pool()
         .await
         .expect("closing the pool does not wait for a kept connection");
 }
+
+/// A kept connection's session settings are sent again only when they would
+/// not serve the next call as well: a call of the same tenant with about
+/// the same time left, within a second of the last, finds them as they
+/// were (shown by a `statement_timeout` altered within the margin the rule
+/// allows); a shorter budget gets its own timeout, another tenant its own
+/// tenant, and after a second's idleness they are set again anyway (that
+/// statement is also what finds a connection lost). A call takes the
+/// connection its tenant used last rather than another tenant's.
+#[tokio::test]
+async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
+    use ladder::storage::{TenantConnection, TenantId};
+    const SESSION: &str = "SELECT current_setting('ladder.tenant_id', true), \
+         setting::int8, pg_backend_pid() FROM pg_settings WHERE name = 'statement_timeout'";
+    async fn session(conn: &mut TenantConnection) -> (String, i64, i32) {
+        let row = sqlx::query(SESSION).fetch_one(&mut **conn).await.unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    }
+    async fn alter_timeout(conn: &mut TenantConnection, millis: &str) {
+        sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+            .bind(millis)
+            .execute(&mut **conn)
+            .await
+            .unwrap();
+    }
+    let server = TestServer::start().await;
+    let db = server.app_db(2).await;
+    let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
+    let (long, short) = (Duration::from_secs(5), Duration::from_millis(200));
+
+    // Two connections; tenant a's is kept first, b's last.
+    let mut first_a = db.connection(&a, long).await.unwrap();
+    let mut first_b = db.connection(&b, long).await.unwrap();
+    let (tenant, timeout, pid_a) = session(&mut first_a).await;
+    assert_eq!(
+        (tenant.as_str(), timeout),
+        ("tenant-a", 4_975),
+        "99.5% of 5 s"
+    );
+    let (_, _, pid_b) = session(&mut first_b).await;
+    assert_ne!(pid_a, pid_b);
+    alter_timeout(&mut first_a, "4990").await;
+    db.finished(first_a);
+    db.finished(first_b);
+
+    let mut conn = db.connection(&a, long).await.unwrap();
+    assert_eq!(
+        session(&mut conn).await,
+        ("tenant-a".into(), 4_990, pid_a),
+        "tenant a's own connection, its session not set again"
+    );
+    db.finished(conn);
+
+    let mut conn = db.connection(&a, short).await.unwrap();
+    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 199, pid_a));
+    db.finished(conn);
+    let mut conn = db.connection(&a, long).await.unwrap();
+    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 4_975, pid_a));
+    alter_timeout(&mut conn, "4990").await;
+    db.finished(conn);
+
+    // Tenant c has no connection of its own: it gets the one kept last,
+    // tenant a's with the altered timeout, with its own settings.
+    let c = TenantId("tenant-c".into());
+    let mut conn = db.connection(&c, long).await.unwrap();
+    assert_eq!(session(&mut conn).await, ("tenant-c".into(), 4_975, pid_a));
+    alter_timeout(&mut conn, "4990").await;
+    db.finished(conn);
+    let mut conn = db.connection(&b, long).await.unwrap();
+    assert_eq!(session(&mut conn).await, ("tenant-b".into(), 4_975, pid_b));
+    db.finished(conn);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut conn = db.connection(&c, long).await.unwrap();
+    assert_eq!(
+        session(&mut conn).await,
+        ("tenant-c".into(), 4_975, pid_a),
+        "set again after a second idle"
+    );
+    db.finished(conn);
+    db.close().await;
+}
