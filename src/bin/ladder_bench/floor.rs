@@ -1,7 +1,8 @@
 //! The stack alone: a gRPC server built from the service's own stack (tonic
-//! on tokio, a sqlx pool taken and given back per call, TCP_NODELAY) that
-//! answers each call with the bare query and nothing else: no token, no
-//! tenant setting, no scoring, a five-byte answer. It runs as a child process
+//! on tokio, sqlx connections kept between calls as the real server keeps
+//! its scoring connections, TCP_NODELAY) that answers each call with the
+//! bare query and nothing else: no token, no tenant setting, no scoring, a
+//! five-byte answer. It runs as a child process
 //! like the real server, and what it reaches is the most any service built
 //! on this stack could reach for an assessment on this machine.
 //!
@@ -13,10 +14,12 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -43,6 +46,24 @@ type EvidenceRow = (Uuid, String, f64, String, f64, DateTime<Utc>);
 
 struct BareQuery {
     pool: PgPool,
+    /// Connections between calls, out of the pool, as the real server keeps
+    /// its scoring connections (`storage::warm`): giving one back to sqlx's
+    /// pool costs a round trip.
+    kept: Mutex<Vec<PoolConnection<Postgres>>>,
+}
+
+impl BareQuery {
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match kept {
+            Some(conn) => Ok(conn),
+            None => self.pool.acquire().await,
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -58,12 +79,18 @@ impl Health for BareQuery {
                 status: ServingStatus::Serving as i32,
             }));
         }
+        let unavailable = |e: sqlx::Error| Status::unavailable(e.to_string());
+        let mut conn = self.connection().await.map_err(unavailable)?;
         let rows: Vec<EvidenceRow> = sqlx::query_as(BARE_QUERY)
             .bind(TENANT)
             .bind(subject)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
         let status = if rows.is_empty() {
             ServingStatus::NotServing
         } else {
@@ -122,7 +149,10 @@ async fn serve() -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
-        .add_service(HealthServer::new(BareQuery { pool }))
+        .add_service(HealthServer::new(BareQuery {
+            pool,
+            kept: Mutex::default(),
+        }))
         .serve_with_incoming(incoming)
         .await?;
     Ok(())

@@ -501,8 +501,9 @@ async fn assess(
 }
 
 /// Not a row (it has no target): the stack alone ([`crate::floor`]), a
-/// server that runs the bare query through a sqlx pool per call and does
-/// nothing else, measured in alternating turns with dry-run assessments:
+/// server that runs the bare query per call on sqlx connections kept
+/// between calls (as the real server keeps its scoring connections) and
+/// does nothing else, measured in alternating turns with dry-run assessments:
 /// what any service on this stack could reach, against the ceiling, and how
 /// much of that the service's own work leaves.
 async fn stack_alone(
@@ -542,7 +543,7 @@ async fn stack_alone(
     .await?;
     server.stop();
     progress.say(&format!(
-        "the stack alone (tonic + a sqlx pool, the bare query per call, nothing else): {:.0}/s, \
+        "the stack alone (tonic + sqlx connections kept between calls, the bare query per call, nothing else): {:.0}/s, \
          {:.2}x the ceiling; dry-run assessments in the turns between: {:.0}/s, {:.2}x the stack alone",
         alone.per_second(),
         alone.per_second() / ceiling,
