@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::adjustments::RaterAdjustments;
 use super::model::{self, CONFLICT_THRESHOLD};
-use super::numeric::compensated_sum;
+use super::numeric::{CompensatedSum, compensated_sum};
 use super::observations::validate_evidence;
 use super::policy::ScoringPolicy;
 use super::rubric::{Expectation, validate_rubric};
@@ -312,8 +312,15 @@ struct EvidenceSums {
 
 impl EvidenceSums {
     fn of(samples: &[Sample]) -> Self {
-        let n = compensated_sum(samples.iter().map(|s| s.weight));
-        let weighted_level_sum = compensated_sum(samples.iter().map(|s| s.weight * s.level));
+        // One pass feeds both sums (each sees its terms in the same order as
+        // a pass of its own would, so the same bits).
+        let (mut n, mut weighted_level_sum) =
+            (CompensatedSum::default(), CompensatedSum::default());
+        for sample in samples {
+            n.add(sample.weight);
+            weighted_level_sum.add(sample.weight * sample.level);
+        }
+        let (n, weighted_level_sum) = (n.total(), weighted_level_sum.total());
         Self {
             n,
             weighted_level_sum,

@@ -14,18 +14,35 @@ pub(crate) fn standard_normal_cdf(z: f64) -> f64 {
 /// of weights of very different sizes (fresh and decades-old evidence) stay
 /// accurate to a few ulps instead of drifting with the number of terms.
 pub(crate) fn compensated_sum(terms: impl IntoIterator<Item = f64>) -> f64 {
-    let mut sum = 0.0_f64;
-    let mut compensation = 0.0_f64;
+    let mut sum = CompensatedSum::default();
     for term in terms {
-        let next = sum + term;
-        compensation += if sum.abs() >= term.abs() {
-            (sum - next) + term
-        } else {
-            (term - next) + sum
-        };
-        sum = next;
+        sum.add(term);
     }
-    sum + compensation
+    sum.total()
+}
+
+/// [`compensated_sum`] a term at a time, so that one pass over the terms
+/// of several sums can feed them all.
+#[derive(Default)]
+pub(crate) struct CompensatedSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl CompensatedSum {
+    pub fn add(&mut self, term: f64) {
+        let next = self.sum + term;
+        self.compensation += if self.sum.abs() >= term.abs() {
+            (self.sum - next) + term
+        } else {
+            (term - next) + self.sum
+        };
+        self.sum = next;
+    }
+
+    pub fn total(&self) -> f64 {
+        self.sum + self.compensation
+    }
 }
 
 #[cfg(test)]
