@@ -246,6 +246,10 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 const PING: &str = "SELECT 1";
 
+/// The `application_name` of [`Db::ping`]'s connection, as
+/// `pg_stat_activity` shows it.
+pub const HEALTH_PROBE_APPLICATION_NAME: &str = "ladder health probe";
+
 /// A kept connection used this recently is taken as alive: its session
 /// settings are not sent again when they serve the next call
 /// ([`Session::serves`]), which saves the call a round trip. Longer idle,
@@ -313,6 +317,8 @@ pub struct Db {
     health: Arc<ConnectionHealth>,
     acquire_stats: Arc<AcquireStats>,
     warm: Arc<WarmConnections>,
+    /// [`Db::ping`]'s connection, outside the pool.
+    probe: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -378,6 +384,7 @@ impl Db {
             health,
             acquire_stats: Arc::default(),
             warm: Arc::default(),
+            probe: Arc::default(),
         })
     }
 
@@ -580,7 +587,12 @@ impl Db {
     }
 
     /// Answers when the database does, on a connection of its own rather
-    /// than the pool's: a busy pool is not a dead database.
+    /// than the pool's: a busy pool is not a dead database. The connection
+    /// is kept from ping to ping (a new one each time cost a password
+    /// handshake every few seconds); one that fails is replaced at once, so
+    /// a database that restarted between two pings answers the second, and
+    /// its loss is noted so that the pool's connections idle since are
+    /// checked before use.
     pub async fn ping(&self) -> Result<(), StorageError> {
         // A closed pool (the server is stopping) serves nothing, whatever
         // the database says.
@@ -589,17 +601,35 @@ impl Db {
                 "the connection pool is closed".into(),
             ));
         }
+        let mut probe = self.probe.lock().await;
+        if let Some(conn) = probe.as_mut() {
+            if sqlx::query(PING).execute(&mut *conn).await.is_ok() {
+                return Ok(());
+            }
+            self.health.lost_now();
+            *probe = None;
+        }
         let pinged = async {
-            let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+            let options = self.pool.connect_options();
+            let options = options.as_ref().clone();
+            let mut conn = PgConnection::connect_with(
+                &options.application_name(HEALTH_PROBE_APPLICATION_NAME),
+            )
+            .await?;
             sqlx::query(PING).execute(&mut conn).await?;
-            conn.close().await?;
-            Ok(())
+            Ok(conn)
         }
         .await;
-        if pinged.is_err() {
-            self.health.lost_now();
+        match pinged {
+            Ok(conn) => {
+                *probe = Some(conn);
+                Ok(())
+            }
+            Err(err) => {
+                self.health.lost_now();
+                Err(err)
+            }
         }
-        pinged
     }
 
     /// Registers the connection pool's metrics in `registry`.
@@ -615,6 +645,10 @@ impl Db {
         // The pool's close waits for every connection to come back.
         self.warm.close();
         self.pool.close().await;
+        if let Some(probe) = self.probe.lock().await.take() {
+            // Closing politely is a courtesy; the socket goes either way.
+            let _ = probe.close().await;
+        }
     }
 }
 

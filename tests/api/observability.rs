@@ -557,6 +557,31 @@ async fn liveness_ignores_the_database_and_readiness_needs_it() {
     assert_eq!(get(admin, "/readyz").await.0, 200);
     assert_eq!(get(admin, "/nothing-here").await.0, 404);
 
+    // Pings go over one connection of their own, kept from ping to ping; a
+    // lost one is replaced at once rather than failing the probe.
+    const PROBES: &str = "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1";
+    let probes = || {
+        sqlx::query_scalar::<_, i32>(PROBES)
+            .bind(ladder::storage::HEALTH_PROBE_APPLICATION_NAME)
+            .fetch_all(&server.pool)
+    };
+    let first = probes().await.unwrap();
+    assert_eq!(first.len(), 1, "one probe connection: {first:?}");
+    for _ in 0..3 {
+        assert_eq!(get(admin, "/readyz").await.0, 200);
+    }
+    assert_eq!(probes().await.unwrap(), first, "the same connection");
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(first[0])
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(get(admin, "/readyz").await.0, 200);
+    let replaced = probes().await.unwrap();
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, first, "a new connection");
+
     // The database goes away (the pool is closed under the server).
     server.state.db.close().await;
     assert_eq!(get(admin, "/readyz").await.0, 503);
