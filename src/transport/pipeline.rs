@@ -26,7 +26,8 @@
 //!    audit row in that transaction, naming what the body recorded with
 //!    `TenantTx::audit` (the scoring path's one write, a stored assessment,
 //!    appends it in the statement that stores it); a write whose body fails
-//!    is audited with its outcome in a transaction of its own;
+//!    is audited with its outcome in a transaction of its own, as a task
+//!    that outlives the call;
 //! 7. maps the error to a `Status`, once, inside the span, and records the
 //!    status code on the span and in the metrics.
 //!
@@ -39,6 +40,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::storage::audit::{self, AuditEntry, Resources};
 use crate::storage::{TenantConnection, TenantReads, TenantTx};
@@ -354,9 +356,14 @@ impl AppState {
                     Err(err) => Status::from(err),
                 };
                 if call.method.writes {
-                    // Boxed: failed writes only, and the audit write's future
-                    // is large (every call's future would be as large).
-                    Box::pin(self.audit_failure(&call, status.code())).await;
+                    let recorded = self.audit_failure(&call, status.code());
+                    // A caller told of the failure finds it audited, except
+                    // past the deadline: that answer goes at once, before
+                    // the caller's own timer ends the call with CANCELLED,
+                    // and the row lands just after.
+                    if status.code() != tonic::Code::DeadlineExceeded {
+                        let _ = recorded.await;
+                    }
                 }
                 Err(status)
             })
@@ -364,25 +371,24 @@ impl AppState {
     }
 
     /// Records a write that failed after its request was accepted, in a
-    /// transaction of its own (the write's was rolled back). A failure to
-    /// record it is logged, and the caller still gets the write's error.
-    async fn audit_failure(&self, call: &Call, code: tonic::Code) {
+    /// transaction of its own (the write's was rolled back), as a task of
+    /// its own, so that it is recorded even when the caller gives up
+    /// meanwhile. A failure to record it is logged, and the caller still
+    /// gets the write's error.
+    fn audit_failure(&self, call: &Call, code: tonic::Code) -> tokio::task::JoinHandle<()> {
+        let (db, tenant, entry) = (self.db.clone(), call.tenant.clone(), call.audit_entry());
         let outcome = format!("{code:?}");
-        let recorded = async {
-            let mut tx = self.db.begin(&call.tenant).await?;
-            audit::append(
-                &mut tx,
-                &call.tenant,
-                &call.audit_entry(),
-                &Resources::default(),
-                &outcome,
-            )
-            .await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, outcome, "auditing a failed write");
-        }
+        let record = async move {
+            let recorded = async {
+                let mut tx = db.begin(&tenant).await?;
+                audit::append(&mut tx, &tenant, &entry, &Resources::default(), &outcome).await?;
+                tx.commit().await
+            }
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, outcome, "auditing a failed write");
+            }
+        };
+        tokio::spawn(record.in_current_span())
     }
 }

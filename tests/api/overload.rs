@@ -182,8 +182,8 @@ async fn two_hundred_clients_against_thirty_two_slots_lose_and_duplicate_nothing
 /// and the insert is gone from the database soon after (its
 /// `statement_timeout` ended it), nothing written. (The server answers
 /// 50 ms before the caller's own timer would end the call with CANCELLED;
-/// with a 50 ms deadline its head start was 10 ms, too little on a loaded
-/// machine for the failed write's audit row that goes before the answer.)
+/// with a 50 ms deadline its head start is 10 ms, little on a loaded
+/// machine.)
 #[tokio::test]
 async fn a_deadline_ends_the_call_and_its_statement() {
     let server = TestServer::start().await;
@@ -205,6 +205,46 @@ async fn a_deadline_ends_the_call_and_its_statement() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     release(lock).await;
+    assert_eq!(server.count("evidence").await, 1);
+}
+
+/// A write past its deadline is answered DEADLINE_EXCEEDED at once, even
+/// when its failure's audit row cannot be written yet (the audit log is
+/// locked too), and the row is written once it can: the audit does not
+/// wait for the caller, nor dies with the call.
+#[tokio::test]
+async fn a_write_past_its_deadline_is_answered_at_once_and_audited_later() {
+    let server = TestServer::start().await;
+    let mut c = client(&server).await;
+    c.batch_create_evidence(batch(items("warm", 1), Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let mut lock = lock_evidence(&server).await;
+    sqlx::raw_sql("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let err = c
+        .batch_create_evidence(batch(items("slow", 1), Duration::from_millis(250)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // The call is over on both ends; its audit still waits for the lock.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release(lock).await;
+    const FAILED: &str = "SELECT count(*) FROM audit_log \
+         WHERE method LIKE '%BatchCreateEvidence' AND outcome = 'DeadlineExceeded'";
+    let mut polls = 0;
+    while sqlx::query_scalar::<_, i64>(FAILED)
+        .fetch_one(&server.pool)
+        .await
+        .unwrap()
+        == 0
+    {
+        polls += 1;
+        assert!(polls < 100, "the failed write was never audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(server.count("evidence").await, 1);
 }
 
