@@ -5,14 +5,15 @@
 //! every published rubric of the tenant is scored with the same engine.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::evidence::{Observation, Source};
 use crate::domain::framework::{Catalog, Role, Rubric};
 use crate::domain::scoring::{
-    Band, CompetencyScore, CompetencyStatus, ManyRubrics, RaterAdjustments, RoleScore, RoleTotals,
-    ScoringPolicy, observations_for_min_evidence, observations_needed,
+    Band, CompetencyScore, CompetencyStatus, ManyRubrics, ProbabilityTarget, RaterAdjustments,
+    RoleScore, RoleTotals, ScoringPolicy, observations_for_min_evidence, observations_needed_for,
 };
 
 /// How far along transitions candidates are looked for.
@@ -22,6 +23,10 @@ pub const TOP: usize = 3;
 /// The probabilities the evidence plan aims for: even odds, then confidence.
 pub const EVEN_ODDS: f64 = 0.5;
 pub const CONFIDENT: f64 = 0.8;
+static EVEN_ODDS_TARGET: LazyLock<ProbabilityTarget> =
+    LazyLock::new(|| ProbabilityTarget::new(EVEN_ODDS));
+static CONFIDENT_TARGET: LazyLock<ProbabilityTarget> =
+    LazyLock::new(|| ProbabilityTarget::new(CONFIDENT));
 /// How many sources an evidence plan names per competency.
 pub const PLANNED_SOURCES: usize = 3;
 
@@ -394,8 +399,8 @@ fn source_plans(c: &CompetencyScore, policy: &ScoringPolicy) -> Vec<SourcePlan> 
         .map(|source| SourcePlan {
             source,
             for_enough_evidence: observations_for_min_evidence(c, source, policy),
-            for_even_odds: observations_needed(c, source, policy, EVEN_ODDS),
-            for_confidence: observations_needed(c, source, policy, CONFIDENT),
+            for_even_odds: observations_needed_for(c, source, policy, &EVEN_ODDS_TARGET),
+            for_confidence: observations_needed_for(c, source, policy, &CONFIDENT_TARGET),
         })
         .filter(|p| p.for_even_odds.is_some() || p.for_confidence.is_some())
         .collect();

@@ -22,7 +22,10 @@ pub use engine::{
     score_unchecked,
 };
 pub use observations::validate_evidence;
-pub use planning::{MAX_PLANNED_OBSERVATIONS, observations_for_min_evidence, observations_needed};
+pub use planning::{
+    MAX_PLANNED_OBSERVATIONS, ProbabilityTarget, observations_for_min_evidence,
+    observations_needed, observations_needed_for,
+};
 pub use policy::{MAX_CALIBRATION_WINDOW_DAYS, MAX_WEIGHT, ScoringPolicy, SourceWeights};
 pub use rubric::{Expectation, validate_rubric};
 pub use scores::{Band, CompetencyScore, CompetencyStatus, Contribution, RoleScore};

@@ -40,17 +40,27 @@ pub(crate) fn posterior(
     expected_level: u8,
     policy: &ScoringPolicy,
 ) -> Posterior {
+    let (m, z) = mean_and_z(n, weighted_level_sum, expected_level, policy);
+    Posterior {
+        m,
+        sd: policy.sigma / (policy.prior_strength + n).sqrt(),
+        p: standard_normal_cdf(z),
+    }
+}
+
+/// The posterior mean and z = (m − t)/sd, of which p = Φ(z).
+pub(crate) fn mean_and_z(
+    n: f64,
+    weighted_level_sum: f64,
+    expected_level: u8,
+    policy: &ScoringPolicy,
+) -> (f64, f64) {
     let total = policy.prior_strength + n;
     let m = (policy.prior_strength * policy.prior_mean + weighted_level_sum) / total;
-    let sd = policy.sigma / total.sqrt();
     // (m − t)/sd, arranged so that a σ small enough to make sd underflow to 0
     // yields ±∞ (or 0 when m = t) instead of 0/0.
     let z = (m - bar(expected_level)) / policy.sigma * total.sqrt();
-    Posterior {
-        m,
-        sd,
-        p: standard_normal_cdf(z),
-    }
+    (m, z)
 }
 
 pub(crate) fn status(

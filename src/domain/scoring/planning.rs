@@ -1,6 +1,7 @@
 //! How much more evidence would lift a competency to a target (SPEC §5).
 
 use super::model;
+use super::numeric::standard_normal_cdf;
 use super::policy::ScoringPolicy;
 use super::scores::CompetencyScore;
 use crate::domain::evidence::Source;
@@ -34,6 +35,16 @@ pub fn observations_needed(
     policy: &ScoringPolicy,
     target: f64,
 ) -> Option<u32> {
+    observations_needed_for(score, source, policy, &ProbabilityTarget::new(target))
+}
+
+/// [`observations_needed`] with the target prepared once for many plans.
+pub fn observations_needed_for(
+    score: &CompetencyScore,
+    source: Source,
+    policy: &ScoringPolicy,
+    target: &ProbabilityTarget,
+) -> Option<u32> {
     // The weight the engine gives such an observation: age 0, confidence 1.
     let weight = model::evidence_weight(
         policy.source_weights.get(source),
@@ -44,13 +55,13 @@ pub fn observations_needed(
     let weighted_level = weight * f64::from(score.expected_level);
     let reaches = |k: u32| {
         let k = f64::from(k);
-        let posterior = model::posterior(
+        let (_, z) = model::mean_and_z(
             score.n + k * weight,
             score.weighted_level_sum + k * weighted_level,
             score.expected_level,
             policy,
         );
-        posterior.p >= target
+        target.reached_at(z)
     };
 
     if reaches(0) {
@@ -60,6 +71,75 @@ pub fn observations_needed(
         return None;
     }
     smallest(reaches)
+}
+
+/// A target for p = Φ(z), with the z where the engine's Φ crosses it
+/// bracketed once, so that deciding whether a z reaches it mostly takes a
+/// comparison instead of Φ's `erfc` (the evidence plans were a quarter of a
+/// recommendation's instructions, each step of their searches an `erfc`).
+/// [`ProbabilityTarget::reached_at`] answers as `Φ(z) >= p` does: within
+/// [`MARGIN`] of the bracket it computes Φ, and beyond it the answer
+/// follows from Φ being monotone, which the search over k relies on
+/// already.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbabilityTarget {
+    p: f64,
+    /// Every z at or above this reaches p; every z at or below
+    /// `short_at_most` does not.
+    reached_from: f64,
+    short_at_most: f64,
+}
+
+/// Room kept on either side of the bracketed crossing, far wider than the
+/// z-steps at which Φ's rounding could waver.
+const MARGIN: f64 = 1e-9;
+
+impl ProbabilityTarget {
+    pub fn new(p: f64) -> Self {
+        let reaches = |z: f64| standard_normal_cdf(z) >= p;
+        // Φ is 0 below −38.5 and 1 above 8.3 in f64.
+        let (mut short, mut reached) = (-40.0, 40.0);
+        if reaches(short) {
+            // Every z (p ≤ 0); NaN compares false, so only a NaN z is short.
+            return Self {
+                p,
+                reached_from: f64::NEG_INFINITY,
+                short_at_most: f64::NAN,
+            };
+        }
+        if !reaches(reached) {
+            // No z (p > 1, or NaN).
+            return Self {
+                p,
+                reached_from: f64::INFINITY,
+                short_at_most: f64::INFINITY,
+            };
+        }
+        while reached - short > MARGIN {
+            let middle = short + (reached - short) / 2.0;
+            if reaches(middle) {
+                reached = middle;
+            } else {
+                short = middle;
+            }
+        }
+        Self {
+            p,
+            reached_from: reached + MARGIN,
+            short_at_most: short - MARGIN,
+        }
+    }
+
+    /// Whether Φ(z) ≥ p.
+    pub fn reached_at(&self, z: f64) -> bool {
+        if z <= self.short_at_most {
+            false
+        } else if z >= self.reached_from {
+            true
+        } else {
+            standard_normal_cdf(z) >= self.p
+        }
+    }
 }
 
 /// The smallest number of new observations from `source`, made today with full
@@ -174,6 +254,38 @@ mod tests {
             observations_needed(&score, Source::Manager, &policy, 0.5),
             Some(1)
         );
+    }
+
+    proptest::proptest! {
+        /// A prepared target answers as computing Φ does, at and around
+        /// its crossing, in both tails and for targets outside (0, 1].
+        #[test]
+        fn a_prepared_target_answers_as_phi_does(
+            p in proptest::prop_oneof![
+                0.0..=1.0,
+                proptest::prelude::Just(0.5),
+                proptest::prelude::Just(0.8),
+                proptest::prelude::Just(1.0),
+                proptest::prelude::Just(-0.5),
+                proptest::prelude::Just(1.5),
+                proptest::prelude::Just(1e-300),
+                proptest::prelude::Just(f64::NAN),
+            ],
+            offsets in proptest::collection::vec(-1e-8..1e-8, 50),
+            zs in proptest::collection::vec(proptest::prelude::any::<f64>(), 20),
+        ) {
+            let target = ProbabilityTarget::new(p);
+            let crossing = target.reached_from - MARGIN;
+            let near = offsets.iter().map(|d| crossing + d);
+            let special = [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 0.0, -0.0, 8.3, -38.5];
+            for z in near.chain(zs).chain(special) {
+                proptest::prop_assert_eq!(
+                    target.reached_at(z),
+                    standard_normal_cdf(z) >= p,
+                    "z = {:e}, p = {:e}", z, p
+                );
+            }
+        }
     }
 
     #[test]
