@@ -361,8 +361,10 @@ impl AppState {
                     // past the deadline: that answer goes at once, before
                     // the caller's own timer ends the call with CANCELLED,
                     // and the row lands just after.
-                    if status.code() != tonic::Code::DeadlineExceeded {
-                        let _ = recorded.await;
+                    if status.code() != tonic::Code::DeadlineExceeded
+                        && let Err(e) = recorded.await
+                    {
+                        tracing::error!(error = %e, "auditing a failed write stopped");
                     }
                 }
                 Err(status)
