@@ -261,6 +261,13 @@ pub const HEALTH_PROBE_APPLICATION_NAME: &str = "ladder health probe";
 /// connections are checked before use.
 const KEPT_SESSION_TRUSTED_FOR: Duration = Duration::from_secs(1);
 
+/// The shortest `statement_timeout` a kept connection's session may carry:
+/// the next call's setting statement runs under it (PostgreSQL arms a
+/// statement's timer with the value in force when it starts), and a
+/// timeout of a few milliseconds, left by a call with a short deadline,
+/// could cut it on a busy machine and fail a call that has time enough.
+const SHORTEST_KEPT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Runs [`CLEAR_TENANT`]: whether the connection may go back to the pool.
 async fn clear_tenant(conn: &mut PgConnection) -> Result<bool, StorageError> {
     // A `&str` without arguments goes as a simple query.
@@ -301,12 +308,17 @@ fn connection_lost(err: &StorageError) -> bool {
     matches!(err, StorageError::Unavailable(_))
 }
 
-/// Clears the session's tenant and tells whether the statement ran outside
-/// any transaction. Sent as a simple query, whose implicit transaction
-/// starts at the statement's own timestamp: the two are equal only then, so
-/// an open transaction left behind (by a cancelled `BEGIN`, say) shows, and
-/// the connection is closed instead of pooled.
+/// Clears the session's tenant, restores its `statement_timeout` (a short
+/// one, left by a call with a short deadline, would otherwise bound the
+/// first statement of the pool's next user, before that sets its own), and
+/// tells whether the statement ran outside any transaction. Sent as a
+/// simple query, whose implicit transaction starts at the statement's own
+/// timestamp: the two are equal only then, so an open transaction left
+/// behind (by a cancelled `BEGIN`, say) shows, and the connection is closed
+/// instead of pooled.
 const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS NOT NULL \
+     AND set_config('statement_timeout', \
+         (SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout'), false) IS NOT NULL \
      AND transaction_timestamp() = statement_timestamp()";
 
 #[derive(Debug, Clone)]
@@ -488,9 +500,17 @@ impl Db {
 
     /// Takes back a connection from [`Db::connection`] whose call is over
     /// with every statement answered, and keeps it for the next scoring
-    /// call. (Dropping one instead clears it and gives it back to the pool.)
+    /// call, unless its session cuts statements within
+    /// [`SHORTEST_KEPT_TIMEOUT`]. (Dropping one instead clears it and gives
+    /// it back to the pool.)
     pub fn finished(&self, conn: TenantConnection) {
-        self.warm.keep(conn);
+        let keepable = conn
+            .session
+            .as_ref()
+            .is_some_and(|s| s.statement_timeout >= SHORTEST_KEPT_TIMEOUT);
+        if keepable {
+            self.warm.keep(conn);
+        }
     }
 
     /// Gives back to the pool the connections kept for scoring calls that

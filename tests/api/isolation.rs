@@ -551,7 +551,8 @@ async fn kept_tenant_connections_serve_the_next_call_without_starving_the_pool()
 /// allows); a shorter budget gets its own timeout, another tenant its own
 /// tenant, and after a second's idleness they are set again anyway (that
 /// statement is also what finds a connection lost). A call takes the
-/// connection its tenant used last rather than another tenant's.
+/// connection its tenant used last rather than another tenant's. A session
+/// that cuts statements within a second is not kept at all.
 #[tokio::test]
 async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
     use ladder::storage::{TenantConnection, TenantId};
@@ -571,7 +572,7 @@ async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
     let server = TestServer::start().await;
     let db = server.app_db(2).await;
     let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
-    let (long, short) = (Duration::from_secs(5), Duration::from_millis(200));
+    let (long, short) = (Duration::from_secs(5), Duration::from_secs(2));
 
     // Two connections; tenant a's is kept first, b's last.
     let mut first_a = db.connection(&a, long).await.unwrap();
@@ -597,7 +598,7 @@ async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
     db.finished(conn);
 
     let mut conn = db.connection(&a, short).await.unwrap();
-    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 199, pid_a));
+    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 1_990, pid_a));
     db.finished(conn);
     let mut conn = db.connection(&a, long).await.unwrap();
     assert_eq!(session(&mut conn).await, ("tenant-a".into(), 4_975, pid_a));
@@ -621,6 +622,18 @@ async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
         ("tenant-c".into(), 4_975, pid_a),
         "set again after a second idle"
     );
+    db.finished(conn);
+
+    // A session that cuts statements within a second is not kept (the next
+    // call's setting would run under its limit): the next call of the same
+    // tenant and budget finds it set anew, not as altered.
+    let brief = Duration::from_millis(200);
+    let mut conn = db.connection(&c, brief).await.unwrap();
+    assert_eq!(session(&mut conn).await.1, 199);
+    alter_timeout(&mut conn, "198").await;
+    db.finished(conn);
+    let mut conn = db.connection(&c, brief).await.unwrap();
+    assert_eq!(session(&mut conn).await.1, 199, "not kept");
     db.finished(conn);
     db.close().await;
 }
