@@ -637,3 +637,51 @@ async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
     db.finished(conn);
     db.close().await;
 }
+
+/// A tenant connection given back to the pool (its call failed or was
+/// cancelled) goes back with the session's `statement_timeout` restored: a
+/// short one, left by a call with a short deadline, would otherwise bound
+/// the next user's first statement (the timer of a statement is armed with
+/// the value in force when it starts).
+#[tokio::test]
+async fn a_connection_given_back_carries_no_call_s_statement_timeout() {
+    use ladder::storage::TenantId;
+    let server = TestServer::start().await;
+    let db = server.app_db(1).await;
+    let tenant = TenantId("tenant-a".into());
+    let mut default = db.begin(&tenant).await.unwrap();
+    // The session's value shows once the transaction's own is gone.
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut *default)
+        .await
+        .unwrap();
+    let session_default: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut *default)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut *default).await.unwrap();
+    default.commit().await.unwrap();
+
+    let mut conn = db
+        .connection(&tenant, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let brief: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(brief, "199ms");
+    drop(conn); // as a failed call does: cleared, then pooled
+
+    // The pool's one connection, once it is back.
+    let mut tx = db.begin(&tenant).await.unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+    let after: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(after, session_default);
+    db.close().await;
+}
