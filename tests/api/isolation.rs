@@ -649,18 +649,20 @@ async fn a_connection_given_back_carries_no_call_s_statement_timeout() {
     let server = TestServer::start().await;
     let db = server.app_db(1).await;
     let tenant = TenantId("tenant-a".into());
-    let mut default = db.begin(&tenant).await.unwrap();
-    // The session's value shows once the transaction's own is gone.
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut *default)
-        .await
-        .unwrap();
-    let session_default: String = sqlx::query_scalar("SHOW statement_timeout")
-        .fetch_one(&mut *default)
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut *default).await.unwrap();
-    default.commit().await.unwrap();
+    // The pooled connection's session value, seen from a transaction of
+    // the tenant once the transaction's own value is gone.
+    let pooled_timeout = async || {
+        let mut tx = db.begin(&tenant).await.unwrap();
+        sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+        let session: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::raw_sql("BEGIN").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        session
+    };
+    let session_default = pooled_timeout().await;
 
     let mut conn = db
         .connection(&tenant, Duration::from_millis(200))
@@ -674,14 +676,6 @@ async fn a_connection_given_back_carries_no_call_s_statement_timeout() {
     drop(conn); // as a failed call does: cleared, then pooled
 
     // The pool's one connection, once it is back.
-    let mut tx = db.begin(&tenant).await.unwrap();
-    sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
-    let after: String = sqlx::query_scalar("SHOW statement_timeout")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(after, session_default);
+    assert_eq!(pooled_timeout().await, session_default);
     db.close().await;
 }
