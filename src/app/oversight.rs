@@ -54,7 +54,7 @@ pub async fn explain_stored(
         .iter()
         .map(|e| e.observation())
         .collect();
-    explained(conn, tenant, assessment, &observations).await
+    explained(conn, tenant, assessment, &observations, Stored::Yes).await
 }
 
 /// Scores a subject now, without storing anything, and explains the result.
@@ -65,7 +65,22 @@ pub async fn explain_dry_run(
     spec: &AssessmentSpec,
 ) -> Result<ExplainedAssessment, ScoringError> {
     let (assessment, snapshot) = scoring::assess_with_inputs(db, conn, tenant, spec).await?;
-    Ok(explained(conn, tenant, assessment, &snapshot.inputs.observations).await?)
+    Ok(explained(
+        conn,
+        tenant,
+        assessment,
+        &snapshot.inputs.observations,
+        Stored::No,
+    )
+    .await?)
+}
+
+/// Whether the assessment explained was stored: a dry run's id names
+/// nothing a caller could look up, so its errors do not cite it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Yes,
+    No,
 }
 
 async fn explained(
@@ -73,13 +88,20 @@ async fn explained(
     tenant: &TenantId,
     assessment: Assessment,
     observations: &[Observation],
+    stored: Stored,
 ) -> Result<ExplainedAssessment, StorageError> {
     let explanation = oversight::explain(&assessment.score, &assessment.policy, observations)
         .map_err(|e| {
-            StorageError::FailedPrecondition(format!(
-                "assessment {} can no longer be explained: {e}",
-                assessment.id
-            ))
+            StorageError::FailedPrecondition(match stored {
+                Stored::Yes => format!(
+                    "assessment {} can no longer be explained: {e}",
+                    assessment.id
+                ),
+                Stored::No => format!(
+                    "the dry run of {} for {} cannot be explained: {e}",
+                    assessment.subject_id, assessment.role_id
+                ),
+            })
         })?;
     let role_name = optional(roles::get(conn, tenant, &assessment.role_id).await)?
         .map_or_else(|| assessment.role_id.clone(), |role| role.value.name);
@@ -133,6 +155,8 @@ pub struct ComputedImpact {
     pub report: ImpactReport,
     /// The published rubric version every subject was assessed against.
     pub rubric_version: i32,
+    /// The rater calibration they were scored with, if any.
+    pub calibration_id: Option<Uuid>,
     /// What may be kept of the labels.
     pub audit: LabelsAudit,
 }
@@ -176,6 +200,7 @@ pub async fn impact_report(
     Ok(ComputedImpact {
         report: oversight::impact_report(&outcomes),
         rubric_version: scored.rubric_version,
+        calibration_id: scored.calibration_id,
         audit,
     })
 }

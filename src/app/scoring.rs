@@ -12,13 +12,14 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
+use crate::domain::evidence::Evidence;
 use crate::domain::framework::{Catalog, Rubric, RubricState};
 use crate::domain::scoring::{self, RoleScore};
 use crate::domain::validation::Violations;
 use crate::storage::audit::AuditEntry;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
-use crate::storage::{Db, StorageError, TenantId, assessments, rubrics};
+use crate::storage::{Db, StorageError, TenantId, assessments, calibrations, rubrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
@@ -62,6 +63,37 @@ impl ScoringSnapshot {
     ) -> Result<Cow<'_, Rubric>, StorageError> {
         rubric(&self.catalog, conn, tenant, role_id, version).await
     }
+}
+
+/// Adds to `inputs` the leniency, under the calibration they score with, of
+/// the rater of each item of `hypothetical` (evidence a what-if adds, not
+/// stored, so the scoring statement did not see its raters): the item is
+/// then scored as it would be once stored.
+pub async fn calibrate_hypothetical<'e>(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    inputs: &mut ScoringInputs,
+    hypothetical: impl IntoIterator<Item = &'e Evidence>,
+) -> Result<(), StorageError> {
+    let Some(calibration_id) = inputs.calibration_id else {
+        return Ok(());
+    };
+    let rated: Vec<&Evidence> = hypothetical
+        .into_iter()
+        .filter(|e| !e.rater_id.is_empty())
+        .collect();
+    if rated.is_empty() {
+        return Ok(());
+    }
+    let raters: Vec<&str> = rated.iter().map(|e| e.rater_id.as_str()).collect();
+    let effects = calibrations::leniencies_of(conn, tenant, calibration_id, &raters).await?;
+    for (id, leniency) in effects
+        .adjustments(rated.iter().map(|e| (e.id, e.rater_id.as_str())))
+        .iter()
+    {
+        inputs.rater_adjustments.insert(id, leniency);
+    }
+    Ok(())
 }
 
 /// The rubric version to assess against: the published one from the
@@ -153,12 +185,15 @@ pub async fn assess_with_inputs(
 #[derive(Debug)]
 pub struct ManyScores {
     pub rubric_version: i32,
+    /// The rater calibration they were scored with, if any.
+    pub calibration_id: Option<Uuid>,
     /// In the order of the subject ids asked for.
     pub scores: Vec<RoleScore>,
 }
 
 /// Scores every subject of `subject_ids` against `role_id`'s published
-/// rubric with the tenant's policy. The evidence of all of them is read in
+/// rubric with the tenant's policy (and its latest calibration when the
+/// policy turns calibration on), as an assessment would. The evidence of all of them is read in
 /// one statement and the catalog comes from memory while it is current.
 pub async fn assess_many(
     db: &Db,
@@ -179,13 +214,21 @@ pub async fn assess_many(
                 .observations
                 .get(subject_id)
                 .map_or(&[][..], Vec::as_slice);
-            // Stored evidence, policy and published rubrics passed validation
-            // when they were written, as for recommendations.
-            scoring::score_unchecked(observations, &expectations, &inputs.policy, as_of)
+            // Stored evidence, policy, published rubrics and calibrations
+            // passed validation when they were written, as for
+            // recommendations.
+            scoring::score_calibrated_unchecked(
+                observations,
+                &inputs.rater_adjustments,
+                &expectations,
+                &inputs.policy,
+                as_of,
+            )
         })
         .collect();
     Ok(ManyScores {
         rubric_version: rubric.version,
+        calibration_id: inputs.calibration_id,
         scores,
     })
 }

@@ -21,6 +21,7 @@ pub const MAX_STEPS: usize = 2;
 /// How many strengths and gaps a recommendation lists.
 pub const TOP: usize = 3;
 /// The probabilities the evidence plan aims for: even odds, then confidence.
+/// Confidence also parts strengths (p_c ≥ it) from gaps (SPEC §5).
 pub const EVEN_ODDS: f64 = 0.5;
 pub const CONFIDENT: f64 = 0.8;
 static EVEN_ODDS_TARGET: LazyLock<ProbabilityTarget> =
@@ -285,17 +286,28 @@ fn track_fits(
         .collect()
 }
 
-/// Competencies that meet or exceed the bar, strongest weighted evidence first.
+/// Whether a competency is scored on evidence rather than the prior alone
+/// (n_c ≥ min_evidence): only those are strengths or gaps.
+fn evidenced(c: &CompetencyScore) -> bool {
+    c.status != CompetencyStatus::InsufficientEvidence
+}
+
+/// A strength (SPEC §5): evidenced, and p_c ≥ 0.8.
+fn is_strength(c: &CompetencyScore) -> bool {
+    evidenced(c) && c.p >= CONFIDENT
+}
+
+/// A gap (SPEC §5): evidenced, and p_c < 0.8. Never a strength too.
+fn is_gap(c: &CompetencyScore) -> bool {
+    evidenced(c) && !is_strength(c)
+}
+
+/// Up to [`TOP`] strengths, largest W_c·p_c first, ties by competency id.
 fn strengths(score: &RoleScore) -> Vec<Strength> {
     let mut met: Vec<&CompetencyScore> = score
         .competencies
         .iter()
-        .filter(|c| {
-            matches!(
-                c.status,
-                CompetencyStatus::Meets | CompetencyStatus::Exceeds
-            )
-        })
+        .filter(|c| is_strength(c))
         .collect();
     met.sort_by(|a, b| {
         (b.weight * b.p)
@@ -317,9 +329,10 @@ fn shortfall(c: &CompetencyScore) -> f64 {
     c.weight * (1.0 - c.p)
 }
 
-/// The largest shortfalls W_c·(1 − p_c).
+/// Up to [`TOP`] gaps, largest shortfall W_c·(1 − p_c) first, ties by
+/// competency id.
 fn gaps(rubric: &Rubric, score: &RoleScore) -> Vec<Gap> {
-    let mut open: Vec<&CompetencyScore> = score.competencies.iter().collect();
+    let mut open: Vec<&CompetencyScore> = score.competencies.iter().filter(|c| is_gap(c)).collect();
     open.sort_by(|a, b| {
         shortfall(b)
             .total_cmp(&shortfall(a))
@@ -357,8 +370,9 @@ impl SourcePlans {
     }
 }
 
-/// Competencies with too little evidence or below the bar, the largest
-/// shortfall first, each with the sources that would settle it soonest.
+/// Competencies with too little evidence or a gap (every one, not only the
+/// [`TOP`] listed as gaps), the largest shortfall first, each with the
+/// sources that would settle it soonest.
 fn evidence_to_collect(
     score: &RoleScore,
     policy: &ScoringPolicy,
@@ -367,12 +381,12 @@ fn evidence_to_collect(
     let mut wanted: Vec<(&CompetencyScore, CollectionReason)> = score
         .competencies
         .iter()
-        .filter_map(|c| match c.status {
-            CompetencyStatus::InsufficientEvidence => {
+        .filter_map(|c| {
+            if !evidenced(c) {
                 Some((c, CollectionReason::InsufficientEvidence))
+            } else {
+                is_gap(c).then_some((c, CollectionReason::Gap))
             }
-            CompetencyStatus::Below => Some((c, CollectionReason::Gap)),
-            _ => None,
         })
         .collect();
     wanted.sort_by(|a, b| {

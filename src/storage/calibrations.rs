@@ -10,7 +10,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::calibration::{
-    Calibration, CalibrationRun, CalibrationWindow, RaterEffect, Rating, RatingSet,
+    Calibration, CalibrationRun, CalibrationWindow, RaterEffect, RaterEffects, Rating, RatingSet,
 };
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
@@ -297,4 +297,25 @@ pub async fn list_effects(
         }
     };
     Ok(rows.into_iter().map(RaterEffect::from).collect())
+}
+
+const LENIENCIES_OF: &str = "SELECT rater_id, leniency FROM rater_effects \
+     WHERE tenant_id = $1 AND calibration_id = $2 AND rater_id = ANY($3)";
+
+/// Calibration `id`'s leniencies of the raters among `rater_ids` it knows:
+/// for evidence that is not stored (a what-if's), which the scoring
+/// statement cannot look up.
+pub async fn leniencies_of(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    id: Uuid,
+    rater_ids: &[&str],
+) -> Result<RaterEffects, StorageError> {
+    let rows: Vec<(String, f64)> = sqlx::query_as(LENIENCIES_OF)
+        .bind(&tenant.0)
+        .bind(id)
+        .bind(rater_ids)
+        .fetch_all(traced!(conn, LENIENCIES_OF))
+        .await?;
+    Ok(rows.into_iter().collect())
 }

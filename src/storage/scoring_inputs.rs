@@ -81,10 +81,39 @@ struct InputsRow<'r> {
     current_role_id: Option<String>,
     #[sqlx(flatten)]
     evidence: EvidenceArrays<'r>,
+    #[sqlx(flatten)]
+    calibration: CalibrationColumns<'r>,
+}
+
+/// Each evidence item's rater (parallel to [`EvidenceArrays`]), the
+/// calibration to score with and its leniencies of those raters.
+#[derive(sqlx::FromRow)]
+struct CalibrationColumns<'r> {
     raters: PgStrs<'r>,
     calibration_id: Option<Uuid>,
     effect_raters: Vec<String>,
     leniencies: Vec<f64>,
+}
+
+impl CalibrationColumns<'_> {
+    /// The leniency to remove from each item of `evidence` (none without a
+    /// calibration).
+    fn adjustments(&self, evidence: &EvidenceArrays<'_>) -> RaterAdjustments {
+        let effects: RaterEffects = self
+            .effect_raters
+            .iter()
+            .cloned()
+            .zip(self.leniencies.iter().copied())
+            .collect();
+        effects.adjustments(
+            evidence
+                .ids
+                .0
+                .iter()
+                .copied()
+                .zip(self.raters.0.iter().copied()),
+        )
+    }
 }
 
 /// Reads a subject's scoring inputs as of `as_of` in one tenant-scoped
@@ -103,22 +132,14 @@ pub async fn read(
         .fetch_one(traced!(conn, READ))
         .await?;
     let row = InputsRow::from_row(&row)?;
-    let effects: RaterEffects = row.effect_raters.into_iter().zip(row.leniencies).collect();
-    let rater_adjustments = effects.adjustments(
-        row.evidence
-            .ids
-            .0
-            .iter()
-            .copied()
-            .zip(row.raters.0.iter().copied()),
-    );
+    let rater_adjustments = row.calibration.adjustments(&row.evidence);
     let observations = observations(row.evidence)?;
     Ok(ScoringInputs {
         framework_revision: row.framework_revision,
         policy: row.policy.map(|p| p.0).unwrap_or_default(),
         current_role_id: row.current_role_id,
         observations,
-        calibration_id: row.calibration_id,
+        calibration_id: row.calibration.calibration_id,
         rater_adjustments,
     })
 }
@@ -160,9 +181,11 @@ fn observations(arrays: EvidenceArrays<'_>) -> Result<Vec<Observation>, StorageE
 }
 
 /// Like [`READ`] for many subjects at once, without current roles: the
-/// evidence of every subject in `$2`, each item with its subject.
+/// evidence of every subject in `$2`, each item with its subject, and the
+/// leniencies of its raters when the policy turns calibration on.
 const READ_MANY: &str = "SELECT t.framework_revision, p.policy, \
-         e.subjects, e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed \
+         e.subjects, e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed, \
+         e.raters, c.id AS calibration_id, f.rater_ids AS effect_raters, f.leniencies \
      FROM (SELECT $1::text AS tenant_id) AS q \
      LEFT JOIN tenants t ON t.tenant_id = q.tenant_id \
      LEFT JOIN scoring_policies p ON p.tenant_id = q.tenant_id \
@@ -173,9 +196,19 @@ const READ_MANY: &str = "SELECT t.framework_revision, p.policy, \
                 COALESCE(array_agg(level), '{}') AS levels, \
                 COALESCE(array_agg(source), '{}') AS sources, \
                 COALESCE(array_agg(confidence), '{}') AS confidences, \
-                COALESCE(array_agg(observed_at), '{}') AS observed \
+                COALESCE(array_agg(observed_at), '{}') AS observed, \
+                COALESCE(array_agg(rater_id), '{}') AS raters \
          FROM evidence \
-         WHERE tenant_id = $1 AND subject_id = ANY($2) AND observed_at <= $3) AS e";
+         WHERE tenant_id = $1 AND subject_id = ANY($2) AND observed_at <= $3) AS e \
+     LEFT JOIN LATERAL ( \
+         SELECT id FROM calibrations \
+         WHERE tenant_id = $1 AND (p.policy ->> 'rater_calibration')::boolean IS TRUE \
+         ORDER BY create_time DESC, id DESC LIMIT 1) AS c ON true \
+     CROSS JOIN LATERAL ( \
+         SELECT COALESCE(array_agg(rater_id), '{}') AS rater_ids, \
+                COALESCE(array_agg(leniency), '{}') AS leniencies \
+         FROM rater_effects \
+         WHERE tenant_id = $1 AND calibration_id = c.id AND rater_id = ANY (e.raters)) AS f";
 
 /// What scoring many subjects as of one time reads from the database.
 #[derive(Debug)]
@@ -187,6 +220,11 @@ pub struct ManyScoringInputs {
     /// Each subject's evidence observed up to `as_of`; a subject without
     /// any has no entry.
     pub observations: HashMap<String, Vec<Observation>>,
+    /// As for [`ScoringInputs`]: the calibration to score with, if any.
+    pub calibration_id: Option<Uuid>,
+    /// Its leniency of each evidence item's rater, by evidence id (of every
+    /// subject).
+    pub rater_adjustments: RaterAdjustments,
 }
 
 #[derive(sqlx::FromRow)]
@@ -196,6 +234,8 @@ struct ManyInputsRow<'r> {
     subjects: PgArray<String>,
     #[sqlx(flatten)]
     evidence: EvidenceArrays<'r>,
+    #[sqlx(flatten)]
+    calibration: CalibrationColumns<'r>,
 }
 
 /// Reads the scoring inputs of every subject in `subject_ids` as of `as_of`
@@ -214,6 +254,7 @@ pub async fn read_many(
         .fetch_one(traced!(conn, READ_MANY))
         .await?;
     let row = ManyInputsRow::from_row(&row)?;
+    let rater_adjustments = row.calibration.adjustments(&row.evidence);
     let mut by_subject: HashMap<String, Vec<Observation>> = HashMap::new();
     for (subject_id, observation) in row.subjects.0.into_iter().zip(observations(row.evidence)?) {
         by_subject.entry(subject_id).or_default().push(observation);
@@ -222,5 +263,7 @@ pub async fn read_many(
         framework_revision: row.framework_revision,
         policy: row.policy.map(|p| p.0).unwrap_or_default(),
         observations: by_subject,
+        calibration_id: row.calibration.calibration_id,
+        rater_adjustments,
     })
 }

@@ -8,11 +8,13 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::domain::calibration::{Rating, RatingSet, calibrate};
+use ladder::proto::v1::explain_assessment_request::Target;
 use ladder::proto::v1::{
-    Assessment, BatchCreateEvidenceRequest, Calibration, CreateAssessmentRequest, Evidence,
-    EvidenceSource, GetAssessmentRequest, GetCalibrationRequest, ListCalibrationsRequest,
-    ListRaterEffectsRequest, RaterEffect, RecommendRequest, RunCalibrationRequest, ScoringPolicy,
-    UpdateScoringPolicyRequest, WhatIfRequest,
+    Assessment, BatchCreateEvidenceRequest, Calibration, ComputeImpactReportRequest,
+    CreateAssessmentRequest, DryRunAssessment, Evidence, EvidenceSource, ExplainAssessmentRequest,
+    GetAssessmentRequest, GetCalibrationRequest, GetRubricRequest, GroupLabel,
+    ListCalibrationsRequest, ListRaterEffectsRequest, RaterEffect, ReadinessBand, RecommendRequest,
+    RunCalibrationRequest, ScoringPolicy, UpdateScoringPolicyRequest, WhatIfRequest,
 };
 use serde::Deserialize;
 use tonic::Code;
@@ -847,4 +849,253 @@ async fn ladder_calibrate_prints_the_most_lenient_and_most_severe_raters() {
     let severe_line = printed.find(&line("mgr-severe")).expect(&printed);
     assert!(lenient < lenient_line && lenient_line < severe && severe < severe_line);
     assert!(printed.contains("b_r ± se_r") && printed.contains("overlap_r"));
+}
+
+/// Every competency of `role`'s published rubric.
+async fn rubric_competencies(c: &mut Clients, role: &str) -> Vec<String> {
+    c.rubric
+        .get_rubric(GetRubricRequest {
+            role_id: role.into(),
+            version: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rubric
+        .unwrap()
+        .competencies
+        .into_iter()
+        .map(|c| c.competency_id)
+        .collect()
+}
+
+/// SPEC §4's weight of a full-confidence manager rating a day old (as
+/// `rated` makes them), worked out here rather than read from the server.
+fn day_old_manager_weight() -> f64 {
+    0.5_f64.powf(1.0 / 365.0)
+}
+
+/// SPEC §11's leave-one-out influence Δ_e = m_c − m_c^(−e) of every item of
+/// one competency, given each item's calibrated level and weight, with the
+/// default prior (μ0 = 3, n0 = 1); and m_c itself.
+fn influences_by_hand(items: &[(f64, f64)]) -> (f64, Vec<f64>) {
+    let m = |items: &[(f64, f64)]| {
+        let n: f64 = items.iter().map(|(_, w)| w).sum();
+        let sum: f64 = items.iter().map(|(x, w)| w * x).sum();
+        (3.0 + sum) / (1.0 + n)
+    };
+    let all = m(items);
+    let deltas = (0..items.len())
+        .map(|e| {
+            let others: Vec<(f64, f64)> = items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != e)
+                .map(|(_, item)| *item)
+                .collect();
+            all - m(&others)
+        })
+        .collect();
+    (all, deltas)
+}
+
+#[tokio::test]
+async fn explanations_what_ifs_and_impact_reports_score_the_calibrated_levels() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let staff = rubric_competencies(&mut c, "staff_engineer").await;
+    // Two raters whose habits the calibration can see: both rate six people
+    // on every staff competency, the lenient one a level higher.
+    let mut items = Vec::new();
+    for k in 0..6 {
+        for competency in &staff {
+            let truth = 3.0 + 0.2 * f64::from(k);
+            for (rater, level) in [("mgr-lenient", truth + 1.0), ("mgr-strict", truth)] {
+                items.push(rated(
+                    &format!("cal-{k}"),
+                    competency,
+                    rater,
+                    level,
+                    &format!("cal-{k}-{competency}-{rater}"),
+                ));
+            }
+        }
+    }
+    // The two cases: a person rated 4.5 by the lenient rater and 3.5
+    // by the strict one, and a person rated by one calibrated rater only.
+    items.push(rated("both", COMPETENCY, "mgr-lenient", 4.5, "both-1"));
+    items.push(rated("both", COMPETENCY, "mgr-strict", 3.5, "both-2"));
+    items.push(rated("one", COMPETENCY, "mgr-lenient", 4.5, "one-1"));
+    // Five people only the lenient rater rated, on every competency.
+    for k in 0..5 {
+        for competency in &staff {
+            items.push(rated(
+                &format!("lenient-only-{k}"),
+                competency,
+                "mgr-lenient",
+                4.0 + 0.1 * f64::from(k),
+                &format!("lo-{k}-{competency}"),
+            ));
+        }
+    }
+    let stored: HashMap<String, Evidence> = ingest(&mut c, items)
+        .await
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    let calibration = run(&mut c, None).await;
+    set_calibration(&mut c, true).await;
+    let leniency: HashMap<String, f64> = effects(&mut c, &calibration.id, "", 0)
+        .await
+        .into_iter()
+        .map(|e| (e.rater_id, e.leniency))
+        .collect();
+    assert!(leniency["mgr-lenient"] > 0.2 && leniency["mgr-strict"] < -0.2);
+
+    // Explanations, stored and dry run, against SPEC §4/§11 by hand on the
+    // calibrated levels.
+    for subject in ["both", "one"] {
+        let assessment = assess_against(&mut c, subject, "staff_engineer", false).await;
+        assert_eq!(assessment.calibration_id, calibration.id);
+        let targets = [
+            Target::AssessmentId(assessment.id.clone()),
+            Target::DryRun(DryRunAssessment {
+                subject_id: subject.into(),
+                role_id: "staff_engineer".into(),
+                rubric_version: 0,
+                as_of: Some(timestamp(as_of())),
+            }),
+        ];
+        for target in targets {
+            let explanation = c
+                .oversight
+                .explain_assessment(ExplainAssessmentRequest {
+                    target: Some(target),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{subject}: {e:?}"))
+                .into_inner()
+                .explanation
+                .unwrap();
+            let explained = explanation
+                .competencies
+                .iter()
+                .find(|k| k.competency_id == COMPETENCY)
+                .unwrap();
+            let mut by_hand: Vec<(String, f64, f64)> = stored
+                .values()
+                .filter(|e| e.subject_id == subject && e.competency_id == COMPETENCY)
+                .map(|e| {
+                    (
+                        e.id.clone(),
+                        e.level - leniency[&e.rater_id],
+                        day_old_manager_weight(),
+                    )
+                })
+                .collect();
+            by_hand.sort_by(|a, b| a.0.cmp(&b.0));
+            let levels: Vec<(f64, f64)> = by_hand.iter().map(|(_, x, w)| (*x, *w)).collect();
+            let (m, deltas) = influences_by_hand(&levels);
+            close(explained.estimated_level, m, "m_c");
+            close(competency(&assessment).estimated_level, m, "assessed m_c");
+            assert_eq!(explained.top_influences.len(), by_hand.len());
+            for influence in &explained.top_influences {
+                let at = by_hand
+                    .iter()
+                    .position(|(id, _, _)| *id == influence.evidence_id)
+                    .unwrap();
+                close(influence.level, by_hand[at].1, "x_e");
+                close(influence.weight, by_hand[at].2, "w_e");
+                close(influence.delta, deltas[at], "Δ_e");
+            }
+        }
+    }
+
+    // A what-if's hypothetical rating by a calibrated rater scores as the
+    // same rating does once stored.
+    let added = Evidence {
+        observed_at: Some(timestamp(as_of())),
+        ..rated("one", "technical_influence", "mgr-lenient", 5.0, "one-2")
+    };
+    let hypothetical = c
+        .recommendation
+        .what_if(WhatIfRequest {
+            subject_id: "one".into(),
+            current_role_id: ROLE.into(),
+            as_of: Some(timestamp(as_of())),
+            role_id: "staff_engineer".into(),
+            added_evidence: vec![added.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment
+        .unwrap();
+    ingest(&mut c, vec![added]).await;
+    let real = assess_against(&mut c, "one", "staff_engineer", true).await;
+    let influence = |a: &Assessment| {
+        let k = a
+            .competencies
+            .iter()
+            .find(|k| k.competency_id == "technical_influence")
+            .unwrap();
+        (
+            k.estimated_level,
+            k.probability,
+            k.contributions[0].rater_adjustment,
+        )
+    };
+    assert_eq!(influence(&hypothetical), influence(&real));
+    assert_eq!(influence(&real).2, leniency["mgr-lenient"]);
+    assert_eq!(
+        (hypothetical.readiness, hypothetical.band),
+        (real.readiness, real.band)
+    );
+
+    // The impact report scores each labelled person as their stored
+    // assessment does: the same READY count and mean readiness, which the
+    // uncalibrated scores would not give.
+    let population: Vec<String> = (0..5).map(|k| format!("lenient-only-{k}")).collect();
+    let (mut ready, mut readiness) = (0, 0.0);
+    for subject in &population {
+        let a = assess_against(&mut c, subject, "staff_engineer", false).await;
+        assert_eq!(a.calibration_id, calibration.id);
+        ready += i64::from(a.band == ReadinessBand::Ready as i32);
+        readiness += a.readiness / population.len() as f64;
+    }
+    let report = c
+        .oversight
+        .compute_impact_report(ComputeImpactReportRequest {
+            role_id: "staff_engineer".into(),
+            as_of: Some(timestamp(as_of())),
+            labels: population
+                .iter()
+                .map(|s| GroupLabel {
+                    subject_id: s.clone(),
+                    group: "A".into(),
+                })
+                .collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(report.calibration_id, calibration.id);
+    let figures = report.groups[0].figures.unwrap();
+    assert_eq!(figures.ready, ready);
+    close(figures.mean_readiness, readiness, "mean readiness");
+    set_calibration(&mut c, false).await;
+    let mut uncalibrated = 0.0;
+    for subject in &population {
+        uncalibrated += assess_against(&mut c, subject, "staff_engineer", true)
+            .await
+            .readiness
+            / population.len() as f64;
+    }
+    assert!(
+        (uncalibrated - readiness).abs() > 0.01,
+        "calibration must matter here: {uncalibrated} vs {readiness}"
+    );
 }

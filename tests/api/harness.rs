@@ -11,6 +11,7 @@ pub use ladder::app::client::{Authed, Bearer};
 use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
 use ladder::proto::v1::audit_service_client::AuditServiceClient;
 use ladder::proto::v1::calibration_service_client::CalibrationServiceClient;
+use ladder::proto::v1::oversight_service_client::OversightServiceClient;
 use ladder::proto::v1::recommendation_service_client::RecommendationServiceClient;
 use ladder::proto::v1::rubric_service_client::RubricServiceClient;
 use ladder::proto::v1::subject_rights_service_client::SubjectRightsServiceClient;
@@ -118,6 +119,7 @@ pub struct Clients {
     pub calibration: CalibrationServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
     pub subject_rights: SubjectRightsServiceClient<Authed>,
+    pub oversight: OversightServiceClient<Authed>,
 }
 
 /// A real server on an ephemeral port over a fresh database.
@@ -263,9 +265,15 @@ impl TestServer {
 
     /// Clients sending exactly this `authorization` value (or none).
     pub async fn clients_with(&self, authorization: Option<String>) -> Clients {
-        let channel = self.channel().await;
         let bearer = Bearer(authorization.map(|a| a.parse().expect("ascii header")));
-        Clients {
+        Clients::on(self.channel().await, bearer)
+    }
+}
+
+impl Clients {
+    /// Every client over `channel`, each sending `bearer`.
+    pub fn on(channel: Channel, bearer: Bearer) -> Self {
+        Self {
             rubric: RubricServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             assessment: AssessmentServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             recommendation: RecommendationServiceClient::with_interceptor(
@@ -277,7 +285,11 @@ impl TestServer {
                 bearer.clone(),
             ),
             audit: AuditServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            subject_rights: SubjectRightsServiceClient::with_interceptor(channel, bearer),
+            subject_rights: SubjectRightsServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            oversight: OversightServiceClient::with_interceptor(channel, bearer),
         }
     }
 }

@@ -24,7 +24,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::harness::{
-    Authed, Bearer, Clients, TestServer, bad_fields, evidence, ladder_bin, timestamp, token,
+    Authed, Bearer, Clients, TestServer, bad_fields, evidence, ladder_bin, timestamp,
 };
 
 const ROLE: &str = "staff_engineer";
@@ -34,10 +34,7 @@ fn as_of() -> DateTime<Utc> {
 }
 
 async fn oversight_client(server: &TestServer, tenant: &str) -> OversightServiceClient<Authed> {
-    let bearer = Bearer(Some(
-        format!("Bearer {}", token(tenant)).parse().expect("ascii"),
-    ));
-    OversightServiceClient::with_interceptor(server.channel().await, bearer)
+    server.clients(tenant).await.oversight
 }
 
 async fn rubric(c: &mut Clients) -> Rubric {
@@ -917,9 +914,6 @@ async fn rows_holding(pool: &sqlx::PgPool, needle: &str) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
-    use ladder::proto::v1::assessment_service_client::AssessmentServiceClient;
-    use ladder::proto::v1::rubric_service_client::RubricServiceClient;
-
     let test_server = TestServer::start().await;
     let server = LoggedServer::start(&test_server.app_database_url());
     let channel = tonic::transport::Channel::from_shared(server.url())
@@ -927,29 +921,7 @@ async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
         .connect()
         .await
         .unwrap();
-    let mut c = Clients {
-        rubric: RubricServiceClient::with_interceptor(channel.clone(), Bearer(None)),
-        assessment: AssessmentServiceClient::with_interceptor(channel.clone(), Bearer(None)),
-        recommendation:
-            ladder::proto::v1::recommendation_service_client::RecommendationServiceClient::with_interceptor(
-                channel.clone(),
-                Bearer(None),
-            ),
-        calibration:
-            ladder::proto::v1::calibration_service_client::CalibrationServiceClient::with_interceptor(
-                channel.clone(),
-                Bearer(None),
-            ),
-        audit: ladder::proto::v1::audit_service_client::AuditServiceClient::with_interceptor(
-            channel.clone(),
-            Bearer(None),
-        ),
-        subject_rights:
-            ladder::proto::v1::subject_rights_service_client::SubjectRightsServiceClient::with_interceptor(
-                channel,
-                Bearer(None),
-            ),
-    };
+    let mut c = Clients::on(channel, Bearer(None));
     let rubric = rubric(&mut c).await;
     let mut items = Vec::new();
     for i in 0..5 {

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::proto::v1::{
-    BatchCreateEvidenceRequest, Evidence, EvidenceSource, GetRubricRequest, ReadinessBand,
-    RecommendRequest, RecommendResponse, UpdateSubjectRequest, WhatIfRequest,
+    BatchCreateEvidenceRequest, CompetencyStatus, CreateAssessmentRequest, Evidence,
+    EvidenceSource, GetRubricRequest, ReadinessBand, RecommendRequest, RecommendResponse,
+    UpdateSubjectRequest, WhatIfRequest,
 };
 use tonic::Code;
 
@@ -580,4 +581,108 @@ async fn junior_roles_are_never_recommended_unless_a_transition_offers_them() {
     );
     assert_eq!(response.track_fits.len(), 1);
     assert_eq!(response.track_fits[0].track_id, "engineering");
+}
+
+/// The status of `competency` in `subject`'s dry-run assessment against
+/// Staff Engineer as of `at`.
+async fn staff_status(
+    c: &mut Clients,
+    subject: &str,
+    competency: &str,
+    at: DateTime<Utc>,
+) -> CompetencyStatus {
+    let assessment = c
+        .assessment
+        .create_assessment(CreateAssessmentRequest {
+            subject_id: subject.into(),
+            role_id: "staff_engineer".into(),
+            as_of: Some(timestamp(at)),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment
+        .unwrap();
+    let k = assessment
+        .competencies
+        .iter()
+        .find(|k| k.competency_id == competency)
+        .unwrap();
+    CompetencyStatus::try_from(k.status).unwrap()
+}
+
+/// An HRIS sending what a review cycle yields, one manager rating per
+/// competency: with the default policy (min_evidence 0.5) it counts from
+/// the day it is given until it is a half-life old.
+#[tokio::test]
+async fn one_manager_rating_per_review_cycle_is_scored_for_a_year() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let given = as_of() - Duration::days(2);
+    ingest(
+        &mut c,
+        vec![evidence(
+            "emp-cycle",
+            "system_design",
+            4.0,
+            EvidenceSource::Manager,
+            given,
+            "cycle-2026-h1",
+        )],
+    )
+    .await;
+    for (at, scored) in [
+        (as_of(), true),
+        (given + Duration::days(364), true),
+        (given + Duration::days(366), false),
+    ] {
+        let status = staff_status(&mut c, "emp-cycle", "system_design", at).await;
+        assert_eq!(
+            status != CompetencyStatus::InsufficientEvidence,
+            scored,
+            "as of {at}: {status:?}"
+        );
+    }
+}
+
+/// The plan's "1 → scored" for a manager holds the day after the rating is
+/// given, not only at the instant it is made.
+#[tokio::test]
+async fn one_observation_to_be_scored_means_one_the_day_after() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let response = recommend(&mut c, "emp-plan").await;
+    let staff = response
+        .recommendations
+        .iter()
+        .find(|r| r.role_id == "staff_engineer")
+        .unwrap();
+    for wanted in &staff.evidence_to_collect {
+        let manager = wanted
+            .sources
+            .iter()
+            .find(|p| p.source == EvidenceSource::Manager as i32)
+            .unwrap();
+        assert_eq!(manager.observations_for_enough_evidence, Some(1));
+    }
+    let competency = &staff.evidence_to_collect[0].competency_id;
+    ingest(
+        &mut c,
+        vec![evidence(
+            "emp-plan",
+            competency,
+            3.0,
+            EvidenceSource::Manager,
+            as_of(),
+            "plan-1",
+        )],
+    )
+    .await;
+    let next_day = as_of() + Duration::days(1);
+    assert_ne!(
+        staff_status(&mut c, "emp-plan", competency, next_day).await,
+        CompetencyStatus::InsufficientEvidence
+    );
 }

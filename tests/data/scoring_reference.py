@@ -21,7 +21,7 @@ DEFAULT_POLICY = {
     "half_life_days": 365.0,
     "source_weights": {"self": 0.5, "peer": 0.8, "manager": 1.0,
                        "direct_report": 0.7, "artifact": 1.0, "calibration": 1.5},
-    "prior_mean": 3.0, "prior_strength": 1.0, "sigma": 1.0, "min_evidence": 1.0,
+    "prior_mean": 3.0, "prior_strength": 1.0, "sigma": 1.0, "min_evidence": 0.5,
 }
 TARGETS = ("0.5", "0.8")
 MAX_PLANNED = 1000

@@ -1,7 +1,8 @@
 //! A radar chart of estimated against expected level per competency, so a
 //! person can look rather than read: labelled rings, the estimate with its
 //! 80% interval as a band, and the competencies without enough evidence drawn
-//! hollow and dashed, since their "estimate" is only the prior.
+//! hollow and dashed, since their "estimate" is only the prior; the others
+//! are labelled strength or gap as recommendations list them.
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::app::error::AppError;
+use crate::domain::recommend::CONFIDENT;
 use crate::proto::v1 as pb;
 
 const WIDTH: u32 = 1000;
@@ -105,7 +107,14 @@ pub fn radar(assessment: &pb::Assessment, role_name: &str, path: &Path) -> Resul
             c.competency_id.clone()
         };
         let (color, note) = if evidenced(c) {
-            (BLACK, format!("expected {}", c.expected_level))
+            // SPEC §5's reading of an evidenced competency, as the
+            // recommendation lists it.
+            let reading = if c.probability >= CONFIDENT {
+                "strength"
+            } else {
+                "gap"
+            };
+            (BLACK, format!("expected {}, {reading}", c.expected_level))
         } else {
             (UNTESTED, "not yet evidenced".to_string())
         };

@@ -466,5 +466,11 @@ fn impact_text(r: &pb::ImpactReport) -> String {
         "\n{} labels in {} groups; SHA-256 of the labels: {}\n",
         r.label_count, r.group_count, r.labels_sha256
     ));
+    if !r.calibration_id.is_empty() {
+        out.push_str(&format!(
+            "rater leniency removed with calibration {}\n",
+            r.calibration_id
+        ));
+    }
     out
 }

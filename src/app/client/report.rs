@@ -166,7 +166,7 @@ pub fn recommendations(r: &pb::RecommendResponse) -> String {
                 "   collect: {} ({}): {}\n",
                 want.competency_id,
                 match pb::CollectionReason::try_from(want.reason) {
-                    Ok(pb::CollectionReason::Gap) => "below the bar",
+                    Ok(pb::CollectionReason::Gap) => "not yet p≥0.8",
                     _ => "too little evidence",
                 },
                 plans.join("; ")

@@ -66,7 +66,8 @@ pub struct Influence {
     pub evidence_id: Uuid,
     pub source: Source,
     pub observed_at: DateTime<Utc>,
-    /// x_e as it entered the score.
+    /// x_e as it entered the score: with rater calibration, the calibrated
+    /// level x_e − b_r.
     pub level: f64,
     /// w_e.
     pub weight: f64,
@@ -101,8 +102,9 @@ pub enum ExplainError {
 }
 
 /// Explains `score`, computed under `policy` from `evidence`: the observations
-/// exactly as they entered the score (with rater calibration on, at their
-/// calibrated levels). Evidence the score does not cite is ignored.
+/// as stored (with rater calibration on, each enters at its level less the
+/// rater adjustment its contribution records). Evidence the score does not
+/// cite is ignored.
 pub fn explain(
     score: &RoleScore,
     policy: &ScoringPolicy,
@@ -175,8 +177,11 @@ fn leave_one_out(
             .get(&contribution.evidence_id)
             .ok_or(ExplainError::MissingEvidence(contribution.evidence_id))?;
         let weight = contribution.weight;
-        weighted_level_sum += weight * observation.level;
-        magnitude += weight * observation.level.abs();
+        // x_e as it entered the score: under rater calibration the stored
+        // level less the leniency the contribution records (SPEC §10).
+        let level = observation.level - contribution.rater_adjustment;
+        weighted_level_sum += weight * level;
+        magnitude += weight * level.abs();
         // n_c − w_e is exactly 0 when e is the only item, so a tiny n0 still
         // gives the right denominator instead of a rounding residue.
         let others = (competency.n - weight).max(0.0);
@@ -184,9 +189,9 @@ fn leave_one_out(
             evidence_id: contribution.evidence_id,
             source: observation.source,
             observed_at: observation.observed_at,
-            level: observation.level,
+            level,
             weight,
-            delta: weight * (observation.level - competency.m) / (prior_strength + others),
+            delta: weight * (level - competency.m) / (prior_strength + others),
         });
     }
     // The closed form is only as right as the levels it is given: levels that
@@ -380,7 +385,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::scoring::{Expectation, score};
+    use crate::domain::scoring::{Expectation, RaterAdjustments, score, score_calibrated};
 
     fn as_of() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()
@@ -444,6 +449,43 @@ mod tests {
         let half_width = CREDIBLE_80_Z / 3.0_f64.sqrt();
         assert_eq!(competency.interval.lower, competency.estimate - half_width);
         assert_eq!(competency.interval.upper, competency.estimate + half_width);
+    }
+
+    #[test]
+    fn calibrated_levels_are_explained_as_they_entered_the_score() {
+        // A lenient rater's 4.5 (b = +1/3) enters at 25/6, a strict rater's
+        // 3.5 (b = −1/3) at 23/6: m = (3 + 25/6 + 23/6) / 3 = 11/3, and
+        // leaving one out moves m by (x_e − 11/3) / 2: 1/4 and 1/12.
+        let policy = ScoringPolicy::default();
+        let evidence = [
+            manager(1, "technical_influence", 4.5),
+            manager(2, "technical_influence", 3.5),
+        ];
+        let adjustments: RaterAdjustments = [
+            (Uuid::from_u128(1), 1.0 / 3.0),
+            (Uuid::from_u128(2), -1.0 / 3.0),
+        ]
+        .into_iter()
+        .collect();
+        let scored =
+            score_calibrated(&evidence, &adjustments, &rubric(), &policy, as_of()).unwrap();
+        let explanation = explain(&scored, &policy, &evidence).unwrap();
+        let competency = &explanation.competencies[0];
+        assert!((competency.estimate - 11.0 / 3.0).abs() < 1e-12);
+        let influences: Vec<(u128, f64, f64)> = competency
+            .top_influences
+            .iter()
+            .map(|i| (i.evidence_id.as_u128(), i.level, i.delta))
+            .collect();
+        assert_eq!(influences.len(), 2);
+        for ((id, level, delta), (want_id, want_level, want_delta)) in influences
+            .into_iter()
+            .zip([(1, 25.0 / 6.0, 0.25), (2, 23.0 / 6.0, 1.0 / 12.0)])
+        {
+            assert_eq!(id, want_id);
+            assert!((level - want_level).abs() < 1e-12);
+            assert!((delta - want_delta).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ impl RaterAdjustments {
         self.0.insert(evidence_id, leniency);
     }
 
+    /// Every (evidence id, leniency) pair, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (Uuid, f64)> + '_ {
+        self.0.iter().map(|(&id, &leniency)| (id, leniency))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -126,10 +126,10 @@ mod tests {
     fn status_thresholds_are_inclusive_at_the_bar() {
         let policy = ScoringPolicy::default();
         assert_eq!(
-            status(0.99, 5.0, 3, &policy),
+            status(0.49, 5.0, 3, &policy),
             CompetencyStatus::InsufficientEvidence
         );
-        assert_eq!(status(1.0, 3.5, 3, &policy), CompetencyStatus::Exceeds);
+        assert_eq!(status(0.5, 3.5, 3, &policy), CompetencyStatus::Exceeds);
         assert_eq!(status(1.0, 2.5, 3, &policy), CompetencyStatus::Meets);
         assert_eq!(status(1.0, 2.499_999, 3, &policy), CompetencyStatus::Below);
     }

@@ -211,12 +211,16 @@ mod tests {
 
     #[test]
     fn enough_evidence_counts_source_weights() {
-        // min_evidence 1: a manager observation weighs 1, a self review 0.5,
-        // calibration 1.5; a zero-weight source never gets there.
+        // min_evidence 0.5: one observation of any source weighing at least
+        // 0.5 (a self review, a manager's); at 1, a self review needs two,
+        // calibration (1.5) still one; a zero-weight source never gets there.
         let score = no_evidence(4);
         let mut policy = ScoringPolicy::default();
         let needed =
             |source, policy: &ScoringPolicy| observations_for_min_evidence(&score, source, policy);
+        assert_eq!(needed(Source::Manager, &policy), Some(1));
+        assert_eq!(needed(Source::SelfReview, &policy), Some(1));
+        policy.min_evidence = 1.0;
         assert_eq!(needed(Source::Manager, &policy), Some(1));
         assert_eq!(needed(Source::SelfReview, &policy), Some(2));
         assert_eq!(needed(Source::Calibration, &policy), Some(1));

@@ -49,7 +49,7 @@ impl Default for ScoringPolicy {
             prior_mean: 3.0,
             prior_strength: 1.0,
             sigma: 1.0,
-            min_evidence: 1.0,
+            min_evidence: 0.5,
             rater_calibration: false,
             calibration_window_days: 730,
             rater_prior_strength: 5.0,
@@ -181,7 +181,7 @@ mod tests {
                 policy.sigma,
                 policy.min_evidence
             ),
-            (365.0, 3.0, 1.0, 1.0, 1.0)
+            (365.0, 3.0, 1.0, 1.0, 0.5)
         );
         assert_eq!(
             (

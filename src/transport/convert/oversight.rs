@@ -237,5 +237,9 @@ pub fn impact_report_to_proto(
         label_count: computed.audit.label_count as i32,
         group_count: computed.audit.group_count as i32,
         labels_sha256: computed.audit.labels_sha256.clone(),
+        calibration_id: computed
+            .calibration_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::scoring::ScoringSnapshot;
+use crate::app::scoring::{ScoringSnapshot, calibrate_hypothetical};
 use crate::domain::assessment::Assessment;
 use crate::domain::evidence::Evidence;
 use crate::domain::framework::Catalog;
@@ -294,7 +294,14 @@ impl RecommendationService for RecommendationApi {
                     Ok((subject, changes, role_id))
                 },
                 async |caller, conn, (subject, changes, role_id)| {
-                    let ctx = context(db, conn, &caller.tenant, &subject).await?;
+                    let mut ctx = context(db, conn, &caller.tenant, &subject).await?;
+                    calibrate_hypothetical(
+                        conn,
+                        &caller.tenant,
+                        &mut ctx.snapshot.inputs,
+                        changes.added.iter().map(|(_, e)| e),
+                    )
+                    .await?;
                     cpu.run(move || what_if(ctx, &subject, &changes, &role_id))
                         .await?
                 },
