@@ -29,6 +29,10 @@ pub mod sqlstate {
     /// A statement cancelled by `statement_timeout` (or a cancel request):
     /// the call's deadline passed.
     pub const QUERY_CANCELED: &str = "57014";
+    /// A write (or LISTEN) on a read-only node: a hot standby, or a primary
+    /// made read-only (`default_transaction_read_only`, as during some
+    /// failovers). Another moment, or another node, may take it.
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,10 @@ pub enum StorageError {
     /// The database cannot be reached or cannot serve now; retry later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database takes no writes now: a hot standby, or a primary made
+    /// read-only during a failover. Retry later, or on another node.
+    #[error("the database is read-only: {0}")]
+    ReadOnly(String),
     /// The call's time ran out: a statement was cancelled by the deadline's
     /// `statement_timeout`, or no connection came free before it.
     #[error("the deadline passed during {0}")]
@@ -135,6 +143,9 @@ impl From<sqlx::Error> for StorageError {
                     _ if code == TOO_MANY_CONNECTIONS => {
                         return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
                     }
+                    _ if code == READ_ONLY_SQL_TRANSACTION => {
+                        return StorageError::ReadOnly(format!("{message} (SQLSTATE {code})"));
+                    }
                     INTEGRITY_CONSTRAINT_VIOLATION => Refusal::Constraint,
                     DATA_EXCEPTION => Refusal::InvalidValue,
                     TRANSACTION_ROLLBACK => Refusal::Retryable,
@@ -213,6 +224,7 @@ mod tests {
             matches!(
                 e,
                 StorageError::Unavailable(_)
+                    | StorageError::ReadOnly(_)
                     | StorageError::Refused {
                         refusal: Refusal::Retryable,
                         ..
@@ -220,8 +232,10 @@ mod tests {
             )
         };
         // serialization failure, deadlock, connection failure, terminated
-        // backend, database starting up, too many connections
-        for code in ["40001", "40P01", "08006", "57P01", "57P03", "53300"] {
+        // backend, database starting up, too many connections, a read-only node
+        for code in [
+            "40001", "40P01", "08006", "57P01", "57P03", "53300", "25006",
+        ] {
             assert!(retryable(&refused(code)), "{code}: {:?}", refused(code));
         }
         // disk full, out of memory, statement too complex

@@ -18,6 +18,11 @@ use crate::storage::{
 const REGISTER_TENANT: &str = "INSERT INTO tenants (tenant_id, framework_loaded_at) \
      VALUES ($1, now()) ON CONFLICT DO NOTHING";
 
+/// Whether a tenant is registered: looked up before registering, so that a
+/// known tenant's first call on a server writes nothing (and so works on a
+/// read-only database).
+const TENANT_REGISTERED: &str = "SELECT EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)";
+
 /// What an import did, or would do, item by item (`role staff_engineer`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -88,7 +93,11 @@ async fn register(conn: &mut PgConnection, tenant: &TenantId) -> Result<bool, St
 /// insert makes later ones wait, then find it there and do nothing.
 pub async fn ensure_builtin(db: &Db, tenant: &TenantId) -> Result<(), StorageError> {
     let mut tx = db.begin(tenant).await?;
-    if register(&mut tx, tenant).await? {
+    let registered: bool = sqlx::query_scalar(TENANT_REGISTERED)
+        .bind(&tenant.0)
+        .fetch_one(traced!(&mut *tx, TENANT_REGISTERED))
+        .await?;
+    if !registered && register(&mut tx, tenant).await? {
         apply(&mut tx, tenant, Document::builtin()).await?;
         tracing::info!(tenant = %tenant.0, "built-in framework loaded");
     }

@@ -184,6 +184,7 @@ fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
             Code::Unavailable,
             retry("DATABASE_UNAVAILABLE", RETRY_AFTER),
         ),
+        StorageError::ReadOnly(_) => (Code::Unavailable, retry("DATABASE_READ_ONLY", RETRY_AFTER)),
         StorageError::Corrupt(_) | StorageError::Migrate(_) => {
             (Code::Internal, info("INTERNAL", &[]))
         }
@@ -228,6 +229,12 @@ impl From<ApiError> for Status {
             Code::Internal => {
                 tracing::error!(error = %err, "internal error");
                 "internal error".to_string()
+            }
+            Code::Unavailable if matches!(err, ApiError::Storage(StorageError::ReadOnly(_))) => {
+                tracing::error!(error = %err, "database read-only");
+                "the database is read-only (a standby, or a primary during a failover); \
+                 retry later"
+                    .to_string()
             }
             Code::Unavailable if matches!(err, ApiError::Storage(_)) => {
                 tracing::error!(error = %err, "database unavailable");

@@ -20,6 +20,7 @@ mod limits;
 mod observability;
 mod overload;
 mod oversight;
+mod read_only;
 mod recommend;
 mod schema;
 mod scopes;

@@ -1,0 +1,99 @@
+//! A database that turns read-only under the server (a standby promoted the
+//! other way, `default_transaction_read_only` set during a failover): reads
+//! go on, a known tenant's first call on a new server writes nothing, and
+//! writes are UNAVAILABLE with the reason, never INTERNAL.
+
+use chrono::{TimeZone, Utc};
+use ladder::proto::v1 as pb;
+use tonic::Code;
+
+use crate::harness::{Clients, TestServer, evidence};
+
+fn rating(key: &str) -> pb::Evidence {
+    evidence(
+        "emp-1",
+        "system_design",
+        4.0,
+        pb::EvidenceSource::Manager,
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap(),
+        key,
+    )
+}
+
+async fn ingest(c: &mut Clients, key: &str) -> Result<i32, tonic::Status> {
+    c.assessment
+        .batch_create_evidence(pb::BatchCreateEvidenceRequest {
+            evidence: vec![rating(key)],
+        })
+        .await
+        .map(|r| r.into_inner().created_count)
+}
+
+async fn reads(c: &mut Clients) -> Result<(), tonic::Status> {
+    c.rubric
+        .get_role(pb::GetRoleRequest {
+            role_id: "staff_engineer".into(),
+        })
+        .await?;
+    c.assessment
+        .list_evidence(pb::ListEvidenceRequest {
+            subject_id: "emp-1".into(),
+            ..Default::default()
+        })
+        .await?;
+    let assessment = c
+        .assessment
+        .create_assessment(pb::CreateAssessmentRequest {
+            subject_id: "emp-1".into(),
+            role_id: "staff_engineer".into(),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .assessment
+        .unwrap();
+    assert_eq!(assessment.competencies.len(), 9);
+    Ok(())
+}
+
+/// Makes the test's database read-only for every new session and ends the
+/// server's sessions, as a failover does.
+async fn turn_read_only(server: &TestServer) {
+    sqlx::raw_sql(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = on', \
+             current_database()); END $$",
+    )
+    .execute(&server.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename <> current_user",
+    )
+    .execute(&server.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_database_serves_reads_and_refuses_writes_as_unavailable() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    assert_eq!(ingest(&mut c, "before").await.unwrap(), 1);
+    turn_read_only(&server).await;
+
+    // The first call may meet a connection the failover cut; after it, reads work.
+    let _ = reads(&mut c).await;
+    reads(&mut c).await.unwrap();
+    let refused = ingest(&mut c, "after").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("read-only"), "{refused:?}");
+
+    // A server started now (another replica, a restarted pod) serves the
+    // tenant it has never seen without registering it again.
+    let fresh = server.replica().await;
+    let mut c = fresh.clients("tenant-a").await;
+    reads(&mut c).await.unwrap();
+    assert_eq!(server.count("evidence").await, 1);
+}
