@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
@@ -18,7 +17,7 @@ use crate::domain::validation::Violations;
 use crate::storage::audit::AuditEntry;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
-use crate::storage::{Db, StorageError, TenantId, assessments, rubrics};
+use crate::storage::{Db, StorageError, TenantConnection, TenantId, assessments, rubrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
@@ -42,7 +41,7 @@ impl ScoringSnapshot {
     /// Reads a subject's scoring inputs and the tenant's catalog on `conn`.
     pub async fn read(
         db: &Db,
-        conn: &mut PgConnection,
+        conn: &mut TenantConnection,
         tenant: &TenantId,
         subject_id: &str,
         as_of: DateTime<Utc>,
@@ -55,7 +54,7 @@ impl ScoringSnapshot {
     /// The rubric version to assess against; see [`rubric`].
     async fn rubric(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut TenantConnection,
         tenant: &TenantId,
         role_id: &str,
         version: Option<i32>,
@@ -70,7 +69,7 @@ impl ScoringSnapshot {
 /// never changes, so reading it outside a transaction is safe.
 async fn rubric<'c>(
     catalog: &'c Catalog,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     role_id: &str,
     version: Option<i32>,
@@ -81,7 +80,10 @@ async fn rubric<'c>(
     {
         return Ok(Cow::Borrowed(published));
     }
-    let rubric = rubrics::get(conn, tenant, role_id, version).await?.value;
+    let rubric = conn
+        .in_transaction(async |tx| rubrics::get(tx, tenant, role_id, version).await)
+        .await?
+        .value;
     if rubric.state == RubricState::Draft {
         return Err(StorageError::FailedPrecondition(format!(
             "rubric {role_id} version {} is a draft; publish it before assessing against it",
@@ -106,7 +108,7 @@ pub struct AssessmentSpec {
 /// uncalibrated, citing none); nothing is stored.
 pub async fn assess(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<Assessment, ScoringError> {
@@ -117,7 +119,7 @@ pub async fn assess(
 /// score cites and the catalog, for explaining it.
 pub async fn assess_with_inputs(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<(Assessment, ScoringSnapshot), ScoringError> {
@@ -162,7 +164,7 @@ pub struct ManyScores {
 /// one statement and the catalog comes from memory while it is current.
 pub async fn assess_many(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     role_id: &str,
     subject_ids: &[String],
@@ -195,7 +197,7 @@ pub async fn assess_many(
 /// stored (and writes nothing).
 pub async fn create_assessment(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
     validate_only: bool,
