@@ -19,7 +19,8 @@ use crate::domain::oversight::{
 use crate::storage::audit::{self, AuditEntry, Resources};
 use crate::storage::stored::{microseconds, optional};
 use crate::storage::{
-    Db, StorageError, TenantId, assessments, competencies, decisions, evidence, roles,
+    Db, StorageError, TenantConnection, TenantId, assessments, competencies, decisions, evidence,
+    roles,
 };
 
 /// An assessment with its explanation and the names it is told with.
@@ -38,6 +39,15 @@ pub struct ExplainedAssessment {
 /// entered the score. Evidence deleted since cannot be explained away: the
 /// call fails with FAILED_PRECONDITION rather than explain another score.
 pub async fn explain_stored(
+    conn: &mut TenantConnection,
+    tenant: &TenantId,
+    assessment_id: Uuid,
+) -> Result<ExplainedAssessment, StorageError> {
+    conn.in_transaction(async |conn| explain_stored_on(conn, tenant, assessment_id).await)
+        .await
+}
+
+async fn explain_stored_on(
     conn: &mut PgConnection,
     tenant: &TenantId,
     assessment_id: Uuid,
@@ -60,19 +70,17 @@ pub async fn explain_stored(
 /// Scores a subject now, without storing anything, and explains the result.
 pub async fn explain_dry_run(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<ExplainedAssessment, ScoringError> {
     let (assessment, snapshot) = scoring::assess_with_inputs(db, conn, tenant, spec).await?;
-    Ok(explained(
-        conn,
-        tenant,
-        assessment,
-        &snapshot.inputs.observations,
-        Stored::No,
-    )
-    .await?)
+    let observations = &snapshot.inputs.observations;
+    Ok(conn
+        .in_transaction(async |conn| {
+            explained(conn, tenant, assessment, observations, Stored::No).await
+        })
+        .await?)
 }
 
 /// Whether the assessment explained was stored: a dry run's id names
@@ -167,7 +175,7 @@ pub struct ComputedImpact {
 /// memory: only the counts and digest of its audit row leave this call.
 pub async fn impact_report(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     role_id: &str,
     as_of: DateTime<Utc>,
@@ -186,16 +194,13 @@ pub async fn impact_report(
         })
         .collect();
     let audit = oversight::labels_audit(labels);
-    audit::append(
-        conn,
-        tenant,
-        entry,
-        &Resources::one(format!(
-            "impact_reports/{role_id}?labels={}&groups={}&sha256={}",
-            audit.label_count, audit.group_count, audit.labels_sha256
-        )),
-        audit::OK,
-    )
+    let resources = Resources::one(format!(
+        "impact_reports/{role_id}?labels={}&groups={}&sha256={}",
+        audit.label_count, audit.group_count, audit.labels_sha256
+    ));
+    conn.in_transaction(async |conn| {
+        audit::append(conn, tenant, entry, &resources, audit::OK).await
+    })
     .await?;
     Ok(ComputedImpact {
         report: oversight::impact_report(&outcomes),

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
@@ -19,7 +18,9 @@ use crate::domain::validation::Violations;
 use crate::storage::audit::AuditEntry;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
-use crate::storage::{Db, StorageError, TenantId, assessments, calibrations, rubrics};
+use crate::storage::{
+    Db, StorageError, TenantConnection, TenantId, assessments, calibrations, rubrics,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
@@ -43,7 +44,7 @@ impl ScoringSnapshot {
     /// Reads a subject's scoring inputs and the tenant's catalog on `conn`.
     pub async fn read(
         db: &Db,
-        conn: &mut PgConnection,
+        conn: &mut TenantConnection,
         tenant: &TenantId,
         subject_id: &str,
         as_of: DateTime<Utc>,
@@ -56,7 +57,7 @@ impl ScoringSnapshot {
     /// The rubric version to assess against; see [`rubric`].
     async fn rubric(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut TenantConnection,
         tenant: &TenantId,
         role_id: &str,
         version: Option<i32>,
@@ -70,7 +71,7 @@ impl ScoringSnapshot {
 /// stored, so the scoring statement did not see its raters): the item is
 /// then scored as it would be once stored.
 pub async fn calibrate_hypothetical<'e>(
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     inputs: &mut ScoringInputs,
     hypothetical: impl IntoIterator<Item = &'e Evidence>,
@@ -86,7 +87,11 @@ pub async fn calibrate_hypothetical<'e>(
         return Ok(());
     }
     let raters: Vec<&str> = rated.iter().map(|e| e.rater_id.as_str()).collect();
-    let effects = calibrations::leniencies_of(conn, tenant, calibration_id, &raters).await?;
+    let effects = conn
+        .in_transaction(async |conn| {
+            calibrations::leniencies_of(conn, tenant, calibration_id, &raters).await
+        })
+        .await?;
     for (id, leniency) in effects
         .adjustments(rated.iter().map(|e| (e.id, e.rater_id.as_str())))
         .iter()
@@ -102,7 +107,7 @@ pub async fn calibrate_hypothetical<'e>(
 /// never changes, so reading it outside a transaction is safe.
 async fn rubric<'c>(
     catalog: &'c Catalog,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     role_id: &str,
     version: Option<i32>,
@@ -113,7 +118,10 @@ async fn rubric<'c>(
     {
         return Ok(Cow::Borrowed(published));
     }
-    let rubric = rubrics::get(conn, tenant, role_id, version).await?.value;
+    let rubric = conn
+        .in_transaction(async |tx| rubrics::get(tx, tenant, role_id, version).await)
+        .await?
+        .value;
     if rubric.state == RubricState::Draft {
         return Err(StorageError::FailedPrecondition(format!(
             "rubric {role_id} version {} is a draft; publish it before assessing against it",
@@ -138,7 +146,7 @@ pub struct AssessmentSpec {
 /// uncalibrated, citing none); nothing is stored.
 pub async fn assess(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<Assessment, ScoringError> {
@@ -149,7 +157,7 @@ pub async fn assess(
 /// score cites and the catalog, for explaining it.
 pub async fn assess_with_inputs(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
 ) -> Result<(Assessment, ScoringSnapshot), ScoringError> {
@@ -197,7 +205,7 @@ pub struct ManyScores {
 /// one statement and the catalog comes from memory while it is current.
 pub async fn assess_many(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     role_id: &str,
     subject_ids: &[String],
@@ -238,7 +246,7 @@ pub async fn assess_many(
 /// stored (and writes nothing).
 pub async fn create_assessment(
     db: &Db,
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
     validate_only: bool,

@@ -10,7 +10,7 @@ use crate::domain::scoring::{RoleScore, ScoringPolicy};
 use crate::storage::audit::{self, AuditEntry};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::traced::traced;
-use crate::storage::{StorageError, TenantId, begin_on};
+use crate::storage::{StorageError, TenantConnection, TenantId};
 
 macro_rules! columns {
     () => {
@@ -54,8 +54,7 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
     serde_json::to_string(value).map_err(|e| StorageError::Corrupt(format!("encoding JSON: {e}")))
 }
 
-/// The snapshot and its audit row, in one statement (so in one transaction
-/// even on a connection outside any).
+/// The snapshot and its audit row, in one statement.
 const INSERT: &str = "WITH audited AS (\
        INSERT INTO audit_log (tenant_id, actor, method, resource, request_id, outcome) \
        VALUES ($1, $14, $15, 'assessments/' || $2::text, $16, $17)) \
@@ -97,38 +96,44 @@ async fn insert(
 
 /// Stores a snapshot and returns what is stored: with a `request_id` an
 /// earlier call already used, that call's assessment. Always in a short
-/// transaction of its own, so that a call cancelled before its commit
+/// transaction of its own on `conn` (the tenant and the call's remaining
+/// time set for it only), so that a call cancelled before its commit
 /// leaves nothing behind (and every row a create writes, the audit row
 /// included, commits together or not at all).
 pub async fn create(
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     assessment: Assessment,
     request_id: Option<&str>,
     audit: &AuditEntry,
 ) -> Result<Assessment, StorageError> {
-    if request_id.is_none() {
-        insert(conn, tenant, &assessment, None, audit).await?;
-        return Ok(assessment);
-    }
-    let mut tx = begin_on(conn, tenant).await?;
-    let stored = idempotency::create_once(
-        &mut tx,
-        tenant,
-        CreateMethod::Assessment,
-        request_id,
-        async |conn| {
-            insert(conn, tenant, &assessment, request_id, audit).await?;
-            Ok(assessment.clone())
-        },
-        async |conn, key| {
-            let id = Uuid::parse_str(key)
-                .map_err(|_| StorageError::corrupt("assessment request key", key))?;
-            get(conn, tenant, id).await
-        },
-        |created| created.id.to_string(),
-    )
-    .await?;
+    debug_assert_eq!(conn.tenant(), tenant);
+    let mut tx = conn.begin().await?;
+    let stored = match request_id {
+        None => {
+            insert(&mut tx, tenant, &assessment, None, audit).await?;
+            assessment
+        }
+        Some(_) => {
+            idempotency::create_once(
+                &mut tx,
+                tenant,
+                CreateMethod::Assessment,
+                request_id,
+                async |conn| {
+                    insert(conn, tenant, &assessment, request_id, audit).await?;
+                    Ok(assessment.clone())
+                },
+                async |conn, key| {
+                    let id = Uuid::parse_str(key)
+                        .map_err(|_| StorageError::corrupt("assessment request key", key))?;
+                    get(conn, tenant, id).await
+                },
+                |created| created.id.to_string(),
+            )
+            .await?
+        }
+    };
     tx.commit().await?;
     Ok(stored)
 }

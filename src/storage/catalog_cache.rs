@@ -13,7 +13,9 @@ use crate::domain::framework::{Catalog, RubricState};
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::ALL;
 use crate::storage::traced::traced;
-use crate::storage::{StorageError, TenantId, roles, rubrics, set_tenant, tracks};
+use crate::storage::{
+    SET_TENANT_AND_TIMEOUT, StorageError, TenantId, roles, rubrics, timeout_setting, tracks,
+};
 
 /// How many tenants' catalogs a server keeps (a catalog of the built-in
 /// framework's size takes some tens of kilobytes).
@@ -49,12 +51,15 @@ impl Default for CatalogCache {
 
 impl CatalogCache {
     /// The tenant's catalog at `revision` or later: from memory when the
-    /// cached one was read at `revision`, otherwise read again.
+    /// cached one was read at `revision`, otherwise read again in a
+    /// transaction of its own on `conn` (outside any), whose statements are
+    /// cut once `budget` has passed.
     pub async fn get(
         &self,
         conn: &mut PgConnection,
         tenant: &TenantId,
         revision: Option<i64>,
+        budget: std::time::Duration,
     ) -> Result<Arc<Catalog>, StorageError> {
         if let Some(entry) = self.entries.get(tenant)
             && Some(entry.revision) == revision
@@ -66,7 +71,11 @@ impl CatalogCache {
         let mut tx = conn
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        set_tenant(&mut tx, tenant).await?;
+        sqlx::query(SET_TENANT_AND_TIMEOUT)
+            .bind(&tenant.0)
+            .bind(timeout_setting(Some(budget)))
+            .execute(traced!(tx, SET_TENANT_AND_TIMEOUT))
+            .await?;
         let read_at: Option<i64> = sqlx::query_scalar(REVISION)
             .bind(&tenant.0)
             .fetch_optional(traced!(tx, REVISION))

@@ -3,26 +3,31 @@
 //! (migration 0007), whose policies compare `tenant_id` with the setting
 //! `ladder.tenant_id` and match nothing while it is unset or empty.
 //!
-//! Operations of more than one statement run in a transaction opened by
-//! [`Db::begin`], which sets `ladder.tenant_id` for that transaction only.
-//! The hot path of scoring runs its statements on a [`TenantConnection`]
-//! from [`Db::connection`], outside any explicit transaction: the read of
-//! [`scoring_inputs`], the cached [`Db::catalog`], and the insert of an
-//! assessment (a transaction around them would triple their round trips).
-//! The tenant is set for that connection's session when a call takes it
-//! (one round trip, saved when the connection's session already serves the
-//! call: [`Db::connection`]). When the call's statements were all answered,
-//! the connection is kept for the next scoring call ([`warm`]); otherwise it is
-//! cleared and given back to the pool, off the call's path (see
-//! [`TenantConnection`]).
+//! No setting outlives a transaction: the tenant and every timeout are set
+//! with `is_local` (`set_config(..., true)`), for the transaction they are
+//! made in, on every path. A connection between two transactions carries
+//! nothing of either, so that behind a transaction pooler (which hands the
+//! server connection to other clients between transactions) no client sees
+//! another's tenant or timeout.
 //!
-//! No connection goes back to the pool inside a transaction or carrying a
-//! tenant, even when the call is cancelled: taking a connection and opening
-//! its transaction run as a task of their own that finishes even if the
-//! caller is gone (cancelling sqlx's `BEGIN` midway would leave the
-//! transaction open on a pooled connection, sqlx issues #4385 and #4393),
-//! and a tenant connection is checked and cleared, or closed, before it goes
-//! back.
+//! Operations of more than one statement run in a transaction opened by
+//! [`Db::begin`], which sets `ladder.tenant_id` and `statement_timeout` for
+//! that transaction only. The hot path of scoring runs on a
+//! [`TenantConnection`] from [`Db::connection`], which carries the call's
+//! tenant and deadline on this side only: its one statement, the read of
+//! [`scoring_inputs`], is a function that sets the tenant for its own
+//! implicit transaction (one round trip, migration 0015); anything else
+//! runs in a transaction of its own on it ([`TenantConnection::begin`]).
+//! When the call's statements were all answered, the connection is kept for
+//! the next scoring call ([`warm`]); otherwise it is checked and given back
+//! to the pool, off the call's path (see [`TenantConnection`]).
+//!
+//! No connection goes back to the pool inside a transaction, even when the
+//! call is cancelled: taking a connection and opening its transaction run as
+//! a task of their own that finishes even if the caller is gone (cancelling
+//! sqlx's `BEGIN` midway would leave the transaction open on a pooled
+//! connection, sqlx issues #4385 and #4393), and a tenant connection is
+//! checked, or closed, before it goes back.
 
 pub mod assessments;
 pub mod audit;
@@ -121,91 +126,102 @@ impl TenantTx {
 /// A pooled connection outside any transaction.
 pub type PooledConnection = PoolConnection<Postgres>;
 
-/// A pooled connection outside any explicit transaction whose session
-/// carries one tenant's `ladder.tenant_id`, from [`Db::connection`].
+/// A pooled connection outside any explicit transaction for one call of one
+/// tenant, from [`Db::connection`]. The tenant and the call's deadline are
+/// known here, not to the connection's session: statements run on it either
+/// set the tenant themselves for their own implicit transaction (the read of
+/// [`scoring_inputs`]) or run in a transaction from
+/// [`TenantConnection::begin`], which sets the tenant and the remaining time
+/// for that transaction only.
 ///
 /// Given to [`Db::finished`] when the call's work on it is over and every
 /// statement was answered, it is kept for the next scoring call ([`warm`]).
 /// Dropping it instead (the call failed or was cancelled) hands the
-/// connection to a task that clears the setting and checks, in the same
-/// statement, that no transaction is open; only then does the connection
-/// go back to the pool, otherwise it is closed (which rolls back whatever a
+/// connection to a task that checks that no transaction is open (a
+/// cancelled `BEGIN` can leave one); only then does the connection go back
+/// to the pool, otherwise it is closed (which rolls back whatever a
 /// cancelled statement left open).
 #[derive(Debug)]
 pub struct TenantConnection {
     conn: Option<PooledConnection>,
+    tenant: TenantId,
+    /// When the call's time is up.
+    deadline: Instant,
     /// Since when the connection has gone from call to call without going
     /// back to the pool.
     kept_since: Instant,
-    /// What [`Db::connection`] last set the session to.
-    session: Option<Session>,
-    /// Told when clearing the connection finds it lost.
+    /// Told when checking the connection finds it lost.
     health: Arc<ConnectionHealth>,
 }
 
 impl TenantConnection {
-    fn new(conn: PooledConnection, health: Arc<ConnectionHealth>) -> Self {
+    fn new(
+        conn: PooledConnection,
+        tenant: &TenantId,
+        budget: Duration,
+        health: Arc<ConnectionHealth>,
+    ) -> Self {
+        let now = Instant::now();
         Self {
             conn: Some(conn),
-            kept_since: Instant::now(),
-            session: None,
+            tenant: tenant.clone(),
+            deadline: now + budget,
+            kept_since: now,
             health,
         }
     }
 
-    /// Whether the session was last set for `tenant`.
-    fn carries(&self, tenant: &TenantId) -> bool {
-        self.session.as_ref().is_some_and(|s| s.tenant == *tenant)
-    }
-}
-
-/// A tenant connection's session settings, as [`Db::connection`] set them.
-#[derive(Debug)]
-struct Session {
-    tenant: TenantId,
-    statement_timeout: Duration,
-}
-
-impl Session {
-    /// The settings for a call of `tenant` with `budget` left: statements
-    /// cut a little before the budget ends (at 99.5% of it), so that the
-    /// next calls, whose budgets differ by the moments they waited, find
-    /// the setting fits them too ([`Session::serves`]).
-    fn for_call(tenant: &TenantId, budget: Duration) -> Self {
-        let millis = (budget - budget / 200)
-            .as_millis()
-            .clamp(1, i32::MAX as u128);
-        Self {
-            tenant: tenant.clone(),
-            statement_timeout: Duration::from_millis(millis as u64),
-        }
+    /// The tenant of the call it serves.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
     }
 
-    /// Whether these settings serve a call of `tenant` with `budget` left
-    /// as well as setting them anew would: the same tenant, and statements
-    /// cut never after the budget ends and at most 1% of it before.
-    fn serves(&self, tenant: &TenantId, budget: Duration) -> bool {
-        self.tenant == *tenant
-            && self.statement_timeout <= budget
-            && self.statement_timeout >= budget - budget / 100
+    /// The call's remaining time.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
-}
 
-impl std::ops::Deref for TenantConnection {
-    type Target = PgConnection;
-
-    fn deref(&self) -> &PgConnection {
-        self.conn
-            .as_ref()
-            .expect("a tenant connection until dropped")
-    }
-}
-
-impl std::ops::DerefMut for TenantConnection {
-    fn deref_mut(&mut self) -> &mut PgConnection {
+    /// The connection itself, for a statement that sets the tenant for its
+    /// own implicit transaction: nothing on it is set for the tenant, so
+    /// row-level security shows any other statement no row.
+    pub fn raw(&mut self) -> &mut PgConnection {
         self.conn
             .as_mut()
             .expect("a tenant connection until dropped")
+    }
+
+    /// Opens a transaction on the connection with the tenant and the
+    /// call's remaining time (`statement_timeout`) set for it only.
+    /// Dropped without a commit, it is rolled back before the connection's
+    /// next statement.
+    pub async fn begin(&mut self) -> Result<Transaction<'_, Postgres>, StorageError> {
+        let setting = timeout_setting(Some(self.remaining()));
+        let tenant = self.tenant.0.clone();
+        let mut tx = Connection::begin(self.raw()).await?;
+        sqlx::query(SET_TENANT_AND_TIMEOUT)
+            .bind(tenant)
+            .bind(setting)
+            .execute(traced!(tx, SET_TENANT_AND_TIMEOUT))
+            .await?;
+        Ok(tx)
+    }
+
+    /// Runs `work` in a transaction from [`TenantConnection::begin`],
+    /// committed when it succeeds.
+    pub async fn in_transaction<T, E: From<StorageError>>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut tx = self.begin().await?;
+        let done = work(&mut tx).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(done)
+    }
+
+    /// The connection taken for another call.
+    fn serve(&mut self, tenant: &TenantId, budget: Duration) {
+        tenant.clone_into(&mut self.tenant);
+        self.deadline = Instant::now() + budget;
     }
 }
 
@@ -221,13 +237,14 @@ impl Drop for TenantConnection {
         let health = Arc::clone(&self.health);
         runtime.spawn(async move {
             // A cancelled statement still in flight is awaited first (sqlx
-            // reads its answer before sending the next one).
-            match clear_tenant(&mut conn).await {
+            // reads its answer before sending the next one), and so is the
+            // rollback of a transaction dropped open.
+            match outside_transaction(&mut conn).await {
                 Ok(true) => {}
                 Ok(false) => conn.close_on_drop(),
                 Err(err) => {
                     // Kept connections used since are then checked first
-                    // (see `KEPT_SESSION_TRUSTED_FOR`).
+                    // (see `KEPT_CONNECTION_TRUSTED_FOR`).
                     if connection_lost(&err) {
                         health.lost_now();
                     }
@@ -250,53 +267,36 @@ const PING: &str = "SELECT 1";
 /// `pg_stat_activity` shows it.
 pub const HEALTH_PROBE_APPLICATION_NAME: &str = "ladder health probe";
 
-/// A kept connection used this recently is taken as alive: its session
-/// settings are not sent again when they serve the next call
-/// ([`Session::serves`]), which saves the call a round trip. Longer idle,
-/// setting them again is also the check that finds a connection lost by a
-/// database restart (and the call then retries on a checked one,
-/// [`Db::checkout`]); a restart takes longer than this. A connection lost
-/// within it fails its next call, as calls in flight at the loss fail,
-/// and the loss is noted as it is cleared, so that the other kept
-/// connections are checked before use.
-const KEPT_SESSION_TRUSTED_FOR: Duration = Duration::from_secs(1);
+/// A kept connection used this recently is taken as alive and used without
+/// a check, which would cost every call a round trip. Longer idle, it is
+/// pinged first, which finds a connection lost by a database restart (and
+/// the call then retries on a checked one, [`Db::checkout`]); a restart
+/// takes longer than this. A connection lost within it fails its next
+/// call, as calls in flight at the loss fail, and the loss is noted as it
+/// is checked, so that the other kept connections are checked before use.
+const KEPT_CONNECTION_TRUSTED_FOR: Duration = Duration::from_secs(1);
 
-/// The shortest `statement_timeout` a kept connection's session may carry:
-/// the next call's setting statement runs under it (PostgreSQL arms a
-/// statement's timer with the value in force when it starts), and a
-/// timeout of a few milliseconds, left by a call with a short deadline,
-/// could cut it on a busy machine and fail a call that has time enough.
-const SHORTEST_KEPT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Runs [`CLEAR_TENANT`]: whether the connection may go back to the pool.
-async fn clear_tenant(conn: &mut PgConnection) -> Result<bool, StorageError> {
+/// Runs [`OUTSIDE_TRANSACTION`]: whether the connection may go back to the
+/// pool.
+async fn outside_transaction(conn: &mut PgConnection) -> Result<bool, StorageError> {
     // A `&str` without arguments goes as a simple query.
-    let row = sqlx::Executor::fetch_one(conn, CLEAR_TENANT).await?;
+    let row = sqlx::Executor::fetch_one(conn, OUTSIDE_TRANSACTION).await?;
     Ok(row.get::<bool, _>(0))
 }
 
-/// For the transaction it runs in.
-const SET_TENANT: &str = "SELECT set_config('ladder.tenant_id', $1, true)";
-
 /// The tenant and the call's remaining time (in milliseconds; 0: none) for
 /// one transaction, in the one statement a transaction starts with anyway.
-const SET_TENANT_AND_TIMEOUT: &str = "SELECT set_config('ladder.tenant_id', $1, true), \
+pub(crate) const SET_TENANT_AND_TIMEOUT: &str = "SELECT set_config('ladder.tenant_id', $1, true), \
      set_config('statement_timeout', $2, true)";
-
-/// The tenant and the call's remaining time for a connection's statements
-/// outside a transaction, for the session: every checkout for a call sets
-/// them anew, and [`CLEAR_TENANT`] clears the tenant on release.
-const SET_SESSION_TENANT_AND_TIMEOUT: &str = "SELECT set_config('ladder.tenant_id', $1, false), \
-     set_config('statement_timeout', $2, false)";
 
 /// Longest wait for a pooled connection; a call waits at most half its
 /// remaining time, so that an exhausted pool answers UNAVAILABLE before the
 /// deadline does.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `statement_timeout`'s value for a remaining time: whole milliseconds, at
-/// least 1 (0 would mean no limit).
-fn timeout_setting(budget: Option<Duration>) -> String {
+/// `statement_timeout`'s (or `lock_timeout`'s) value for a remaining time:
+/// whole milliseconds, at least 1 (0 would mean no limit).
+pub(crate) fn timeout_setting(budget: Option<Duration>) -> String {
     budget
         .map_or(0, |b| b.as_millis().clamp(1, i32::MAX as u128))
         .to_string()
@@ -308,18 +308,13 @@ fn connection_lost(err: &StorageError) -> bool {
     matches!(err, StorageError::Unavailable(_))
 }
 
-/// Clears the session's tenant, restores its `statement_timeout` (a short
-/// one, left by a call with a short deadline, would otherwise bound the
-/// first statement of the pool's next user, before that sets its own), and
-/// tells whether the statement ran outside any transaction. Sent as a
-/// simple query, whose implicit transaction starts at the statement's own
+/// Whether the statement ran outside any transaction. Sent as a simple
+/// query, whose implicit transaction starts at the statement's own
 /// timestamp: the two are equal only then, so an open transaction left
 /// behind (by a cancelled `BEGIN`, say) shows, and the connection is closed
-/// instead of pooled.
-const CLEAR_TENANT: &str = "SELECT set_config('ladder.tenant_id', '', false) IS NOT NULL \
-     AND set_config('statement_timeout', \
-         (SELECT reset_val FROM pg_settings WHERE name = 'statement_timeout'), false) IS NOT NULL \
-     AND transaction_timestamp() = statement_timestamp()";
+/// instead of pooled. (Nothing else needs clearing: no setting outlives a
+/// transaction.)
+const OUTSIDE_TRANSACTION: &str = "SELECT transaction_timestamp() = statement_timestamp()";
 
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -445,72 +440,43 @@ impl Db {
             })
     }
 
-    /// A pooled connection outside any transaction whose session carries
-    /// `tenant`, for work made of single statements (see the module
-    /// documentation), whose statements are cancelled once `budget` has
-    /// passed (at 99.5% of it, [`Session::for_call`]): one kept from an
-    /// earlier call if there is one ([`warm`]), whose settings are sent
-    /// again only when they do not serve this call
-    /// ([`KEPT_SESSION_TRUSTED_FOR`]). Taking it runs as a task of its own
-    /// (see [`Db::begin_within`]).
+    /// A pooled connection outside any explicit transaction for a call of
+    /// `tenant` with `budget` left, for work made of single statements
+    /// (see the module documentation): one kept from an earlier call if
+    /// there is one ([`warm`]), pinged first when it has been idle for
+    /// [`KEPT_CONNECTION_TRUSTED_FOR`]. Nothing is set on it: it carries no
+    /// session setting of any call.
     pub async fn connection(
         &self,
         tenant: &TenantId,
         budget: Duration,
     ) -> Result<TenantConnection, StorageError> {
-        self.checkout(Some(budget), || {
-            let (pool, warm, health) = (
-                self.pool.clone(),
-                Arc::clone(&self.warm),
-                Arc::clone(&self.health),
-            );
-            let tenant = tenant.clone();
-            run_to_completion(async move {
-                let mut conn = match warm.take(&tenant, |idle_for| health.suspect(idle_for)) {
-                    Checkout::Kept { conn, idle_for } => {
-                        let trusted = idle_for < KEPT_SESSION_TRUSTED_FOR;
-                        let serves = conn
-                            .session
-                            .as_ref()
-                            .is_some_and(|s| s.serves(&tenant, budget));
-                        if trusted && serves {
-                            return Ok(conn);
-                        }
-                        conn
+        self.checkout(Some(budget), || async move {
+            match self.warm.take(|idle_for| self.health.suspect(idle_for)) {
+                Checkout::Kept { mut conn, idle_for } => {
+                    if idle_for >= KEPT_CONNECTION_TRUSTED_FOR {
+                        conn.raw().ping().await?;
                     }
-                    Checkout::FromPool(_waiting) => {
-                        TenantConnection::new(pool.acquire().await?, health)
-                    }
-                };
-                // Forgotten first: should setting fail, what the session
-                // carries is unknown (and the connection is not kept).
-                conn.session = None;
-                let session = Session::for_call(&tenant, budget);
-                sqlx::query(SET_SESSION_TENANT_AND_TIMEOUT)
-                    .bind(&tenant.0)
-                    .bind(timeout_setting(Some(session.statement_timeout)))
-                    .execute(traced!(conn, SET_SESSION_TENANT_AND_TIMEOUT))
-                    .await?;
-                conn.session = Some(session);
-                Ok(conn)
-            })
+                    conn.serve(tenant, budget);
+                    Ok(conn)
+                }
+                Checkout::FromPool(_waiting) => Ok(TenantConnection::new(
+                    self.pool.acquire().await?,
+                    tenant,
+                    budget,
+                    Arc::clone(&self.health),
+                )),
+            }
         })
         .await
     }
 
     /// Takes back a connection from [`Db::connection`] whose call is over
     /// with every statement answered, and keeps it for the next scoring
-    /// call, unless its session cuts statements within
-    /// [`SHORTEST_KEPT_TIMEOUT`]. (Dropping one instead clears it and gives
-    /// it back to the pool.)
+    /// call. (Dropping one instead checks it and gives it back to the
+    /// pool.)
     pub fn finished(&self, conn: TenantConnection) {
-        let keepable = conn
-            .session
-            .as_ref()
-            .is_some_and(|s| s.statement_timeout >= SHORTEST_KEPT_TIMEOUT);
-        if keepable {
-            self.warm.keep(conn);
-        }
+        self.warm.keep(conn);
     }
 
     /// Gives back to the pool the connections kept for scoring calls that
@@ -522,14 +488,18 @@ impl Db {
 
     /// The tenant's roles and published rubrics as of framework `revision`
     /// (from [`scoring_inputs::read`]), from memory while it is current,
-    /// otherwise read on `conn`.
+    /// otherwise read in a transaction of its own on `conn`.
     pub async fn catalog(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut TenantConnection,
         tenant: &TenantId,
         revision: Option<i64>,
     ) -> Result<Arc<Catalog>, StorageError> {
-        self.catalogs.get(conn, tenant, revision).await
+        debug_assert_eq!(conn.tenant(), tenant);
+        let budget = conn.remaining();
+        self.catalogs
+            .get(conn.raw(), tenant, revision, budget)
+            .await
     }
 
     /// The reads of `tenant` that this server answers from memory where it
@@ -728,25 +698,6 @@ async fn run_to_completion<T: Send + 'static>(
             "the server is shutting down".into(),
         )),
     }
-}
-
-/// Applies the tenant to the transaction running on `conn`.
-async fn set_tenant(conn: &mut PgConnection, tenant: &TenantId) -> Result<(), StorageError> {
-    sqlx::query(SET_TENANT)
-        .bind(&tenant.0)
-        .execute(traced!(conn, SET_TENANT))
-        .await?;
-    Ok(())
-}
-
-/// Opens a transaction for one tenant on a connection taken outside one.
-pub(crate) async fn begin_on<'c>(
-    conn: &'c mut PgConnection,
-    tenant: &TenantId,
-) -> Result<Transaction<'c, Postgres>, StorageError> {
-    let mut tx = Connection::begin(conn).await?;
-    set_tenant(&mut tx, tenant).await?;
-    Ok(tx)
 }
 
 const DATABASE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)";

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::calibration::RaterEffects;
@@ -21,37 +21,15 @@ use crate::domain::scoring::{RaterAdjustments, ScoringPolicy};
 use crate::storage::evidence::source;
 use crate::storage::pg_array::{PgArray, PgStrs};
 use crate::storage::traced::traced;
-use crate::storage::{StorageError, TenantId};
+use crate::storage::{StorageError, TenantConnection, TenantId, timeout_setting};
 
-/// One row whatever exists: the evidence comes back as parallel arrays, empty
-/// when the subject has none. (Public for `ladder-bench`, which times it
-/// under pgbench.)
-pub const READ: &str = "SELECT t.framework_revision, p.policy, s.current_role_id, \
-         e.ids, e.competencies, e.levels, e.sources, e.confidences, e.observed, e.raters, \
-         c.id AS calibration_id, f.rater_ids AS effect_raters, f.leniencies \
-     FROM (SELECT $1::text AS tenant_id) AS q \
-     LEFT JOIN tenants t ON t.tenant_id = q.tenant_id \
-     LEFT JOIN scoring_policies p ON p.tenant_id = q.tenant_id \
-     LEFT JOIN subjects s ON s.tenant_id = q.tenant_id AND s.id = $2 \
-     CROSS JOIN LATERAL ( \
-         SELECT COALESCE(array_agg(id), '{}') AS ids, \
-                COALESCE(array_agg(competency_id), '{}') AS competencies, \
-                COALESCE(array_agg(level), '{}') AS levels, \
-                COALESCE(array_agg(source), '{}') AS sources, \
-                COALESCE(array_agg(confidence), '{}') AS confidences, \
-                COALESCE(array_agg(observed_at), '{}') AS observed, \
-                COALESCE(array_agg(rater_id), '{}') AS raters \
-         FROM evidence \
-         WHERE tenant_id = $1 AND subject_id = $2 AND observed_at <= $3) AS e \
-     LEFT JOIN LATERAL ( \
-         SELECT id FROM calibrations \
-         WHERE tenant_id = $1 AND (p.policy ->> 'rater_calibration')::boolean IS TRUE \
-         ORDER BY create_time DESC, id DESC LIMIT 1) AS c ON true \
-     CROSS JOIN LATERAL ( \
-         SELECT COALESCE(array_agg(rater_id), '{}') AS rater_ids, \
-                COALESCE(array_agg(leniency), '{}') AS leniencies \
-         FROM rater_effects \
-         WHERE tenant_id = $1 AND calibration_id = c.id AND rater_id = ANY (e.raters)) AS f";
+/// The tenant, the subject, the time and the call's remaining time (as
+/// `lock_timeout`, milliseconds): one row whatever exists, the evidence as
+/// parallel arrays, empty when the subject has none. The function (migration
+/// 0015) sets the tenant for the statement's own implicit transaction before
+/// it runs the query, under row-level security. (Public for `ladder-bench`,
+/// which times it under pgbench.)
+pub const READ: &str = "SELECT * FROM ladder_scoring_inputs($1, $2, $3, $4)";
 
 /// What scoring a subject as of a time reads from the database.
 #[derive(Debug)]
@@ -118,17 +96,26 @@ impl CalibrationColumns<'_> {
 
 /// Reads a subject's scoring inputs as of `as_of` in one tenant-scoped
 /// statement, outside any explicit transaction: a single statement sees one
-/// snapshot on its own.
+/// snapshot on its own, and what it sets lasts as long as it does. A lock
+/// the read waits for is given up once the call's time is up; the read
+/// itself is one subject's rows. (PostgreSQL arms a statement's
+/// `statement_timeout` when the statement starts, with the value in force
+/// then, so a statement cannot set its own; setting it for the session
+/// would leave it to the connection's next user.)
 pub async fn read(
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     subject_id: &str,
     as_of: DateTime<Utc>,
 ) -> Result<ScoringInputs, StorageError> {
+    debug_assert_eq!(conn.tenant(), tenant);
+    let lock_timeout = timeout_setting(Some(conn.remaining()));
+    let conn = conn.raw();
     let row = sqlx::query(READ)
         .bind(&tenant.0)
         .bind(subject_id)
         .bind(as_of)
+        .bind(lock_timeout)
         .fetch_one(traced!(conn, READ))
         .await?;
     let row = InputsRow::from_row(&row)?;
@@ -180,7 +167,7 @@ fn observations(arrays: EvidenceArrays<'_>) -> Result<Vec<Observation>, StorageE
         .collect()
 }
 
-/// Like [`READ`] for many subjects at once, without current roles: the
+/// Like [`READ`]'s query for many subjects at once, without current roles: the
 /// evidence of every subject in `$2`, each item with its subject, and the
 /// leniencies of its raters when the policy turns calibration on.
 const READ_MANY: &str = "SELECT t.framework_revision, p.policy, \
@@ -239,20 +226,24 @@ struct ManyInputsRow<'r> {
 }
 
 /// Reads the scoring inputs of every subject in `subject_ids` as of `as_of`
-/// in one tenant-scoped statement (one snapshot), outside any explicit
-/// transaction.
+/// in one tenant-scoped statement (one snapshot), in a transaction of its
+/// own on `conn` whose `statement_timeout` is the call's remaining time
+/// (many subjects' evidence may take a while to read).
 pub async fn read_many(
-    conn: &mut PgConnection,
+    conn: &mut TenantConnection,
     tenant: &TenantId,
     subject_ids: &[String],
     as_of: DateTime<Utc>,
 ) -> Result<ManyScoringInputs, StorageError> {
+    debug_assert_eq!(conn.tenant(), tenant);
+    let mut tx = conn.begin().await?;
     let row = sqlx::query(READ_MANY)
         .bind(&tenant.0)
         .bind(subject_ids)
         .bind(as_of)
-        .fetch_one(traced!(conn, READ_MANY))
+        .fetch_one(traced!(tx, READ_MANY))
         .await?;
+    tx.commit().await?;
     let row = ManyInputsRow::from_row(&row)?;
     let rater_adjustments = row.calibration.adjustments(&row.evidence);
     let mut by_subject: HashMap<String, Vec<Observation>> = HashMap::new();

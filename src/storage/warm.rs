@@ -1,23 +1,19 @@
 //! Tenant connections kept out of the pool between scoring calls.
 //!
-//! Giving a scoring call's connection back to sqlx's pool costs two round
-//! trips after every call: [`CLEAR_TENANT`](super::CLEAR_TENANT) and the
-//! `Sync` sqlx sends to every connection it takes back. A connection whose
-//! call finished with every statement answered needs neither: nothing is in
+//! Giving a scoring call's connection back to sqlx's pool costs a round
+//! trip after every call: the check that no transaction was left open
+//! ([`OUTSIDE_TRANSACTION`](super::OUTSIDE_TRANSACTION)) and the `Sync`
+//! sqlx sends to every connection it takes back. A connection whose call
+//! finished with every statement answered needs neither: nothing is in
 //! flight on it and no transaction is open (the scoring path runs single
-//! statements), and the next scoring call sets its own tenant and
-//! `statement_timeout` before its first statement anyway (or finds them
-//! set as it needs them, when the connection's last call was its tenant's).
-//! Such connections
-//! wait here, still checked out of the pool, for the next scoring call
-//! (ladder-bench: dry runs 35-50% faster). Only [`Db::connection`] takes
-//! them, so the tenant a kept connection's session still carries is never
-//! seen by other work; a connection of a call that failed or was cancelled
-//! goes the cleared way back instead.
+//! statements and transactions it commits). Such connections wait here,
+//! still checked out of the pool, for the next scoring call of any tenant:
+//! they carry no setting of the last one (no setting outlives a
+//! transaction), only the tenant the next call gives them on this side.
 //!
 //! What the pool would otherwise have done is done here: a connection idle
 //! long enough to be suspect (or since a loss) is not used but sent back
-//! the cleared way, so that the pool pings or replaces it, and the server's
+//! the checked way, so that the pool pings or replaces it, and the server's
 //! health monitor sends back those idle that long anyway
 //! ([`Db::release_idle_connections`]), so that the pool's idle timeout
 //! applies to a quiet server's connections; one kept for
@@ -33,10 +29,10 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{TenantConnection, TenantId};
+use super::TenantConnection;
 
 /// How long a connection may go from call to call without going back to
-/// the pool: it then goes back once (cleared and checked), so that it is
+/// the pool: it then goes back once (checked), so that it is
 /// closed when it outlives the pool's `max_lifetime`.
 const KEEP_FOR: Duration = Duration::from_secs(60);
 
@@ -89,7 +85,7 @@ impl WarmConnections {
 
     /// Keeps `conn`, whose call's statements were all answered, for the next
     /// scoring call, unless other work waits for the pool or it has been
-    /// kept for [`KEEP_FOR`]: then it is dropped instead (cleared and given
+    /// kept for [`KEEP_FOR`]: then it is dropped instead (checked and given
     /// back to the pool).
     pub(super) fn keep(&self, conn: TenantConnection) {
         let mut state = self.state();
@@ -104,29 +100,15 @@ impl WarmConnections {
         });
     }
 
-    /// The connection kept last by a call of `tenant`, or else the one
-    /// kept last, unless that has been idle long enough for `suspect` to
-    /// doubt it: then it and every connection kept before it are given back
-    /// to the pool (which checks them), and the caller takes one from the
-    /// pool like a call that found none kept.
-    pub(super) fn take(
-        self: &Arc<Self>,
-        tenant: &TenantId,
-        suspect: impl Fn(Duration) -> bool,
-    ) -> Checkout {
+    /// The connection kept last, unless it has been idle long enough for
+    /// `suspect` to doubt it: then it and every connection kept before it
+    /// are given back to the pool (which checks them), and the caller takes
+    /// one from the pool like a call that found none kept.
+    pub(super) fn take(self: &Arc<Self>, suspect: impl Fn(Duration) -> bool) -> Checkout {
         let mut state = self.state();
         let doubted = match state.kept.last() {
             Some(last) if !suspect(last.idle_since.elapsed()) => {
-                // Kept earlier means idle longer: the tenant's own is taken
-                // only if it is not doubted either.
-                let last = state.kept.len() - 1;
-                let chosen = state
-                    .kept
-                    .iter()
-                    .rposition(|kept| kept.conn.carries(tenant))
-                    .filter(|&k| !suspect(state.kept[k].idle_since.elapsed()))
-                    .unwrap_or(last);
-                let kept = state.kept.remove(chosen);
+                let kept = state.kept.pop().expect("the last one");
                 return Checkout::Kept {
                     idle_for: kept.idle_since.elapsed(),
                     conn: kept.conn,
@@ -138,7 +120,7 @@ impl WarmConnections {
         state.waiting += 1;
         drop(state);
         // Dropped outside the lock: each drop hands its connection to a
-        // task that clears it and gives it back to the pool.
+        // task that checks it and gives it back to the pool.
         drop(doubted);
         Checkout::FromPool(PoolWait(Arc::clone(self)))
     }

@@ -18,9 +18,10 @@
 //! 6. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]; a framework
 //!    write that commits drops what this server keeps of the framework in
-//!    memory), or on a pooled connection whose session carries the tenant
-//!    for the scoring path ([`AppState::on_connection`]; kept for the next
-//!    such call when the body succeeds), or, for a read
+//!    memory), or on a pooled connection for the scoring path, whose
+//!    statements set the tenant for their own transactions
+//!    ([`AppState::on_connection`]; kept for the next such call when the
+//!    body succeeds), or, for a read
 //!    answered from memory where it can be, with the database handle
 //!    ([`AppState::cached_read`]); a write ([`Method::writes`]) appends its
 //!    audit row in that transaction, naming what the body recorded with
@@ -33,8 +34,8 @@
 //!
 //! All of it runs within the call's [`Deadline`] (set by the admission
 //! layer): at the deadline the call answers DEADLINE_EXCEEDED, and the
-//! database statements, given the remaining time as `statement_timeout`,
-//! stop with it.
+//! database statements, given the remaining time as their transaction's
+//! `statement_timeout` (the scoring read: as `lock_timeout`), stop with it.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -256,9 +257,9 @@ impl AppState {
     }
 
     /// Serves a call whose body runs on a pooled connection outside any
-    /// explicit transaction, its session carrying the caller's tenant: the
-    /// scoring path, whose statements each stand alone (see `storage`'s
-    /// module documentation).
+    /// explicit transaction, for the caller's tenant and deadline: the
+    /// scoring path, whose statements each stand alone or run in short
+    /// transactions of their own (see `storage`'s module documentation).
     pub async fn on_connection<Req, Input, Res>(
         &self,
         method: Method,

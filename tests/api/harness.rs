@@ -427,3 +427,136 @@ impl TestServer {
             .expect("counting rows")
     }
 }
+
+/// Debian's PgBouncer (1.18: no prepared statements across server
+/// connections) in transaction mode in front of the test cluster, as a
+/// platform team puts a pooler in front of PostgreSQL. It is installed with
+/// apt when missing (as PostgreSQL is expected to be), runs as the
+/// cluster's user when the tests run as root, and stops with the value.
+pub struct Pooler {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Pooler {
+    /// A pooler handing out at most `server_connections` server connections
+    /// per database and user, whatever the number of clients.
+    pub fn start(server_connections: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let binary = pooler_binary();
+        let server = &cluster().server;
+        let host = server.get_socket().map_or_else(
+            || server.get_host().to_string(),
+            |dir| dir.display().to_string(),
+        );
+        let dir = traversable_temp_dir();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let app = &cluster().app;
+        std::fs::write(
+            dir.path().join("userlist.txt"),
+            format!(
+                "\"{}\" \"{}\"\n",
+                app.get_username(),
+                cluster().app_password
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        std::fs::write(
+            dir.path().join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host={host} port={}\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {d}/userlist.txt\n\
+                 pool_mode = transaction\ndefault_pool_size = {server_connections}\n\
+                 max_client_conn = 500\nignore_startup_parameters = extra_float_digits\n\
+                 server_reset_query =\nlogfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n",
+                server.get_port()
+            ),
+        )
+        .unwrap();
+        for file in ["userlist.txt", "pgbouncer.ini"] {
+            std::fs::set_permissions(
+                dir.path().join(file),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        let mut command = std::process::Command::new(binary);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            command.args(["-u", "postgres"]);
+        }
+        // Stopped by `Drop`, also when it never comes up.
+        let pooler = Self {
+            child: command
+                .arg(dir.path().join("pgbouncer.ini"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("starting pgbouncer"),
+            port,
+            _dir: dir,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return pooler;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("pgbouncer did not listen on {port} within 5 s");
+    }
+
+    /// The application role's options for `database` through the pooler.
+    pub fn app_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(cluster().app.get_username())
+            .password(&cluster().app_password)
+            .database(database)
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `pgbouncer` binary, installed from Debian's packages on first use.
+fn pooler_binary() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let found = || {
+                ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+                    .map(PathBuf::from)
+                    .into_iter()
+                    .find(|p| p.exists())
+            };
+            if let Some(path) = found() {
+                return path;
+            }
+            let status = std::process::Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "pgbouncer"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .expect("running apt-get to install pgbouncer");
+            assert!(status.success(), "apt-get install pgbouncer failed");
+            found().expect("pgbouncer installed")
+        })
+        .clone()
+}
+
+/// A loopback port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -424,51 +424,100 @@ async fn cancelled_calls_leave_no_transaction_and_no_tenant_on_the_connection() 
 }
 
 /// Whether the connection is outside any transaction (as a simple query,
-/// whose implicit transaction starts at the statement's timestamp), and the
-/// tenant its session carries.
+/// whose implicit transaction starts at the statement's timestamp), the
+/// tenant its session carries (`None` or empty: none), and its
+/// `statement_timeout` and `lock_timeout` as their defaults or not.
 const CONNECTION_STATE: &str = "SELECT transaction_timestamp() = statement_timestamp(), \
-     current_setting('ladder.tenant_id', true)";
+     current_setting('ladder.tenant_id', true), \
+     (SELECT setting = reset_val FROM pg_settings WHERE name = 'statement_timeout'), \
+     (SELECT setting = reset_val FROM pg_settings WHERE name = 'lock_timeout')";
+
+/// What [`CONNECTION_STATE`] finds on a connection, as the next user of its
+/// session (another call, or another client behind a transaction pooler)
+/// would find it.
+#[derive(Debug, PartialEq)]
+struct SessionState {
+    outside_transaction: bool,
+    tenant: Option<String>,
+    default_statement_timeout: bool,
+    default_lock_timeout: bool,
+}
+
+impl SessionState {
+    /// Outside any transaction, no tenant, default timeouts.
+    fn clean() -> Self {
+        Self {
+            outside_transaction: true,
+            tenant: None,
+            default_statement_timeout: true,
+            default_lock_timeout: true,
+        }
+    }
+}
+
+async fn session_state(conn: &mut sqlx::PgConnection) -> SessionState {
+    let row = sqlx::raw_sql(CONNECTION_STATE)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let tenant: Option<String> = row.get(1);
+    SessionState {
+        outside_transaction: row.get(0),
+        tenant: tenant.filter(|t| !t.is_empty()),
+        default_statement_timeout: row.get(2),
+        default_lock_timeout: row.get(3),
+    }
+}
 
 /// The storage layer on its own, cancelled at every point of opening a
-/// transaction or a tenant connection (timeouts swept in 2 µs steps): the
-/// pool's one connection never comes back inside a transaction or with the
-/// cancelled call's tenant.
+/// transaction or a tenant connection and of the tenant connection's
+/// statements (timeouts swept in 2 µs steps): the pool's one connection
+/// never comes back inside a transaction, nor carrying a tenant or a
+/// timeout of the cancelled call.
 #[tokio::test]
 async fn cancelling_begin_or_checkout_at_any_point_never_pools_a_transaction_or_a_tenant() {
-    use ladder::storage::TenantId;
+    use ladder::storage::{TenantId, scoring_inputs};
     let server = TestServer::start().await;
     let db = server.app_db(1).await;
     let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
     for step in 0..300u64 {
         let cut = Duration::from_micros(step * 2);
-        if step % 2 == 0 {
-            let _ = tokio::time::timeout(cut, db.begin(&a)).await;
-        } else {
-            let _ = tokio::time::timeout(cut, db.connection(&a, std::time::Duration::from_secs(5)))
+        match step % 3 {
+            0 => {
+                let _ = tokio::time::timeout(cut, db.begin(&a)).await;
+            }
+            1 => {
+                let _ = tokio::time::timeout(cut, async {
+                    let mut conn = db.connection(&a, Duration::from_millis(50)).await?;
+                    conn.begin().await?.commit().await?;
+                    Ok::<_, ladder::storage::StorageError>(())
+                })
                 .await;
+            }
+            _ => {
+                let _ = tokio::time::timeout(cut, async {
+                    let mut conn = db.connection(&a, Duration::from_millis(50)).await?;
+                    scoring_inputs::read(&mut conn, &a, "emp-a", Utc::now()).await?;
+                    db.finished(conn);
+                    Ok::<_, ladder::storage::StorageError>(())
+                })
+                .await;
+            }
         }
-        let mut conn = db
-            .connection(&b, std::time::Duration::from_secs(5))
-            .await
-            .unwrap();
-        let row = sqlx::raw_sql(CONNECTION_STATE)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let (outside, tenant): (bool, Option<String>) = (row.get(0), row.get(1));
-        assert!(outside, "step {step}: a transaction was left open");
-        assert_eq!(tenant.as_deref(), Some("tenant-b"), "step {step}");
+        let mut conn = db.connection(&b, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            session_state(conn.raw()).await,
+            SessionState::clean(),
+            "step {step}"
+        );
     }
     // A tenant connection used to the end goes back to the pool (and is
     // not closed): the next call gets the same backend.
     let mut pids = Vec::new();
     for _ in 0..2 {
-        let mut conn = db
-            .connection(&b, std::time::Duration::from_secs(5))
-            .await
-            .unwrap();
+        let mut conn = db.connection(&b, Duration::from_secs(5)).await.unwrap();
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *conn)
+            .fetch_one(conn.raw())
             .await
             .unwrap();
         pids.push(pid);
@@ -478,29 +527,24 @@ async fn cancelling_begin_or_checkout_at_any_point_never_pools_a_transaction_or_
 }
 
 /// A tenant connection whose call finished is kept for the next scoring
-/// call: the same backend, its tenant set anew. It never holds the pool:
-/// with a pool of one connection, a transaction still gets it, so does a
-/// call already waiting when another finishes with it, and closing the pool
-/// does not wait for it.
+/// call of any tenant: the same backend, carrying nothing of the last call.
+/// It never holds the pool: with a pool of one connection, a transaction
+/// still gets it, so does a call already waiting when another finishes with
+/// it, and closing the pool does not wait for it.
 #[tokio::test]
 async fn kept_tenant_connections_serve_the_next_call_without_starving_the_pool() {
     use ladder::storage::TenantId;
     let server = TestServer::start().await;
     let db = server.app_db(1).await;
     let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
-    let budget = std::time::Duration::from_secs(5);
+    let budget = Duration::from_secs(5);
     let mut pids = Vec::new();
     for tenant in [&a, &b] {
         let mut conn = db.connection(tenant, budget).await.unwrap();
-        let row = sqlx::raw_sql(CONNECTION_STATE)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let (outside, setting): (bool, Option<String>) = (row.get(0), row.get(1));
-        assert!(outside);
-        assert_eq!(setting.as_deref(), Some(tenant.0.as_str()));
+        assert_eq!(conn.tenant(), tenant);
+        assert_eq!(session_state(conn.raw()).await, SessionState::clean());
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *conn)
+            .fetch_one(conn.raw())
             .await
             .unwrap();
         pids.push(pid);
@@ -544,138 +588,146 @@ async fn kept_tenant_connections_serve_the_next_call_without_starving_the_pool()
         .expect("closing the pool does not wait for a kept connection");
 }
 
-/// A kept connection's session settings are sent again only when they would
-/// not serve the next call as well: a call of the same tenant with about
-/// the same time left, within a second of the last, finds them as they
-/// were (shown by a `statement_timeout` altered within the margin the rule
-/// allows); a shorter budget gets its own timeout, another tenant its own
-/// tenant, and after a second's idleness they are set again anyway (that
-/// statement is also what finds a connection lost). A call takes the
-/// connection its tenant used last rather than another tenant's. A session
-/// that cuts statements within a second is not kept at all.
+/// What a tenant connection's statements set lasts as long as their
+/// transaction: the scoring read sets the tenant (and its lock timeout) for
+/// itself, a transaction on the connection sets the tenant and the call's
+/// remaining time for itself, and after either the session carries neither,
+/// whether the connection is kept for the next call or given back to the
+/// pool, with a long deadline or a tiny one.
 #[tokio::test]
-async fn kept_sessions_are_set_again_unless_they_serve_the_next_call() {
-    use ladder::storage::{TenantConnection, TenantId};
-    const SESSION: &str = "SELECT current_setting('ladder.tenant_id', true), \
-         setting::int8, pg_backend_pid() FROM pg_settings WHERE name = 'statement_timeout'";
-    async fn session(conn: &mut TenantConnection) -> (String, i64, i32) {
-        let row = sqlx::query(SESSION).fetch_one(&mut **conn).await.unwrap();
-        (row.get(0), row.get(1), row.get(2))
-    }
-    async fn alter_timeout(conn: &mut TenantConnection, millis: &str) {
-        sqlx::query("SELECT set_config('statement_timeout', $1, false)")
-            .bind(millis)
-            .execute(&mut **conn)
+async fn a_tenant_connection_s_settings_last_only_their_transaction() {
+    use ladder::storage::{TenantId, scoring_inputs};
+    let server = TestServer::start().await;
+    let mut clients = server.clients("tenant-a").await;
+    clients
+        .assessment
+        .batch_create_evidence(one("emp-a", "seed"))
+        .await
+        .unwrap();
+    let db = server.app_db(1).await;
+    let a = TenantId("tenant-a".into());
+    for budget in [Duration::from_secs(5), Duration::from_millis(200)] {
+        let mut conn = db.connection(&a, budget).await.unwrap();
+        let inputs = scoring_inputs::read(&mut conn, &a, "emp-a", Utc::now())
             .await
             .unwrap();
+        assert_eq!(
+            inputs.observations.len(),
+            1,
+            "the read saw its tenant's row"
+        );
+        assert_eq!(session_state(conn.raw()).await, SessionState::clean());
+
+        let mut tx = conn.begin().await.unwrap();
+        let row = sqlx::query(
+            "SELECT current_setting('ladder.tenant_id'), \
+                    setting::int8 FROM pg_settings WHERE name = 'statement_timeout'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let (tenant, timeout): (String, i64) = (row.get(0), row.get(1));
+        assert_eq!(tenant, "tenant-a");
+        assert!(
+            timeout > 0 && timeout <= budget.as_millis() as i64,
+            "{timeout} ms for {budget:?}"
+        );
+        tx.commit().await.unwrap();
+        assert_eq!(session_state(conn.raw()).await, SessionState::clean());
+        db.finished(conn); // kept
+
+        let mut conn = db.connection(&a, budget).await.unwrap();
+        assert_eq!(session_state(conn.raw()).await, SessionState::clean());
+        drop(conn); // as a failed call does: checked, then pooled
+        let mut tx = db.begin(&a).await.unwrap();
+        sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+        assert_eq!(session_state(&mut tx).await, SessionState::clean());
+        sqlx::raw_sql("BEGIN").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
     }
-    let server = TestServer::start().await;
-    let db = server.app_db(2).await;
-    let (a, b) = (TenantId("tenant-a".into()), TenantId("tenant-b".into()));
-    let (long, short) = (Duration::from_secs(5), Duration::from_secs(2));
-
-    // Two connections; tenant a's is kept first, b's last.
-    let mut first_a = db.connection(&a, long).await.unwrap();
-    let mut first_b = db.connection(&b, long).await.unwrap();
-    let (tenant, timeout, pid_a) = session(&mut first_a).await;
-    assert_eq!(
-        (tenant.as_str(), timeout),
-        ("tenant-a", 4_975),
-        "99.5% of 5 s"
-    );
-    let (_, _, pid_b) = session(&mut first_b).await;
-    assert_ne!(pid_a, pid_b);
-    alter_timeout(&mut first_a, "4990").await;
-    db.finished(first_a);
-    db.finished(first_b);
-
-    let mut conn = db.connection(&a, long).await.unwrap();
-    assert_eq!(
-        session(&mut conn).await,
-        ("tenant-a".into(), 4_990, pid_a),
-        "tenant a's own connection, its session not set again"
-    );
-    db.finished(conn);
-
-    let mut conn = db.connection(&a, short).await.unwrap();
-    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 1_990, pid_a));
-    db.finished(conn);
-    let mut conn = db.connection(&a, long).await.unwrap();
-    assert_eq!(session(&mut conn).await, ("tenant-a".into(), 4_975, pid_a));
-    alter_timeout(&mut conn, "4990").await;
-    db.finished(conn);
-
-    // Tenant c has no connection of its own: it gets the one kept last,
-    // tenant a's with the altered timeout, with its own settings.
-    let c = TenantId("tenant-c".into());
-    let mut conn = db.connection(&c, long).await.unwrap();
-    assert_eq!(session(&mut conn).await, ("tenant-c".into(), 4_975, pid_a));
-    alter_timeout(&mut conn, "4990").await;
-    db.finished(conn);
-    let mut conn = db.connection(&b, long).await.unwrap();
-    assert_eq!(session(&mut conn).await, ("tenant-b".into(), 4_975, pid_b));
-    db.finished(conn);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let mut conn = db.connection(&c, long).await.unwrap();
-    assert_eq!(
-        session(&mut conn).await,
-        ("tenant-c".into(), 4_975, pid_a),
-        "set again after a second idle"
-    );
-    db.finished(conn);
-
-    // A session that cuts statements within a second is not kept (the next
-    // call's setting would run under its limit): the next call of the same
-    // tenant and budget finds it set anew, not as altered.
-    let brief = Duration::from_millis(200);
-    let mut conn = db.connection(&c, brief).await.unwrap();
-    assert_eq!(session(&mut conn).await.1, 199);
-    alter_timeout(&mut conn, "198").await;
-    db.finished(conn);
-    let mut conn = db.connection(&c, brief).await.unwrap();
-    assert_eq!(session(&mut conn).await.1, 199, "not kept");
-    db.finished(conn);
     db.close().await;
 }
 
-/// A tenant connection given back to the pool (its call failed or was
-/// cancelled) goes back with the session's `statement_timeout` restored: a
-/// short one, left by a call with a short deadline, would otherwise bound
-/// the next user's first statement (the timer of a statement is armed with
-/// the value in force when it starts).
+/// A server on one connection serves tenant-a's dry runs, stored
+/// assessments and explanations with deadlines from 5 s down to a few
+/// milliseconds; between calls its one backend carries no tenant and no
+/// timeout of any of them, as the next client of a transaction pooler would
+/// find it. (Before, a kept connection's session carried the last call's
+/// tenant and `statement_timeout` from one call to the next.)
 #[tokio::test]
-async fn a_connection_given_back_carries_no_call_s_statement_timeout() {
+async fn no_call_leaves_a_tenant_or_a_timeout_on_the_server_s_connections() {
+    use ladder::proto::v1::ExplainAssessmentRequest;
+    use ladder::proto::v1::explain_assessment_request::Target;
+    use ladder::proto::v1::oversight_service_client::OversightServiceClient;
     use ladder::storage::TenantId;
-    let server = TestServer::start().await;
-    let db = server.app_db(1).await;
-    let tenant = TenantId("tenant-a".into());
-    // The pooled connection's session value, seen from a transaction of
-    // the tenant once the transaction's own value is gone.
-    let pooled_timeout = async || {
-        let mut tx = db.begin(&tenant).await.unwrap();
-        sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
-        let session: String = sqlx::query_scalar("SHOW statement_timeout")
-            .fetch_one(&mut *tx)
+    let server = TestServer::start_with_connections(1).await;
+    let mut a = server.clients("tenant-a").await;
+    let mut oversight = OversightServiceClient::with_interceptor(
+        server.channel().await,
+        crate::harness::Bearer(Some(
+            format!("Bearer {}", crate::harness::token("tenant-a"))
+                .parse()
+                .unwrap(),
+        )),
+    );
+    a.assessment
+        .batch_create_evidence(one("emp-a", "seed"))
+        .await
+        .unwrap();
+    let db = &server.state.db;
+    let mut backends = BTreeSet::new();
+    for (i, deadline) in [5_000u64, 2_000, 300, 20, 5, 1_500, 2]
+        .into_iter()
+        .map(Duration::from_millis)
+        .enumerate()
+    {
+        let mut dry_run = assess("emp-a");
+        dry_run.validate_only = true;
+        let _ = a
+            .assessment
+            .create_assessment(within(dry_run, deadline))
+            .await;
+        let stored = a
+            .assessment
+            .create_assessment(within(assess("emp-a"), deadline))
+            .await;
+        let mut request = assess("emp-a");
+        request.request_id = format!("req-{i}");
+        let _ = a
+            .assessment
+            .create_assessment(within(request, deadline))
+            .await;
+        if let Ok(stored) = stored {
+            let id = stored.into_inner().assessment.unwrap().id;
+            let _ = oversight
+                .explain_assessment(within(
+                    ExplainAssessmentRequest {
+                        target: Some(Target::AssessmentId(id)),
+                    },
+                    deadline,
+                ))
+                .await;
+        }
+        // The server's own connection, as the next call (of another
+        // tenant) takes it, before it runs anything.
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            db.connection(&TenantId("tenant-b".into()), Duration::from_secs(5)),
+        )
+        .await
+        .expect("the server's one connection came back")
+        .unwrap();
+        assert_eq!(
+            session_state(conn.raw()).await,
+            SessionState::clean(),
+            "after tenant-a's calls with {deadline:?}"
+        );
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(conn.raw())
             .await
             .unwrap();
-        sqlx::raw_sql("BEGIN").execute(&mut *tx).await.unwrap();
-        tx.commit().await.unwrap();
-        session
-    };
-    let session_default = pooled_timeout().await;
-
-    let mut conn = db
-        .connection(&tenant, Duration::from_millis(200))
-        .await
-        .unwrap();
-    let brief: String = sqlx::query_scalar("SHOW statement_timeout")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(brief, "199ms");
-    drop(conn); // as a failed call does: cleared, then pooled
-
-    // The pool's one connection, once it is back.
-    assert_eq!(pooled_timeout().await, session_default);
-    db.close().await;
+        backends.insert(pid);
+        db.finished(conn);
+    }
+    assert!(!backends.is_empty());
 }

@@ -20,6 +20,7 @@ mod limits;
 mod observability;
 mod overload;
 mod oversight;
+mod pooler;
 mod read_only;
 mod recommend;
 mod schema;

@@ -37,14 +37,16 @@ pub fn find() -> PathBuf {
 
 /// The service's scoring statement (`storage::scoring_inputs::READ`) as a
 /// pgbench script: the tenant and a random subject as prepared parameters,
-/// scoring as of now. Run as the application role with the session's tenant
-/// set, so that row-level security binds it as it binds the server: how fast
-/// PostgreSQL alone answers what every assessment asks.
+/// scoring as of now, a lock waited for at most 5 s. Run as the application
+/// role (the statement sets its tenant itself), so that row-level security
+/// binds it as it binds the server: how fast PostgreSQL alone answers what
+/// every assessment asks.
 pub fn scoring_statement() -> String {
     let statement = ladder::storage::scoring_inputs::READ
         .replace("$1", ":tenant")
         .replace("$2", ":subject")
-        .replace("$3", "now()");
+        .replace("$3", "now()")
+        .replace("$4", "'5000'");
     format!("\\set subject random(:first, :last)\n{statement};\n")
 }
 
@@ -53,9 +55,6 @@ pub struct Run<'a> {
     /// Where the script is written.
     pub script: &'a Path,
     pub database_url: &'a str,
-    /// `ladder.tenant_id` for the session (`PGOPTIONS`), for a role that
-    /// row-level security binds.
-    pub session_tenant: Option<&'a str>,
     pub tenant: &'a str,
     pub subjects: (usize, usize),
     pub clients: usize,
@@ -67,9 +66,6 @@ pub struct Run<'a> {
 pub fn rate(run: &Run, script: &str) -> Result<f64, Failure> {
     std::fs::write(run.script, script)?;
     let mut command = Command::new(run.pgbench);
-    if let Some(tenant) = run.session_tenant {
-        command.env("PGOPTIONS", format!("-c ladder.tenant_id={tenant}"));
-    }
     let output = command
         .args(["--no-vacuum", "--protocol=prepared"])
         .arg(format!("--client={}", run.clients))

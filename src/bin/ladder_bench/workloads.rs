@@ -202,13 +202,12 @@ pub async fn run(
 
     // ---- assessments against the forward-only ceiling
     let pgbench_bin = pgbench::find();
-    let pgbench_rate = |file: &str, sql: &str, database_url: &str, session_tenant, seconds| {
+    let pgbench_rate = |file: &str, sql: &str, database_url: &str, seconds| {
         pgbench::rate(
             &pgbench::Run {
                 pgbench: &pgbench_bin,
                 script: &scratch.join(file),
                 database_url,
-                session_tenant,
                 tenant: BENCH,
                 subjects: data::subject_range(small.subjects),
                 clients: plan.concurrency,
@@ -222,7 +221,6 @@ pub async fn run(
             "bare_query.sql",
             &pgbench::bare_query_script(),
             &database.url,
-            None,
             seconds,
         )
     };
@@ -238,7 +236,6 @@ pub async fn run(
         "scoring_statement.sql",
         &pgbench::scoring_statement(),
         &database.app_url,
-        Some(BENCH),
         plan.measure,
     )?;
     let bound = 1.0 / (1.0 / ping.per_second() + 1.0 / statement);
