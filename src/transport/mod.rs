@@ -9,6 +9,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 mod observe;
+pub mod process_metrics;
 pub(crate) use observe::CALL_SPAN;
 pub mod pipeline;
 mod services;

@@ -673,6 +673,67 @@ async fn metrics_count_calls_by_method_and_code() {
     assert!(value("ladder_db_pool_acquire_seconds_count".into()) >= 5.0);
 }
 
+/// The build and the process: `ladder_build_info` names the version, and the
+/// `process_*` metrics Prometheus' clients export elsewhere are there with
+/// plausible values; every line of the scrape parses as OpenMetrics text.
+#[tokio::test]
+async fn metrics_say_which_build_runs_and_what_the_process_uses() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (status, metrics) = get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "not a metric name: {line}"
+        );
+        assert!(
+            !series.contains('{') || series.ends_with('}'),
+            "unclosed labels: {line}"
+        );
+    }
+    let value = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    let build = format!(
+        r#"ladder_build_info{{version="{}",revision="unknown"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&build), 1.0);
+    assert!(
+        metrics.contains("# TYPE ladder_build_info gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE process_cpu_seconds counter"),
+        "{metrics}"
+    );
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    // This test binary: more than a megabyte resident, a few descriptors open.
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+    let open = value("process_open_fds");
+    assert!(open >= 3.0, "{open}");
+    assert!(value("process_max_fds") >= open);
+    assert!(value("process_threads") >= 1.0);
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 24.0 * 3600.0,
+        "started at {started}, now {now}"
+    );
+}
+
 #[tokio::test]
 async fn liveness_ignores_the_database_and_readiness_needs_it() {
     let server = TestServer::start().await;
