@@ -6,7 +6,7 @@
 //! - `/livez`: 200 while the process answers; never looks at the database,
 //!   so a database outage does not get the pods restarted;
 //! - `/readyz`: 200 while the server serves and the database answers a ping
-//!   within 2 s, else 503.
+//!   within 2 s, else 503; 503 from the moment it is told to stop.
 
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ async fn live() -> &'static str {
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.stopping() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
     match tokio::time::timeout(READY_PING_TIMEOUT, state.db.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ok\n"),
         Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),

@@ -318,8 +318,14 @@ struct LimitArgs {
     /// Deadline of a call whose client sends no grpc-timeout, in milliseconds.
     #[arg(long, env = "LADDER_DEFAULT_DEADLINE_MS", default_value_t = limits::DEFAULT_DEADLINE.as_millis() as u64)]
     default_deadline_ms: u64,
-    /// After SIGTERM or SIGINT, how long in-flight calls may finish before
-    /// they are cancelled, in milliseconds.
+    /// After SIGTERM or SIGINT, how long health says NOT_SERVING while new
+    /// calls are still served (for load balancers to stop sending any),
+    /// in milliseconds.
+    #[arg(long, env = "LADDER_SHUTDOWN_DELAY_MS", default_value_t = limits::DEFAULT_SHUTDOWN_DELAY.as_millis() as u64)]
+    shutdown_delay_ms: u64,
+    /// After that delay, how long in-flight calls may finish before they are
+    /// cancelled, in milliseconds; the process exits at most a few seconds
+    /// later.
     #[arg(long, env = "LADDER_SHUTDOWN_GRACE_MS", default_value_t = limits::DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
     /// CPU-heavy computations (recommendations, what-ifs) run at once
@@ -336,6 +342,7 @@ impl LimitArgs {
             max_in_flight: self.max_in_flight.unwrap_or(defaults.max_in_flight),
             max_concurrent_streams: self.max_concurrent_streams,
             default_deadline: Duration::from_millis(self.default_deadline_ms),
+            shutdown_delay: Duration::from_millis(self.shutdown_delay_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             max_cpu_tasks: self.max_cpu_tasks.unwrap_or(defaults.max_cpu_tasks),
         }
@@ -433,6 +440,9 @@ impl ServeArgs {
     }
 }
 
+/// How long the exit waits for tasks still running on the blocking pool.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     memory::limit_arenas();
@@ -462,6 +472,9 @@ pub fn main() -> ExitCode {
     }
     // The runtime's workers still run the exporter while this blocks.
     telemetry.shutdown();
+    // Whatever still runs (a DNS lookup or a computation of a cancelled
+    // call on the blocking pool) is not waited for long.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,

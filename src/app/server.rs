@@ -37,6 +37,11 @@ use crate::transport::{
 /// The database the embedded cluster serves Ladder from.
 pub const EMBEDDED_DATABASE: &str = "ladder";
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long, after the shutdown grace, the server may take to close its
+/// connections to clients, and then again to close its pool: a database
+/// that does not answer (a cancelled call's statement still running, a
+/// frozen server) must not hold up the exit past what Kubernetes allows.
+pub const STOP_MARGIN: Duration = Duration::from_secs(1);
 /// The health service name for liveness probes: SERVING while the process
 /// answers, whatever the database does (the other names follow it), so a
 /// database outage takes pods out of the Service without restarting them.
@@ -146,8 +151,20 @@ impl Database {
     }
 
     /// Closes the pool, then stops the embedded cluster if there is one.
+    /// Gives up on the pool's connections after [`STOP_MARGIN`]: one whose
+    /// statement the database is still running (a cancelled call's, or any
+    /// on a database that does not answer) would otherwise hold up the exit
+    /// until the database answered.
     pub async fn close(self) -> Result<(), AppError> {
-        self.db.close().await;
+        if tokio::time::timeout(STOP_MARGIN, self.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?STOP_MARGIN,
+                "the database did not let its connections close in time; leaving them"
+            );
+        }
         if let Some(cluster) = self.embedded {
             tokio::task::spawn_blocking(move || cluster.stop())
                 .await
@@ -220,10 +237,12 @@ pub fn embedded_config(
 }
 
 /// Serves the Ladder API, health and reflection on `listener` (over TLS when
-/// `tls` is given) until `shutdown`
-/// resolves, then drains: health turns NOT_SERVING at once and new calls
-/// are refused UNAVAILABLE, in-flight calls get `state.limits.shutdown_grace`
-/// to finish, and whatever still runs then is cancelled.
+/// `tls` is given) until `shutdown` resolves, then stops: health (and the
+/// admin port's `/readyz`) turns NOT_SERVING at once while calls are still
+/// served for `state.limits.shutdown_delay`, so that load balancers stop
+/// sending any; then it drains: new calls are refused UNAVAILABLE, in-flight
+/// calls get `state.limits.shutdown_grace` to finish, and whatever still
+/// runs then is cancelled. Returns at most [`STOP_MARGIN`] after the grace.
 pub async fn run(
     listener: TcpListener,
     tls: Option<ServerTlsConfig>,
@@ -249,6 +268,7 @@ pub async fn run(
         .build_v1alpha()?;
 
     let limits = Arc::clone(&state.limits);
+    let stopping = state.clone();
     let admission = Admission::new(Arc::clone(&limits), state.metrics.clone());
     let max_message = limits.max_message_bytes();
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -328,11 +348,26 @@ pub async fn run(
     let result = tokio::select! {
         result = &mut serving => result,
         () = shutdown => {
+            // Not ready from now on, whatever the database does.
             monitor.abort();
+            stopping.begin_stopping();
+            set_health(&reporter, ServingStatus::NotServing).await;
+            let delay = limits.shutdown_delay;
+            if !delay.is_zero() {
+                tracing::info!(?delay, "not ready; serving calls until the delay ends");
+            }
+            let delayed = tokio::select! {
+                result = &mut serving => Some(result),
+                () = tokio::time::sleep(delay) => None,
+            };
+            if let Some(result) = delayed {
+                framework_changes.abort();
+                trimming.abort();
+                return Ok(result?);
+            }
             // A draining server follows no more changes (and reconnects to
             // no database), so what it answers from here is read anew.
             framework_changes.abort();
-            set_health(&reporter, ServingStatus::NotServing).await;
             let grace = limits.shutdown_grace;
             let began = Instant::now();
             // The server keeps serving while it drains: health answers
@@ -353,7 +388,9 @@ pub async fn run(
                 Some(result) => result,
                 None => {
                     let _ = stop_serving.send(());
-                    let left = grace.saturating_sub(began.elapsed());
+                    // Connections to clients close within what is left of
+                    // the grace, and the margin after it.
+                    let left = grace.saturating_sub(began.elapsed()) + STOP_MARGIN;
                     tokio::time::timeout(left, &mut serving).await.unwrap_or(Ok(()))
                 }
             }

@@ -30,6 +30,7 @@ use std::sync::OnceLock;
 use clap::ValueEnum;
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry::{Context as OtelContext, Key, Value};
+use opentelemetry_otlp::WithTonicConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use tracing::dispatcher::WeakDispatch;
@@ -56,6 +57,9 @@ pub enum LogFormat {
 /// The name spans are exported under when `OTEL_SERVICE_NAME` does not say.
 const SERVICE_NAME: &str = "ladder";
 
+/// The longest [`Telemetry::shutdown`] waits for the last spans to be sent.
+pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What [`init`] set up; shut it down before the process exits.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -64,10 +68,15 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Exports the spans not sent yet and stops the exporter. Blocks; call
-    /// it outside the async runtime (which must still be running).
+    /// Exports the spans not sent yet and stops the exporter, giving up
+    /// after [`FLUSH_TIMEOUT`] (a collector that does not answer must not
+    /// hold up the exit). Blocks; call it outside the async runtime (which
+    /// must still be running).
     pub fn shutdown(self) {
-        if let Some(Err(e)) = self.provider.map(|provider| provider.shutdown()) {
+        if let Some(Err(e)) = self
+            .provider
+            .map(|provider| provider.shutdown_with_timeout(FLUSH_TIMEOUT))
+        {
             eprintln!("ladder: flushing traces: {e}");
         }
     }
@@ -218,11 +227,44 @@ fn tracer_provider() -> Result<Option<SdkTracerProvider>, AppError> {
             )));
         }
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(tls) = collector_tls()? {
+        builder = builder.with_tls_config(tls);
+    }
+    let exporter = builder
         .build()
         .map_err(|e| AppError::Config(format!("the OTLP trace exporter: {e}")))?;
     Ok(Some(exporting_to(exporter)))
+}
+
+/// TLS for an `https://` collector: its certificate verified against the
+/// system's roots, plus the CA certificates in the PEM file
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` (or `..._TRACES_CERTIFICATE`) names, for
+/// a collector with a certificate of a private CA. None for a plaintext
+/// (`http://`) endpoint.
+fn collector_tls() -> Result<Option<tonic::transport::ClientTlsConfig>, AppError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .unwrap_or_default();
+    // The exporter makes a schemeless endpoint https:// (unless
+    // OTEL_EXPORTER_OTLP_INSECURE); only https:// connections use this.
+    if endpoint.trim().to_ascii_lowercase().starts_with("http://") {
+        return Ok(None);
+    }
+    let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ] {
+        if let Some(path) = var(name) {
+            let pem = std::fs::read(&path)
+                .map_err(|e| AppError::Config(format!("{name}={path}: {e}")))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            break;
+        }
+    }
+    Ok(Some(tls))
 }
 
 /// A tracer provider exporting to `exporter` in batches, configured

@@ -2,8 +2,8 @@
 //! the bounds on request contents that are not the domain's own field rules
 //! (those live beside the types: `domain::evidence`, `domain::framework`),
 //! the message size they imply, the in-flight limit, the stream limit,
-//! deadlines, the blocking pool for CPU-heavy work and the shutdown grace
-//! period. Every bound is in the README's table and in
+//! deadlines, the blocking pool for CPU-heavy work, and the shutdown delay
+//! and grace period. Every bound is in the README's table and in
 //! `docs/operations.md` ("Limits and failure behaviour").
 
 use std::sync::Arc;
@@ -49,8 +49,12 @@ pub const IN_FLIGHT_PER_CONNECTION: usize = 2;
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
 /// The deadline of a call whose client sends none.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
-/// How long in-flight calls may run after SIGTERM before they are cancelled.
+/// How long in-flight calls may run after SIGTERM (and the delay) before
+/// they are cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long a server keeps serving new calls after SIGTERM while its health
+/// already says NOT_SERVING: none by default (the chart sets one).
+pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::ZERO;
 /// Longest wait for a pooled connection, whatever the deadline.
 pub const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(5);
 /// What a shed call is told to wait before retrying.
@@ -67,7 +71,10 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// The deadline of a call without `grpc-timeout`.
     pub default_deadline: Duration,
-    /// How long in-flight calls may finish after a shutdown signal.
+    /// After a shutdown signal, how long new calls are still served while
+    /// health says NOT_SERVING (so load balancers stop routing here first).
+    pub shutdown_delay: Duration,
+    /// After the delay, how long in-flight calls may finish.
     pub shutdown_grace: Duration,
     /// CPU-heavy computations (scoring every rubric) run at once on the
     /// blocking pool.
@@ -82,6 +89,7 @@ impl Limits {
             max_in_flight: IN_FLIGHT_PER_CONNECTION * max_connections.max(1) as usize,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             default_deadline: DEFAULT_DEADLINE,
+            shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_cpu_tasks: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }

@@ -12,6 +12,7 @@
 //! | `ladder_rpc_shed_total` | | calls refused by load shedding ([`Metrics::record_shed`]) |
 //! | `ladder_evidence_ingested_total` | | evidence rows stored by BatchCreateEvidence |
 //! | `ladder_db_pool_*` | | the connection pool (`storage::pool_metrics`) |
+//! | `ladder_build_info`, `process_*` | | the build and the process (`transport::process_metrics`) |
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use tonic::Code;
 
 use crate::storage::Db;
 use crate::transport::pipeline::Method;
+use crate::transport::process_metrics::{BuildInfo, ProcessCollector};
 
 /// Latency buckets, 1 ms to 10 s.
 const DURATION_BUCKETS: [f64; 13] = [
@@ -66,14 +68,19 @@ struct Instruments {
 impl Metrics {
     /// The service's metrics and those of `db`'s connection pool.
     pub fn new(db: &Db) -> Self {
-        let mut registry = Registry::with_prefix("ladder");
+        // The process' metrics go by the names every Prometheus client
+        // gives them; the service's own under `ladder_`.
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ProcessCollector::new()));
+        let ladder = registry.sub_registry_with_prefix("ladder");
+        ladder.register_collector(Box::new(BuildInfo));
         let requests = Family::<CallLabels, Counter>::default();
         let duration: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
         let in_flight = Family::<MethodLabels, Gauge>::default();
         let shed = Counter::default();
         let evidence_ingested = Counter::default();
-        let rpc = registry.sub_registry_with_prefix("rpc");
+        let rpc = ladder.sub_registry_with_prefix("rpc");
         rpc.register(
             "requests",
             "Calls finished, by method and gRPC status code",
@@ -91,12 +98,12 @@ impl Metrics {
             "Calls refused because the server was overloaded",
             shed.clone(),
         );
-        registry.sub_registry_with_prefix("evidence").register(
+        ladder.sub_registry_with_prefix("evidence").register(
             "ingested",
             "Evidence rows stored (items already stored are not counted again)",
             evidence_ingested.clone(),
         );
-        db.register_metrics(registry.sub_registry_with_prefix("db_pool"));
+        db.register_metrics(ladder.sub_registry_with_prefix("db_pool"));
         Self {
             inner: Arc::new(Instruments {
                 registry,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 mod observe;
+pub mod process_metrics;
 pub(crate) use observe::CALL_SPAN;
 pub mod pipeline;
 mod services;
@@ -20,6 +21,7 @@ pub use services::{
 };
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::storage::framework_file::ensure_builtin;
@@ -48,6 +50,9 @@ pub struct AppState {
     pub cpu: CpuPool,
     /// This server's Prometheus metrics.
     pub metrics: Metrics,
+    /// Set when the server was told to stop: from then on it is not ready
+    /// (the admin port's `/readyz` answers 503), whatever the database says.
+    stopping: Arc<AtomicBool>,
     /// Tenants known to have their framework, so that only a tenant's first
     /// call in this process pays for checking.
     provisioned: Arc<Mutex<HashSet<TenantId>>>,
@@ -66,8 +71,19 @@ impl AppState {
             db,
             cpu: CpuPool::new(limits.max_cpu_tasks),
             limits: Arc::new(limits),
+            stopping: Arc::default(),
             provisioned: Arc::default(),
         }
+    }
+
+    /// Marks the server as stopping: it is no longer ready.
+    pub fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the server was told to stop.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Makes a tenant ready to serve: on its first use the built-in

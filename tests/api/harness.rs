@@ -349,6 +349,34 @@ impl TestServer {
     }
 }
 
+/// Where a client reaches the test's PostgreSQL server.
+pub enum PgAddress {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl TestServer {
+    /// Where the test's PostgreSQL server listens (for a proxy in front of it).
+    pub fn postgres_address(&self) -> PgAddress {
+        let app = &cluster().app;
+        match app.get_socket() {
+            Some(dir) => PgAddress::Unix(dir.join(format!(".s.PGSQL.{}", app.get_port()))),
+            None => PgAddress::Tcp(format!("{}:{}", app.get_host(), app.get_port())),
+        }
+    }
+
+    /// A URL for the test's database as the application role, through a
+    /// TCP proxy at `proxy` (which forwards to [`Self::postgres_address`]).
+    pub fn app_database_url_via(&self, proxy: SocketAddr) -> String {
+        format!(
+            "postgres://{}:{}@{proxy}/{}?sslmode=disable",
+            cluster().app.get_username(),
+            cluster().app_password,
+            self.database
+        )
+    }
+}
+
 fn database_url(database: &str) -> String {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         let (base, query) = url

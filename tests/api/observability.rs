@@ -122,6 +122,21 @@ impl Collector {
         addr
     }
 
+    /// Serves the collector over TLS with `identity`'s certificate.
+    async fn start_tls(&self, identity: tonic::transport::Identity) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .unwrap()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        addr
+    }
+
     fn spans(&self) -> Vec<Span> {
         self.spans.lock().unwrap().clone()
     }
@@ -385,6 +400,115 @@ async fn ladder_serve_exports_by_the_otel_variables_and_flushes_at_shutdown() {
     );
 }
 
+/// `ladder serve --dev` on `server`'s database with `env`; its gRPC address
+/// once it listens.
+fn spawn_serving(server: &TestServer, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut command = Command::new(ladder_bin());
+    command
+        .args(["serve", "--dev", "--no-migrate", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &server.app_database_url()])
+        .env("LADDER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(&line).ok()?;
+            (event["message"] == "ladder listening")
+                .then(|| event["addr"].as_str().map(String::from))?
+        })
+        .unwrap_or_else(|| panic!("ladder serve did not start: {:?}", child.wait()));
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// SIGTERM, then the exit status, waited for off the test's threads.
+async fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// An `https://` collector (as the chart's schema allows): the binary
+/// starts, serves, and sends its spans over TLS, verifying the collector's
+/// certificate against the CA `OTEL_EXPORTER_OTLP_CERTIFICATE` names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ladder_serve_exports_to_an_https_collector() {
+    let pki = crate::tls::pki();
+    let collector = Collector::default();
+    let endpoint = format!(
+        "https://{}",
+        collector.start_tls(pki.server.identity()).await
+    );
+    let server = TestServer::start().await;
+    let ca = pki.ca.pem.cert.to_str().unwrap().to_string();
+    let (child, addr) = spawn_serving(
+        &server,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+        ],
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut rubric = ladder::proto::v1::rubric_service_client::RubricServiceClient::new(channel);
+    rubric
+        .list_roles(traced(ListRolesRequest::default()))
+        .await
+        .unwrap();
+    let status = terminate(child).await;
+    assert!(status.success(), "ladder serve exited with {status}");
+    let spans = collector.spans();
+    let list = spans
+        .iter()
+        .find(|s| s.name == "ladder.v1.RubricService/ListRoles")
+        .unwrap_or_else(|| panic!("no ListRoles span among {:?}", names(&spans)));
+    assert_eq!(hex(&list.trace_id), TRACE_ID);
+}
+
+/// An `https://` collector that is not there (or not yet): the server
+/// starts and serves all the same, and its exit is not held up by the
+/// spans it cannot send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ladder_serve_starts_and_serves_with_an_https_collector_that_is_not_there() {
+    let server = TestServer::start().await;
+    let (child, addr) = spawn_serving(
+        &server,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:9")],
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut rubric = ladder::proto::v1::rubric_service_client::RubricServiceClient::new(channel);
+    rubric
+        .list_roles(traced(ListRolesRequest::default()))
+        .await
+        .unwrap();
+    let signalled = std::time::Instant::now();
+    let status = terminate(child).await;
+    assert!(status.success(), "ladder serve exited with {status}");
+    // The trace flush gives up after its 2 s.
+    assert!(
+        signalled.elapsed() < std::time::Duration::from_secs(5),
+        "exit took {:?}",
+        signalled.elapsed()
+    );
+}
+
 fn names(spans: &[Span]) -> Vec<&str> {
     spans.iter().map(|s| s.name.as_str()).collect()
 }
@@ -547,6 +671,67 @@ async fn metrics_count_calls_by_method_and_code() {
     assert!(sample(&metrics, "ladder_db_pool_idle_connections").is_some());
     assert_eq!(value("ladder_db_pool_waiting".into()), 0.0);
     assert!(value("ladder_db_pool_acquire_seconds_count".into()) >= 5.0);
+}
+
+/// The build and the process: `ladder_build_info` names the version, and the
+/// `process_*` metrics Prometheus' clients export elsewhere are there with
+/// plausible values; every line of the scrape parses as OpenMetrics text.
+#[tokio::test]
+async fn metrics_say_which_build_runs_and_what_the_process_uses() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let (status, metrics) = get(admin, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "not a metric name: {line}"
+        );
+        assert!(
+            !series.contains('{') || series.ends_with('}'),
+            "unclosed labels: {line}"
+        );
+    }
+    let value = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    let build = format!(
+        r#"ladder_build_info{{version="{}",revision="unknown"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&build), 1.0);
+    assert!(
+        metrics.contains("# TYPE ladder_build_info gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE process_cpu_seconds counter"),
+        "{metrics}"
+    );
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    // This test binary: more than a megabyte resident, a few descriptors open.
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+    let open = value("process_open_fds");
+    assert!(open >= 3.0, "{open}");
+    assert!(value("process_max_fds") >= open);
+    assert!(value("process_threads") >= 1.0);
+    let started = value("process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        started <= now + 1.0 && started > now - 24.0 * 3600.0,
+        "started at {started}, now {now}"
+    );
 }
 
 #[tokio::test]

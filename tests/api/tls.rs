@@ -15,13 +15,13 @@ use crate::cli::{serve_url, start, stop};
 use crate::harness::{TestServer, ladder_bin, traversable_temp_dir};
 
 /// A certificate and its key, as PEM files.
-struct Pem {
-    cert: PathBuf,
+pub(crate) struct Pem {
+    pub(crate) cert: PathBuf,
     key: PathBuf,
 }
 
 impl Pem {
-    fn identity(&self) -> Identity {
+    pub(crate) fn identity(&self) -> Identity {
         Identity::from_pem(
             std::fs::read(&self.cert).unwrap(),
             std::fs::read(&self.key).unwrap(),
@@ -30,9 +30,9 @@ impl Pem {
 }
 
 /// A certificate authority whose certificates are written under `dir`.
-struct Authority {
+pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    pem: Pem,
+    pub(crate) pem: Pem,
 }
 
 impl Authority {
@@ -83,16 +83,16 @@ fn write(dir: &Path, name: &str, cert: &str, key: &str) -> Pem {
 
 /// The company CA that signs the server's and its clients' certificates, a
 /// rogue CA nobody configured, and what each issued.
-struct Pki {
+pub(crate) struct Pki {
     _dir: tempfile::TempDir,
-    ca: Authority,
+    pub(crate) ca: Authority,
     rogue: Authority,
-    server: Pem,
+    pub(crate) server: Pem,
     client: Pem,
     rogue_client: Pem,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let dir = traversable_temp_dir();
     let ca = Authority::new(dir.path(), "ca");
     let rogue = Authority::new(dir.path(), "rogue");

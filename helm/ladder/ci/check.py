@@ -34,6 +34,34 @@ def check(condition: bool, message: str) -> None:
         failures.append(message)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a mapping with a key twice (PyYAML keeps the last)."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def documents(text: str, where: str) -> list[dict]:
+    """The YAML documents of `text`; a duplicate key is a failure."""
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=UniqueKeyLoader) if doc]
+    except yaml.constructor.ConstructorError as e:
+        failures.append(f"{where}: {e}")
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
 def render(values: dict | None, upgrade: bool = False) -> list[dict]:
     with helm.Chart.load(CHART) as chart:
         rendered = chart.render(
@@ -47,8 +75,7 @@ def render(values: dict | None, upgrade: bool = False) -> list[dict]:
         doc
         for path, text in sorted(rendered.items())
         if path.endswith((".yaml", ".yml"))
-        for doc in yaml.safe_load_all(text)
-        if doc
+        for doc in documents(text, path)
     ]
 
 
@@ -176,6 +203,16 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
         f"{where}: OTLP endpoint exactly when otel.endpoint is set",
     )
     check("OTEL_SERVICE_NAME" in env and "OTEL_RESOURCE_ATTRIBUTES" in env, f"{where}: OTel resource")
+    delay_ms = int(env.get("LADDER_SHUTDOWN_DELAY_MS", {}).get("value", "-1"))
+    grace_ms = int(env.get("LADDER_SHUTDOWN_GRACE_MS", {}).get("value", "-1"))
+    termination = pod["spec"].get("terminationGracePeriodSeconds", 30)
+    check(
+        delay_ms == values["shutdownDelaySeconds"] * 1000
+        and grace_ms > 0
+        and delay_ms + grace_ms + 5000 <= termination * 1000,
+        f"{where}: shutdown delay {delay_ms} ms + grace {grace_ms} ms + 5 s fit in "
+        f"terminationGracePeriodSeconds {termination}",
+    )
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
     check(ports == {"grpc": grpc_port, "admin": admin_port}, f"{where}: container ports {ports}")
 
@@ -260,6 +297,10 @@ def main() -> int:
         text=True,
     )
     check(hadolint.returncode == 0, f"hadolint Dockerfile:\n{hadolint.stdout}{hadolint.stderr}")
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for label in ("title", "version", "revision", "created", "licenses", "base.name"):
+        check(f"org.opencontainers.image.{label}=" in dockerfile, f"Dockerfile: OCI label {label}")
+    check("CARGO_PROFILE_RELEASE_STRIP=true" in dockerfile, "Dockerfile: the image's binary is stripped")
 
     full_values = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
     manifests = 0
@@ -295,6 +336,17 @@ def main() -> int:
     expect_refused({"jwt": {"audience": ""}}, "no JWT audience")
     expect_refused({"database": {"existingSecret": ""}}, "neither a database Secret nor URLs")
     expect_refused({"tls": {"clientCaSecret": "ca"}}, "mutual TLS without a server certificate")
+    expect_refused({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}, "HPA minReplicas above maxReplicas")
+    expect_refused({"grpcPort": 9090, "adminPort": 9090}, "one port for gRPC and admin")
+    expect_refused(
+        {"terminationGracePeriodSeconds": 10, "shutdownDelaySeconds": 5},
+        "no shutdown grace left after the delay",
+    )
+    # A duplicate key in a rendered manifest is caught.
+    before = len(failures)
+    documents("metadata:\n  labels:\n    a: x\n    a: y\n", "duplicate-key probe")
+    check(len(failures) == before + 1, "a manifest with a duplicate key was accepted")
+    del failures[before:before + 1]
 
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)

@@ -14,11 +14,42 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "ladder.labels" -}}
+{{/* Labels of every object but its component (which the caller adds once). */}}
+{{- define "ladder.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{ include "ladder.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "ladder.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of the server's objects. */}}
+{{- define "ladder.labels" -}}
+{{ include "ladder.commonLabels" . }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{/*
+After SIGTERM the server says NOT_SERVING but serves for shutdownDelaySeconds,
+then lets in-flight calls finish for the grace, then exits within 5 s
+(closing connections and the pool, flushing traces): the grace is what
+terminationGracePeriodSeconds leaves after the delay and those 5 s.
+*/}}
+{{- define "ladder.shutdownGraceSeconds" -}}
+{{- sub (sub .Values.terminationGracePeriodSeconds .Values.shutdownDelaySeconds) 5 -}}
+{{- end -}}
+
+{{/* Value combinations the schema cannot refuse. */}}
+{{- define "ladder.validate" -}}
+{{- if eq (int .Values.grpcPort) (int .Values.adminPort) }}
+{{- fail (printf "grpcPort and adminPort are both %v: give the admin port its own" .Values.grpcPort) }}
+{{- end }}
+{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- if lt (int (include "ladder.shutdownGraceSeconds" .)) 1 }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) leaves no grace for in-flight calls: it must be at least shutdownDelaySeconds (%v) + 6" .Values.terminationGracePeriodSeconds .Values.shutdownDelaySeconds) }}
+{{- end }}
 {{- end -}}
 
 {{/* Labels of the server pods (not the migration Job's). */}}
