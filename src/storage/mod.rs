@@ -687,11 +687,14 @@ impl TenantReads<'_> {
 }
 
 /// Runs `work` as a task that finishes even when the caller stops waiting
-/// for it; what it returns to a caller that is gone is dropped there.
+/// for it; what it returns to a caller that is gone is dropped there. The
+/// task runs in the caller's span, so its statements' spans stay in the
+/// call's trace (and follow its sampling decision) instead of each starting
+/// a trace of its own.
 async fn run_to_completion<T: Send + 'static>(
     work: impl Future<Output = Result<T, StorageError>> + Send + 'static,
 ) -> Result<T, StorageError> {
-    match tokio::spawn(work).await {
+    match tokio::spawn(tracing::Instrument::in_current_span(work)).await {
         Ok(result) => result,
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(_) => Err(StorageError::Unavailable(

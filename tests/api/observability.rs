@@ -297,8 +297,18 @@ async fn a_calls_spans_join_the_callers_trace_with_statements_as_children() {
     let get = rpc("ladder.v1.RubricService/GetRole");
     assert_eq!(hex(&get.trace_id), TRACE_ID);
     assert_eq!(hex(&get.parent_span_id), CALLER_SPAN_ID);
+    // Every span is in the caller's trace: a task the call starts (opening
+    // its transaction) runs in its span rather than starting a trace.
+    for span in &spans {
+        assert_eq!(
+            hex(&span.trace_id),
+            TRACE_ID,
+            "{} in another trace",
+            span.name
+        );
+    }
     // Every statement span is a child of its call's span.
-    for statement in spans.iter().filter(|s| s.name.contains("::")) {
+    for statement in spans.iter().filter(|s| s.kind == SpanKind::Client as i32) {
         assert_eq!(statement.trace_id, ingest.trace_id, "{}", statement.name);
         assert!(
             [&ingest.span_id, &get.span_id].contains(&&statement.parent_span_id),
