@@ -252,6 +252,25 @@ pub(crate) struct DatabaseArgs {
     /// Largest number of database connections.
     #[arg(long, env = "LADDER_DB_MAX_CONNECTIONS", default_value_t = 16)]
     db_max_connections: u32,
+    /// How --database-url reaches PostgreSQL: `direct`, or `transaction`
+    /// through a pooler in transaction mode (PgBouncer, or any that hands
+    /// server connections between clients at each transaction's end):
+    /// every statement is then prepared unnamed and run in a transaction,
+    /// and --database-direct-url serves migrations and the framework
+    /// listener.
+    #[arg(
+        long,
+        env = "LADDER_DATABASE_POOLER",
+        value_enum,
+        default_value = "direct"
+    )]
+    database_pooler: server::PoolerMode,
+    /// PostgreSQL itself, bypassing the pooler of --database-url (required
+    /// with --database-pooler transaction): for migrations, which hold an
+    /// advisory lock, and the framework listener's LISTEN, which live on a
+    /// session.
+    #[arg(long, env = "LADDER_DATABASE_DIRECT_URL")]
+    database_direct_url: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -266,6 +285,8 @@ impl DatabaseArgs {
                 self.pg_user.clone(),
             ),
             max_connections: self.db_max_connections,
+            pooler: self.database_pooler,
+            direct_url: self.database_direct_url.clone(),
         }
     }
 }

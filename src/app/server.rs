@@ -26,7 +26,7 @@ use crate::proto::v1::recommendation_service_server::RecommendationServiceServer
 use crate::proto::v1::rubric_service_server::RubricServiceServer;
 use crate::proto::v1::subject_rights_service_server::SubjectRightsServiceServer;
 use crate::proto::v1::xapi_service_server::XapiServiceServer;
-use crate::storage::{self, Db, database_role};
+use crate::storage::{self, Db, StorageError, database_role};
 use crate::transport::admission::Admission;
 use crate::transport::auth::{AuthLayer, Authenticator};
 use crate::transport::{
@@ -65,6 +65,67 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     pub embedded: EmbeddedConfig,
     pub max_connections: u32,
+    /// How `url` reaches PostgreSQL.
+    pub pooler: PoolerMode,
+    /// PostgreSQL itself when `url` leads through a pooler.
+    pub direct_url: Option<String>,
+}
+
+/// What stands between `--database-url` and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolerMode {
+    /// Nothing, or a pooler in session mode: a client keeps its server
+    /// connection for its whole session.
+    Direct,
+    /// A pooler in transaction mode: the server connection may change
+    /// after every transaction.
+    Transaction,
+}
+
+impl DatabaseConfig {
+    /// Connects to `url` as this configuration says it is reached.
+    async fn connect(&self, url: &str) -> Result<Db, AppError> {
+        let db = Db::connect(parse_url(url)?, self.max_connections).await?;
+        match (self.pooler, &self.direct_url) {
+            (PoolerMode::Direct, _) => {
+                if db.leads_through_transaction_pooler().await? {
+                    db.close().await;
+                    return Err(AppError::Config(format!(
+                        "--database-url leads through a pooler in transaction mode: {}",
+                        storage::BEHIND_A_POOLER
+                    )));
+                }
+                Ok(db)
+            }
+            (PoolerMode::Transaction, Some(direct)) => {
+                let direct = direct
+                    .parse()
+                    .map_err(|e| AppError::Config(format!("--database-direct-url: {e}")))?;
+                Ok(db.behind_transaction_pooler(direct))
+            }
+            (PoolerMode::Transaction, None) => {
+                db.close().await;
+                Err(AppError::Config(
+                    "--database-pooler transaction needs --database-direct-url \
+                     (LADDER_DATABASE_DIRECT_URL): PostgreSQL itself, for migrations and \
+                     the framework listener, which a transaction pooler cannot carry"
+                        .into(),
+                ))
+            }
+        }
+    }
+
+    /// Refuses a pooler setting without a URL to go through it.
+    fn check_embedded(&self) -> Result<(), AppError> {
+        if self.pooler == PoolerMode::Transaction {
+            return Err(AppError::Config(
+                "--database-pooler transaction needs --database-url: the embedded \
+                 PostgreSQL is reached directly"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// An open database and, for the embedded default, the cluster behind it.
@@ -80,9 +141,10 @@ impl Database {
     /// `--database-url` names.
     pub async fn open_as_owner(config: &DatabaseConfig) -> Result<Self, AppError> {
         if let Some(url) = &config.url {
-            let db = Db::connect(parse_url(url)?, config.max_connections).await?;
+            let db = config.connect(url).await?;
             return Ok(Self { db, embedded: None });
         }
+        config.check_embedded()?;
         let (cluster, owner) = start_embedded(config).await?;
         let db = Db::connect(owner, config.max_connections).await?;
         Ok(Self {
@@ -103,6 +165,7 @@ impl Database {
         allow_privileged: bool,
     ) -> Result<Self, AppError> {
         let Some(url) = &config.url else {
+            config.check_embedded()?;
             let (cluster, owner) = start_embedded(config).await?;
             if migrate {
                 let owner = Db::connect(owner, 1).await?;
@@ -117,7 +180,7 @@ impl Database {
                 embedded: Some(cluster),
             });
         };
-        let db = Db::connect(parse_url(url)?, config.max_connections).await?;
+        let db = config.connect(url).await?;
         let role = database_role::current(&db).await?;
         let reasons = role.reasons();
         if !reasons.is_empty() {
@@ -251,8 +314,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AppError> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    state.db.ping().await?;
-    set_health(&reporter, ServingStatus::Serving).await;
+    // A read-only database (a standby, a failover under way) is waited out
+    // NOT_SERVING, as the monitor would once serving; any other failure
+    // stops the start.
+    let serving = match state.db.ping().await {
+        Ok(()) => true,
+        Err(err @ StorageError::ReadOnly(_)) => {
+            tracing::warn!(error = %err, "not serving until the database takes writes");
+            false
+        }
+        Err(err) => return Err(err.into()),
+    };
+    set_health(&reporter, serving_status(serving)).await;
     reporter
         .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
@@ -280,7 +353,7 @@ pub async fn run(
     // Nothing fails from here on before serving: the tasks are not left
     // running by an early return.
     let framework_changes = tokio::spawn(following_framework_changes);
-    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone()));
+    let monitor = tokio::spawn(watch_database(state.db.clone(), reporter.clone(), serving));
     let trimming = tokio::spawn(memory::trim_when_idle(admission.clone()));
     let router = builder
         .accept_http1(true)
@@ -412,24 +485,33 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 /// own (`Db::ping`), so that a busy pool does not look like a dead database.
 /// Each round also gives the pool back the connections kept for scoring
 /// calls that have gone unused a while.
-async fn watch_database(db: Db, reporter: HealthReporter) {
-    let mut serving = true;
+async fn watch_database(db: Db, reporter: HealthReporter, mut serving: bool) {
     loop {
         tokio::time::sleep(HEALTH_INTERVAL).await;
         db.release_idle_connections();
-        let up = tokio::time::timeout(HEALTH_INTERVAL, db.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let pinged = match tokio::time::timeout(HEALTH_INTERVAL, db.ping()).await {
+            Ok(pinged) => pinged,
+            Err(_) => Err(StorageError::Unavailable(format!(
+                "no answer within {HEALTH_INTERVAL:?}"
+            ))),
+        };
+        let up = pinged.is_ok();
         if up != serving {
             serving = up;
-            tracing::warn!(database_up = up, "health changed");
-            let status = if up {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            set_health(&reporter, status).await;
+            match pinged {
+                Ok(()) => tracing::warn!(database_up = up, "health changed"),
+                Err(error) => tracing::warn!(database_up = up, %error, "health changed"),
+            }
+            set_health(&reporter, serving_status(up)).await;
         }
+    }
+}
+
+fn serving_status(serving: bool) -> ServingStatus {
+    if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
     }
 }
 

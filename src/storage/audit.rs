@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 /// Who wrote, with which call: what every audit row of a call shares.
@@ -73,7 +74,7 @@ pub async fn append(
         .bind(&resources.last)
         .bind(&entry.request_id)
         .bind(outcome)
-        .execute(conn)
+        .execute(traced!(conn, APPEND))
         .await?;
     Ok(())
 }
@@ -89,7 +90,7 @@ pub async fn subject_name(
 ) -> Result<String, StorageError> {
     Ok(sqlx::query_scalar(SUBJECT_NAME)
         .bind(subject_id)
-        .fetch_one(conn)
+        .fetch_one(traced!(conn, SUBJECT_NAME))
         .await?)
 }
 
@@ -148,6 +149,6 @@ pub async fn list(
         .bind(before.map(|k| k.0))
         .bind(before.map(|k| k.1))
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, LIST))
         .await?)
 }

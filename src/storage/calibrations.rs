@@ -35,7 +35,7 @@ pub async fn ratings(
         .bind(&tenant.0)
         .bind(window.starts_after())
         .bind(window.as_of)
-        .fetch(conn);
+        .fetch(traced!(conn, RATINGS));
     while let Some(row) = rows.try_next().await? {
         let rating = Rating {
             subject_id: row.try_get(0)?,

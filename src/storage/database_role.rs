@@ -5,6 +5,7 @@
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
+use crate::storage::traced::traced;
 use crate::storage::{Db, StorageError};
 
 /// The role the migrations grant the service's privileges to.
@@ -82,8 +83,13 @@ const PRIVILEGES: &str = "SELECT r.rolname::text, r.rolsuper, r.rolbypassrls, \
 
 /// The privileges of the role `db` connects as.
 pub async fn current(db: &Db) -> Result<RolePrivileges, StorageError> {
+    // In a transaction, as every statement behind a transaction pooler.
+    let mut tx = db.pool().begin().await?;
     let (name, superuser, bypass_rls, owned): (String, bool, bool, i64) =
-        sqlx::query_as(PRIVILEGES).fetch_one(db.pool()).await?;
+        sqlx::query_as(PRIVILEGES)
+            .fetch_one(traced!(tx, PRIVILEGES))
+            .await?;
+    tx.commit().await?;
     Ok(RolePrivileges {
         name,
         superuser,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::oversight::{Decision, Outcome, Override, Period};
 use crate::domain::scoring::Band;
 use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
 macro_rules! columns {
@@ -109,7 +110,7 @@ async fn insert(
         .bind(&decision.rationale)
         .bind(Json(overrides))
         .bind(decision.decided_at)
-        .execute(conn)
+        .execute(traced!(conn, INSERT))
         .await?;
     Ok(())
 }
@@ -156,7 +157,7 @@ pub async fn get(
     let row: Option<DecisionRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, GET))
         .await?;
     row.ok_or_else(|| StorageError::not_found("decision", id.to_string()))?
         .try_into()
@@ -205,7 +206,7 @@ pub async fn list(
         .bind(before.map(|k| k.0))
         .bind(before.map(|k| k.1))
         .bind(limit)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, LIST))
         .await?;
     rows_to_decisions(rows)
 }
@@ -229,7 +230,7 @@ pub async fn of_role_in_period(
         .bind(role_id)
         .bind(period.start)
         .bind(period.end)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, OF_ROLE_IN_PERIOD))
         .await?;
     rows_to_decisions(rows)
 }

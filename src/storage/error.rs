@@ -33,7 +33,20 @@ pub mod sqlstate {
     /// made read-only (`default_transaction_read_only`, as during some
     /// failovers). Another moment, or another node, may take it.
     pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    /// A named prepared statement that already exists, or does not: what a
+    /// client keeping named statements meets behind a transaction pooler
+    /// that cannot carry them (PgBouncer before 1.21, in transaction mode).
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
 }
+
+/// What to do about [`sqlstate::DUPLICATE_PREPARED_STATEMENT`] and
+/// [`sqlstate::INVALID_SQL_STATEMENT_NAME`]: the setting that fixes them.
+pub const BEHIND_A_POOLER: &str = "the database URL seems to lead through a connection pooler \
+     in transaction mode that cannot keep prepared statements (PgBouncer before 1.21): \
+     start with --database-pooler transaction (LADDER_DATABASE_POOLER) and \
+     --database-direct-url (LADDER_DATABASE_DIRECT_URL) set to the database itself, \
+     see docs/operations.md";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -142,6 +155,13 @@ impl From<sqlx::Error> for StorageError {
                     }
                     _ if code == TOO_MANY_CONNECTIONS => {
                         return StorageError::Unavailable(format!("{message} (SQLSTATE {code})"));
+                    }
+                    _ if code == DUPLICATE_PREPARED_STATEMENT
+                        || code == INVALID_SQL_STATEMENT_NAME =>
+                    {
+                        return StorageError::Corrupt(format!(
+                            "{message} (SQLSTATE {code}): {BEHIND_A_POOLER}"
+                        ));
                     }
                     _ if code == READ_ONLY_SQL_TRANSACTION => {
                         return StorageError::ReadOnly(format!("{message} (SQLSTATE {code})"));

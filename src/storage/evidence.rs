@@ -283,7 +283,7 @@ pub async fn delete_by_key(
         .bind(&tenant.0)
         .bind(source_system)
         .bind(external_id)
-        .fetch_optional(conn)
+        .fetch_optional(traced!(conn, DELETE_BY_KEY))
         .await?)
 }
 
@@ -330,7 +330,7 @@ pub async fn with_ids(
     let rows: Vec<EvidenceRow> = sqlx::query_as(WITH_IDS)
         .bind(&tenant.0)
         .bind(ids)
-        .fetch_all(conn)
+        .fetch_all(traced!(conn, WITH_IDS))
         .await?;
     rows.into_iter().map(Evidence::try_from).collect()
 }

@@ -8,7 +8,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::domain::framework::{Document, FORMAT, ImportMode, Role, RoleDocument, RubricAction};
 use crate::storage::stored::optional;
-use crate::storage::traced::traced;
+use crate::storage::traced::{Traced, statement, traced};
 use crate::storage::{
     Db, StorageError, TenantId, catalog_cache, competencies, roles, rubrics, tracks,
 };
@@ -164,7 +164,7 @@ pub async fn export(conn: &mut PgConnection, tenant: &TenantId) -> Result<Export
     let catalog = catalog_cache::read(conn, tenant).await?;
     let last_change: Option<DateTime<Utc>> = sqlx::query_scalar(LAST_CHANGE)
         .bind(&tenant.0)
-        .fetch_one(&mut *conn)
+        .fetch_one(traced!(conn, LAST_CHANGE))
         .await?;
     let Some(last_change) = last_change.filter(|_| {
         !(catalog.tracks().is_empty() && competencies.is_empty() && catalog.roles().is_empty())
@@ -346,14 +346,14 @@ async fn apply(
     }
     let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
     for (statement, ids) in [
-        (ORDER_TRACKS, track_ids),
-        (ORDER_COMPETENCIES, doc.competency_ids()),
-        (ORDER_ROLES, role_ids),
+        (statement!(ORDER_TRACKS), track_ids),
+        (statement!(ORDER_COMPETENCIES), doc.competency_ids()),
+        (statement!(ORDER_ROLES), role_ids),
     ] {
-        sqlx::query(statement)
+        sqlx::query(statement.sql)
             .bind(&tenant.0)
             .bind(ids)
-            .execute(&mut *conn)
+            .execute(Traced::new(&mut *conn, statement))
             .await?;
     }
     Ok(report)
@@ -455,18 +455,25 @@ async fn prune_absent(
         .await?;
     let (cited, uncited) = split_by_citation(roles);
     let every: Vec<&String> = cited.iter().chain(&uncited).collect();
-    for statement in [UNLINK_ROLES, DELETE_ROLE_DRAFTS, RETIRE_ROLE_RUBRICS] {
-        sqlx::query(statement)
+    for statement in [
+        statement!(UNLINK_ROLES),
+        statement!(DELETE_ROLE_DRAFTS),
+        statement!(RETIRE_ROLE_RUBRICS),
+    ] {
+        sqlx::query(statement.sql)
             .bind(&tenant.0)
             .bind(&every)
-            .execute(&mut *conn)
+            .execute(Traced::new(&mut *conn, statement))
             .await?;
     }
-    for (statement, ids) in [(DELETE_ROLES, &uncited), (RETIRE_ROLES, &cited)] {
-        sqlx::query(statement)
+    for (statement, ids) in [
+        (statement!(DELETE_ROLES), &uncited),
+        (statement!(RETIRE_ROLES), &cited),
+    ] {
+        sqlx::query(statement.sql)
             .bind(&tenant.0)
             .bind(ids)
-            .execute(&mut *conn)
+            .execute(Traced::new(&mut *conn, statement))
             .await?;
     }
     report
@@ -503,13 +510,13 @@ async fn prune_absent(
             .collect(),
     );
     for (statement, ids) in [
-        (DELETE_COMPETENCIES, &uncited),
-        (RETIRE_COMPETENCIES, &cited),
+        (statement!(DELETE_COMPETENCIES), &uncited),
+        (statement!(RETIRE_COMPETENCIES), &cited),
     ] {
-        sqlx::query(statement)
+        sqlx::query(statement.sql)
             .bind(&tenant.0)
             .bind(ids)
-            .execute(&mut *conn)
+            .execute(Traced::new(&mut *conn, statement))
             .await?;
     }
     report

@@ -54,7 +54,7 @@ mod traced;
 pub mod tracks;
 mod warm;
 
-pub use error::{Refusal, StorageError, sqlstate};
+pub use error::{BEHIND_A_POOLER, Refusal, StorageError, sqlstate};
 /// How the framework change listener's connection shows in `pg_stat_activity`.
 pub use role_cache::APPLICATION_NAME as FRAMEWORK_LISTENER_APPLICATION_NAME;
 
@@ -152,6 +152,9 @@ pub struct TenantConnection {
     kept_since: Instant,
     /// Told when checking the connection finds it lost.
     health: Arc<ConnectionHealth>,
+    /// Whether the connection leads through a transaction pooler
+    /// ([`Db::behind_transaction_pooler`]).
+    behind_pooler: bool,
 }
 
 impl TenantConnection {
@@ -160,6 +163,7 @@ impl TenantConnection {
         tenant: &TenantId,
         budget: Duration,
         health: Arc<ConnectionHealth>,
+        behind_pooler: bool,
     ) -> Self {
         let now = Instant::now();
         Self {
@@ -168,7 +172,17 @@ impl TenantConnection {
             deadline: now + budget,
             kept_since: now,
             health,
+            behind_pooler,
         }
+    }
+
+    /// Whether a statement outside a transaction may meet another server
+    /// connection than the one it was prepared on: behind a transaction
+    /// pooler, where even one statement runs in a transaction of its own
+    /// (its preparation and execution are two exchanges, and the pooler may
+    /// hand the server connection to another client in between).
+    pub fn behind_pooler(&self) -> bool {
+        self.behind_pooler
     }
 
     /// The tenant of the call it serves.
@@ -261,7 +275,11 @@ impl Drop for TenantConnection {
 /// a loss was noticed are checked too (`ConnectionHealth`).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
-const PING: &str = "SELECT 1";
+/// Whether the database takes writes: a hot standby does not, nor does a
+/// primary made read-only (as during some failovers). Sent as a simple
+/// query, so that it prepares nothing a transaction pooler could misplace.
+const PING: &str = "SELECT pg_is_in_recovery() \
+     OR current_setting('transaction_read_only')::boolean AS read_only";
 
 /// The `application_name` of [`Db::ping`]'s connection, as
 /// `pg_stat_activity` shows it.
@@ -302,6 +320,37 @@ pub(crate) fn timeout_setting(budget: Option<Duration>) -> String {
         .to_string()
 }
 
+const BACKEND_PID: &str = "SELECT pg_backend_pid()";
+
+/// How long [`Db::leads_through_transaction_pooler`] waits for a statement
+/// PostgreSQL itself answers at once.
+const POOLER_PROBE_WAIT: Duration = Duration::from_secs(2);
+
+async fn backend_pid(conn: &mut PgConnection) -> Result<i32, StorageError> {
+    // A `&str` without arguments goes as a simple query.
+    let row = sqlx::Executor::fetch_one(conn, BACKEND_PID).await?;
+    Ok(row.try_get::<i32, _>(0)?)
+}
+
+/// Runs [`PING`]: whether the database refuses writes.
+async fn read_only(conn: &mut PgConnection) -> Result<bool, StorageError> {
+    // A `&str` without arguments goes as a simple query.
+    let row = sqlx::Executor::fetch_one(conn, PING).await?;
+    Ok(row.try_get::<bool, _>(0)?)
+}
+
+/// A ping's answer: a database that refuses writes cannot serve (every call
+/// may write, if only its audit row), so the server stops taking calls
+/// until it is writable again.
+fn writable(read_only: bool) -> Result<(), StorageError> {
+    if read_only {
+        return Err(StorageError::ReadOnly(
+            "pg_is_in_recovery() or transaction_read_only".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A failure of the connection itself (closed by a database restart, a
 /// terminated backend, a network cut), as opposed to a statement's.
 fn connection_lost(err: &StorageError) -> bool {
@@ -326,6 +375,10 @@ pub struct Db {
     warm: Arc<WarmConnections>,
     /// [`Db::ping`]'s connection, outside the pool.
     probe: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    /// Behind a transaction pooler: the database itself, for the work that
+    /// needs a session of its own (migrations' advisory lock, the framework
+    /// listener's LISTEN).
+    direct: Option<PgConnectOptions>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -392,6 +445,56 @@ impl Db {
             acquire_stats: Arc::default(),
             warm: Arc::default(),
             probe: Arc::default(),
+            direct: None,
+        })
+    }
+
+    /// The database is reached through a pooler in transaction mode (one
+    /// that cannot carry prepared statements from client to client, such as
+    /// PgBouncer before 1.21, or any in that mode): every statement is
+    /// prepared unnamed and runs in a transaction, and `direct`, the
+    /// database without the pooler, serves migrations and the framework
+    /// listener. Calls nothing session-bound through the pooler.
+    pub fn behind_transaction_pooler(mut self, direct: PgConnectOptions) -> Self {
+        traced::use_unnamed_statements();
+        self.direct = Some(direct);
+        self
+    }
+
+    /// Whether the pool's URL leads through a pooler in transaction mode,
+    /// found out directly: a client that keeps its server connection sees
+    /// the same backend on every statement and never another client's, but
+    /// behind a transaction pooler the next client's transaction gets the
+    /// backend a client just released (PgBouncer reuses the last one), and
+    /// the client's next statement, while that transaction holds it, gets
+    /// another one or waits. Simple queries only, so that nothing named is
+    /// prepared.
+    pub async fn leads_through_transaction_pooler(&self) -> Result<bool, StorageError> {
+        let options = self.pool.connect_options().as_ref().clone();
+        let mut client = PgConnection::connect_with(&options).await?;
+        let mut holder = PgConnection::connect_with(&options).await?;
+        let first = backend_pid(&mut client).await?;
+        sqlx::Executor::execute(&mut holder, "BEGIN").await?;
+        let held = backend_pid(&mut holder).await?;
+        let again = tokio::time::timeout(POOLER_PROBE_WAIT, backend_pid(&mut client)).await;
+        sqlx::Executor::execute(&mut holder, "COMMIT").await?;
+        let pooled = match again {
+            // Two clients never share a backend on PostgreSQL itself; a
+            // pooler hands the one just released to the next transaction.
+            Ok(again) => held == first || again? != first,
+            // Waiting for the server connection another client holds.
+            Err(_) => true,
+        };
+        let _ = client.close().await;
+        let _ = holder.close().await;
+        Ok(pooled)
+    }
+
+    /// Where work needing a session of its own connects.
+    fn session_options(&self) -> PgConnectOptions {
+        self.direct.clone().unwrap_or_else(|| {
+            let options = self.pool.connect_options();
+            options.as_ref().clone()
         })
     }
 
@@ -465,6 +568,7 @@ impl Db {
                     tenant,
                     budget,
                     Arc::clone(&self.health),
+                    self.direct.is_some(),
                 )),
             }
         })
@@ -523,14 +627,19 @@ impl Db {
     pub async fn watch_framework_changes(
         &self,
     ) -> Result<impl Future<Output = ()> + Send + use<>, StorageError> {
-        Ok(role_cache::watch(Arc::clone(&self.roles), &self.pool).await?)
+        Ok(role_cache::watch(Arc::clone(&self.roles), self.session_options()).await)
     }
 
     /// Applies the migrations in `migrations/`; safe to run again and from
     /// several replicas at once (sqlx serialises them with an advisory lock).
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await?;
-        Ok(())
+        let session = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.session_options())
+            .await?;
+        let migrated = sqlx::migrate!("./migrations").run(&session).await;
+        session.close().await;
+        Ok(migrated?)
     }
 
     /// Opens a transaction for one tenant; `ladder.tenant_id` is set for
@@ -593,8 +702,8 @@ impl Db {
         }
         let mut probe = self.probe.lock().await;
         if let Some(conn) = probe.as_mut() {
-            if sqlx::query(PING).execute(&mut *conn).await.is_ok() {
-                return Ok(());
+            if let Ok(read_only) = read_only(conn).await {
+                return writable(read_only);
             }
             self.health.lost_now();
             *probe = None;
@@ -606,17 +715,18 @@ impl Db {
                 &options.application_name(HEALTH_PROBE_APPLICATION_NAME),
             )
             .await?;
-            sqlx::query(PING).execute(&mut conn).await?;
-            Ok(conn)
+            let read_only = read_only(&mut conn).await?;
+            Ok((conn, read_only))
         }
         .await;
         match pinged {
-            Ok(conn) => {
+            Ok((conn, read_only)) => {
                 *probe = Some(conn);
-                Ok(())
+                writable(read_only)
             }
             Err(err) => {
                 self.health.lost_now();
+                tracing::warn!(error = %err, "the database health probe cannot connect");
                 Err(err)
             }
         }

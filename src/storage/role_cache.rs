@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use quick_cache::sync::Cache;
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::domain::framework::Role;
 use crate::storage::TenantId;
@@ -132,34 +132,37 @@ impl RoleCache {
     }
 }
 
-/// Listens on [`CHANNEL`], on a connection of its own (a pool of one beside
-/// `pool`, whose slots stay for calls), and returns the work of dropping the
+/// Listens on [`CHANNEL`], on connections of its own to `session` (the
+/// database itself, never a transaction pooler, which would hand the
+/// listening session to other clients): one listens, one sends the
+/// heartbeat, beside the calls' pool. Returns the work of dropping the
 /// roles of every tenant whose framework changes, which runs until it is
 /// dropped and connects again whenever its connection is lost. Listening
 /// before the server serves makes the first call's roles kept, and leaves no
-/// connection halfway through its start when a short-lived server stops.
+/// connection halfway through its start when a short-lived server stops; a
+/// first listen that fails (a standby refuses LISTEN) is tried again like
+/// a lost one, roles being read from the database meanwhile.
 pub async fn watch(
     cache: Arc<RoleCache>,
-    pool: &PgPool,
-) -> Result<impl Future<Output = ()> + use<>, sqlx::Error> {
+    session: PgConnectOptions,
+) -> impl Future<Output = ()> + use<> {
     let own = PgPoolOptions::new()
-        .max_connections(1)
+        .max_connections(2)
         .max_lifetime(None)
         .idle_timeout(None)
-        .connect_lazy_with(
-            pool.connect_options()
-                .as_ref()
-                .clone()
-                .application_name(APPLICATION_NAME),
-        );
-    let first = listen(&own).await?;
-    Ok(notify_until_dropped(cache, pool.clone(), own, first))
+        .connect_lazy_with(session.application_name(APPLICATION_NAME));
+    let first = listen(&own).await;
+    notify_until_dropped(cache, own, first)
 }
 
-async fn notify_until_dropped(cache: Arc<RoleCache>, pool: PgPool, own: PgPool, first: PgListener) {
+async fn notify_until_dropped(
+    cache: Arc<RoleCache>,
+    own: PgPool,
+    first: Result<PgListener, sqlx::Error>,
+) {
     let _stop = StopServingOnDrop(Arc::clone(&cache));
-    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(pool)));
-    let mut connected = Ok(first);
+    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(own.clone())));
+    let mut connected = first;
     loop {
         match connected {
             Ok(mut listener) => {
@@ -196,7 +199,9 @@ async fn notify_until_dropped(cache: Arc<RoleCache>, pool: PgPool, own: PgPool, 
 }
 
 /// Notifies [`CHANNEL`] with an empty payload every [`HEARTBEAT_EVERY`], on
-/// `pool`, so that every listening server hears something while its link lives.
+/// the listener's own pool (the database itself, where a named statement
+/// stays on its session), so that every listening server hears something
+/// while its link lives.
 async fn heartbeat(pool: PgPool) {
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;

@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
 use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::calibration::RaterEffects;
@@ -110,14 +110,23 @@ pub async fn read(
 ) -> Result<ScoringInputs, StorageError> {
     debug_assert_eq!(conn.tenant(), tenant);
     let lock_timeout = timeout_setting(Some(conn.remaining()));
-    let conn = conn.raw();
-    let row = sqlx::query(READ)
-        .bind(&tenant.0)
-        .bind(subject_id)
-        .bind(as_of)
-        .bind(lock_timeout)
-        .fetch_one(traced!(conn, READ))
-        .await?;
+    let read = async |conn: &mut PgConnection| {
+        sqlx::query(READ)
+            .bind(&tenant.0)
+            .bind(subject_id)
+            .bind(as_of)
+            .bind(&lock_timeout)
+            .fetch_one(traced!(conn, READ))
+            .await
+            .map_err(StorageError::from)
+    };
+    // Behind a transaction pooler the statement's preparation and execution
+    // must meet the same server connection: a transaction holds it.
+    let row = if conn.behind_pooler() {
+        conn.in_transaction(read).await?
+    } else {
+        read(conn.raw()).await?
+    };
     let row = InputsRow::from_row(&row)?;
     let rater_adjustments = row.calibration.adjustments(&row.evidence);
     let observations = observations(row.evidence)?;

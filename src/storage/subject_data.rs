@@ -10,6 +10,7 @@ use crate::domain::oversight::Decision;
 use crate::storage::decisions::DecisionFilter;
 use crate::storage::evidence::EvidenceFilter;
 use crate::storage::stored::ALL;
+use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, assessments, decisions, evidence, subjects};
 
 /// What is stored about one subject.
@@ -99,7 +100,7 @@ pub async fn erase(
     let (evidence, assessments, decisions, subject): (i64, i64, i64, bool) = sqlx::query_as(ERASE)
         .bind(&tenant.0)
         .bind(subject_id)
-        .fetch_one(conn)
+        .fetch_one(traced!(conn, ERASE))
         .await?;
     Ok(Erased {
         evidence,

@@ -12,6 +12,7 @@
 //! until the statement's rows have been read.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -79,6 +80,46 @@ macro_rules! traced {
 
 pub(crate) use {statement, traced};
 
+/// Whether statements go unnamed (see [`use_unnamed_statements`]).
+static UNNAMED_STATEMENTS: AtomicBool = AtomicBool::new(false);
+
+/// From now on every statement of this process is prepared as PostgreSQL's
+/// unnamed statement, never as a named one kept on its connection: a
+/// transaction pooler that cannot carry prepared statements (PgBouncer
+/// before 1.21 in transaction mode) hands the server connection a named
+/// statement lives on to other clients, whose own names then collide with
+/// it, or gives this client another one where the name is unknown. Set
+/// once, when the database is reached through such a pooler (a process
+/// reaches its database one way); it costs a statement description per
+/// execution, which the pooler's own round trip dwarfs.
+pub(crate) fn use_unnamed_statements() {
+    UNNAMED_STATEMENTS.store(true, Ordering::Relaxed);
+}
+
+/// A query that is prepared unnamed when [`use_unnamed_statements`] was
+/// called, and otherwise as it asks.
+struct MaybeUnnamed<E>(E);
+
+impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for MaybeUnnamed<E> {
+    fn sql(&self) -> &'q str {
+        self.0.sql()
+    }
+
+    fn statement(&self) -> Option<&PgStatement<'q>> {
+        self.0.statement()
+    }
+
+    fn take_arguments(
+        &mut self,
+    ) -> Result<Option<sqlx::postgres::PgArguments>, sqlx::error::BoxDynError> {
+        self.0.take_arguments()
+    }
+
+    fn persistent(&self) -> bool {
+        self.0.persistent() && !UNNAMED_STATEMENTS.load(Ordering::Relaxed)
+    }
+}
+
 /// An executor that runs one statement on a connection inside the
 /// statement's span.
 pub(crate) struct Traced<'c> {
@@ -124,7 +165,7 @@ impl<'c> Executor<'c> for Traced<'c> {
         E: 'q + Execute<'q, Postgres>,
     {
         let span = self.span_for(query.sql());
-        let mut rows = self.conn.fetch_many(query);
+        let mut rows = self.conn.fetch_many(MaybeUnnamed(query));
         // The span is entered while the rows are read and closes when the
         // stream is dropped.
         stream::poll_fn(move |cx| span.in_scope(|| rows.poll_next_unpin(cx))).boxed()
@@ -139,7 +180,11 @@ impl<'c> Executor<'c> for Traced<'c> {
         E: 'q + Execute<'q, Postgres>,
     {
         let span = self.span_for(query.sql());
-        Box::pin(self.conn.fetch_optional(query).instrument(span))
+        Box::pin(
+            self.conn
+                .fetch_optional(MaybeUnnamed(query))
+                .instrument(span),
+        )
     }
 
     fn prepare_with<'e, 'q: 'e>(

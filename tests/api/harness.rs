@@ -174,13 +174,35 @@ impl TestServer {
         .await
         .expect("creating the test database");
         conn.close().await.ok();
-        Self::serve(database, auth, true, limited).await
+        Self::serve(database, auth, true, limited, None).await
     }
 
     /// A second server on this server's database, as another replica behind
     /// the same load balancer: the same data, its own in-memory state.
     pub async fn replica(&self) -> Self {
-        Self::serve(self.database.clone(), shared::authenticator(), false, None).await
+        Self::serve(
+            self.database.clone(),
+            shared::authenticator(),
+            false,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// A second server on this server's database that reaches it through
+    /// `pooler` (`--database-pooler transaction`), with the database itself
+    /// as its direct URL, and a pool of `pool_size` connections.
+    #[allow(dead_code)] // for tests/pooler.rs, a test binary of its own
+    pub async fn behind(&self, pooler: &Pooler, pool_size: u32) -> Self {
+        Self::serve(
+            self.database.clone(),
+            shared::authenticator(),
+            false,
+            Some((Limits::for_pool(pool_size), pool_size)),
+            Some(pooler),
+        )
+        .await
     }
 
     async fn serve(
@@ -188,14 +210,20 @@ impl TestServer {
         auth: Authenticator,
         owns_database: bool,
         limited: Option<(Limits, u32)>,
+        pooler: Option<&Pooler>,
     ) -> Self {
         let options = cluster().server.clone().database(&database);
         let pool_size = limited.as_ref().map_or(8, |(_, size)| *size);
         // The server runs as the application role, so every test goes
         // through row-level security.
-        let db = Db::connect(cluster().app.clone().database(&database), pool_size)
-            .await
-            .expect("connecting to the test database");
+        let direct = cluster().app.clone().database(&database);
+        let db = match pooler {
+            None => Db::connect(direct, pool_size).await,
+            Some(pooler) => Db::connect(pooler.app_options(&database), pool_size)
+                .await
+                .map(|db| db.behind_transaction_pooler(direct)),
+        }
+        .expect("connecting to the test database");
         let state = match limited {
             Some((limits, _)) => AppState::with_limits(db, limits),
             None => AppState::new(db),
@@ -324,6 +352,12 @@ impl TestServer {
     /// A URL for the test's database, for running the `ladder` binary against it.
     pub fn database_url(&self) -> String {
         database_url(&self.database)
+    }
+
+    /// The name of the test's database.
+    #[allow(dead_code)] // for tests/pooler.rs, a test binary of its own
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// A URL for the test's database as the application role.
@@ -467,6 +501,7 @@ pub struct Pooler {
     _dir: tempfile::TempDir,
 }
 
+#[allow(dead_code)] // for tests/pooler.rs, a test binary of its own
 impl Pooler {
     /// A pooler handing out at most `server_connections` server connections
     /// per database and user, whatever the number of clients.
@@ -535,6 +570,16 @@ impl Pooler {
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
         panic!("pgbouncer did not listen on {port} within 5 s");
+    }
+
+    /// A URL for `database` as the application role through the pooler.
+    pub fn app_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/{database}?sslmode=disable",
+            cluster().app.get_username(),
+            cluster().app_password,
+            self.port
+        )
     }
 
     /// The application role's options for `database` through the pooler.

@@ -20,7 +20,6 @@ mod limits;
 mod observability;
 mod overload;
 mod oversight;
-mod pooler;
 mod read_only;
 mod recommend;
 mod schema;

@@ -577,7 +577,7 @@ async fn log_lines_carry_trace_ids_and_no_subject_data() {
 }
 
 /// GETs `path` from the admin port: the status code and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: ladder\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -7,7 +7,12 @@ use chrono::{TimeZone, Utc};
 use ladder::proto::v1 as pb;
 use tonic::Code;
 
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
 use crate::harness::{Clients, TestServer, evidence};
+use crate::observability::get;
 
 fn rating(key: &str) -> pb::Evidence {
     evidence(
@@ -76,24 +81,49 @@ async fn turn_read_only(server: &TestServer) {
     .unwrap();
 }
 
+async fn health(server: &TestServer) -> i32 {
+    HealthClient::new(server.channel().await)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
 #[tokio::test]
 async fn a_read_only_database_serves_reads_and_refuses_writes_as_unavailable() {
     let server = TestServer::start().await;
+    let admin = server.admin().await;
     let mut c = server.clients("tenant-a").await;
     assert_eq!(ingest(&mut c, "before").await.unwrap(), 1);
+    // Another replica (a restarted pod, say) that has served nobody yet.
+    let fresh = server.replica().await;
     turn_read_only(&server).await;
 
-    // The first call may meet a connection the failover cut; after it, reads work.
+    // Out of the Service: not ready at once, NOT_SERVING by the next check.
+    assert_eq!(get(admin, "/readyz").await.0, 503);
+    let mut status = health(&server).await;
+    for _ in 0..100 {
+        if status == ServingStatus::NotServing as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        status = health(&server).await;
+    }
+    assert_eq!(status, ServingStatus::NotServing as i32);
+
+    // Calls that still reach it: the first may meet a connection the
+    // failover cut; after it, reads work and writes say why they cannot.
     let _ = reads(&mut c).await;
     reads(&mut c).await.unwrap();
     let refused = ingest(&mut c, "after").await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(refused.message().contains("read-only"), "{refused:?}");
 
-    // A server started now (another replica, a restarted pod) serves the
-    // tenant it has never seen without registering it again.
-    let fresh = server.replica().await;
+    // The fresh replica serves the tenant it has never seen without
+    // registering it again.
     let mut c = fresh.clients("tenant-a").await;
+    let _ = reads(&mut c).await;
     reads(&mut c).await.unwrap();
     assert_eq!(server.count("evidence").await, 1);
 }
