@@ -22,6 +22,7 @@ mod overload;
 mod oversight;
 mod pooler;
 mod read_only;
+mod read_replica;
 mod recommend;
 mod schema;
 mod scopes;
