@@ -14,7 +14,13 @@
 //! 4. parses the request: a bad one is refused before anything is read or
 //!    written;
 //! 5. provisions the tenant's built-in framework, once per tenant and
-//!    process (not for a call that sets up the framework itself);
+//!    process (not for a call that sets up the framework itself), on the
+//!    primary, and decides where the body's statements go: the read
+//!    replica (while one is in use, `storage::replica`) for a read
+//!    ([`Method::reads_from`], or what
+//!    [`AppState::on_connection_routed`]'s `route` says of the parsed
+//!    request), the primary for a write and for a call that has just
+//!    provisioned its tenant;
 //! 6. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]; a framework
 //!    write that commits drops what this server keeps of the framework in

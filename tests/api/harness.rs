@@ -643,6 +643,7 @@ pub struct ReplicatedPair {
     pub owner: PgConnectOptions,
     /// The primary as the application role.
     pub app: PgConnectOptions,
+    app_password: String,
     _dir: tempfile::TempDir,
 }
 
@@ -691,7 +692,8 @@ impl ReplicatedPair {
             .await
             .unwrap();
         conn.close().await.ok();
-        let app = shared::app_role(&owner, &primary.app_password().unwrap()).await;
+        let app_password = primary.app_password().unwrap();
+        let app = shared::app_role(&owner, &app_password).await;
         ladder::storage::ensure_database(&owner, REPLICATED_DATABASE)
             .await
             .unwrap();
@@ -720,6 +722,7 @@ impl ReplicatedPair {
             bin_dir,
             owner,
             app,
+            app_password,
             _dir: dir,
         };
         let standby = pair.standby_dir.display().to_string();
@@ -771,6 +774,23 @@ impl ReplicatedPair {
             "{program} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// A URL of the pair's database as the application role, on the
+    /// standby or the primary, for running the `ladder` binary.
+    pub fn app_url(&self, standby: bool) -> String {
+        let options = if standby {
+            self.standby_app()
+        } else {
+            self.app.clone()
+        };
+        format!(
+            "postgres://{}:{}@localhost:{}/{REPLICATED_DATABASE}?host={}",
+            options.get_username(),
+            self.app_password,
+            options.get_port(),
+            options.get_socket().expect("a socket").display()
+        )
     }
 
     /// The standby as the application role.

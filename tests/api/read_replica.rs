@@ -188,6 +188,13 @@ async fn reads_go_to_the_replica_and_writes_and_provisioning_to_the_primary() {
             .await
             .unwrap();
     assert!(replica_connections >= 1);
+    let monitors: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(ladder::storage::READ_REPLICA_LAG_MONITOR_APPLICATION_NAME)
+            .fetch_one(&mut pair.standby_connection().await)
+            .await
+            .unwrap();
+    assert_eq!(monitors, 1);
     assert_eq!(sample(&server, "ladder_db_replica_in_use"), 1.0);
 
     // Replayed, the replica's reads see the write.
@@ -253,4 +260,57 @@ async fn a_replica_past_its_lag_bound_or_unreachable_is_not_used() {
     assert_eq!(sample(&server, "ladder_db_replica_lag_seconds"), -1.0);
     assert_eq!(evidence_count(&mut c).await, 2);
     assert_eq!(cited(&assess(&mut c, true).await).len(), 2);
+
+    // A server starting while it is gone starts, and reads from the primary.
+    let started = pair.server(Duration::from_millis(1000)).await;
+    assert_eq!(sample(&started, "ladder_db_replica_in_use"), 0.0);
+    let mut c = started.clients("tenant-l").await;
+    assert_eq!(evidence_count(&mut c).await, 2);
+}
+
+/// `ladder serve` with the replica from the environment, as the chart
+/// passes it: it logs when it starts using the replica and when it stops.
+#[tokio::test]
+async fn serve_takes_the_replica_from_the_environment_and_logs_its_changes() {
+    use std::io::{BufRead, BufReader};
+    let pair = ReplicatedPair::start().await;
+    let mut command = crate::cli::serve_url(&pair.app_url(false));
+    command
+        .env("LADDER_DATABASE_READ_URL", pair.app_url(true))
+        .env("LADDER_DATABASE_READ_MAX_LAG_MS", "1500");
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let events: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let seen = std::sync::Arc::clone(&events);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str(&line) {
+                seen.lock().unwrap().push(event);
+            }
+        }
+    });
+    let find = |message: &str| {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["message"] == message)
+            .cloned()
+    };
+    let wait_for = async |message: &str| {
+        for _ in 0..300 {
+            if let Some(event) = find(message) {
+                return event;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {message:?} within 15 s: {:?}", events.lock().unwrap());
+    };
+    let in_use = wait_for("read replica in use: reads go to it").await;
+    assert_eq!(in_use["max_lag_seconds"], 1.5);
+    wait_for("ladder listening").await;
+    pair.stop_standby();
+    wait_for("read replica cannot be reached: reads go to the primary").await;
+    let _ = child.kill();
+    let _ = child.wait();
 }
