@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gRPC server (on the embedded PostgreSQL unless a database URL is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit; safe to run again.
     Migrate(DatabaseArgs),
     /// Export, import or initialise a tenant's career framework (YAML).
@@ -295,6 +295,8 @@ impl DatabaseArgs {
 struct ServeArgs {
     #[command(flatten)]
     database: DatabaseArgs,
+    #[command(flatten)]
+    read_replica: ReadReplicaArgs,
     /// Address to serve gRPC (and gRPC-Web) on; use 0.0.0.0:50051 to accept
     /// connections from other machines.
     #[arg(long, env = "LADDER_LISTEN", default_value = "127.0.0.1:50051")]
@@ -320,6 +322,21 @@ struct ServeArgs {
     jwt: JwtArgs,
     #[command(flatten)]
     tls: ServerTlsArgs,
+}
+
+/// Where reads may go (see docs/operations.md, "Read replicas").
+#[derive(Debug, Args)]
+struct ReadReplicaArgs {
+    /// PostgreSQL URL of a hot standby of --database-url (a read replica):
+    /// dry-run assessments, recommendations, what-ifs, gets and lists read
+    /// there while it lags at most --database-read-max-lag-ms; writes stay on
+    /// the primary [default: none, everything on the primary].
+    #[arg(long, env = "LADDER_DATABASE_READ_URL")]
+    database_read_url: Option<String>,
+    /// Most replay lag of the read replica, in milliseconds, before reads go
+    /// to the primary instead (until it catches up).
+    #[arg(long, env = "LADDER_DATABASE_READ_MAX_LAG_MS", default_value_t = 5000)]
+    database_read_max_lag_ms: u64,
 }
 
 /// What one server takes on (see docs/operations.md, "Limits and failure behaviour").
@@ -504,7 +521,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), AppError> {
     match command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
             let database = Database::open_as_owner(&args.config()).await?;
             let migrated = database.db.migrate().await;
@@ -797,12 +814,29 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let database = Database::open_for_serving(
-        &args.database.config(),
+    let config = args.database.config();
+    if args.read_replica.database_read_url.is_some() && config.url.is_none() {
+        return Err(AppError::Config(
+            "--database-read-url needs --database-url: the read replica is a standby of that \
+             database (the embedded cluster has none)"
+                .into(),
+        ));
+    }
+    let mut database = Database::open_for_serving(
+        &config,
         !args.no_migrate,
         args.allow_privileged_database_role,
     )
     .await?;
+    if let Some(url) = &args.read_replica.database_read_url {
+        database = database
+            .with_read_replica(
+                url,
+                config.max_connections,
+                Duration::from_millis(args.read_replica.database_read_max_lag_ms),
+            )
+            .await?;
+    }
     let served = async {
         let addr = listener.local_addr().map_err(|source| AppError::Io {
             context: "reading the bound address".into(),

@@ -213,6 +213,29 @@ impl Database {
         Ok(Self { db, embedded: None })
     }
 
+    /// Adds the read replica at `url` (`--database-read-url`), with a pool
+    /// of `max_connections` of its own, used while it lags at most
+    /// `max_lag`.
+    pub async fn with_read_replica(
+        mut self,
+        url: &str,
+        max_connections: u32,
+        max_lag: Duration,
+    ) -> Result<Self, AppError> {
+        let options = match url.parse() {
+            Ok(options) => options,
+            Err(e) => {
+                self.db.close().await;
+                return Err(AppError::Config(format!("--database-read-url: {e}")));
+            }
+        };
+        self.db = self
+            .db
+            .with_read_replica(options, max_connections, max_lag)
+            .await?;
+        Ok(self)
+    }
+
     /// Closes the pool, then stops the embedded cluster if there is one.
     /// Gives up on the pool's connections after [`STOP_MARGIN`]: one whose
     /// statement the database is still running (a cancelled call's, or any

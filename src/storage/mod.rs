@@ -43,6 +43,7 @@ mod idempotency;
 mod pg_array;
 pub mod policy;
 mod pool_metrics;
+mod replica;
 mod role_cache;
 pub mod roles;
 pub mod rubrics;
@@ -55,6 +56,10 @@ pub mod tracks;
 mod warm;
 
 pub use error::{BEHIND_A_POOLER, Refusal, StorageError, sqlstate};
+pub use replica::{
+    APPLICATION_NAME as READ_REPLICA_APPLICATION_NAME,
+    LAG_MONITOR_APPLICATION_NAME as READ_REPLICA_LAG_MONITOR_APPLICATION_NAME, Node,
+};
 /// How the framework change listener's connection shows in `pg_stat_activity`.
 pub use role_cache::APPLICATION_NAME as FRAMEWORK_LISTENER_APPLICATION_NAME;
 
@@ -379,6 +384,8 @@ pub struct Db {
     /// needs a session of its own (migrations' advisory lock, the framework
     /// listener's LISTEN).
     direct: Option<PgConnectOptions>,
+    /// Where reads may go ([`Db::with_read_replica`]).
+    replica: Option<Arc<replica::Replica>>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -446,6 +453,7 @@ impl Db {
             warm: Arc::default(),
             probe: Arc::default(),
             direct: None,
+            replica: None,
         })
     }
 
@@ -580,7 +588,7 @@ impl Db {
     /// call. (Dropping one instead checks it and gives it back to the
     /// pool.)
     pub fn finished(&self, conn: TenantConnection) {
-        self.warm.keep(conn);
+        self.warm_for(&conn).keep(conn);
     }
 
     /// Gives back to the pool the connections kept for scoring calls that
@@ -588,6 +596,9 @@ impl Db {
     /// to them when the server is quiet; call it now and then.
     pub fn release_idle_connections(&self) {
         self.warm.release_idle(PING_IF_IDLE_FOR);
+        if let Some(replica) = &self.replica {
+            replica.release_idle_connections();
+        }
     }
 
     /// The tenant's roles and published rubrics as of framework `revision`
@@ -748,6 +759,9 @@ impl Db {
         if let Some(probe) = self.probe.lock().await.take() {
             // Closing politely is a courtesy; the socket goes either way.
             let _ = probe.close().await;
+        }
+        if let Some(replica) = &self.replica {
+            Box::pin(replica.close()).await;
         }
     }
 }

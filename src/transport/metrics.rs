@@ -104,6 +104,7 @@ impl Metrics {
             evidence_ingested.clone(),
         );
         db.register_metrics(ladder.sub_registry_with_prefix("db_pool"));
+        db.register_replica_metrics(ladder.sub_registry_with_prefix("db_replica"));
         Self {
             inner: Arc::new(Instruments {
                 registry,

@@ -89,16 +89,18 @@ impl AppState {
     /// Makes a tenant ready to serve: on its first use the built-in
     /// framework is loaded into it. Checked once per tenant and process;
     /// the pipeline calls it after the request is validated, so a refused
-    /// request writes nothing.
-    async fn provision(&self, tenant: &TenantId) -> Result<(), StorageError> {
+    /// request writes nothing. Provisioning runs on the primary; whether
+    /// it ran for this call (so that the call reads there too, where what
+    /// it wrote is).
+    async fn provision(&self, tenant: &TenantId) -> Result<bool, StorageError> {
         if self.lock_provisioned().contains(tenant) {
-            return Ok(());
+            return Ok(false);
         }
         // Boxed: a tenant's first call only, and its future is large (every
         // call's future would otherwise be as large and moved as often).
         Box::pin(ensure_builtin(&self.db, tenant)).await?;
         self.lock_provisioned().insert(tenant.clone());
-        Ok(())
+        Ok(true)
     }
 
     fn lock_provisioned(&self) -> MutexGuard<'_, HashSet<TenantId>> {

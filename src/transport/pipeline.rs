@@ -14,7 +14,13 @@
 //! 4. parses the request: a bad one is refused before anything is read or
 //!    written;
 //! 5. provisions the tenant's built-in framework, once per tenant and
-//!    process (not for a call that sets up the framework itself);
+//!    process (not for a call that sets up the framework itself), on the
+//!    primary, and decides where the body's statements go: the read
+//!    replica (while one is in use, `storage::replica`) for a read
+//!    ([`Method::reads_from`], or what
+//!    [`AppState::on_connection_routed`]'s `route` says of the parsed
+//!    request), the primary for a write and for a call that has just
+//!    provisioned its tenant;
 //! 6. runs the body in a transaction committed when it returns `Ok` and
 //!    rolled back when it fails ([`AppState::in_transaction`]; a framework
 //!    write that commits drops what this server keeps of the framework in
@@ -44,7 +50,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::storage::audit::{self, AuditEntry, Resources};
-use crate::storage::{TenantConnection, TenantReads, TenantTx};
+use crate::storage::{Node, TenantConnection, TenantReads, TenantTx};
 use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
@@ -108,6 +114,10 @@ pub struct Method {
     pub writes: bool,
     /// Whether a new tenant gets the built-in framework before the call.
     pub loads_builtin: bool,
+    /// Where its statements go: [`Node::Replica`] (the read replica, while
+    /// one is in use) for a read, [`Node::Primary`] for a write and for a
+    /// read that writes something or must see the latest writes.
+    pub reads_from: Node,
 }
 
 impl Method {
@@ -118,13 +128,25 @@ impl Method {
             scope,
             writes: false,
             loads_builtin: true,
+            reads_from: Node::Replica,
         }
     }
 
-    /// The same method, writing: every call appends an audit row.
+    /// The same method, writing: every call appends an audit row, and runs
+    /// on the primary.
     pub const fn writes(self) -> Self {
         Self {
             writes: true,
+            reads_from: Node::Primary,
+            ..self
+        }
+    }
+
+    /// The same method, on the primary although the pipeline does not
+    /// audit it as a write: its body writes something of its own.
+    pub const fn on_primary(self) -> Self {
+        Self {
+            reads_from: Node::Primary,
             ..self
         }
     }
@@ -220,10 +242,11 @@ impl AppState {
             method,
             request,
             parse,
-            async |call: &Call, input: Input, deadline: Deadline| {
+            |_: &Input| method.reads_from,
+            async |call: &Call, input: Input, deadline: Deadline, node: Node| {
                 let mut tx = self
                     .db
-                    .begin_within(&call.tenant, Some(deadline.remaining()))
+                    .begin_on(node, &call.tenant, Some(deadline.remaining()))
                     .await?;
                 match body(call, &mut tx, input).await {
                     Ok(response) => {
@@ -267,14 +290,31 @@ impl AppState {
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
         body: impl AsyncFnOnce(&Call, &mut TenantConnection, Input) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
+        self.on_connection_routed(method, request, parse, |_| method.reads_from, body)
+            .await
+    }
+
+    /// [`AppState::on_connection`] for a method whose request says where
+    /// it may read: `route` tells it from the parsed input (a
+    /// `CreateAssessment` with `validate_only` stores nothing, so it reads
+    /// from the replica; a stored one reads and writes on the primary).
+    pub async fn on_connection_routed<Req, Input, Res>(
+        &self,
+        method: Method,
+        request: Request<Req>,
+        parse: impl FnOnce(Req) -> Result<Input, ApiError>,
+        route: impl FnOnce(&Input) -> Node,
+        body: impl AsyncFnOnce(&Call, &mut TenantConnection, Input) -> Result<Res, ApiError>,
+    ) -> Result<Response<Res>, Status> {
         self.serve(
             method,
             request,
             parse,
-            async |call: &Call, input: Input, deadline: Deadline| {
+            route,
+            async |call: &Call, input: Input, deadline: Deadline, node: Node| {
                 let mut conn = self
                     .db
-                    .connection(&call.tenant, deadline.remaining())
+                    .connection_on(node, &call.tenant, deadline.remaining())
                     .await?;
                 let response = body(call, &mut conn, input).await?;
                 self.db.finished(conn);
@@ -287,8 +327,9 @@ impl AppState {
     /// Serves a read that the server may answer from memory, without a
     /// connection: its body gets the caller's tenant's [`TenantReads`]
     /// (`TenantReads::role`) and the call's deadline, for when memory cannot
-    /// answer. Writes never take this path: they are audited in their
-    /// transaction.
+    /// answer; what memory keeps is read from the primary (a replica could
+    /// hand back what a change the server was just told of replaced).
+    /// Writes never take this path: they are audited in their transaction.
     pub async fn cached_read<Req, Input, Res>(
         &self,
         method: Method,
@@ -301,20 +342,24 @@ impl AppState {
             method,
             request,
             parse,
-            async |call: &Call, input: Input, deadline: Deadline| {
+            |_: &Input| Node::Primary,
+            async |call: &Call, input: Input, deadline: Deadline, _: Node| {
                 body(self.db.reads(&call.tenant), input, deadline).await
             },
         )
         .await
     }
 
-    /// What every call goes through, whatever its body runs on.
+    /// What every call goes through, whatever its body runs on. `route`
+    /// says where the parsed request may read; a tenant provisioned by this
+    /// very call reads on the primary, which holds what provisioning wrote.
     async fn serve<Req, Input, Res>(
         &self,
         method: Method,
         mut request: Request<Req>,
         parse: impl FnOnce(Req) -> Result<Input, ApiError>,
-        run: impl AsyncFnOnce(&Call, Input, Deadline) -> Result<Res, ApiError>,
+        route: impl FnOnce(&Input) -> Node,
+        run: impl AsyncFnOnce(&Call, Input, Deadline, Node) -> Result<Res, ApiError>,
     ) -> Result<Response<Res>, Status> {
         let call = Call::of(&mut request, method)?;
         let deadline = request
@@ -340,10 +385,11 @@ impl AppState {
                 // statements were given the same deadline (`statement_timeout`),
                 // so the database stops too.
                 let work = async {
-                    if method.loads_builtin {
-                        self.provision(&call.tenant).await?;
+                    let mut node = route(&input);
+                    if method.loads_builtin && self.provision(&call.tenant).await? {
+                        node = Node::Primary;
                     }
-                    run(&call, input, deadline).await
+                    run(&call, input, deadline, node).await
                 };
                 let result = tokio::time::timeout(deadline.remaining(), work)
                     .await

@@ -633,3 +633,329 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+impl TestServer {
+    /// A server on `database` of a server of the test's own (not the
+    /// shared cluster's): as the application role `app`, reading from
+    /// `replica` when given (its options and lag bound); `owner` is the
+    /// test's look behind the API. The database is left to its cluster.
+    pub async fn on(
+        database: &str,
+        app: PgConnectOptions,
+        owner: PgConnectOptions,
+        replica: Option<(PgConnectOptions, std::time::Duration)>,
+    ) -> Self {
+        let mut db = Db::connect(app.database(database), 4)
+            .await
+            .expect("connecting to the primary");
+        if let Some((options, max_lag)) = replica {
+            db = db
+                .with_read_replica(options.database(database), 4, max_lag)
+                .await
+                .expect("adding the read replica");
+        }
+        let state = AppState::new(db);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(owner.database(database))
+            .await
+            .expect("connecting to the primary as its owner");
+        let running = shared::serve(state.clone(), shared::authenticator()).await;
+        Self {
+            addr: running.addr,
+            pool,
+            database: database.into(),
+            owns_database: false,
+            state,
+            running,
+        }
+    }
+}
+
+/// A primary of the test's own and a hot standby streaming from it, made
+/// as an operator makes one: `pg_basebackup -R` of the primary (which lets
+/// its superuser replicate over its socket), started with `hot_standby` on
+/// its own data directory, socket directory and port. The primary is an
+/// embedded cluster like the shared one, with the database `ladder`
+/// migrated and the application role; both stop with the value. (The
+/// shared cluster is left alone: pausing a standby's replay must not touch
+/// other tests.)
+pub struct ReplicatedPair {
+    primary: Option<ladder::app::embedded_pg::EmbeddedPostgres>,
+    standby_dir: PathBuf,
+    bin_dir: PathBuf,
+    /// The primary's superuser.
+    pub owner: PgConnectOptions,
+    /// The primary as the application role.
+    pub app: PgConnectOptions,
+    app_password: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The database the pair's servers serve.
+pub const REPLICATED_DATABASE: &str = "ladder";
+const STANDBY_PORT: u16 = 5433;
+
+/// `(uid, gid)` of `postgres` when the tests run as root (PostgreSQL
+/// refuses to run as root), else none.
+fn cluster_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    // SAFETY: getpwnam returns static storage or null; the ids are copied out at once.
+    let entry = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
+    assert!(!entry.is_null(), "no `postgres` user to run PostgreSQL as");
+    Some(unsafe { ((*entry).pw_uid, (*entry).pw_gid) })
+}
+
+impl ReplicatedPair {
+    pub async fn start() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = traversable_temp_dir();
+        let primary_dir = dir.path().join("primary");
+        let primary = tokio::task::spawn_blocking(move || {
+            ladder::app::embedded_pg::EmbeddedPostgres::start(
+                &ladder::app::embedded_pg::EmbeddedConfig::throwaway(primary_dir),
+            )
+        })
+        .await
+        .unwrap()
+        .expect("starting the primary");
+        let owner = ladder::app::server::embedded_options(&primary).unwrap();
+        let password = primary.superuser_password().unwrap();
+        // Replication connections of its superuser over the socket.
+        let hba = primary.socket_dir().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules.push_str("local replication ladder scram-sha-256\n");
+        std::fs::write(&hba, rules).unwrap();
+        let mut conn = PgConnection::connect_with(&owner.clone().database("postgres"))
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let app_password = primary.app_password().unwrap();
+        let app = shared::app_role(&owner, &app_password).await;
+        ladder::storage::ensure_database(&owner, REPLICATED_DATABASE)
+            .await
+            .unwrap();
+        let db = Db::connect(owner.clone().database(REPLICATED_DATABASE), 2)
+            .await
+            .unwrap();
+        db.migrate().await.expect("migrating the primary");
+        db.close().await;
+
+        let bin_dir = ladder::app::embedded_pg::find_bin_dir(None).unwrap();
+        let standby_dir = dir.path().join("standby");
+        std::fs::create_dir(&standby_dir).unwrap();
+        std::fs::set_permissions(&standby_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if let Some((uid, gid)) = cluster_user() {
+            std::os::unix::fs::chown(&standby_dir, Some(uid), Some(gid)).unwrap();
+        }
+        let primary_conninfo = format!(
+            "host={} port={} user={} password={password}",
+            primary.socket_dir().display(),
+            ladder::app::embedded_pg::SOCKET_PORT,
+            ladder::app::embedded_pg::SUPERUSER,
+        );
+        let pair = Self {
+            primary: Some(primary),
+            standby_dir,
+            bin_dir,
+            owner,
+            app,
+            app_password,
+            _dir: dir,
+        };
+        let standby = pair.standby_dir.display().to_string();
+        pair.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &standby,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+                "-d",
+                &primary_conninfo,
+            ],
+        );
+        let conf = pair.standby_dir.join("postgresql.conf");
+        let mut settings = std::fs::read_to_string(&conf).unwrap();
+        settings.push_str(&format!(
+            "\n# The standby's own\nport = {STANDBY_PORT}\nunix_socket_directories = '{standby}'\nhot_standby = on\n"
+        ));
+        std::fs::write(&conf, settings).unwrap();
+        let log = pair.standby_dir.join("server.log").display().to_string();
+        pair.run(
+            "pg_ctl",
+            &["-D", &standby, "-l", &log, "-w", "-t", "60", "start"],
+        );
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(&mut pair.standby_connection().await)
+            .await
+            .unwrap();
+        assert!(in_recovery, "the standby is not in recovery");
+        pair
+    }
+
+    /// Runs one of PostgreSQL's programs as the cluster's user.
+    fn run(&self, program: &str, args: &[&str]) {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(self.bin_dir.join(program));
+        command.args(args).current_dir("/");
+        if let Some((uid, gid)) = cluster_user() {
+            command.uid(uid).gid(gid);
+        }
+        let output = command.output().expect("running a PostgreSQL program");
+        assert!(
+            output.status.success(),
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A URL of the pair's database as the application role, on the
+    /// standby or the primary, for running the `ladder` binary.
+    pub fn app_url(&self, standby: bool) -> String {
+        let options = if standby {
+            self.standby_app()
+        } else {
+            self.app.clone()
+        };
+        format!(
+            "postgres://{}:{}@localhost:{}/{REPLICATED_DATABASE}?host={}",
+            options.get_username(),
+            self.app_password,
+            options.get_port(),
+            options.get_socket().expect("a socket").display()
+        )
+    }
+
+    /// The standby as the application role.
+    pub fn standby_app(&self) -> PgConnectOptions {
+        self.app
+            .clone()
+            .socket(&self.standby_dir)
+            .port(STANDBY_PORT)
+    }
+
+    /// A connection to the standby as its superuser.
+    pub async fn standby_connection(&self) -> PgConnection {
+        let options = self
+            .owner
+            .clone()
+            .socket(&self.standby_dir)
+            .port(STANDBY_PORT)
+            .database(REPLICATED_DATABASE);
+        PgConnection::connect_with(&options)
+            .await
+            .expect("connecting to the standby")
+    }
+
+    /// Pauses the standby's replay (`pg_wal_replay_pause()`) and waits
+    /// until it is paused.
+    pub async fn pause_replay(&self) {
+        let mut conn = self.standby_connection().await;
+        sqlx::query("SELECT pg_wal_replay_pause()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for _ in 0..500 {
+            let state: String = sqlx::query_scalar("SELECT pg_get_wal_replay_pause_state()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            if state == "paused" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the standby's replay did not pause");
+    }
+
+    /// Resumes the standby's replay and waits until it has replayed
+    /// everything the primary has written so far.
+    pub async fn resume_replay(&self) {
+        let mut conn = self.standby_connection().await;
+        sqlx::query("SELECT pg_wal_replay_resume()")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        self.wait_for_replay().await;
+    }
+
+    /// Waits until the standby has replayed everything the primary has
+    /// written so far.
+    pub async fn wait_for_replay(&self) {
+        let mut primary = PgConnection::connect_with(&self.owner.clone().database("postgres"))
+            .await
+            .unwrap();
+        let written: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(&mut primary)
+            .await
+            .unwrap();
+        let mut standby = self.standby_connection().await;
+        for _ in 0..1000 {
+            let caught_up: bool =
+                sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn")
+                    .bind(&written)
+                    .fetch_one(&mut standby)
+                    .await
+                    .unwrap();
+            if caught_up {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the standby did not replay up to {written} within 10 s");
+    }
+
+    /// Stops the standby (immediately: as a crash or a cut network).
+    pub fn stop_standby(&self) {
+        let standby = self.standby_dir.display().to_string();
+        if self.standby_dir.join("postmaster.pid").exists() {
+            self.run("pg_ctl", &["-D", &standby, "-m", "immediate", "-w", "stop"]);
+        }
+    }
+
+    /// A server on the pair's primary, reading from the standby while it
+    /// lags at most `max_lag`.
+    pub async fn server(&self, max_lag: std::time::Duration) -> TestServer {
+        TestServer::on(
+            REPLICATED_DATABASE,
+            self.app.clone(),
+            self.owner.clone(),
+            Some((self.standby_app(), max_lag)),
+        )
+        .await
+    }
+
+    /// A server on the pair's primary without a replica.
+    pub async fn primary_server(&self) -> TestServer {
+        TestServer::on(
+            REPLICATED_DATABASE,
+            self.app.clone(),
+            self.owner.clone(),
+            None,
+        )
+        .await
+    }
+}
+
+impl Drop for ReplicatedPair {
+    fn drop(&mut self) {
+        self.stop_standby();
+        if let Some(primary) = self.primary.take()
+            && let Err(e) = primary.stop()
+        {
+            eprintln!("stopping the replicated pair's primary: {e}");
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod observability;
 mod overload;
 mod oversight;
 mod read_only;
+mod read_replica;
 mod recommend;
 mod schema;
 mod scopes;

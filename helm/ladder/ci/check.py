@@ -238,6 +238,22 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
             f"{where}: the owner URL's Secret is a hook created before the Job",
         )
         check(app[0] != owner[0], f"{where}: the server's Secret does not hold the owner URL")
+    database = values["database"]
+    read = env_of(server).get("LADDER_DATABASE_READ_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+    check(
+        (read is not None) == bool(database["existingSecret"] or database["readUrl"]),
+        f"{where}: the read replica's URL is passed exactly when a Secret can hold it",
+    )
+    if read is not None:
+        check(
+            (read["name"], read["key"]) == (app[0], database["readUrlKey"]) and read.get("optional") is True,
+            f"{where}: the read URL comes from the database Secret, optional there",
+        )
+    if database["readUrl"] and not database["existingSecret"]:
+        check(
+            secrets.get(app[0], {}).get("stringData", {}).get(database["readUrlKey"]) == database["readUrl"],
+            f"{where}: the chart's database Secret holds the read URL",
+        )
 
     service = one(docs, "Service", where)
     check(

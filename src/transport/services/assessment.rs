@@ -15,7 +15,7 @@ use crate::storage::assessments::AssessmentKey;
 use crate::storage::audit::{self, Resources};
 use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
-use crate::storage::{self, assessments, competencies, roles, subjects};
+use crate::storage::{self, Node, assessments, competencies, roles, subjects};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
 use crate::transport::convert::request::{
@@ -401,7 +401,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::CreateAssessmentResponse>, Status> {
         let db = &self.state.db;
         self.state
-            .on_connection(
+            .on_connection_routed(
                 Method::new(
                     "ladder.v1.AssessmentService/CreateAssessment",
                     Scope::Assess,
@@ -409,6 +409,14 @@ impl AssessmentService for AssessmentApi {
                 .writes(),
                 request,
                 assessment_request,
+                // A dry run stores nothing: it may read from the replica.
+                |req| {
+                    if req.validate_only {
+                        Node::Replica
+                    } else {
+                        Node::Primary
+                    }
+                },
                 async |caller, conn, req| {
                     let assessment = scoring::create_assessment(
                         db,

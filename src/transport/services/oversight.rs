@@ -288,10 +288,12 @@ impl OversightService for OversightApi {
         let db = &self.state.db;
         self.state
             .on_connection(
+                // It appends an audit row of its own.
                 Method::new(
                     "ladder.v1.OversightService/ComputeImpactReport",
                     Scope::Admin,
-                ),
+                )
+                .on_primary(),
                 request,
                 impact_request,
                 async |caller, conn, req| {
