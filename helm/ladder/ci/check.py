@@ -1,13 +1,15 @@
 """The chart and image checks behind `cargo test --test chart` (via check.sh).
 
 Lints the Dockerfile (hadolint) and the chart (Helm's own lint, strict),
-renders the chart offline with its default values and with ci/full-values.yaml,
+renders the chart offline with its default values, with ci/full-values.yaml and
+with a transaction pooler on the existing Secret,
 validates every rendered manifest strictly against the JSON schemas of the
 newest Kubernetes release kubernetes-validate ships (the ServiceMonitor against
 the Prometheus Operator's CRD models), checks what the deployment relies on
 (gRPC probes, a non-root read-only pod, the migration hook, HPA, PDB,
-NetworkPolicy, which role's URL goes where), and that the values schema
-refuses a wrong type and an unknown key. Exits non-zero listing every failure.
+NetworkPolicy, which role's URL goes where, the pooler's settings), and that
+the values schema and templates refuse a wrong type, an unknown key and a
+transaction pooler without a direct URL. Exits non-zero listing every failure.
 """
 
 import subprocess
@@ -254,6 +256,33 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
             secrets.get(app[0], {}).get("stringData", {}).get(database["readUrlKey"]) == database["readUrl"],
             f"{where}: the chart's database Secret holds the read URL",
         )
+    # A transaction pooler: the servers say so and get PostgreSQL itself
+    # beside it for the listener; the migration Job never goes through it.
+    check(
+        env.get("LADDER_DATABASE_POOLER", {}).get("value") == database["pooler"],
+        f"{where}: the servers are told how the database URL reaches PostgreSQL ({database['pooler']})",
+    )
+    direct = env.get("LADDER_DATABASE_DIRECT_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+    check(
+        (direct is not None) == (database["pooler"] == "transaction"),
+        f"{where}: the direct URL is passed exactly with a transaction pooler",
+    )
+    if direct is not None:
+        check(
+            (direct["name"], direct["key"]) == (app[0], database["directUrlKey"]) and not direct.get("optional"),
+            f"{where}: the direct URL comes from the database Secret, required there",
+        )
+    if database["directUrl"] and not database["existingSecret"]:
+        check(
+            secrets.get(app[0], {}).get("stringData", {}).get(database["directUrlKey"]) == database["directUrl"],
+            f"{where}: the chart's database Secret holds the direct URL",
+        )
+    migrate_env = env_of(migrate)
+    check(
+        migrate_env.get("LADDER_DATABASE_POOLER", {}).get("value") == "direct"
+        and "LADDER_DATABASE_DIRECT_URL" not in migrate_env,
+        f"{where}: the migration Job reaches PostgreSQL directly with the owner URL (its advisory lock is a session's)",
+    )
 
     service = one(docs, "Service", where)
     check(
@@ -283,11 +312,13 @@ def check_release(docs: list[dict], values: dict, where: str) -> None:
     )
     egress_ports = sorted(str(p["port"]) for rule in spec.get("egress", []) for p in rule.get("ports", []))
     expected = [53, 53, values["networkPolicy"]["database"]["port"]]
+    if values["database"]["pooler"] == "transaction":
+        expected.append(values["networkPolicy"]["pooler"]["port"])
     if values["otel"]["endpoint"]:
         expected.append(values["networkPolicy"]["otlp"]["port"])
     check(
         egress_ports == sorted(map(str, expected)) and all(r.get("ports") for r in spec.get("egress", [])),
-        f"{where}: egress only to DNS, the database and OTLP, got {egress_ports}",
+        f"{where}: egress only to DNS, the database, its pooler and OTLP, got {egress_ports}",
     )
 
     sa = one(docs, "ServiceAccount", where)
@@ -320,7 +351,13 @@ def main() -> int:
 
     full_values = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
     manifests = 0
-    for where, values in [("default values", None), ("ci/full-values.yaml", full_values)]:
+    value_sets = [
+        ("default values", None),
+        ("ci/full-values.yaml", full_values),
+        # The direct URL from an existing Secret, as the default values take the others.
+        ("a transaction pooler with database.existingSecret", {"database": {"pooler": "transaction"}}),
+    ]
+    for where, values in value_sets:
         report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES}")
         for message in report["messages"]:
             # Severity 1 is informational ("icon is recommended").
@@ -354,6 +391,18 @@ def main() -> int:
     expect_refused({"tls": {"clientCaSecret": "ca"}}, "mutual TLS without a server certificate")
     expect_refused({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}, "HPA minReplicas above maxReplicas")
     expect_refused({"grpcPort": 9090, "adminPort": 9090}, "one port for gRPC and admin")
+    expect_refused({"database": {"pooler": "session"}}, "an unknown pooler mode")
+    urls = {
+        "existingSecret": "",
+        "url": "postgres://ladder_app:x@pooler:5432/ladder",
+        "migrationUrl": "postgres://ladder_owner:x@db:5432/ladder",
+        "pooler": "transaction",
+    }
+    expect_refused({"database": urls}, "a transaction pooler without a direct URL")
+    try:
+        render({"database": {**urls, "directUrl": "postgres://ladder_app:x@db:5432/ladder"}})
+    except helm.HelmError as e:
+        failures.append(f"a transaction pooler with a direct URL was refused: {e}")
     expect_refused(
         {"terminationGracePeriodSeconds": 10, "shutdownDelaySeconds": 5},
         "no shutdown grace left after the delay",
@@ -367,7 +416,7 @@ def main() -> int:
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)
     print(
-        f"chart check: Dockerfile linted; chart linted and rendered with 2 value sets, {manifests} "
+        f"chart check: Dockerfile linted; chart linted and rendered with {len(value_sets)} value sets, {manifests} "
         f"manifests validated against Kubernetes {KUBERNETES} (strict); {len(failures)} failed"
     )
     return 1 if failures else 0

@@ -47,6 +47,9 @@ terminationGracePeriodSeconds leaves after the delay and those 5 s.
 {{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
 {{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
 {{- end }}
+{{- if and (eq .Values.database.pooler "transaction") (not .Values.database.existingSecret) (not .Values.database.directUrl) }}
+{{- fail "database.pooler transaction needs database.directUrl (PostgreSQL itself, past the pooler, for the framework listener) or database.existingSecret holding it under database.directUrlKey" }}
+{{- end }}
 {{- if lt (int (include "ladder.shutdownGraceSeconds" .)) 1 }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) leaves no grace for in-flight calls: it must be at least shutdownDelaySeconds (%v) + 6" .Values.terminationGracePeriodSeconds .Values.shutdownDelaySeconds) }}
 {{- end }}
