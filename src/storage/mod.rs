@@ -327,6 +327,31 @@ pub(crate) fn timeout_setting(budget: Option<Duration>) -> String {
 
 const BACKEND_PID: &str = "SELECT pg_backend_pid()";
 
+/// How often [`Db::why_no_connection`] may try a connection to log why none
+/// opens.
+const CONNECT_FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When the reason connections fail to open was last looked for.
+#[derive(Debug, Default)]
+struct ConnectFailures {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ConnectFailures {
+    /// Whether it is time to look again (and, if so, it now was).
+    fn due(&self) -> bool {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| at.elapsed() < CONNECT_FAILURE_LOG_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
 /// How long [`Db::leads_through_transaction_pooler`] waits for a statement
 /// PostgreSQL itself answers at once.
 const POOLER_PROBE_WAIT: Duration = Duration::from_secs(2);
@@ -386,6 +411,8 @@ pub struct Db {
     direct: Option<PgConnectOptions>,
     /// Where reads may go ([`Db::with_read_replica`]).
     replica: Option<Arc<replica::Replica>>,
+    /// When a failure to connect was last explained in the log.
+    connect_failures: Arc<ConnectFailures>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -454,6 +481,7 @@ impl Db {
             probe: Arc::default(),
             direct: None,
             replica: None,
+            connect_failures: Arc::default(),
         })
     }
 
@@ -542,13 +570,39 @@ impl Db {
                 other => other,
             }
         };
-        tokio::time::timeout(Self::acquire_wait(budget), attempts)
+        let result = tokio::time::timeout(Self::acquire_wait(budget), attempts)
             .await
             .unwrap_or_else(|_| {
                 Err(StorageError::Unavailable(
                     "no database connection came free in time".into(),
                 ))
-            })
+            });
+        if let Err(StorageError::Unavailable(_)) = &result {
+            self.why_no_connection();
+        }
+        result
+    }
+
+    /// When a call found no connection while the pool could still open
+    /// one, opening one failed: the pool only says it timed out, so one more
+    /// connection is tried here to log PostgreSQL's own reason (its SQLSTATE
+    /// and message: too many connections, a password refused, a database
+    /// starting up), at most once per [`CONNECT_FAILURE_LOG_EVERY`].
+    fn why_no_connection(&self) {
+        if self.pool.size() >= self.pool.options().get_max_connections()
+            || !self.connect_failures.due()
+        {
+            return;
+        }
+        let options = self.pool.connect_options().as_ref().clone();
+        tokio::spawn(async move {
+            if let Err(err) = PgConnection::connect_with(&options).await {
+                tracing::warn!(
+                    error = %StorageError::from(err),
+                    "cannot open a database connection"
+                );
+            }
+        });
     }
 
     /// A pooled connection outside any explicit transaction for a call of

@@ -381,11 +381,15 @@ impl AppState {
                     return Err(ApiError::MissingScope(method.scope).into());
                 }
                 let input = parse(request.into_inner()).map_err(Status::from)?;
+                let mut node = route(&input);
+                // A request of a writing method that may read from the
+                // replica (a dry run) writes nothing, so its failure is no
+                // failed write to audit.
+                let writes = method.writes && node == Node::Primary;
                 // Dropping the call at its deadline ends its work here; its
                 // statements were given the same deadline (`statement_timeout`),
                 // so the database stops too.
                 let work = async {
-                    let mut node = route(&input);
                     if method.loads_builtin && self.provision(&call.tenant).await? {
                         node = Node::Primary;
                     }
@@ -402,7 +406,7 @@ impl AppState {
                     Ok(response) => return Ok(Response::new(response)),
                     Err(err) => Status::from(err),
                 };
-                if call.method.writes {
+                if writes {
                     let recorded = self.audit_failure(&call, status.code());
                     // A caller told of the failure finds it audited, except
                     // past the deadline: that answer goes at once, before

@@ -426,3 +426,33 @@ async fn subjects_are_named_by_an_hmac_under_the_deployments_key() {
         .collect();
     assert_eq!(hashed, expected);
 }
+
+/// A dry run stores nothing, so when it fails there is no failed write to
+/// audit (before, it also spent a second wait on that audit row); a stored
+/// assessment that fails is audited with its outcome.
+#[tokio::test]
+async fn a_failed_dry_run_is_not_audited_and_a_failed_write_is() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    for validate_only in [true, false] {
+        let err = c
+            .assessment
+            .create_assessment(pb::CreateAssessmentRequest {
+                subject_id: "emp-1".into(),
+                role_id: "no_such_role".into(),
+                validate_only,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    }
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM audit_log \
+         WHERE method = 'ladder.v1.AssessmentService/CreateAssessment'",
+    )
+    .fetch_all(&server.pool)
+    .await
+    .unwrap();
+    assert_eq!(outcomes, ["NotFound"]);
+}

@@ -210,3 +210,59 @@ async fn postgres_restarting_under_the_server_is_survived() {
         .await
         .unwrap();
 }
+
+/// PostgreSQL refusing new connections (here: its per-database connection
+/// limit, SQLSTATE 53300 as for `max_connections`): calls answer
+/// UNAVAILABLE, and the log says PostgreSQL's own reason, not only that the
+/// pool timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_logged_with_postgresql_s_reason() {
+    let test_server = TestServer::start().await;
+    let server = crate::harness::LoggedServer::start(&test_server.app_database_url());
+    let mut c = client_without_token(server.url()).await;
+    assess(&mut c).await.unwrap();
+    sqlx::raw_sql(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', \
+             current_database()); END $$",
+    )
+    .execute(&test_server.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename <> current_user",
+    )
+    .execute(&test_server.pool)
+    .await
+    .unwrap();
+    // The first call may meet a connection the termination cut; the next
+    // ones find none that opens.
+    let _ = assess(&mut c).await;
+    for _ in 0..2 {
+        let refused = assess(&mut c).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    }
+    let mut explained = false;
+    for _ in 0..100 {
+        explained = server
+            .lines()
+            .iter()
+            .any(|l| l.contains("cannot open a database connection") && l.contains("53300"));
+        if explained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = server.stop().await;
+    assert!(explained, "no reason logged:\n{}", log.join("\n"));
+}
+
+/// A client of a `--dev` server, which takes calls without a token.
+async fn client_without_token(url: String) -> AssessmentServiceClient<crate::harness::Authed> {
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    AssessmentServiceClient::with_interceptor(channel, Bearer(None))
+}

@@ -959,3 +959,106 @@ impl Drop for ReplicatedPair {
         }
     }
 }
+
+/// `ladder serve --dev` as a process on the test's database, every log line
+/// it writes (at trace level) captured, stopped with SIGTERM when dropped.
+pub struct LoggedServer {
+    child: Option<std::process::Child>,
+    addr: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoggedServer {
+    pub fn start(database_url: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(ladder_bin())
+            .args([
+                "serve",
+                "--dev",
+                "--no-migrate",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(["--database-url", database_url])
+            .env("RUST_LOG", "trace")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .unwrap();
+            captured.lock().unwrap().push(line.clone());
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["fields"]["message"] == "ladder listening"
+            {
+                break event["fields"]["addr"].as_str().unwrap().to_string();
+            }
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "ladder listening"
+            {
+                break event["addr"].as_str().unwrap().to_string();
+            }
+        };
+        let sink = std::sync::Arc::clone(&captured);
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child: Some(child),
+            addr,
+            lines: captured,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and returns everything it logged. The wait runs off
+    /// the test's runtime: the server drains its connections, and this
+    /// test's own connection answers only while that runtime runs.
+    /// What it has logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub async fn stop(mut self) -> Vec<String> {
+        let (child, reader) = (self.child.take(), self.reader.take());
+        tokio::task::spawn_blocking(move || terminate(child, reader))
+            .await
+            .unwrap();
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn terminate(child: Option<std::process::Child>, reader: Option<std::thread::JoinHandle<()>>) {
+    if let Some(mut child) = child {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap();
+    }
+    if let Some(reader) = reader {
+        reader.join().unwrap();
+    }
+}
+
+impl Drop for LoggedServer {
+    /// A failing test does not leave its server running.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
