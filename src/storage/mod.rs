@@ -449,26 +449,32 @@ impl ConnectionHealth {
     }
 }
 
+/// A pool of at most `max_connections` whose connections idle long enough
+/// to be suspect (or since a loss `health` noted) are pinged before use.
+fn pool_options(max_connections: u32, health: &Arc<ConnectionHealth>) -> PgPoolOptions {
+    let suspects = Arc::clone(health);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            let suspect = suspects.suspect(meta.idle_for);
+            Box::pin(async move {
+                if suspect {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Db {
     pub async fn connect(
         options: PgConnectOptions,
         max_connections: u32,
     ) -> Result<Self, StorageError> {
         let health = Arc::new(ConnectionHealth::default());
-        let suspects = Arc::clone(&health);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                let suspect = suspects.suspect(meta.idle_for);
-                Box::pin(async move {
-                    if suspect {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
+        let pool = pool_options(max_connections, &health)
             .connect_with(options)
             .await?;
         Ok(Self {

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
 
 use super::warm::WarmConnections;
 use super::{
-    ACQUIRE_TIMEOUT, ConnectionHealth, Db, StorageError, TenantConnection, TenantId, TenantTx,
-    connection_lost, pool_metrics,
+    ConnectionHealth, Db, StorageError, TenantConnection, TenantId, TenantTx, connection_lost,
+    pool_metrics, pool_options,
 };
 
 /// Where a call's statements may go.
@@ -214,23 +214,9 @@ impl Db {
             options.application_name(APPLICATION_NAME)
         };
         let health = Arc::new(ConnectionHealth::default());
-        let suspects = Arc::clone(&health);
         // As the primary's pool (`Db::connect`), but opening connections
         // only when calls need them.
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
-                let suspect = suspects.suspect(meta.idle_for);
-                Box::pin(async move {
-                    if suspect {
-                        conn.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_lazy_with(options.clone());
+        let pool = pool_options(max_connections, &health).connect_lazy_with(options.clone());
         let db = Db {
             pool,
             health,

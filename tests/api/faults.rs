@@ -228,13 +228,7 @@ async fn a_refused_connection_is_logged_with_postgresql_s_reason() {
     .execute(&test_server.pool)
     .await
     .unwrap();
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND usename <> current_user",
-    )
-    .execute(&test_server.pool)
-    .await
-    .unwrap();
+    test_server.end_app_sessions().await;
     // The first call may meet a connection the termination cut; the next
     // ones find none that opens.
     let _ = assess(&mut c).await;

@@ -354,6 +354,19 @@ impl TestServer {
         database_url(&self.database)
     }
 
+    /// Ends every session of the test's database but the test's own, as a
+    /// failover or a restart of PostgreSQL cuts them: the servers' pools,
+    /// health probes and listeners must connect again.
+    pub async fn end_app_sessions(&self) {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND usename <> current_user",
+        )
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     /// The name of the test's database.
     #[allow(dead_code)] // for tests/pooler.rs, a test binary of its own
     pub fn database(&self) -> &str {

@@ -78,13 +78,7 @@ async fn set_read_only(server: &TestServer, read_only: bool) {
          COMMIT"
     };
     sqlx::raw_sql(setting).execute(&server.pool).await.unwrap();
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND usename <> current_user",
-    )
-    .execute(&server.pool)
-    .await
-    .unwrap();
+    server.end_app_sessions().await;
 }
 
 async fn health(server: &TestServer) -> i32 {
