@@ -627,12 +627,18 @@ fn pooler_binary() -> PathBuf {
             if let Some(path) = found() {
                 return path;
             }
-            let status = std::process::Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "pgbouncer"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .expect("running apt-get to install pgbouncer");
-            assert!(status.success(), "apt-get install pgbouncer failed");
+            let apt = |args: &[&str]| {
+                std::process::Command::new("apt-get")
+                    .args(args)
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .status()
+                    .expect("running apt-get to install pgbouncer")
+                    .success()
+            };
+            let install = ["install", "-y", "--no-install-recommends", "pgbouncer"];
+            // A fresh machine may not have the package lists yet.
+            let installed = apt(&install) || (apt(&["update"]) && apt(&install));
+            assert!(installed, "apt-get install pgbouncer failed");
             found().expect("pgbouncer installed")
         })
         .clone()
