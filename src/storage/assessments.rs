@@ -10,7 +10,7 @@ use crate::domain::scoring::{RoleScore, ScoringPolicy};
 use crate::storage::audit::{self, AuditEntry};
 use crate::storage::idempotency::{self, CreateMethod};
 use crate::storage::traced::traced;
-use crate::storage::{StorageError, TenantConnection, TenantId};
+use crate::storage::{StorageError, TenantConnection, TenantId, timeout_setting};
 
 macro_rules! columns {
     () => {
@@ -54,17 +54,16 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, StorageError> {
     serde_json::to_string(value).map_err(|e| StorageError::Corrupt(format!("encoding JSON: {e}")))
 }
 
-/// The snapshot and its audit row, in one statement.
-const INSERT: &str = "WITH audited AS (\
-       INSERT INTO audit_log (tenant_id, actor, method, resource, request_id, outcome) \
-       VALUES ($1, $14, $15, 'assessments/' || $2::text, $16, $17)) \
-     INSERT INTO assessments (tenant_id, id, subject_id, role_id, rubric_version, as_of, \
-         policy, result, readiness, coverage, band, request_id, create_time, calibration_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $18)";
+/// The snapshot and its audit row, in one statement that also sets the
+/// tenant and `lock_timeout` (migration 0016): for its own implicit
+/// transaction when run alone, else for the rest of the caller's.
+const INSERT: &str = "SELECT ladder_store_assessment($1, $2, $3, $4, $5, $6, $7, \
+     $8::json, $9::json, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 async fn insert(
     conn: &mut PgConnection,
     tenant: &TenantId,
+    lock_timeout: &str,
     assessment: &Assessment,
     request_id: Option<&str>,
     audit: &AuditEntry,
@@ -72,6 +71,7 @@ async fn insert(
     let score = &assessment.score;
     sqlx::query(INSERT)
         .bind(&tenant.0)
+        .bind(lock_timeout)
         .bind(assessment.id)
         .bind(&assessment.subject_id)
         .bind(&assessment.role_id)
@@ -84,22 +84,22 @@ async fn insert(
         .bind(score.band.as_str())
         .bind(request_id)
         .bind(assessment.create_time)
+        .bind(assessment.calibration_id)
         .bind(&audit.actor)
         .bind(audit.method)
         .bind(&audit.request_id)
         .bind(audit::OK)
-        .bind(assessment.calibration_id)
         .execute(traced!(conn, INSERT))
         .await?;
     Ok(())
 }
 
 /// Stores a snapshot and returns what is stored: with a `request_id` an
-/// earlier call already used, that call's assessment. Always in a short
-/// transaction of its own on `conn` (the tenant and the call's remaining
-/// time set for it only), so that a call cancelled before its commit
-/// leaves nothing behind (and every row a create writes, the audit row
-/// included, commits together or not at all).
+/// earlier call already used, that call's assessment. Either one statement
+/// (no request id) or a short transaction of its own on `conn` (the tenant
+/// and the call's remaining time set for it only), so that a call cancelled
+/// before its commit leaves nothing behind and every row a create writes,
+/// the audit row included, commits together or not at all.
 pub async fn create(
     conn: &mut TenantConnection,
     tenant: &TenantId,
@@ -108,10 +108,18 @@ pub async fn create(
     audit: &AuditEntry,
 ) -> Result<Assessment, StorageError> {
     debug_assert_eq!(conn.tenant(), tenant);
+    let lock_timeout = timeout_setting(Some(conn.remaining()));
+    // Without a request id to look up first, one statement writes both rows
+    // and sets its tenant itself: one round trip (not behind a transaction
+    // pooler, where even one statement needs a transaction of its own).
+    if request_id.is_none() && !conn.behind_pooler() {
+        insert(conn.raw(), tenant, &lock_timeout, &assessment, None, audit).await?;
+        return Ok(assessment);
+    }
     let mut tx = conn.begin().await?;
     let stored = match request_id {
         None => {
-            insert(&mut tx, tenant, &assessment, None, audit).await?;
+            insert(&mut tx, tenant, &lock_timeout, &assessment, None, audit).await?;
             assessment
         }
         Some(_) => {
@@ -121,7 +129,7 @@ pub async fn create(
                 CreateMethod::Assessment,
                 request_id,
                 async |conn| {
-                    insert(conn, tenant, &assessment, request_id, audit).await?;
+                    insert(conn, tenant, &lock_timeout, &assessment, request_id, audit).await?;
                     Ok(assessment.clone())
                 },
                 async |conn, key| {
