@@ -483,6 +483,9 @@ const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
     memory::limit_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -517,6 +520,17 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }
+}
+
+/// A command whose output is cut short (`ladder recommend --json | head`)
+/// ends as a Unix command does, by SIGPIPE (status 141 in a shell), rather
+/// than panicking in `println!`: Rust ignores SIGPIPE for every program,
+/// which turns a closed pipe into an error `print!` cannot return. The
+/// server keeps ignoring it: a client that goes away must not end it.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal at start, before
+    // any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 async fn run(command: Command) -> Result<(), AppError> {

@@ -355,3 +355,40 @@ async fn subject_set_role_sets_one_subject_or_a_whole_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
 }
+
+/// Output cut short (`ladder framework export | head`) ends the command as
+/// a closed pipe ends any Unix command: quietly, by SIGPIPE or with status 0,
+/// never with a panic (status 101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_cut_short_by_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+
+    let test_server = TestServer::start().await;
+    let server = crate::harness::LoggedServer::start(&test_server.app_database_url());
+    let url = server.url();
+    let (status, stderr) = tokio::task::spawn_blocking(move || {
+        // The built-in framework's YAML is larger than a pipe holds.
+        let mut child = Command::new(ladder_bin())
+            .args(["framework", "export", "--server", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        status.code() == Some(0) || status.signal() == Some(libc::SIGPIPE),
+        "{status:?}: {stderr}"
+    );
+    server.stop().await;
+}
