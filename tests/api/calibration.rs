@@ -12,9 +12,9 @@ use ladder::proto::v1::explain_assessment_request::Target;
 use ladder::proto::v1::{
     Assessment, BatchCreateEvidenceRequest, Calibration, ComputeImpactReportRequest,
     CreateAssessmentRequest, DryRunAssessment, Evidence, EvidenceSource, ExplainAssessmentRequest,
-    GetAssessmentRequest, GetCalibrationRequest, GetRubricRequest, GroupLabel,
-    ListCalibrationsRequest, ListRaterEffectsRequest, RaterEffect, ReadinessBand, RecommendRequest,
-    RunCalibrationRequest, ScoringPolicy, UpdateScoringPolicyRequest, WhatIfRequest,
+    GetAssessmentRequest, GetCalibrationRequest, GroupLabel, ListCalibrationsRequest,
+    ListRaterEffectsRequest, RaterEffect, ReadinessBand, RecommendRequest, RunCalibrationRequest,
+    ScoringPolicy, UpdateScoringPolicyRequest, WhatIfRequest,
 };
 use serde::Deserialize;
 use tonic::Code;
@@ -853,16 +853,8 @@ async fn ladder_calibrate_prints_the_most_lenient_and_most_severe_raters() {
 
 /// Every competency of `role`'s published rubric.
 async fn rubric_competencies(c: &mut Clients, role: &str) -> Vec<String> {
-    c.rubric
-        .get_rubric(GetRubricRequest {
-            role_id: role.into(),
-            version: 0,
-        })
+    c.published_rubric(role)
         .await
-        .unwrap()
-        .into_inner()
-        .rubric
-        .unwrap()
         .competencies
         .into_iter()
         .map(|c| c.competency_id)

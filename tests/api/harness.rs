@@ -343,6 +343,22 @@ impl Drop for TestServer {
     }
 }
 
+impl Clients {
+    /// The published version of `role`'s rubric.
+    pub async fn published_rubric(&mut self, role: &str) -> ladder::proto::v1::Rubric {
+        self.rubric
+            .get_rubric(ladder::proto::v1::GetRubricRequest {
+                role_id: role.into(),
+                version: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .rubric
+            .unwrap()
+    }
+}
+
 /// The `ladder` binary built for these tests.
 pub fn ladder_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ladder"))

@@ -16,8 +16,8 @@ use ladder::proto::v1::{
     Assessment, BatchCreateEvidenceRequest, CompetencyOverride, ComputeImpactReportRequest,
     CreateAssessmentRequest, DecisionOutcome, DryRunAssessment, Evidence, EvidenceSource,
     ExplainAssessmentRequest, Explanation, GetCompetencyRequest, GetOversightReportRequest,
-    GetRoleRequest, GetRubricRequest, GroupLabel, ListDecisionsRequest, ReadinessBand,
-    RecordDecisionRequest, Rubric, TimePeriod,
+    GetRoleRequest, GroupLabel, ListDecisionsRequest, ReadinessBand, RecordDecisionRequest, Rubric,
+    TimePeriod,
 };
 use ladder::transport::convert::assessment::source_from_proto;
 use tonic::Code;
@@ -38,16 +38,7 @@ async fn oversight_client(server: &TestServer, tenant: &str) -> OversightService
 }
 
 async fn rubric(c: &mut Clients) -> Rubric {
-    c.rubric
-        .get_rubric(GetRubricRequest {
-            role_id: ROLE.into(),
-            version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rubric
-        .unwrap()
+    c.published_rubric(ROLE).await
 }
 
 async fn ingest(c: &mut Clients, items: Vec<Evidence>) -> Vec<Evidence> {

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ladder::proto::v1::{
     BatchCreateEvidenceRequest, CompetencyStatus, CreateAssessmentRequest, Evidence,
-    EvidenceSource, GetRubricRequest, ReadinessBand, RecommendRequest, RecommendResponse,
-    UpdateSubjectRequest, WhatIfRequest,
+    EvidenceSource, ReadinessBand, RecommendRequest, RecommendResponse, UpdateSubjectRequest,
+    WhatIfRequest,
 };
 use tonic::Code;
 
@@ -17,17 +17,7 @@ fn as_of() -> DateTime<Utc> {
 /// `per` manager observations at exactly the expected level of every
 /// competency of `role`'s published rubric, a week before `as_of()`.
 async fn profile(c: &mut Clients, subject: &str, role: &str, per: usize) -> Vec<Evidence> {
-    let rubric = c
-        .rubric
-        .get_rubric(GetRubricRequest {
-            role_id: role.into(),
-            version: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .rubric
-        .unwrap();
+    let rubric = c.published_rubric(role).await;
     let mut items = Vec::new();
     for rc in &rubric.competencies {
         for k in 0..per {
@@ -208,16 +198,8 @@ async fn what_if_confirms_the_observations_needed_and_writes_nothing() {
         .first()
         .expect("something to collect");
     let expected_level = c
-        .rubric
-        .get_rubric(GetRubricRequest {
-            role_id: "staff_engineer".into(),
-            version: 0,
-        })
+        .published_rubric("staff_engineer")
         .await
-        .unwrap()
-        .into_inner()
-        .rubric
-        .unwrap()
         .competencies
         .into_iter()
         .find(|x| x.competency_id == wanted.competency_id)
