@@ -447,19 +447,24 @@ pub async fn run(
             // Not ready from now on, whatever the database does.
             monitor.abort();
             stopping.begin_stopping();
-            set_health(&reporter, ServingStatus::NotServing).await;
             let delay = limits.shutdown_delay;
+            if delay.is_zero() {
+                // Without a delay, a client told NOT_SERVING must find new
+                // calls refused already: draining starts before health says so.
+                admission.refuse_new_calls();
+            }
+            set_health(&reporter, ServingStatus::NotServing).await;
             if !delay.is_zero() {
                 tracing::info!(?delay, "not ready; serving calls until the delay ends");
-            }
-            let delayed = tokio::select! {
-                result = &mut serving => Some(result),
-                () = tokio::time::sleep(delay) => None,
-            };
-            if let Some(result) = delayed {
-                framework_changes.abort();
-                trimming.abort();
-                return Ok(result?);
+                let delayed = tokio::select! {
+                    result = &mut serving => Some(result),
+                    () = tokio::time::sleep(delay) => None,
+                };
+                if let Some(result) = delayed {
+                    framework_changes.abort();
+                    trimming.abort();
+                    return Ok(result?);
+                }
             }
             // A draining server follows no more changes (and reconnects to
             // no database), so what it answers from here is read anew.

@@ -68,10 +68,15 @@ impl Admission {
         self.cancelled.send_replace(true);
     }
 
+    /// Refuses new calls from now on (UNAVAILABLE, SHUTTING_DOWN).
+    pub fn refuse_new_calls(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
     /// Refuses new calls from now on, then waits up to `grace` for the
     /// admitted ones to finish; false when some were still running.
     pub async fn drain(&self, grace: Duration) -> bool {
-        self.draining.store(true, Ordering::SeqCst);
+        self.refuse_new_calls();
         let all = u32::try_from(self.limits.max_in_flight).unwrap_or(u32::MAX);
         tokio::time::timeout(grace, self.slots.acquire_many(all))
             .await
