@@ -370,6 +370,9 @@ struct LimitArgs {
     /// [default: the number of CPUs].
     #[arg(long, env = "LADDER_MAX_CPU_TASKS")]
     max_cpu_tasks: Option<usize>,
+    /// How long a page token is accepted after it was returned, in seconds.
+    #[arg(long, env = "LADDER_PAGE_TOKEN_LIFETIME_SECS", default_value_t = limits::DEFAULT_PAGE_TOKEN_LIFETIME.as_secs())]
+    page_token_lifetime_secs: u64,
 }
 
 impl LimitArgs {
@@ -383,6 +386,7 @@ impl LimitArgs {
             shutdown_delay: Duration::from_millis(self.shutdown_delay_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             max_cpu_tasks: self.max_cpu_tasks.unwrap_or(defaults.max_cpu_tasks),
+            page_token_lifetime: Duration::from_secs(self.page_token_lifetime_secs),
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::domain::oversight::{
 use crate::storage::audit::{self, AuditEntry, Resources};
 use crate::storage::stored::{microseconds, optional};
 use crate::storage::{
-    Db, StorageError, TenantConnection, TenantId, assessments, competencies, decisions, evidence,
-    roles,
+    Db, RequestKey, StorageError, TenantConnection, TenantId, assessments, competencies, decisions,
+    evidence, roles,
 };
 
 /// An assessment with its explanation and the names it is told with.
@@ -132,18 +132,18 @@ async fn explained(
 
 /// Validates a decision against the stored assessment it decides and appends
 /// it, in the transaction running on `conn`. A retry with the same
-/// `request_id` gets the first call's record.
+/// request id and request gets the first call's record.
 pub async fn record_decision(
     conn: &mut PgConnection,
     tenant: &TenantId,
     assessment_id: Uuid,
     input: DecisionInput,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Decision, ScoringError> {
     let assessment = assessments::get(conn, tenant, assessment_id).await?;
     let decision =
         oversight::record_decision(Uuid::now_v7(), microseconds(Utc::now()), input, &assessment)?;
-    Ok(decisions::create(conn, tenant, decision, request_id).await?)
+    Ok(decisions::create(conn, tenant, decision, request).await?)
 }
 
 /// The oversight report of `role_id` over `period`.

@@ -19,7 +19,7 @@ use crate::storage::audit::AuditEntry;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
 use crate::storage::stored::microseconds;
 use crate::storage::{
-    Db, StorageError, TenantConnection, TenantId, assessments, calibrations, rubrics,
+    Db, RequestKey, StorageError, TenantConnection, TenantId, assessments, calibrations, rubrics,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,8 @@ pub struct ScoringSnapshot {
 }
 
 impl ScoringSnapshot {
-    /// Reads a subject's scoring inputs and the tenant's catalog on `conn`.
+    /// Reads a subject's scoring inputs and the tenant's catalog on `conn`;
+    /// NOT_FOUND for a subject the tenant has never recorded.
     pub async fn read(
         db: &Db,
         conn: &mut TenantConnection,
@@ -50,6 +51,11 @@ impl ScoringSnapshot {
         as_of: DateTime<Utc>,
     ) -> Result<Self, StorageError> {
         let inputs = scoring_inputs::read(&mut *conn, tenant, subject_id, as_of).await?;
+        // A subject never recorded is most likely a mistyped id: scoring it
+        // would answer "insufficient evidence" about nobody (SPEC §6).
+        if !inputs.subject_known {
+            return Err(StorageError::not_found("subject", subject_id));
+        }
         let catalog = db.catalog(conn, tenant, inputs.framework_revision).await?;
         Ok(Self { catalog, inputs })
     }
@@ -242,20 +248,20 @@ pub async fn assess_many(
 }
 
 /// Assesses and, unless `validate_only`, stores the snapshot with its audit
-/// row; a retry with the same `request_id` gets the snapshot the first call
-/// stored (and writes nothing).
+/// row; a retry with the same request id and request gets the snapshot the
+/// first call stored (and writes nothing).
 pub async fn create_assessment(
     db: &Db,
     conn: &mut TenantConnection,
     tenant: &TenantId,
     spec: &AssessmentSpec,
     validate_only: bool,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
     audit: &AuditEntry,
 ) -> Result<Assessment, ScoringError> {
     let assessment = assess(db, conn, tenant, spec).await?;
     if validate_only {
         return Ok(assessment);
     }
-    Ok(assessments::create(conn, tenant, assessment, request_id, audit).await?)
+    Ok(assessments::create(conn, tenant, assessment, request, audit).await?)
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::assessment::Assessment;
 use crate::domain::scoring::{RoleScore, ScoringPolicy};
 use crate::storage::audit::{self, AuditEntry};
-use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::idempotency::{self, CreateMethod, RequestKey};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantConnection, TenantId, timeout_setting};
 
@@ -94,8 +94,8 @@ async fn insert(
     Ok(())
 }
 
-/// Stores a snapshot and returns what is stored: with a `request_id` an
-/// earlier call already used, that call's assessment. Either one statement
+/// Stores a snapshot and returns what is stored: with a request id an
+/// earlier call already used for the same request, that call's assessment. Either one statement
 /// (no request id) or a short transaction of its own on `conn` (the tenant
 /// and the call's remaining time set for it only), so that a call cancelled
 /// before its commit leaves nothing behind and every row a create writes,
@@ -104,7 +104,7 @@ pub async fn create(
     conn: &mut TenantConnection,
     tenant: &TenantId,
     assessment: Assessment,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
     audit: &AuditEntry,
 ) -> Result<Assessment, StorageError> {
     debug_assert_eq!(conn.tenant(), tenant);
@@ -112,23 +112,24 @@ pub async fn create(
     // Without a request id to look up first, one statement writes both rows
     // and sets its tenant itself: one round trip (not behind a transaction
     // pooler, where even one statement needs a transaction of its own).
-    if request_id.is_none() && !conn.behind_pooler() {
+    if request.is_none() && !conn.behind_pooler() {
         insert(conn.raw(), tenant, &lock_timeout, &assessment, None, audit).await?;
         return Ok(assessment);
     }
     let mut tx = conn.begin().await?;
-    let stored = match request_id {
+    let stored = match request {
         None => {
             insert(&mut tx, tenant, &lock_timeout, &assessment, None, audit).await?;
             assessment
         }
-        Some(_) => {
+        Some(request) => {
             idempotency::create_once(
                 &mut tx,
                 tenant,
                 CreateMethod::Assessment,
-                request_id,
+                Some(request),
                 async |conn| {
+                    let request_id = Some(request.id.as_str());
                     insert(conn, tenant, &lock_timeout, &assessment, request_id, audit).await?;
                     Ok(assessment.clone())
                 },

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::domain::framework::{Competency, LevelDescriptor};
-use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::idempotency::{self, CreateMethod, RequestKey};
 use crate::storage::stored::{self, Meta, MetaRow, Stored, expected_revision};
 use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId};
@@ -108,19 +108,19 @@ const INSERT: &str = concat!(
     columns!()
 );
 
-/// Creates a competency; a retry with the same `request_id` gets the one
+/// Creates a competency; a retry with the same request id and request gets the one
 /// the first call made.
 pub async fn create(
     conn: &mut PgConnection,
     tenant: &TenantId,
     c: &Competency,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Stored<Competency>, StorageError> {
     idempotency::create_once(
         conn,
         tenant,
         CreateMethod::Competency,
-        request_id,
+        request,
         async |conn| {
             let row: Option<CompetencyRow> = sqlx::query_as(INSERT)
                 .bind(&tenant.0)

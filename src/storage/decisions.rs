@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::oversight::{Decision, Outcome, Override, Period};
 use crate::domain::scoring::Band;
-use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::idempotency::{self, CreateMethod, RequestKey};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
@@ -116,19 +116,19 @@ async fn insert(
 }
 
 /// Appends a decision in the transaction running on `conn` and returns what
-/// is stored: with a `request_id` an earlier call already used, that call's
+/// is stored: with a request id an earlier call already used for the same request, that call's
 /// decision.
 pub async fn create(
     conn: &mut PgConnection,
     tenant: &TenantId,
     decision: Decision,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Decision, StorageError> {
     idempotency::create_once(
         conn,
         tenant,
         CreateMethod::Decision,
-        request_id,
+        request,
         async |conn| {
             insert(conn, tenant, &decision).await?;
             Ok(decision.clone())

@@ -54,6 +54,13 @@ pub enum StorageError {
     NotFound { kind: &'static str, id: String },
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
+    /// A create's request id already used by a request that differs in
+    /// `fields` (AIP-155).
+    #[error("request_id {request_id:?} was already used by a request with other {}", .fields.join(", "))]
+    RequestIdReused {
+        request_id: String,
+        fields: Vec<String>,
+    },
     #[error("{kind} {id} was changed by someone else (stale etag)")]
     StaleEtag { kind: &'static str, id: String },
     /// A change the stored data does not allow, said in the layer's words.

@@ -40,6 +40,7 @@ mod error;
 pub mod evidence;
 pub mod framework_file;
 mod idempotency;
+mod page_token_key;
 mod pg_array;
 pub mod policy;
 mod pool_metrics;
@@ -56,6 +57,7 @@ pub mod tracks;
 mod warm;
 
 pub use error::{BEHIND_A_POOLER, Refusal, StorageError, sqlstate};
+pub use idempotency::RequestKey;
 pub use replica::{
     APPLICATION_NAME as READ_REPLICA_APPLICATION_NAME,
     LAG_MONITOR_APPLICATION_NAME as READ_REPLICA_LAG_MONITOR_APPLICATION_NAME, Node,
@@ -413,6 +415,8 @@ pub struct Db {
     replica: Option<Arc<replica::Replica>>,
     /// When a failure to connect was last explained in the log.
     connect_failures: Arc<ConnectFailures>,
+    /// [`Db::page_token_key`], once read.
+    page_token_key: Arc<tokio::sync::OnceCell<[u8; 32]>>,
 }
 
 /// When a connection to the database was last found lost (a restart, a
@@ -488,6 +492,7 @@ impl Db {
             direct: None,
             replica: None,
             connect_failures: Arc::default(),
+            page_token_key: Arc::default(),
         })
     }
 

@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 
 use crate::domain::framework::{Role, Transition, TransitionKind};
-use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::idempotency::{self, CreateMethod, RequestKey};
 use crate::storage::stored::{self, MetaRow, Stored, expected_revision};
 use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId};
@@ -171,18 +171,18 @@ const INSERT: &str = "INSERT INTO roles (tenant_id, id, name, track, description
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
 /// Creates a role and its transitions, whose targets must exist; a retry
-/// with the same `request_id` gets the one the first call made.
+/// with the same request id and request gets the one the first call made.
 pub async fn create(
     conn: &mut PgConnection,
     tenant: &TenantId,
     role: &Role,
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Stored<Role>, StorageError> {
     idempotency::create_once(
         conn,
         tenant,
         CreateMethod::Role,
-        request_id,
+        request,
         async |conn| {
             let inserted = sqlx::query(INSERT)
                 .bind(&tenant.0)

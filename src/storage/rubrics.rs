@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use crate::domain::framework::{
     LevelDescriptor, PublishedText, Rubric, RubricAction, RubricCompetency, RubricState,
 };
-use crate::storage::idempotency::{self, CreateMethod};
+use crate::storage::idempotency::{self, CreateMethod, RequestKey};
 use crate::storage::stored::{MetaRow, Stored, expected_revision};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId, roles};
@@ -225,19 +225,19 @@ const INSERT_VERSION: &str = "INSERT INTO rubric_versions (tenant_id, role_id, v
      VALUES ($1, $2, $3, 'draft')";
 
 /// Creates the next draft version of a role's rubric; its competencies must
-/// exist. A retry with the same `request_id` gets the version the first made.
+/// exist. A retry with the same request id and request gets the version the first made.
 pub async fn create(
     conn: &mut PgConnection,
     tenant: &TenantId,
     role_id: &str,
     items: &[RubricCompetency],
-    request_id: Option<&str>,
+    request: Option<&RequestKey>,
 ) -> Result<Stored<Rubric>, StorageError> {
     idempotency::create_once(
         conn,
         tenant,
         CreateMethod::Rubric,
-        request_id,
+        request,
         async |conn| {
             roles::lock(conn, tenant, role_id).await?;
             let version: i32 = sqlx::query_scalar(NEXT_VERSION)

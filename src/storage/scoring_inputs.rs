@@ -26,7 +26,7 @@ use crate::storage::{StorageError, TenantConnection, TenantId, timeout_setting};
 /// The tenant, the subject, the time and the call's remaining time (as
 /// `lock_timeout`, milliseconds): one row whatever exists, the evidence as
 /// parallel arrays, empty when the subject has none. The function (migration
-/// 0015) sets the tenant for the statement's own implicit transaction before
+/// 0017) sets the tenant for the statement's own implicit transaction before
 /// it runs the query, under row-level security. (Public for `ladder-bench`,
 /// which times it under pgbench.)
 pub const READ: &str = "SELECT * FROM ladder_scoring_inputs($1, $2, $3, $4)";
@@ -38,6 +38,9 @@ pub struct ScoringInputs {
     pub framework_revision: Option<i64>,
     /// The tenant's policy, or the SPEC defaults.
     pub policy: ScoringPolicy,
+    /// Whether the tenant has ever recorded the subject: a stored row, or
+    /// evidence at any time (also after `as_of`).
+    pub subject_known: bool,
     pub current_role_id: Option<String>,
     /// The subject's evidence observed up to `as_of`.
     pub observations: Vec<Observation>,
@@ -56,6 +59,7 @@ pub struct ScoringInputs {
 struct InputsRow<'r> {
     framework_revision: Option<i64>,
     policy: Option<Json<ScoringPolicy>>,
+    subject_known: bool,
     current_role_id: Option<String>,
     #[sqlx(flatten)]
     evidence: EvidenceArrays<'r>,
@@ -133,6 +137,7 @@ pub async fn read(
     Ok(ScoringInputs {
         framework_revision: row.framework_revision,
         policy: row.policy.map(|p| p.0).unwrap_or_default(),
+        subject_known: row.subject_known,
         current_role_id: row.current_role_id,
         observations,
         calibration_id: row.calibration.calibration_id,

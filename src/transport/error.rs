@@ -142,6 +142,13 @@ fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
             Code::AlreadyExists,
             info("ALREADY_EXISTS", &[("kind", kind), ("id", id)]),
         ),
+        StorageError::RequestIdReused { request_id, fields } => (
+            Code::AlreadyExists,
+            info(
+                "REQUEST_ID_REUSED",
+                &[("request_id", request_id), ("fields", &fields.join(","))],
+            ),
+        ),
         StorageError::StaleEtag { kind, id } => (
             Code::Aborted,
             info("STALE_ETAG", &[("kind", kind), ("id", id)]),

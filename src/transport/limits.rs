@@ -55,6 +55,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// How long a server keeps serving new calls after SIGTERM while its health
 /// already says NOT_SERVING: none by default (the chart sets one).
 pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::ZERO;
+/// How long a page token is accepted: long enough to page through any
+/// listing at a person's or a nightly job's pace.
+pub const DEFAULT_PAGE_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest wait for a pooled connection, whatever the deadline.
 pub const MAX_ACQUIRE_WAIT: Duration = Duration::from_secs(5);
 /// What a shed call is told to wait before retrying.
@@ -79,6 +82,8 @@ pub struct Limits {
     /// CPU-heavy computations (scoring every rubric) run at once on the
     /// blocking pool.
     pub max_cpu_tasks: usize,
+    /// How long a page token (AIP-158) is accepted after it was returned.
+    pub page_token_lifetime: Duration,
 }
 
 impl Limits {
@@ -92,6 +97,7 @@ impl Limits {
             shutdown_delay: DEFAULT_SHUTDOWN_DELAY,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_cpu_tasks: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            page_token_lifetime: DEFAULT_PAGE_TOKEN_LIFETIME,
         }
     }
 

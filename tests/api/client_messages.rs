@@ -12,13 +12,8 @@ const HEADER: &str = "subject_id,competency_id,level,source,rater_id,observed_at
 /// A server whose tenant has its framework loaded (the first call loads it).
 async fn server() -> TestServer {
     let server = TestServer::start().await;
-    server
-        .clients("tenant-a")
-        .await
-        .assessment
-        .get_scoring_policy(ladder::proto::v1::GetScoringPolicyRequest {})
-        .await
-        .unwrap();
+    let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-1", "senior_engineer").await;
     server
 }
 

@@ -353,6 +353,7 @@ async fn an_assessment_carries_every_number_and_is_a_stable_snapshot() {
 async fn validate_only_and_request_id_do_not_write_twice() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-9", "senior_engineer").await;
     let request = CreateAssessmentRequest {
         subject_id: "emp-9".into(),
         role_id: "staff_engineer".into(),
@@ -509,13 +510,22 @@ async fn two_tenants_never_see_each_other() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    let assess_emp_1 = CreateAssessmentRequest {
+        subject_id: "emp-1".into(),
+        role_id: "staff_engineer".into(),
+        ..Default::default()
+    };
+    // tenant-a's subject is no one to tenant-b until tenant-b records it.
+    let err = b
+        .assessment
+        .create_assessment(assess_emp_1.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    b.record_subject("emp-1", "senior_engineer").await;
     let theirs = b
         .assessment
-        .create_assessment(CreateAssessmentRequest {
-            subject_id: "emp-1".into(),
-            role_id: "staff_engineer".into(),
-            ..Default::default()
-        })
+        .create_assessment(assess_emp_1)
         .await
         .unwrap()
         .into_inner()

@@ -220,6 +220,16 @@ async fn a_refused_connection_is_logged_with_postgresql_s_reason() {
     let test_server = TestServer::start().await;
     let server = crate::harness::LoggedServer::start(&test_server.app_database_url());
     let mut c = client_without_token(server.url()).await;
+    c.update_subject(pb::UpdateSubjectRequest {
+        subject: Some(pb::Subject {
+            id: "emp-1".into(),
+            ..Default::default()
+        }),
+        allow_missing: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assess(&mut c).await.unwrap();
     sqlx::raw_sql(
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I WITH CONNECTION LIMIT 0', \

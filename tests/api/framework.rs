@@ -897,6 +897,7 @@ async fn every_replica_scores_against_the_framework_as_last_changed() {
     let replica = server.replica().await;
     let mut here = server.clients("tenant-r").await;
     let mut there = replica.clients("tenant-r").await;
+    here.record_subject("emp-1", "senior_engineer").await;
     let role = "staff_engineer";
     let assess = |version: i32| pb::CreateAssessmentRequest {
         subject_id: "emp-1".into(),

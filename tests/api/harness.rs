@@ -344,6 +344,23 @@ impl Drop for TestServer {
 }
 
 impl Clients {
+    /// Records `subject` as holding `role`, so that questions about it are
+    /// about someone (a subject never recorded is NOT_FOUND).
+    pub async fn record_subject(&mut self, subject: &str, role: &str) {
+        self.assessment
+            .update_subject(ladder::proto::v1::UpdateSubjectRequest {
+                subject: Some(ladder::proto::v1::Subject {
+                    id: subject.into(),
+                    current_role_id: role.into(),
+                    ..Default::default()
+                }),
+                allow_missing: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
     /// The published version of `role`'s rubric.
     pub async fn published_rubric(&mut self, role: &str) -> ladder::proto::v1::Rubric {
         self.rubric
@@ -932,7 +949,10 @@ impl ReplicatedPair {
         let mut primary = PgConnection::connect_with(&self.owner.clone().database("postgres"))
             .await
             .unwrap();
-        let written: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        // The insert position, not the write position: with asynchronous
+        // commits the last commit record may still be in WAL buffers, so the
+        // standby can reach the write position without having replayed it.
+        let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
             .fetch_one(&mut primary)
             .await
             .unwrap();

@@ -111,13 +111,8 @@ async fn a_csv_import_keeps_the_good_rows_reports_the_bad_and_can_be_rerun() {
 #[tokio::test(flavor = "multi_thread")]
 async fn assess_prints_a_table_and_json() {
     let server = TestServer::start().await;
-    server
-        .clients("tenant-a")
-        .await
-        .assessment
-        .get_scoring_policy(ladder::proto::v1::GetScoringPolicyRequest {})
-        .await
-        .unwrap();
+    let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-1", "senior_engineer").await;
     let run = |extra: &[&str]| {
         Command::new(ladder_bin())
             .args([

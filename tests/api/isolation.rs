@@ -292,6 +292,8 @@ async fn cancelled_calls_leave_no_transaction_and_no_tenant_on_the_connection() 
         })
         .await
         .unwrap();
+    // tenant-b's own emp-a, with no evidence: its assessments must stay empty.
+    b.record_subject("emp-a", "senior_engineer").await;
 
     let tenant_a = tokio::spawn(async move {
         let mut evidence_ids = BTreeSet::new();

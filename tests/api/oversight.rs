@@ -494,6 +494,7 @@ async fn the_oversight_report_counts_the_decisions_in_force() {
     let rubric = rubric(&mut c).await;
     ingest(&mut c, mixed_profile(&rubric, "emp-1")).await;
     ingest(&mut c, ready_profile(&rubric, "emp-2", 8)).await;
+    c.record_subject("emp-3", "senior_engineer").await;
     let developing = create_assessment(&mut c, "emp-1").await;
     let ready = create_assessment(&mut c, "emp-2").await;
     let undecided = create_assessment(&mut c, "emp-3").await;
@@ -648,6 +649,7 @@ async fn the_impact_report_matches_its_construction_and_the_reference() {
         }
     }
     ingest(&mut c, items).await;
+    c.record_subject("emp-A9", "senior_engineer").await;
     let ready_readiness = readiness_of(&mut c, "emp-A0").await;
     let empty_readiness = readiness_of(&mut c, "emp-A9").await;
 

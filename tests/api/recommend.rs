@@ -133,6 +133,19 @@ async fn almost_no_evidence_gives_insufficient_evidence_and_a_plan() {
 async fn the_stored_current_role_is_used_and_its_absence_named() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
+    // Known from its evidence only: no stored role.
+    ingest(
+        &mut c,
+        vec![evidence(
+            "emp-2",
+            "mentoring",
+            3.0,
+            EvidenceSource::Peer,
+            as_of() - Duration::days(3),
+            "e2",
+        )],
+    )
+    .await;
     let request = RecommendRequest {
         subject_id: "emp-2".into(),
         ..Default::default()
@@ -252,6 +265,7 @@ async fn counts(server: &TestServer) -> (i64, i64, i64) {
 async fn the_enough_evidence_figure_gets_a_competency_scored() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-empty", "senior_engineer").await;
     let response = recommend(&mut c, "emp-empty").await;
     let rec = response
         .recommendations
@@ -397,6 +411,7 @@ async fn evidence_on_design_and_influence_puts_staff_above_what_it_does_not_supp
 async fn without_evidence_candidates_come_in_step_order_and_nothing_is_supported() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-nobody", "senior_engineer").await;
     let response = recommend(&mut c, "emp-nobody").await;
     assert!(!response.recommendations.is_empty());
     for r in &response.recommendations {
@@ -635,6 +650,7 @@ async fn one_manager_rating_per_review_cycle_is_scored_for_a_year() {
 async fn one_observation_to_be_scored_means_one_the_day_after() {
     let server = TestServer::start().await;
     let mut c = server.clients("tenant-a").await;
+    c.record_subject("emp-plan", "senior_engineer").await;
     let response = recommend(&mut c, "emp-plan").await;
     let staff = response
         .recommendations

@@ -211,9 +211,9 @@ async fn draft_edits_leave_the_revision_alone() {
 /// Tables outside the tenant distribution: sqlx's migration bookkeeping, which
 /// stays on the coordinator. (`tenants` is keyed by `tenant_id` itself and is
 /// distributed like every other table.)
-/// (`subject_hash_key` holds the deployment's one key: a reference table,
-/// the same on every shard.)
-const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "subject_hash_key"];
+/// (`subject_hash_key` and `page_token_key` hold the deployment's keys:
+/// reference tables, the same on every shard.)
+const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "subject_hash_key", "page_token_key"];
 
 /// Every table of the schema but the global ones, without a `tenant_id` column.
 const TABLES_WITHOUT_TENANT: &str = "\

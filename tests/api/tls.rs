@@ -225,16 +225,10 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_client_ca() 
     assert!(admitted.as_ref().is_ok_and(|n| *n > 0), "{admitted:?}");
 
     // The client commands speak mutual TLS too.
-    let recommend = |identity: Option<&Pem>| {
+    let ladder = |args: &[&str], identity: Option<&Pem>| {
         let mut command = Command::new(ladder_bin());
         command
-            .args([
-                "recommend",
-                "--subject",
-                "emp-1",
-                "--role",
-                "senior_engineer",
-            ])
+            .args(args)
             .args(["--server", &format!("https://{addr}")])
             .arg("--ca-cert")
             .arg(&pki.ca.pem.cert)
@@ -248,6 +242,34 @@ async fn mutual_tls_admits_only_clients_with_a_certificate_from_the_client_ca() 
         }
         command.output().unwrap()
     };
+    let recommend = |identity: Option<&Pem>| {
+        ladder(
+            &[
+                "recommend",
+                "--subject",
+                "emp-1",
+                "--role",
+                "senior_engineer",
+            ],
+            identity,
+        )
+    };
+    let recorded = ladder(
+        &[
+            "subject",
+            "set-role",
+            "--subject",
+            "emp-1",
+            "--role",
+            "senior_engineer",
+        ],
+        Some(&pki.client),
+    );
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
     let out = recommend(Some(&pki.client));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

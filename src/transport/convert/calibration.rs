@@ -3,8 +3,7 @@
 use crate::domain::calibration::{CalibrationRun, RaterEffect};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
-use crate::storage::calibrations::{RaterEffectKey, RaterEffectOrder};
-use crate::transport::convert::request::Page;
+use crate::storage::calibrations::RaterEffectOrder;
 use crate::transport::convert::{time, uuid_text};
 
 pub fn run_to_proto(run: &CalibrationRun) -> pb::Calibration {
@@ -47,21 +46,4 @@ pub fn effect_order(order_by: &str) -> Result<RaterEffectOrder, Violations> {
             "must be \"abs_leniency desc\" (the default) or \"rater_id\"",
         )),
     }
-}
-
-/// The page of a `ListRaterEffects` request, whose token must come from a
-/// listing in the same order.
-pub fn effect_page(
-    page_size: i32,
-    page_token: &str,
-    order: RaterEffectOrder,
-) -> Result<Page<RaterEffectKey>, Violations> {
-    let page = Page::<RaterEffectKey>::parse(page_size, page_token)?;
-    if page.after().is_some_and(|key| key.order != order) {
-        return Err(Violations::one(
-            "page_token",
-            "was issued for another order_by",
-        ));
-    }
-    Ok(page)
 }

@@ -8,8 +8,10 @@ pub mod calibration;
 pub mod etag;
 pub mod framework;
 pub mod oversight;
+pub mod page;
 pub mod recommendation;
 pub mod request;
+pub mod request_id;
 pub mod standards;
 pub mod time;
 

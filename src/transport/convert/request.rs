@@ -1,24 +1,13 @@
-//! Field masks and etags of updates (AIP-134, AIP-154), pagination
-//! (AIP-158) and request ids (AIP-155).
+//! Field masks and etags of updates (AIP-134, AIP-154), and the checks of
+//! required fields and ids every service shares.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost_types::FieldMask;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::domain::framework::check_id;
 use crate::domain::validation::Violations;
-use crate::storage::StorageError;
 use crate::transport::convert::etag;
 use crate::transport::error::ApiError;
-use crate::transport::limits::{
-    MAX_MASK_PATH_CHARS, MAX_PAGE_TOKEN_CHARS, MAX_REPEATED, check_count,
-};
-
-pub const DEFAULT_PAGE_SIZE: i64 = 50;
-pub const MAX_PAGE_SIZE: i64 = 1000;
-const MAX_REQUEST_ID_CHARS: usize = 200;
+use crate::transport::limits::{MAX_MASK_PATH_CHARS, MAX_REPEATED, check_count};
 
 /// The fields an update changes, checked against the paths the resource
 /// allows. Nested fields are named by dotted paths (`source_weights.peer`);
@@ -128,23 +117,6 @@ pub fn optional_id(field: &str, id: String) -> Result<Option<String>, ApiError> 
     required_id(field, id).map(Some)
 }
 
-/// A create's request id (AIP-155): `None` when absent.
-pub fn request_id(value: &str) -> Result<Option<&str>, Violations> {
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(Violations::one(
-            "request_id",
-            format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Violations::one(
-            "request_id",
-            "must not contain control characters",
-        ));
-    }
-    Ok(Some(value).filter(|v| !v.is_empty()))
-}
-
 /// The violations of a nested message, named from the request (`role.name`).
 pub fn nested<T>(prefix: &str, result: Result<T, Violations>) -> Result<T, ApiError> {
     result.map_err(|v| {
@@ -152,77 +124,6 @@ pub fn nested<T>(prefix: &str, result: Result<T, Violations>) -> Result<T, ApiEr
         named.extend_prefixed(prefix, v);
         ApiError::InvalidArgument(named)
     })
-}
-
-/// Which page of a keyset listing (AIP-158) a request asks for: its size,
-/// and the key of the last row served before, from the page token.
-#[derive(Debug)]
-pub struct Page<K> {
-    size: i64,
-    after: Option<K>,
-}
-
-impl<K: Serialize + DeserializeOwned> Page<K> {
-    pub fn parse(requested_size: i32, page_token: &str) -> Result<Self, Violations> {
-        let size = match i64::from(requested_size) {
-            s if s < 0 => return Err(Violations::one("page_size", "must not be negative")),
-            0 => DEFAULT_PAGE_SIZE,
-            s if s > MAX_PAGE_SIZE => {
-                return Err(Violations::one(
-                    "page_size",
-                    format!("must be at most {MAX_PAGE_SIZE}"),
-                ));
-            }
-            s => s,
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else if page_token.len() > MAX_PAGE_TOKEN_CHARS {
-            return Err(Violations::one(
-                "page_token",
-                "is not a token this server returned",
-            ));
-        } else {
-            let key = URL_SAFE_NO_PAD
-                .decode(page_token)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .ok_or_else(|| {
-                    Violations::one("page_token", "is not a token this server returned")
-                })?;
-            Some(key)
-        };
-        Ok(Self { size, after })
-    }
-
-    /// The key of the last row served before, from the page token.
-    pub fn after(&self) -> Option<&K> {
-        self.after.as_ref()
-    }
-
-    /// The page's rows, read by `fetch(after, limit)` in the listing's stable
-    /// order, and the token of the next page (empty after the last): it
-    /// holds `key` of the page's last row.
-    pub async fn fetch<T>(
-        self,
-        fetch: impl AsyncFnOnce(Option<K>, i64) -> Result<Vec<T>, StorageError>,
-        key: impl Fn(&T) -> K,
-    ) -> Result<(Vec<T>, String), StorageError> {
-        // One more than asked tells whether another page follows.
-        let mut items = fetch(self.after, self.size + 1).await?;
-        let next = if items.len() as i64 > self.size {
-            items.truncate(self.size as usize);
-            items
-                .last()
-                .map(|last| {
-                    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key(last)).unwrap_or_default())
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok((items, next))
-    }
 }
 
 #[cfg(test)]
@@ -254,18 +155,5 @@ mod tests {
         let err = Update::parse(mask(&["salary"]), POLICY, "nope", "policy.etag").unwrap_err();
         let fields: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["update_mask", "policy.etag"]);
-    }
-
-    #[test]
-    fn a_page_token_round_trips_and_a_forged_one_is_refused() {
-        let page: Page<String> = Page::parse(0, "").unwrap();
-        assert_eq!(page.size, DEFAULT_PAGE_SIZE);
-        let token = URL_SAFE_NO_PAD.encode(serde_json::to_vec("k").unwrap());
-        assert_eq!(
-            Page::<String>::parse(5, &token).unwrap().after.as_deref(),
-            Some("k")
-        );
-        let err = Page::<String>::parse(5, "!!").unwrap_err();
-        assert_eq!(err.0[0].field, "page_token");
     }
 }

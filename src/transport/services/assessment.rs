@@ -15,12 +15,12 @@ use crate::storage::assessments::AssessmentKey;
 use crate::storage::audit::{self, Resources};
 use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
-use crate::storage::{self, Node, assessments, competencies, roles, subjects};
+use crate::storage::{self, Node, RequestKey, assessments, competencies, roles, subjects};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
-use crate::transport::convert::request::{
-    Page, Update, optional_id, request_id, required, required_id,
-};
+use crate::transport::convert::page::Page;
+use crate::transport::convert::request::{Update, optional_id, required, required_id};
+use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
@@ -81,10 +81,16 @@ fn unknown_competencies(batch: &[Evidence], missing: &[String]) -> Result<(), Ap
 struct AssessmentRequest {
     spec: AssessmentSpec,
     validate_only: bool,
-    request_id: Option<String>,
+    request: Option<RequestKey>,
 }
 
 fn assessment_request(req: pb::CreateAssessmentRequest) -> Result<AssessmentRequest, ApiError> {
+    // A dry run stores nothing, so there is nothing for a retry to find.
+    let request = if req.validate_only {
+        None
+    } else {
+        request_key(&req)?
+    };
     let subject_id = subject_id(&req.subject_id, "subject_id")?;
     let role_id = required_id("role_id", req.role_id)?;
     let rubric_version = match req.rubric_version {
@@ -98,10 +104,6 @@ fn assessment_request(req: pb::CreateAssessmentRequest) -> Result<AssessmentRequ
         }
     };
     let as_of = time::as_of(req.as_of.as_ref())?;
-    // A dry run stores nothing, so there is nothing for a retry to find.
-    let request_id = request_id(&req.request_id)?
-        .filter(|_| !req.validate_only)
-        .map(str::to_string);
     Ok(AssessmentRequest {
         spec: AssessmentSpec {
             subject_id,
@@ -110,7 +112,7 @@ fn assessment_request(req: pb::CreateAssessmentRequest) -> Result<AssessmentRequ
             as_of,
         },
         validate_only: req.validate_only,
-        request_id,
+        request,
     })
 }
 
@@ -199,6 +201,7 @@ impl AssessmentService for AssessmentApi {
                 ),
                 request,
                 |req| {
+                    let page = Page::<EvidenceKey>::parse(&req)?;
                     let filter = EvidenceFilter {
                         subject_id: subject_id(&req.subject_id, "subject_id")?,
                         competency_id: optional_id("competency_id", req.competency_id)?,
@@ -211,13 +214,15 @@ impl AssessmentService for AssessmentApi {
                             "observed_before",
                         )?,
                     };
-                    let page = Page::<EvidenceKey>::parse(req.page_size, &req.page_token)?;
                     Ok((page, filter))
                 },
                 async |caller, tx, (page, filter)| {
                     let (evidence, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 storage::evidence::list(tx, &caller.tenant, &filter, after, limit)
                                     .await
                             },
@@ -424,7 +429,7 @@ impl AssessmentService for AssessmentApi {
                         &caller.tenant,
                         &req.spec,
                         req.validate_only,
-                        req.request_id.as_deref(),
+                        req.request.as_ref(),
                         &caller.audit_entry(),
                     )
                     .await?;
@@ -465,13 +470,16 @@ impl AssessmentService for AssessmentApi {
                 request,
                 |req| {
                     let subject = subject_id(&req.subject_id, "subject_id")?;
-                    let page = Page::<AssessmentKey>::parse(req.page_size, &req.page_token)?;
+                    let page = Page::<AssessmentKey>::parse(&req)?;
                     Ok((subject, page))
                 },
                 async |caller, tx, (subject, page)| {
                     let (assessments, next_page_token) = page
                         .fetch(
-                            async |before, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, before, limit| {
                                 assessments::list(tx, &caller.tenant, &subject, before, limit).await
                             },
                             |a| (a.create_time, a.id),

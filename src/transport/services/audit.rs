@@ -6,7 +6,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_server::AuditService;
 use crate::storage::audit::{self, AuditEvent, AuditFilter, AuditKey};
 use crate::transport::AppState;
-use crate::transport::convert::request::Page;
+use crate::transport::convert::page::Page;
 use crate::transport::convert::time;
 use crate::transport::pipeline::{Method, Scope};
 
@@ -46,19 +46,22 @@ impl AuditService for AuditApi {
                 Method::new("ladder.v1.AuditService/ListAuditEvents", Scope::Admin),
                 request,
                 |req| {
+                    let page = Page::<AuditKey>::parse(&req)?;
                     let filter = AuditFilter {
                         method: Some(req.method).filter(|m| !m.is_empty()),
                         actor: Some(req.actor).filter(|a| !a.is_empty()),
                         start_time: time::optional(req.start_time.as_ref(), "start_time")?,
                         end_time: time::optional(req.end_time.as_ref(), "end_time")?,
                     };
-                    let page = Page::<AuditKey>::parse(req.page_size, &req.page_token)?;
                     Ok((filter, page))
                 },
                 async |caller, tx, (filter, page)| {
                     let (events, next_page_token) = page
                         .fetch(
-                            async |before, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, before, limit| {
                                 audit::list(tx, &caller.tenant, &filter, before, limit).await
                             },
                             |e| (e.at, e.id),

@@ -13,10 +13,8 @@ use crate::storage::audit::Resources;
 use crate::storage::calibrations::{self, CalibrationKey, RaterEffectKey};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::uuid;
-use crate::transport::convert::calibration::{
-    effect_order, effect_page, effect_to_proto, run_to_proto,
-};
-use crate::transport::convert::request::Page;
+use crate::transport::convert::calibration::{effect_order, effect_to_proto, run_to_proto};
+use crate::transport::convert::page::Page;
 use crate::transport::convert::time;
 use crate::transport::pipeline::{Method, Scope};
 
@@ -126,16 +124,14 @@ impl CalibrationService for CalibrationApi {
                     Scope::Admin,
                 ),
                 request,
-                |req| {
-                    Ok(Page::<CalibrationKey>::parse(
-                        req.page_size,
-                        &req.page_token,
-                    )?)
-                },
+                |req| Ok(Page::<CalibrationKey>::parse(&req)?),
                 async |caller, tx, page| {
                     let (runs, next_page_token) = page
                         .fetch(
-                            async |before, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, before, limit| {
                                 calibrations::list(tx, &caller.tenant, before, limit).await
                             },
                             |run| (run.create_time, run.id),
@@ -167,9 +163,7 @@ impl CalibrationService for CalibrationApi {
                         .map_err(|e| v.0.extend(e.0))
                         .ok();
                     let page = effect_order(&req.order_by)
-                        .and_then(|order| {
-                            Ok((order, effect_page(req.page_size, &req.page_token, order)?))
-                        })
+                        .and_then(|order| Ok((order, Page::parse(&req)?)))
                         .map_err(|e| v.0.extend(e.0))
                         .ok();
                     match (id, page) {
@@ -183,7 +177,10 @@ impl CalibrationService for CalibrationApi {
                     calibrations::get(tx, tenant, id).await?;
                     let (effects, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 calibrations::list_effects(tx, tenant, id, order, after, limit)
                                     .await
                             },

@@ -14,12 +14,15 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::explain_assessment_request::Target;
 use crate::proto::v1::oversight_service_server::OversightService;
+use crate::storage::RequestKey;
 use crate::storage::audit::Resources;
 use crate::storage::decisions::{self, DecisionFilter, DecisionKey};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{subject_id, uuid};
 use crate::transport::convert::oversight as convert;
-use crate::transport::convert::request::{Page, nested, request_id};
+use crate::transport::convert::page::Page;
+use crate::transport::convert::request::nested;
+use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
@@ -86,7 +89,7 @@ fn dry_run_spec(req: pb::DryRunAssessment) -> Result<AssessmentSpec, Violations>
 struct DecisionRequest {
     assessment_id: Uuid,
     input: DecisionInput,
-    request_id: Option<String>,
+    request: Option<RequestKey>,
 }
 
 fn decision_request(req: pb::RecordDecisionRequest) -> Result<DecisionRequest, ApiError> {
@@ -97,15 +100,13 @@ fn decision_request(req: pb::RecordDecisionRequest) -> Result<DecisionRequest, A
     let input = convert::decision_input(&req)
         .map_err(|e| v.0.extend(e.0))
         .ok();
-    let request_id = request_id(&req.request_id)
-        .map_err(|e| v.0.extend(e.0))
-        .ok();
-    match (assessment_id, input, request_id) {
-        (Some(assessment_id), Some(input), Some(request_id)) if v.0.is_empty() => {
+    let request = request_key(&req).map_err(|e| v.0.extend(e.0)).ok();
+    match (assessment_id, input, request) {
+        (Some(assessment_id), Some(input), Some(request)) if v.0.is_empty() => {
             Ok(DecisionRequest {
                 assessment_id,
                 input,
-                request_id: request_id.map(str::to_string),
+                request,
             })
         }
         _ => Err(v.into()),
@@ -115,6 +116,7 @@ fn decision_request(req: pb::RecordDecisionRequest) -> Result<DecisionRequest, A
 fn list_request(
     req: pb::ListDecisionsRequest,
 ) -> Result<(DecisionFilter, Page<DecisionKey>), ApiError> {
+    let page = Page::parse(&req)?;
     let subject = Some(req.subject_id)
         .filter(|s| !s.is_empty())
         .map(|s| subject_id(&s, "subject_id"))
@@ -132,7 +134,7 @@ fn list_request(
         decided_after: time::optional(req.decided_after.as_ref(), "decided_after")?,
         decided_before: time::optional(req.decided_before.as_ref(), "decided_before")?,
     };
-    Ok((filter, Page::parse(req.page_size, &req.page_token)?))
+    Ok((filter, page))
 }
 
 fn role_id(value: String) -> Result<String, ApiError> {
@@ -214,7 +216,7 @@ impl OversightService for OversightApi {
                         &caller.tenant,
                         req.assessment_id,
                         req.input,
-                        req.request_id.as_deref(),
+                        req.request.as_ref(),
                     )
                     .await?;
                     tx.audit(Resources::one(format!("decisions/{}", decision.id)));
@@ -238,7 +240,10 @@ impl OversightService for OversightApi {
                 async |caller, tx, (filter, page)| {
                     let (decisions, next_page_token) = page
                         .fetch(
-                            async |before, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, before, limit| {
                                 decisions::list(tx, &caller.tenant, &filter, before, limit).await
                             },
                             |d| (d.decided_at, d.id),

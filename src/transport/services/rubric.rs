@@ -19,9 +19,11 @@ use crate::transport::convert::framework::{
     expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb, state_from_pb,
     track_to_pb,
 };
+use crate::transport::convert::page::Page;
 use crate::transport::convert::request::{
-    Mask, Page, Update, nested, optional_id, request_id, required, required_id,
+    Mask, Update, nested, optional_id, required, required_id,
 };
+use crate::transport::convert::request_id::request_key;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
 
@@ -159,11 +161,14 @@ impl RubricService for RubricApi {
                     Scope::FrameworkRead,
                 ),
                 request,
-                |req| Ok(Page::<String>::parse(req.page_size, &req.page_token)?),
+                |req| Ok(Page::<String>::parse(&req)?),
                 async |caller, tx, page| {
                     let (items, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 competencies::list(tx, &caller.tenant, after.as_deref(), limit)
                                     .await
                             },
@@ -192,21 +197,17 @@ impl RubricService for RubricApi {
                 .writes(),
                 request,
                 |req| {
-                    let request_id = request_id(&req.request_id)?.map(str::to_string);
+                    let request = request_key(&req)?;
                     let input = required(req.competency, "competency")?;
                     let base = blank_competency(&input.id);
                     let all = Mask::all(&COMPETENCY_PATHS);
                     let competency = nested("competency", merge_competency(base, input, &all))?;
-                    Ok((competency, request_id))
+                    Ok((competency, request))
                 },
-                async |caller, tx, (competency, request_id)| {
-                    let created = competencies::create(
-                        tx,
-                        &caller.tenant,
-                        &competency,
-                        request_id.as_deref(),
-                    )
-                    .await?;
+                async |caller, tx, (competency, request)| {
+                    let created =
+                        competencies::create(tx, &caller.tenant, &competency, request.as_ref())
+                            .await?;
                     tx.audit(Resources::one(format!("competencies/{}", competency.id)));
                     Ok(pb::CreateCompetencyResponse {
                         competency: Some(competency_to_pb(created)),
@@ -314,11 +315,14 @@ impl RubricService for RubricApi {
             .in_transaction(
                 Method::new("ladder.v1.RubricService/ListTracks", Scope::FrameworkRead),
                 request,
-                |req| Ok(Page::<String>::parse(req.page_size, &req.page_token)?),
+                |req| Ok(Page::<String>::parse(&req)?),
                 async |caller, tx, page| {
                     let (items, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 tracks::list(tx, &caller.tenant, after.as_deref(), limit).await
                             },
                             |t| t.id.clone(),
@@ -346,15 +350,15 @@ impl RubricService for RubricApi {
                         "" => None,
                         id => Some(required_id("track_id", id.to_string())?),
                     };
-                    Ok((
-                        Page::<String>::parse(req.page_size, &req.page_token)?,
-                        track,
-                    ))
+                    Ok((Page::<String>::parse(&req)?, track))
                 },
                 async |caller, tx, (page, track)| {
                     let (items, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 roles::list(
                                     tx,
                                     &caller.tenant,
@@ -385,16 +389,16 @@ impl RubricService for RubricApi {
                 Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite).writes(),
                 request,
                 |req| {
-                    let request_id = request_id(&req.request_id)?.map(str::to_string);
+                    let request = request_key(&req)?;
                     let input = required(req.role, "role")?;
                     let base = blank_role(&input.id);
                     let role = nested("role", merge_role(base, input, &Mask::all(&ROLE_PATHS)))?;
-                    Ok((role, request_id))
+                    Ok((role, request))
                 },
-                async |caller, tx, (role, request_id)| {
+                async |caller, tx, (role, request)| {
                     check_role_references(tx, &caller.tenant, &role).await?;
                     let created =
-                        roles::create(tx, &caller.tenant, &role, request_id.as_deref()).await?;
+                        roles::create(tx, &caller.tenant, &role, request.as_ref()).await?;
                     tx.audit(Resources::one(format!("roles/{}", role.id)));
                     Ok(pb::CreateRoleResponse {
                         role: Some(role_to_pb(created)),
@@ -492,6 +496,7 @@ impl RubricService for RubricApi {
                 Method::new("ladder.v1.RubricService/ListRubrics", Scope::FrameworkRead),
                 request,
                 |req| {
+                    let page = Page::<(String, i32)>::parse(&req)?;
                     let filter =
                         RubricFilter {
                             role_id: optional_id("role_id", req.role_id)?,
@@ -502,13 +507,15 @@ impl RubricService for RubricApi {
                                 })?),
                             },
                         };
-                    let page = Page::<(String, i32)>::parse(req.page_size, &req.page_token)?;
                     Ok((page, filter))
                 },
                 async |caller, tx, (page, filter)| {
                     let (items, next_page_token) = page
                         .fetch(
-                            async |after, limit| {
+                            &self.state,
+                            &caller.tenant,
+                            tx,
+                            async |tx, after, limit| {
                                 let after = after.as_ref().map(|(role, v)| (role.as_str(), *v));
                                 rubrics::list(tx, &caller.tenant, after, limit, &filter).await
                             },
@@ -537,22 +544,17 @@ impl RubricService for RubricApi {
                 .writes(),
                 request,
                 |req| {
-                    let request_id = request_id(&req.request_id)?.map(str::to_string);
+                    let request = request_key(&req)?;
                     let input = required(req.rubric, "rubric")?;
                     let role_id = required_id("rubric.role_id", input.role_id)?;
                     let items = nested("rubric", expectations_from_pb(input.competencies))?;
-                    Ok((role_id, items, request_id))
+                    Ok((role_id, items, request))
                 },
-                async |caller, tx, (role_id, items, request_id)| {
+                async |caller, tx, (role_id, items, request)| {
                     check_competencies(tx, &caller.tenant, &items).await?;
-                    let created = rubrics::create(
-                        tx,
-                        &caller.tenant,
-                        &role_id,
-                        &items,
-                        request_id.as_deref(),
-                    )
-                    .await?;
+                    let created =
+                        rubrics::create(tx, &caller.tenant, &role_id, &items, request.as_ref())
+                            .await?;
                     let version = created.value.version;
                     tx.audit(Resources::one(format!("roles/{role_id}/rubrics/{version}")));
                     Ok(pb::CreateRubricResponse {
