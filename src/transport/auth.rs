@@ -5,7 +5,9 @@
 //! Tokens are checked as RFC 8725 asks: the algorithm must fit the key (and
 //! a JWK's own `alg`, `use` and `key_ops`), so `none` and an HMAC made with
 //! a public key fail; `exp` and `aud` are required (an audience may be
-//! waived only explicitly, [`Audience::Any`]), `iss` when configured; `exp`,
+//! waived only explicitly, [`Audience::Any`]), `iss` when configured, and
+//! `sub`, which the audit log records as the actor: one line of at most
+//! [`MAX_SUBJECT_CHARS`] characters; `exp`,
 //! `nbf` and `iat` allow [`LEEWAY_SECS`] of clock skew; symmetric keys are
 //! refused unless configured; a JWKS file is read again when it changes.
 
@@ -85,6 +87,23 @@ pub fn is_tenant_id(tenant: &str) -> bool {
     tenant.len() <= MAX_TENANT_LEN
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The longest `sub` a token may carry.
+pub const MAX_SUBJECT_CHARS: usize = 200;
+
+/// Why a token's `sub` cannot name the caller in the audit log, if it
+/// cannot: one line (a newline in it would forge a line of an exported log,
+/// a NUL cannot be stored) of at most [`MAX_SUBJECT_CHARS`] characters.
+/// The value itself is never quoted back.
+fn subject_problem(subject: &str) -> Option<String> {
+    if subject.chars().count() > MAX_SUBJECT_CHARS {
+        Some(format!("is longer than {MAX_SUBJECT_CHARS} characters"))
+    } else if subject.chars().any(char::is_control) {
+        Some("contains control characters (a line break, a NUL, ...)".into())
+    } else {
+        None
+    }
 }
 
 /// The `aud` a token must carry.
@@ -393,13 +412,20 @@ impl JwtVerifier {
                 .collect(),
             _ => Vec::new(),
         };
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "the token has no `sub` claim (a non-empty string naming the caller, \
+                 which the audit log records)",
+            )?;
+        if let Some(problem) = subject_problem(subject) {
+            return Err(format!("the token's `sub` {problem}"));
+        }
         Ok(Principal::new(
             TenantId(tenant.to_string()),
-            claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            subject.to_string(),
             scopes,
         ))
     }

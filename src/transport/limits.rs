@@ -29,8 +29,25 @@ pub const MAX_REPEATED: usize = 100;
 pub const MAX_MASK_PATH_CHARS: usize = 100;
 /// Longest page token (the server's own tokens are far shorter).
 pub const MAX_PAGE_TOKEN_CHARS: usize = 512;
-/// Longest tenant id a token may carry.
-pub const MAX_TENANT_CHARS: usize = 128;
+/// Longest string of a request that is neither free text, a link nor a
+/// page token: every id (subjects, raters, evidence keys, evidence,
+/// assessment, decision and calibration ids, request ids, etags) and every
+/// name. The domain holds many to less (competency and role ids 64
+/// characters, names 200, request ids 200).
+pub const MAX_STRING_CHARS: usize = MAX_ID_LEN;
+/// Longest free text (the domain holds most to less: descriptions 2000).
+pub const MAX_FREE_TEXT_CHARS: usize = MAX_TEXT_LEN;
+/// The request fields, by name in any message, that hold prose: summaries,
+/// descriptions, rationales, reasons, behaviours and development actions.
+/// Only they may hold line breaks and tabs.
+const FREE_TEXT_FIELDS: [&str; 6] = [
+    "summary",
+    "description",
+    "rationale",
+    "reason",
+    "behaviours",
+    "development_actions",
+];
 
 /// The most bytes one evidence item at its largest allowed texts takes on
 /// the wire: four opaque ids and the summary of up to 4 bytes a character,
@@ -116,6 +133,53 @@ impl Limits {
             "ladder.v1.ComputeImpactReportRequest.labels" => crate::domain::oversight::MAX_LABELS,
             _ => MAX_REPEATED,
         }
+    }
+}
+
+/// What one string field of a request may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StringBound {
+    pub max_chars: usize,
+    /// Free text: line breaks (`\n`, `\r`) and tabs are allowed; no other
+    /// control character is, in any string (a NUL cannot even be stored).
+    pub free_text: bool,
+}
+
+/// The bound of a request's string field named `field` (its name in its
+/// message, `summary`), whatever message holds it: ids and names are one
+/// line of at most [`MAX_STRING_CHARS`], free text ([`FREE_TEXT_FIELDS`])
+/// may span lines up to [`MAX_FREE_TEXT_CHARS`].
+pub fn string_bound(field: &str) -> StringBound {
+    let line = |max_chars| StringBound {
+        max_chars,
+        free_text: false,
+    };
+    match field {
+        _ if FREE_TEXT_FIELDS.contains(&field) => StringBound {
+            max_chars: MAX_FREE_TEXT_CHARS,
+            free_text: true,
+        },
+        "link" => line(MAX_LINK_LEN),
+        "page_token" => line(MAX_PAGE_TOKEN_CHARS),
+        _ => line(MAX_STRING_CHARS),
+    }
+}
+
+/// Why `text`, a string of a request with `bound`, is refused, if it is.
+pub fn string_problem(text: &str, bound: StringBound) -> Option<String> {
+    let allowed = |c: char| bound.free_text && matches!(c, '\n' | '\r' | '\t');
+    if text.len() > bound.max_chars && text.chars().count() > bound.max_chars {
+        Some(format!("must be at most {} characters", bound.max_chars))
+    } else if text.contains('\0') {
+        Some("must not contain NUL characters".into())
+    } else if text.chars().any(|c| c.is_control() && !allowed(c)) {
+        Some(if bound.free_text {
+            "must not contain control characters other than line breaks and tabs".into()
+        } else {
+            "must not contain control characters (it is one line)".into()
+        })
+    } else {
+        None
     }
 }
 
@@ -221,14 +285,6 @@ pub fn check_count(
     }
 }
 
-/// The tenant a token names: 1 to [`MAX_TENANT_CHARS`] characters, no
-/// control characters.
-pub fn valid_tenant(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant.chars().count() <= MAX_TENANT_CHARS
-        && !tenant.chars().any(char::is_control)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +303,29 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_one_line_and_free_text_may_span_lines() {
+        let id = string_bound("subject_id");
+        let text = string_bound("summary");
+        assert_eq!(string_problem("emp-1", id), None);
+        assert_eq!(string_problem(&"é".repeat(MAX_STRING_CHARS), id), None);
+        assert!(
+            string_problem(&"é".repeat(MAX_STRING_CHARS + 1), id)
+                .unwrap()
+                .contains("256")
+        );
+        assert!(string_problem("a\nb", id).is_some());
+        assert!(string_problem("a\u{85}b", id).is_some());
+        assert_eq!(string_problem("line one\r\n\tline two", text), None);
+        assert!(string_problem("a\u{1b}[2J", text).is_some());
+        assert_eq!(
+            string_problem("a\0b", text).as_deref(),
+            Some("must not contain NUL characters")
+        );
+        assert_eq!(string_bound("page_token").max_chars, MAX_PAGE_TOKEN_CHARS);
+        assert_eq!(string_bound("link").max_chars, MAX_LINK_LEN);
+    }
+
+    #[test]
     fn grpc_timeouts_are_read_as_the_protocol_writes_them() {
         assert_eq!(parse_grpc_timeout("50m"), Some(Duration::from_millis(50)));
         assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
@@ -262,14 +341,5 @@ mod tests {
         let given = Deadline::of(&headers, now, Duration::from_secs(30));
         assert_eq!(given.budget(), Duration::from_millis(100));
         assert_eq!(given.at - now, Duration::from_millis(80));
-    }
-
-    #[test]
-    fn tenants_are_short_printable_ids() {
-        assert!(valid_tenant("acme"));
-        assert!(!valid_tenant(""));
-        assert!(!valid_tenant("a\nb"));
-        assert!(valid_tenant(&"t".repeat(MAX_TENANT_CHARS)));
-        assert!(!valid_tenant(&"t".repeat(MAX_TENANT_CHARS + 1)));
     }
 }

@@ -12,7 +12,8 @@
 //! 3. refuses it with PERMISSION_DENIED, naming the scope, unless its token
 //!    holds the method's [`Scope`] (or `admin`): before any SQL;
 //! 4. parses the request: a bad one is refused before anything is read or
-//!    written;
+//!    written, as is one whose strings the codec found unfit (too long,
+//!    control characters: `transport::wire`), naming every bad field;
 //! 5. provisions the tenant's built-in framework, once per tenant and
 //!    process (not for a call that sets up the framework itself), on the
 //!    primary, and decides where the body's statements go: the read
@@ -34,7 +35,8 @@
 //!    `TenantTx::audit` (the scoring path's one write, a stored assessment,
 //!    appends it in the statement that stores it); a write whose body fails
 //!    is audited with its outcome in a transaction of its own, as a task
-//!    that outlives the call;
+//!    that outlives the call, unless it failed as INVALID_ARGUMENT: an
+//!    invalid request writes nothing, found so by `parse` or by the body;
 //! 7. maps the error to a `Status`, once, inside the span, and records the
 //!    status code on the span and in the metrics.
 //!
@@ -55,6 +57,7 @@ use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
 use crate::transport::limits::Deadline;
+use crate::transport::wire;
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
 /// method family). The pipeline checks it before anything else runs; a
@@ -174,7 +177,8 @@ impl Method {
     }
 }
 
-/// The longest `x-request-id` kept; a longer or non-text one is replaced.
+/// The longest `x-request-id` kept; a longer one, or one that is not text
+/// without control characters (a tab passes for header text), is replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// One call as its body sees it: the caller (which it dereferences to) and
@@ -204,7 +208,9 @@ impl Call {
             .metadata()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN)
+            .filter(|id| {
+                !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && !id.contains(char::is_control)
+            })
         {
             let _ = request_id.set(id.to_string());
         }
@@ -380,7 +386,8 @@ impl AppState {
                 if !call.holds(method.scope) {
                     return Err(ApiError::MissingScope(method.scope).into());
                 }
-                let input = parse(request.into_inner()).map_err(Status::from)?;
+                let input = wire::refuse_unfit_strings(parse(request.into_inner()))
+                    .map_err(Status::from)?;
                 let mut node = route(&input);
                 // A request of a writing method that may read from the
                 // replica (a dry run) writes nothing, so its failure is no
@@ -406,7 +413,11 @@ impl AppState {
                     Ok(response) => return Ok(Response::new(response)),
                     Err(err) => Status::from(err),
                 };
-                if writes {
+                // A request the body found invalid (a NaN weight in a
+                // policy) was never a write: like one refused by `parse`,
+                // it leaves no audit row, so invalid requests cannot fill a
+                // log nobody may delete.
+                if writes && status.code() != tonic::Code::InvalidArgument {
                     let recorded = self.audit_failure(&call, status.code());
                     // A caller told of the failure finds it audited, except
                     // past the deadline: that answer goes at once, before

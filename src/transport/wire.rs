@@ -9,11 +9,23 @@
 //! nothing of it is decoded. A request that is not valid protobuf is
 //! INVALID_ARGUMENT too (prost alone would say INTERNAL).
 //!
+//! The same walk holds every string field, at any depth, to its
+//! [`string_bound`]: ids and names one line, free text without control
+//! characters but line breaks and tabs, none with a NUL, each within its
+//! length. That is the one check of every id a request carries, whichever
+//! handler takes it, so no string with a line break can reach the audit
+//! log or an export as an id, and no NUL reaches PostgreSQL (whose text
+//! cannot hold one); handlers check what ids must look like beyond that.
+//! An unfit string costs no memory, so such a request is still decoded and
+//! parsed: the pipeline refuses it ([`refuse_unfit_strings`]) with
+//! everything its parse finds too, as one answer, before the body runs.
+//!
 //! The admission layer ([`crate::transport::admission`]) tells the codec
 //! which method a call is for, and with what limits, through a task-local:
 //! the generated code makes codecs with `Default` and cannot pass them.
 //! Clients use the same codec; without the task-local it checks nothing.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
 
@@ -25,7 +37,7 @@ use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 use crate::domain::validation::Violations;
 use crate::transport::error::ApiError;
-use crate::transport::limits::Limits;
+use crate::transport::limits::{Limits, string_bound, string_problem};
 
 /// Deeper nesting than any Ladder request has is not followed.
 const MAX_DEPTH: usize = 16;
@@ -44,6 +56,18 @@ pub struct WireCheck {
 
 tokio::task_local! {
     static CALL: WireCheck;
+    /// The unfit strings the codec found in the call's request, for the
+    /// pipeline.
+    static UNFIT: RefCell<Violations>;
+}
+
+/// What one walk finds.
+#[derive(Default)]
+struct Found {
+    /// Repeated fields over their bounds: the request is not decoded.
+    counts: Violations,
+    /// Strings over their bounds or with characters they may not hold.
+    strings: Violations,
 }
 
 impl WireCheck {
@@ -61,23 +85,55 @@ impl WireCheck {
 
     /// Runs `call` with this check applied by the codec.
     pub async fn scope<F: Future>(self, call: F) -> F::Output {
-        CALL.scope(self, call).await
+        CALL.scope(self, UNFIT.scope(RefCell::default(), call))
+            .await
     }
 
-    /// The violations of a request's bytes.
-    pub fn check(&self, bytes: &[u8]) -> Result<(), ApiError> {
-        let mut v = Violations::new();
-        scan(bytes, &self.input, "", &self.limits, 0, &mut v);
-        Ok(v.into_result(())?)
+    /// The violations of a request's bytes: `Err` (with its unfit strings
+    /// too) when a repeated field is over its bound, so that it is not
+    /// decoded; otherwise its unfit strings, which decoding can afford.
+    pub fn check(&self, bytes: &[u8]) -> Result<Violations, ApiError> {
+        let mut found = Found::default();
+        scan(bytes, &self.input, "", &self.limits, 0, &mut found);
+        if found.counts.is_empty() {
+            return Ok(found.strings);
+        }
+        found.counts.0.extend(found.strings.0);
+        Err(found.counts.into())
     }
 }
 
-/// Whether a message (or one inside it) has a repeated field.
-fn holds_lists(message: &MessageDescriptor, depth: usize) -> bool {
+/// `parsed` (what a handler's `parse` made of the call's request), unless
+/// the codec found unfit strings in the request: then INVALID_ARGUMENT
+/// naming those fields, after what `parse` found wrong with any other.
+pub fn refuse_unfit_strings<T>(parsed: Result<T, ApiError>) -> Result<T, ApiError> {
+    let unfit = UNFIT.try_with(RefCell::take).unwrap_or_default();
+    if unfit.is_empty() {
+        return parsed;
+    }
+    let mut all = match parsed {
+        Err(ApiError::InvalidArgument(found)) => found,
+        _ => Violations::new(),
+    };
+    for v in unfit.0 {
+        if !all.0.iter().any(|named| named.field == v.field) {
+            all.0.push(v);
+        }
+    }
+    Err(all.into())
+}
+
+/// Whether a message (or one inside it) has a repeated or a string field:
+/// whether the walk has anything to check in it.
+fn holds_checked(message: &MessageDescriptor, depth: usize) -> bool {
     depth < MAX_DEPTH
         && message.fields().any(|f| {
             f.is_list()
-                || matches!(f.kind(), Kind::Message(inner) if holds_lists(&inner, depth + 1))
+                || match f.kind() {
+                    Kind::String => true,
+                    Kind::Message(inner) => holds_checked(&inner, depth + 1),
+                    _ => false,
+                }
         })
 }
 
@@ -85,15 +141,16 @@ fn read_varint(bytes: &mut &[u8]) -> Option<u64> {
     prost::encoding::decode_varint(bytes).ok()
 }
 
-/// Counts the repeated fields of one message's bytes, and those of the
-/// messages inside it. Malformed bytes end the walk: decoding reports them.
+/// Counts the repeated fields of one message's bytes and checks its
+/// strings, and those of the messages inside it. Malformed bytes end the
+/// walk: decoding reports them.
 fn scan(
     mut bytes: &[u8],
     message: &MessageDescriptor,
     path: &str,
     limits: &Limits,
     depth: usize,
-    v: &mut Violations,
+    found: &mut Found,
 ) {
     let mut counts: Vec<(u32, usize)> = Vec::new();
     while !bytes.is_empty() {
@@ -136,9 +193,10 @@ fn scan(
             format!("{path}.{}", field.name())
         };
         let inner = match field.kind() {
-            Kind::Message(inner) if holds_lists(&inner, depth + 1) => Some(inner),
+            Kind::Message(inner) if holds_checked(&inner, depth + 1) => Some(inner),
             _ => None,
         };
+        let string = field.kind() == Kind::String;
         if field.is_list() {
             let count = match counts.iter_mut().find(|(n, _)| *n == number) {
                 Some((_, count)) => count,
@@ -150,18 +208,41 @@ fn scan(
             *count += 1;
             let max = limits.max_entries(field.full_name());
             if *count == max + 1 {
-                v.add(&name, format!("must hold at most {max} entries"));
+                found
+                    .counts
+                    .add(&name, format!("must hold at most {max} entries"));
             }
             if *count > max {
                 continue;
             }
-            if let Some(inner) = inner {
+            if string || inner.is_some() {
                 let at = format!("{name}[{}]", *count - 1);
-                scan(value, &inner, &at, limits, depth + 1, v);
+                check_value(value, field.name(), inner, &at, limits, depth, found);
             }
-        } else if let Some(inner) = inner {
-            scan(value, &inner, &name, limits, depth + 1, v);
+        } else if string || inner.is_some() {
+            check_value(value, field.name(), inner, &name, limits, depth, found);
         }
+    }
+}
+
+/// Checks the value named `at` of a string field or of a message field
+/// (`inner`) that holds something to check: a string against the bound of
+/// its field `name`, a message by walking it.
+fn check_value(
+    value: &[u8],
+    name: &str,
+    inner: Option<MessageDescriptor>,
+    at: &str,
+    limits: &Limits,
+    depth: usize,
+    found: &mut Found,
+) {
+    if let Some(inner) = inner {
+        scan(value, &inner, at, limits, depth + 1, found);
+    } else if let Ok(text) = std::str::from_utf8(value)
+        && let Some(problem) = string_problem(text, string_bound(name))
+    {
+        found.strings.add(at, problem);
     }
 }
 
@@ -209,7 +290,11 @@ impl<U: Message + Default> Decoder for BoundedDecoder<U> {
         let Ok(check) = CALL.try_with(WireCheck::clone) else {
             return self.0.decode(buf);
         };
-        check.check(buf.chunk())?;
+        let unfit = check.check(buf.chunk())?;
+        if !unfit.is_empty() {
+            // Set with CALL: the admission layer scopes both.
+            let _ = UNFIT.try_with(|found| found.borrow_mut().0.extend(unfit.0));
+        }
         U::decode(buf)
             .map(Some)
             .map_err(|e| ApiError::Malformed(e.to_string()).into())
@@ -225,7 +310,7 @@ mod tests {
     use super::*;
     use crate::proto::v1 as pb;
 
-    fn check(path: &str, max_batch: usize, message: &impl Message) -> Result<(), ApiError> {
+    fn check(path: &str, max_batch: usize, message: &impl Message) -> Result<Violations, ApiError> {
         let limits = Limits {
             max_batch,
             ..Limits::for_pool(1)
@@ -235,12 +320,72 @@ mod tests {
             .check(&message.encode_to_vec())
     }
 
-    fn fields(result: Result<(), ApiError>) -> Vec<String> {
+    /// The fields a request is refused for before it is decoded.
+    fn fields(result: Result<Violations, ApiError>) -> Vec<String> {
         match result {
-            Ok(()) => Vec::new(),
+            Ok(_) => Vec::new(),
             Err(ApiError::InvalidArgument(v)) => v.0.into_iter().map(|v| v.field).collect(),
             Err(other) => panic!("{other:?}"),
         }
+    }
+
+    /// The unfit strings of a request that may be decoded.
+    fn unfit(result: Result<Violations, ApiError>) -> Vec<(String, String)> {
+        let v = result.expect("a request within its counts");
+        v.0.into_iter().map(|v| (v.field, v.description)).collect()
+    }
+
+    #[test]
+    fn strings_are_named_by_their_path_and_do_not_stop_decoding() {
+        let path = "/ladder.v1.AssessmentService/BatchCreateEvidence";
+        let request = |summary: &str| pb::BatchCreateEvidenceRequest {
+            evidence: vec![
+                pb::Evidence {
+                    subject_id: "emp-1".into(),
+                    summary: summary.into(),
+                    ..Default::default()
+                },
+                pb::Evidence {
+                    subject_id: "emp\n1".into(),
+                    external_id: "x".repeat(257),
+                    ..Default::default()
+                },
+            ],
+        };
+        assert_eq!(
+            unfit(check(path, 3, &request("two\nlines"))),
+            [
+                (
+                    "evidence[1].subject_id".to_string(),
+                    "must not contain control characters (it is one line)".to_string()
+                ),
+                (
+                    "evidence[1].external_id".to_string(),
+                    "must be at most 256 characters".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            unfit(check(path, 3, &request("nul\0")))[0],
+            (
+                "evidence[0].summary".to_string(),
+                "must not contain NUL characters".to_string()
+            )
+        );
+        // Over a count the request is refused at once, naming the strings
+        // of the items within the count too.
+        assert_eq!(
+            fields(check(path, 1, &request("nul\0"))),
+            ["evidence", "evidence[0].summary"]
+        );
+        let request = pb::UpdateRoleRequest {
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["name".into(), "na\u{1b}me".into()],
+            }),
+            ..Default::default()
+        };
+        let path = "/ladder.v1.RubricService/UpdateRole";
+        assert_eq!(unfit(check(path, 1, &request))[0].0, "update_mask.paths[1]");
     }
 
     #[test]

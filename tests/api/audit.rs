@@ -456,3 +456,156 @@ async fn a_failed_dry_run_is_not_audited_and_a_failed_write_is() {
     .unwrap();
     assert_eq!(outcomes, ["NotFound"]);
 }
+
+/// An invalid request is no write: refused by its parse or by the body's
+/// own checks (a NaN in the scoring policy), it leaves no audit row and
+/// nothing else. A valid write that fails on the tenant's data (a stale
+/// etag, an unknown id) is an attempt, and is audited with its outcome.
+#[tokio::test]
+async fn an_invalid_write_leaves_no_audit_row_and_a_failed_attempt_does() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let policy = |policy: pb::ScoringPolicy, path: &str| pb::UpdateScoringPolicyRequest {
+        policy: Some(policy),
+        update_mask: mask(&[path]),
+    };
+    // Found by the body, which merges the change into the stored policy.
+    for request in [
+        policy(
+            pb::ScoringPolicy {
+                half_life_days: f64::NAN,
+                ..Default::default()
+            },
+            "half_life_days",
+        ),
+        policy(
+            pb::ScoringPolicy {
+                sigma: -1.0,
+                ..Default::default()
+            },
+            "sigma",
+        ),
+    ] {
+        let err = c
+            .assessment
+            .update_scoring_policy(request)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    }
+    // Found by the parse, or by the codec.
+    let mut bad_role = role("Not-Snake");
+    bad_role.seniority = 0;
+    let err = c
+        .rubric
+        .create_role(pb::CreateRoleRequest {
+            role: Some(bad_role),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let mut bad_evidence = evidence(
+        "emp-1",
+        "system_design",
+        9.0,
+        EvidenceSource::Peer,
+        Utc::now(),
+        "x1",
+    );
+    bad_evidence.summary = "NUL\0".into();
+    let err = c
+        .assessment
+        .batch_create_evidence(pb::BatchCreateEvidenceRequest {
+            evidence: vec![bad_evidence],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let err = c
+        .assessment
+        .delete_evidence(pb::DeleteEvidenceRequest {
+            evidence_id: "not-a-uuid\n".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(all_events(&mut c, Default::default()).await.is_empty());
+    assert_eq!(server.count("audit_log").await, 0);
+    assert_eq!(server.count("scoring_policies").await, 0);
+    assert_eq!(server.count("evidence").await, 0);
+
+    // Valid requests that fail on what is stored are audited attempts.
+    let stored = c
+        .rubric
+        .create_role(pb::CreateRoleRequest {
+            role: Some(role("audited_role")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role
+        .unwrap();
+    let rename = |name: &str| pb::UpdateRoleRequest {
+        role: Some(pb::Role {
+            name: name.into(),
+            ..stored.clone()
+        }),
+        update_mask: mask(&["name"]),
+    };
+    c.rubric.update_role(rename("Renamed")).await.unwrap();
+    // The etag read before that rename is stale now.
+    let err = c.rubric.update_role(rename("Again")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    let err = c
+        .assessment
+        .delete_evidence(pb::DeleteEvidenceRequest {
+            evidence_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let outcomes: Vec<(String, String)> = all_events(&mut c, Default::default())
+        .await
+        .into_iter()
+        .rev()
+        .map(|e| (e.method, e.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("ladder.v1.RubricService/CreateRole", "Ok"),
+            ("ladder.v1.RubricService/UpdateRole", "Ok"),
+            ("ladder.v1.RubricService/UpdateRole", "Aborted"),
+            ("ladder.v1.AssessmentService/DeleteEvidence", "NotFound"),
+        ]
+        .map(|(m, o)| (m.to_string(), o.to_string()))
+    );
+}
+
+/// The caller's `x-request-id` is recorded only when it is one line of
+/// text: one with a tab (which metadata may carry) is replaced.
+#[tokio::test]
+async fn a_request_id_with_a_control_character_is_not_recorded() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    for (n, id) in ["retry-7", "retry\t8"].into_iter().enumerate() {
+        let mut request = tonic::Request::new(pb::CreateRoleRequest {
+            role: Some(role(&format!("role_{n}"))),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("x-request-id", id.parse().unwrap());
+        c.rubric.create_role(request).await.unwrap();
+    }
+    let ids: Vec<String> = all_events(&mut c, Default::default())
+        .await
+        .into_iter()
+        .rev()
+        .map(|e| e.request_id)
+        .collect();
+    assert_eq!(ids[0], "retry-7");
+    assert!(uuid::Uuid::parse_str(&ids[1]).is_ok(), "{ids:?}");
+}

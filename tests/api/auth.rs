@@ -304,3 +304,154 @@ async fn a_rewritten_jwks_file_takes_effect_without_a_restart() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
 }
+
+/// A write (a new role) with a token of `claims` (admin scope added).
+async fn write_with(
+    server: &TestServer,
+    mut claims: serde_json::Value,
+) -> Result<(), tonic::Status> {
+    claims["scope"] = json!("admin");
+    let mut clients = server.clients_with(bearer(claims)).await;
+    clients
+        .rubric
+        .create_role(ladder::proto::v1::CreateRoleRequest {
+            role: Some(ladder::proto::v1::Role {
+                id: "auth_probe".into(),
+                name: "Auth probe".into(),
+                track_id: "individual_contributor".into(),
+                seniority: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The audit log records every write's `sub` as its actor: a token without
+/// one, or with one that is not a short line of text, writes nothing, and
+/// its caller is told why (never the database's own encoding error).
+#[tokio::test]
+async fn a_token_without_a_usable_sub_is_unauthenticated_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let valid = claims(3600);
+    let with_sub = |sub: serde_json::Value| {
+        let mut claims = valid.clone();
+        claims["sub"] = sub;
+        claims
+    };
+    let mut without_sub = valid.clone();
+    without_sub.as_object_mut().unwrap().remove("sub");
+    let cases = [
+        ("no sub", without_sub, "no `sub` claim"),
+        ("empty sub", with_sub(json!("")), "no `sub` claim"),
+        ("sub not a string", with_sub(json!(42)), "no `sub` claim"),
+        (
+            "sub with a newline",
+            with_sub(json!("alice\n2026-01-01 admin EraseSubject")),
+            "control characters",
+        ),
+        (
+            "sub with a NUL",
+            with_sub(json!("alice\0")),
+            "control characters",
+        ),
+        (
+            "sub with a C1 control",
+            with_sub(json!("alice\u{85}bob")),
+            "control characters",
+        ),
+        (
+            "sub of 5,000 characters",
+            with_sub(json!("u".repeat(5000))),
+            "longer than 200 characters",
+        ),
+    ];
+    for (name, claims, says) in cases {
+        let status = write_with(&server, claims).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{name}: {status:?}"
+        );
+        assert!(
+            status.message().contains("`sub`") && status.message().contains(says),
+            "{name}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(server.count("audit_log").await, 0);
+    assert_eq!(server.count("roles").await, 0);
+
+    // The longest `sub`, in characters of 4 bytes, is recorded as it is.
+    let longest = "𝄞".repeat(200);
+    write_with(&server, with_sub(json!(longest)))
+        .await
+        .expect("a 200-character sub");
+    let actors: Vec<String> = sqlx::query_scalar("SELECT actor FROM audit_log")
+        .fetch_all(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(actors, [longest]);
+}
+
+/// The tenant claim is a tenant id: control characters, NULs and overlong
+/// values are refused before anything runs.
+#[tokio::test]
+async fn a_tenant_claim_with_control_characters_or_too_long_is_unauthenticated() {
+    let server = TestServer::start().await;
+    for (name, tenant) in [
+        ("newline", "tenant-a\ntenant-b"),
+        ("NUL", "tenant-a\0"),
+        ("tab", "tenant-a\t"),
+        ("5,000 characters", &"t".repeat(5000)),
+        ("empty", ""),
+    ] {
+        let mut claims = claims(3600);
+        claims["tenant"] = json!(tenant);
+        let status = write_with(&server, claims).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{name}: {status:?}"
+        );
+        assert!(
+            status.message().contains("`tenant`"),
+            "{name}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(server.count("audit_log").await, 0);
+}
+
+/// `--dev` needs no token and records its writes as actor `dev`.
+#[tokio::test]
+async fn dev_mode_needs_no_token_and_audits_as_dev() {
+    use ladder::storage::TenantId;
+    use ladder::transport::auth::{Authenticator, DEV_TENANT};
+    let server = TestServer::start_with(Authenticator::dev(TenantId(DEV_TENANT.into()))).await;
+    write_with_no_token(&server).await;
+    let actors: Vec<(String, String)> = sqlx::query_as("SELECT tenant_id, actor FROM audit_log")
+        .fetch_all(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(actors, [(DEV_TENANT.to_string(), "dev".to_string())]);
+}
+
+async fn write_with_no_token(server: &TestServer) {
+    let mut clients = server.clients_with(None).await;
+    clients
+        .rubric
+        .create_role(ladder::proto::v1::CreateRoleRequest {
+            role: Some(ladder::proto::v1::Role {
+                id: "dev_probe".into(),
+                name: "Dev probe".into(),
+                track_id: "individual_contributor".into(),
+                seniority: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("a write in dev mode");
+}

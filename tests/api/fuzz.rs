@@ -79,7 +79,7 @@ pub async fn call_raw(
 }
 
 /// Every Ladder method's path.
-fn methods() -> &'static [&'static str] {
+pub fn methods() -> &'static [&'static str] {
     static METHODS: OnceLock<Vec<&'static str>> = OnceLock::new();
     METHODS.get_or_init(|| {
         let pool = DescriptorPool::decode(ladder::proto::FILE_DESCRIPTOR_SET).unwrap();

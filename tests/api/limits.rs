@@ -289,3 +289,243 @@ async fn bytes_that_are_no_request_are_invalid_argument() {
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 }
+
+/// The violation naming `field` in a refusal.
+fn named(status: &tonic::Status, field: &str) -> String {
+    assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+    status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .find(|v| v.field == field)
+        .unwrap_or_else(|| panic!("{field} not named: {status:?}"))
+        .description
+}
+
+/// Ids are one line: a line break, a NUL or another control character in
+/// any of them is INVALID_ARGUMENT naming it, as is one over its length,
+/// and nothing is written or audited; free text may span lines.
+#[tokio::test]
+async fn ids_with_control_characters_or_too_long_are_refused_by_field() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    let forged = "hris\n2026-01-01T00:00:00Z admin EraseSubject subjects/emp-2";
+    let cases: Vec<(&str, pb::Evidence)> = vec![
+        (
+            "evidence[0].source_system",
+            pb::Evidence {
+                source_system: forged.into(),
+                ..item("e1")
+            },
+        ),
+        (
+            "evidence[0].external_id",
+            pb::Evidence {
+                external_id: "e1\0".into(),
+                ..item("")
+            },
+        ),
+        (
+            "evidence[0].rater_id",
+            pb::Evidence {
+                rater_id: "r\u{7}".into(),
+                ..item("e1")
+            },
+        ),
+        (
+            "evidence[0].competency_id",
+            pb::Evidence {
+                competency_id: "system_design\r".into(),
+                ..item("e1")
+            },
+        ),
+        (
+            "evidence[0].summary",
+            pb::Evidence {
+                summary: "clear\u{1b}[2J".into(),
+                ..item("e1")
+            },
+        ),
+    ];
+    for (field, bad) in cases {
+        let err = ingest(&mut c, vec![bad]).await.unwrap_err();
+        // Where the field's own rules refuse it too (a competency id is
+        // snake_case), theirs is the description.
+        let why = named(&err, field);
+        if field == "evidence[0].source_system" {
+            assert_eq!(why, "must not contain control characters (it is one line)");
+        }
+    }
+    let err = c
+        .assessment
+        .create_assessment(pb::CreateAssessmentRequest {
+            subject_id: "emp-1".into(),
+            role_id: "staff_engineer".into(),
+            request_id: "retry\u{0}1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    named(&err, "request_id");
+    let err = c
+        .assessment
+        .get_evidence(pb::GetEvidenceRequest {
+            evidence_id: "x".repeat(257),
+        })
+        .await
+        .unwrap_err();
+    named(&err, "evidence_id");
+    let err = c
+        .assessment
+        .update_subject(pb::UpdateSubjectRequest {
+            subject: Some(pb::Subject {
+                id: "emp\n1".into(),
+                current_role_id: "staff_engineer".into(),
+                ..Default::default()
+            }),
+            allow_missing: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    named(&err, "subject.id");
+    let err = c
+        .oversight
+        .record_decision(pb::RecordDecisionRequest {
+            assessment_id: uuid::Uuid::new_v4().to_string(),
+            decided_by: "mgr\n7".into(),
+            rationale: "fine\0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    named(&err, "decided_by");
+    named(&err, "rationale");
+    let err = c
+        .calibration
+        .get_calibration(pb::GetCalibrationRequest {
+            calibration_id: "c\u{85}".into(),
+        })
+        .await
+        .unwrap_err();
+    named(&err, "calibration_id");
+    let err = c
+        .audit
+        .list_audit_events(pb::ListAuditEventsRequest {
+            actor: "a".repeat(257),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(named(&err, "actor"), "must be at most 256 characters");
+    assert_eq!(server.count("evidence").await, 0);
+    assert_eq!(server.count("subjects").await, 0);
+    assert_eq!(server.count("audit_log").await, 0);
+
+    // Free text spans lines and tabs; the ids stay one line.
+    let multiline = pb::Evidence {
+        summary: "Led the design review.\r\n\tFollow-ups:\n- caching".into(),
+        ..item("e1")
+    };
+    assert_eq!(ingest(&mut c, vec![multiline]).await.unwrap(), 1);
+}
+
+/// Every string field of every request, at any depth (the first item of
+/// a list), read from the served descriptors: with a NUL, with a control
+/// character it may not hold and one character over its bound, each is
+/// INVALID_ARGUMENT naming it, before anything is read or written.
+#[tokio::test]
+async fn every_request_string_is_bounded_and_free_of_control_characters() {
+    use ladder::transport::limits::string_bound;
+    use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, Value};
+
+    /// The string fields inside `message`, as (path, field chain).
+    fn strings(
+        message: &prost_reflect::MessageDescriptor,
+        at: &str,
+        chain: &[FieldDescriptor],
+        out: &mut Vec<(String, Vec<FieldDescriptor>)>,
+    ) {
+        for field in message.fields() {
+            if field.is_map() || chain.len() > 6 {
+                continue;
+            }
+            let mut name = format!("{at}{}", field.name());
+            if field.is_list() {
+                name.push_str("[0]");
+            }
+            let mut chain = chain.to_vec();
+            chain.push(field.clone());
+            match field.kind() {
+                Kind::String => out.push((name, chain)),
+                Kind::Message(inner)
+                    if !chain[..chain.len() - 1]
+                        .iter()
+                        .any(|f| matches!(f.kind(), Kind::Message(m) if m == inner)) =>
+                {
+                    strings(&inner, &format!("{name}."), &chain, out)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A message of `message` with only the chain's last field set.
+    fn with(
+        message: &prost_reflect::MessageDescriptor,
+        chain: &[FieldDescriptor],
+        text: &str,
+    ) -> DynamicMessage {
+        let mut out = DynamicMessage::new(message.clone());
+        let (field, rest) = chain.split_first().unwrap();
+        let value = match field.kind() {
+            Kind::Message(inner) => Value::Message(with(&inner, rest, text)),
+            _ => Value::String(text.to_string()),
+        };
+        let value = if field.is_list() {
+            Value::List(vec![value])
+        } else {
+            value
+        };
+        out.set_field(field, value);
+        out
+    }
+
+    let server = TestServer::start().await;
+    let pool = DescriptorPool::decode(ladder::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut checked = 0;
+    for path in crate::fuzz::methods() {
+        let (service, method) = path[1..].split_once('/').unwrap();
+        let input = pool
+            .get_service_by_name(service)
+            .unwrap()
+            .methods()
+            .find(|m| m.name() == method)
+            .unwrap()
+            .input();
+        let mut fields = Vec::new();
+        strings(&input, "", &[], &mut fields);
+        for (name, chain) in fields {
+            let bound = string_bound(chain.last().unwrap().name());
+            let control = if bound.free_text { "a\u{1b}b" } else { "a\nb" };
+            for text in ["a\0b", control, &"x".repeat(bound.max_chars + 1)] {
+                let body = prost::Message::encode_to_vec(&with(&input, &chain, text));
+                let err = crate::fuzz::call_raw(&server, path, body)
+                    .await
+                    .unwrap_err();
+                assert!(
+                    err.code() == Code::InvalidArgument && bad_fields(&err).contains(&name),
+                    "{path} {name} {:?}: {err:?}",
+                    text.chars().take(8).collect::<String>()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 300, "{checked}");
+    // Refused before the tenant's framework was even provisioned.
+    for table in ["roles", "evidence", "subjects", "audit_log"] {
+        assert_eq!(server.count(table).await, 0, "{table}");
+    }
+}
