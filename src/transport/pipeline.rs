@@ -11,8 +11,9 @@
 //!    times it (`transport::metrics`);
 //! 3. refuses it with PERMISSION_DENIED, naming the scope, unless its token
 //!    holds the method's [`Scope`] (or `admin`): before any SQL;
-//! 4. parses the request: a bad one is refused before anything is read or
-//!    written;
+//! 4. refuses a request without a field its protos annotate REQUIRED
+//!    (`transport::required`), then parses it: a bad one is refused before
+//!    anything is read or written;
 //! 5. provisions the tenant's built-in framework, once per tenant and
 //!    process (not for a call that sets up the framework itself), on the
 //!    primary, and decides where the body's statements go: the read
@@ -55,6 +56,7 @@ use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
 use crate::transport::limits::Deadline;
+use crate::transport::required;
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
 /// method family). The pipeline checks it before anything else runs; a
@@ -231,7 +233,7 @@ impl Call {
 impl AppState {
     /// Serves a call whose body runs in one transaction of the caller's
     /// tenant: committed when the body returns `Ok`, rolled back otherwise.
-    pub async fn in_transaction<Req, Input, Res>(
+    pub async fn in_transaction<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -283,7 +285,7 @@ impl AppState {
     /// explicit transaction, for the caller's tenant and deadline: the
     /// scoring path, whose statements each stand alone or run in short
     /// transactions of their own (see `storage`'s module documentation).
-    pub async fn on_connection<Req, Input, Res>(
+    pub async fn on_connection<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -298,7 +300,7 @@ impl AppState {
     /// it may read: `route` tells it from the parsed input (a
     /// `CreateAssessment` with `validate_only` stores nothing, so it reads
     /// from the replica; a stored one reads and writes on the primary).
-    pub async fn on_connection_routed<Req, Input, Res>(
+    pub async fn on_connection_routed<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -330,7 +332,7 @@ impl AppState {
     /// answer; what memory keeps is read from the primary (a replica could
     /// hand back what a change the server was just told of replaced).
     /// Writes never take this path: they are audited in their transaction.
-    pub async fn cached_read<Req, Input, Res>(
+    pub async fn cached_read<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -353,7 +355,7 @@ impl AppState {
     /// What every call goes through, whatever its body runs on. `route`
     /// says where the parsed request may read; a tenant provisioned by this
     /// very call reads on the primary, which holds what provisioning wrote.
-    async fn serve<Req, Input, Res>(
+    async fn serve<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         mut request: Request<Req>,
@@ -380,7 +382,8 @@ impl AppState {
                 if !call.holds(method.scope) {
                     return Err(ApiError::MissingScope(method.scope).into());
                 }
-                let input = parse(request.into_inner()).map_err(Status::from)?;
+                let input = required::parse(method.name, request.into_inner(), parse)
+                    .map_err(Status::from)?;
                 let mut node = route(&input);
                 // A request of a writing method that may read from the
                 // replica (a dry run) writes nothing, so its failure is no

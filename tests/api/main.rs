@@ -12,6 +12,7 @@ mod client_messages;
 mod demo;
 mod evidence;
 mod faults;
+mod field_behavior;
 mod framework;
 mod fuzz;
 mod import;
