@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
     "proto/ladder/v1/common.proto",
     "proto/ladder/v1/rubric.proto",
@@ -20,9 +18,20 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(PROTOS, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(PROTOS)?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("ladder_descriptor.bin"), fds.encode_to_vec())?;
+    // Encoded by protox itself: prost's FieldOptions would drop the
+    // `google.api.field_behavior` extension the server enforces
+    // (src/transport/required.rs).
+    std::fs::write(
+        out_dir.join("ladder_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    let fds = compiler.file_descriptor_set();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 mod observe;
 pub mod process_metrics;
+pub mod required;
 pub(crate) use observe::CALL_SPAN;
 pub mod pipeline;
 mod services;

@@ -12,8 +12,10 @@
 //! 3. refuses it with PERMISSION_DENIED, naming the scope, unless its token
 //!    holds the method's [`Scope`] (or `admin`): before any SQL;
 //! 4. parses the request: a bad one is refused before anything is read or
-//!    written, as is one whose strings the codec found unfit (too long,
-//!    control characters: `transport::wire`), naming every bad field;
+//!    written, naming every bad field: a field its protos annotate REQUIRED
+//!    left out (`transport::required`), what the handler's `parse` finds,
+//!    and strings the codec found unfit (too long, control characters:
+//!    `transport::wire`);
 //! 5. provisions the tenant's built-in framework, once per tenant and
 //!    process (not for a call that sets up the framework itself), on the
 //!    primary, and decides where the body's statements go: the read
@@ -57,7 +59,7 @@ use crate::transport::AppState;
 use crate::transport::auth::Principal;
 use crate::transport::error::ApiError;
 use crate::transport::limits::Deadline;
-use crate::transport::wire;
+use crate::transport::{required, wire};
 
 /// What a method requires of its caller's token (SPEC §8, one scope per
 /// method family). The pipeline checks it before anything else runs; a
@@ -237,7 +239,7 @@ impl Call {
 impl AppState {
     /// Serves a call whose body runs in one transaction of the caller's
     /// tenant: committed when the body returns `Ok`, rolled back otherwise.
-    pub async fn in_transaction<Req, Input, Res>(
+    pub async fn in_transaction<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -289,7 +291,7 @@ impl AppState {
     /// explicit transaction, for the caller's tenant and deadline: the
     /// scoring path, whose statements each stand alone or run in short
     /// transactions of their own (see `storage`'s module documentation).
-    pub async fn on_connection<Req, Input, Res>(
+    pub async fn on_connection<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -304,7 +306,7 @@ impl AppState {
     /// it may read: `route` tells it from the parsed input (a
     /// `CreateAssessment` with `validate_only` stores nothing, so it reads
     /// from the replica; a stored one reads and writes on the primary).
-    pub async fn on_connection_routed<Req, Input, Res>(
+    pub async fn on_connection_routed<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -336,7 +338,7 @@ impl AppState {
     /// answer; what memory keeps is read from the primary (a replica could
     /// hand back what a change the server was just told of replaced).
     /// Writes never take this path: they are audited in their transaction.
-    pub async fn cached_read<Req, Input, Res>(
+    pub async fn cached_read<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         request: Request<Req>,
@@ -359,7 +361,7 @@ impl AppState {
     /// What every call goes through, whatever its body runs on. `route`
     /// says where the parsed request may read; a tenant provisioned by this
     /// very call reads on the primary, which holds what provisioning wrote.
-    async fn serve<Req, Input, Res>(
+    async fn serve<Req: prost::Message, Input, Res>(
         &self,
         method: Method,
         mut request: Request<Req>,
@@ -386,8 +388,8 @@ impl AppState {
                 if !call.holds(method.scope) {
                     return Err(ApiError::MissingScope(method.scope).into());
                 }
-                let input = wire::refuse_unfit_strings(parse(request.into_inner()))
-                    .map_err(Status::from)?;
+                let parsed = required::parse(method.name, request.into_inner(), parse);
+                let input = wire::refuse_unfit_strings(parsed).map_err(Status::from)?;
                 let mut node = route(&input);
                 // A request of a writing method that may read from the
                 // replica (a dry run) writes nothing, so its failure is no

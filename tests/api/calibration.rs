@@ -749,7 +749,7 @@ async fn bad_parameters_are_refused_naming_the_field_and_nothing_is_written() {
         .assessment
         .update_scoring_policy(UpdateScoringPolicyRequest {
             policy: Some(ScoringPolicy {
-                calibration_window_days: 0,
+                calibration_window_days: -5,
                 rater_prior_strength: -1.0,
                 ..Default::default()
             }),

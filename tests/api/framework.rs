@@ -811,7 +811,8 @@ async fn bad_input_names_every_field_and_writes_nothing() {
         })
         .await
         .unwrap_err();
-    assert_eq!(bad_fields(&err), ["update_mask"]);
+    // The mask names the name, so it is required.
+    assert_eq!(bad_fields(&err), ["update_mask", "role.name"]);
     let err = client
         .update_role(UpdateRoleRequest {
             role: Some(pb::Role {

@@ -13,6 +13,7 @@ mod contracts;
 mod demo;
 mod evidence;
 mod faults;
+mod field_behavior;
 mod framework;
 mod fuzz;
 mod import;
