@@ -11,6 +11,7 @@ pub mod oversight;
 pub mod recommendation;
 pub mod request;
 pub mod standards;
+pub mod subject;
 pub mod time;
 
 use uuid::Uuid;
