@@ -1,7 +1,7 @@
 -- A subject's place in the organisation (SPEC §3): its org unit, a
 -- slash-separated path of at most 8 parts (`engineering/platform/payments`),
 -- and its manager, another subject's id. The server validates both
--- (docs/api.md, "Subjects"); the checks here only keep a subject from being
+-- (README, "Subjects and teams"); the checks here only keep a subject from being
 -- its own manager and bound the texts.
 --
 -- subjects already has row-level security (migration 0007) and its grants

@@ -330,6 +330,38 @@ async fn a_re_sent_batch_succeeds_changes_nothing_and_is_audited_once_per_call()
         .await
         .unwrap();
     assert_eq!(revisions, [1, 1, 1]);
+
+    // With the etag it was read at, a re-send that found its change made
+    // is stale (AIP-154).
+    let mut moved = placed("emp-2", "engineering/product", "emp-1");
+    if let Some(s) = moved.subject.as_mut() {
+        s.etag = first[1].etag.clone();
+    }
+    batch(&mut c, vec![moved.clone()]).await.unwrap();
+    let stale = batch(&mut c, vec![moved]).await.unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_concurrent_halves_of_a_cycle_cannot_both_succeed() {
+    let server = TestServer::start().await;
+    let mut a = server.clients("tenant-a").await;
+    let mut b = server.clients("tenant-a").await;
+    for _ in 0..5 {
+        sqlx::query("DELETE FROM subjects")
+            .execute(&server.pool)
+            .await
+            .unwrap();
+        let (x, y) = tokio::join!(
+            a.assessment.update_subject(placed("x", "eng", "y")),
+            b.assessment.update_subject(placed("y", "eng", "x")),
+        );
+        assert_eq!(
+            [x.is_ok(), y.is_ok()].iter().filter(|ok| **ok).count(),
+            1,
+            "{x:?} {y:?}"
+        );
+    }
 }
 
 /// A small organisation: m0 heads engineering; m1 (engineering/platform)
@@ -745,6 +777,25 @@ async fn subject_import_stores_good_rows_and_reports_each_rejected_one_by_line()
         "rows stored before were left as they were"
     );
 
+    // A column the file lacks is left as stored.
+    let partial = dir.path().join("moves.csv");
+    std::fs::write(
+        &partial,
+        "subject_id,org_unit\nemp-4,engineering/platform/payments\n",
+    )
+    .unwrap();
+    let out = Command::new(ladder_bin())
+        .args(["subject", "import"])
+        .arg(&partial)
+        .args(["--server", &server.url(), "--token", &token("tenant-a")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = Command::new(ladder_bin())
         .args(["subject", "list", "--manager", "emp-1", "--indirect"])
         .args(["--server", &server.url(), "--token", &token("tenant-a")])
@@ -760,8 +811,52 @@ async fn subject_import_stores_good_rows_and_reports_each_rejected_one_by_line()
         "subject_id,current_role_id,org_unit,manager_id\n\
          emp-2,senior_engineer,engineering/platform,emp-1\n\
          emp-3,senior_engineer,engineering/platform,emp-1\n\
-         emp-4,senior_engineer,engineering/platform,emp-1\n\
+         emp-4,senior_engineer,engineering/platform/payments,emp-1\n\
          emp-5,staff_engineer,engineering/platform,emp-1\n\
          emp-6,senior_engineer,engineering/platform/payments,emp-2\n"
+    );
+}
+
+#[tokio::test]
+async fn export_has_the_org_unit_and_manager_and_erasure_removes_them_everywhere() {
+    let server = TestServer::start().await;
+    let mut c = server.clients("tenant-a").await;
+    organisation(&mut c).await;
+    let export = |id: &str| pb::ExportSubjectDataRequest {
+        subject_id: id.into(),
+    };
+    let data = c
+        .subject_rights
+        .export_subject_data(export("m1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .subject_data
+        .unwrap();
+    assert_eq!(
+        (data.org_unit.as_str(), data.manager_id.as_str()),
+        ("engineering/platform", "m0")
+    );
+    c.subject_rights
+        .erase_subject(pb::EraseSubjectRequest {
+            subject_id: "m1".into(),
+        })
+        .await
+        .unwrap();
+    // m1's id as the manager of e1 and e3 is about m1: it goes too.
+    let rows = stored(&server).await;
+    assert!(
+        rows.iter()
+            .all(|(id, _, manager)| id != "m1" && manager.as_deref() != Some("m1")),
+        "{rows:?}"
+    );
+    let by_m1 = pb::ListSubjectsRequest {
+        manager_id: "m1".into(),
+        ..Default::default()
+    };
+    assert!(list(&mut c, by_m1).await.is_empty());
+    assert_eq!(
+        get(&mut c, "e1").await.org_unit,
+        "engineering/platform/payments"
     );
 }
