@@ -141,12 +141,10 @@ async fn apply(
             expected_revision("subject", id, revision, u.update.expected)?;
         }
         let merged = u.merge(current.clone());
-        if exists && merged == current {
-            stored.push((merged, revision));
-        } else {
+        if !exists || merged != current {
             writes.push((i, (merged.clone(), revision)));
-            stored.push((merged, revision));
         }
+        stored.push((merged, revision));
     }
 
     let to_write: Vec<(Subject, i64)> = writes.iter().map(|(_, w)| w.clone()).collect();
