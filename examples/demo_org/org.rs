@@ -38,7 +38,8 @@ const CALIBRATION_CYCLES: [usize; 2] = [1, 3];
 pub struct Demo {
     /// `ladder evidence import` input.
     pub evidence_csv: String,
-    /// subject_id, current_role_id, team, profile.
+    /// subject_id, current_role_id, org_unit, manager_id, profile
+    /// (`ladder subject import` input).
     pub subjects_csv: String,
     /// rater_id, leniency: the truth a calibration must find.
     pub raters_csv: String,
@@ -285,7 +286,7 @@ impl Random {
 struct Person {
     id: String,
     role: &'static str,
-    team: &'static str,
+    org_unit: &'static str,
     profile: Profile,
     /// True level per competency at the start of the two years.
     levels: Vec<(&'static str, f64)>,
@@ -306,7 +307,8 @@ impl Person {
     }
 }
 
-/// (team, manager's current role or an outside manager id, members by current role and profile)
+/// (team as an org unit path, the team manager's manager (outside the
+/// organisation), members by current role and profile)
 type Team = (
     &'static str,
     &'static str,
@@ -317,7 +319,7 @@ const SE: &str = "senior_engineer";
 
 const TEAMS: [Team; 9] = [
     (
-        "payments",
+        "engineering/commerce/payments",
         "dir-eng",
         &[
             (SE, Profile::StaffReady),
@@ -329,7 +331,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "checkout",
+        "engineering/commerce/checkout",
         "dir-eng",
         &[
             (SE, Profile::ManagerReady),
@@ -341,7 +343,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "platform",
+        "engineering/platform",
         "dir-eng",
         &[
             (SE, Profile::StaffReady),
@@ -353,7 +355,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "search",
+        "engineering/product/search",
         "dir-eng",
         &[
             (SE, Profile::Solid),
@@ -365,7 +367,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "mobile",
+        "engineering/product/mobile",
         "dir-eng",
         &[
             (SE, Profile::StaffReady),
@@ -377,7 +379,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "reliability",
+        "engineering/platform/reliability",
         "dir-eng",
         &[
             ("senior_sre", Profile::Specialist),
@@ -388,7 +390,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "infrastructure",
+        "engineering/platform/infrastructure",
         "dir-eng",
         &[
             ("senior_devops_engineer", Profile::Specialist),
@@ -400,7 +402,7 @@ const TEAMS: [Team; 9] = [
         ],
     ),
     (
-        "data",
+        "engineering/data",
         "dir-eng",
         &[
             (SE, Profile::Solid),
@@ -452,14 +454,14 @@ pub fn generate(seed: u64) -> Demo {
         number += 1;
         id
     };
-    for (team, outside_manager, members) in TEAMS {
+    for (org_unit, outside_manager, members) in TEAMS {
         // Engineering teams have a manager in the organisation; product reports outside.
         let manager = if outside_manager == "dir-eng" {
             let id = next_id();
             people.push(Person {
                 id: id.clone(),
                 role: "engineering_manager",
-                team,
+                org_unit,
                 profile: Profile::Manager,
                 levels: Vec::new(),
                 manager: outside_manager.to_string(),
@@ -475,7 +477,7 @@ pub fn generate(seed: u64) -> Demo {
             people.push(Person {
                 id: next_id(),
                 role,
-                team,
+                org_unit,
                 profile: *profile,
                 levels: Vec::new(),
                 manager: manager.clone(),
@@ -655,14 +657,15 @@ pub fn generate(seed: u64) -> Demo {
         }
     }
 
-    let mut subjects = String::from("subject_id,current_role_id,team,profile\n");
+    let mut subjects = String::from("subject_id,current_role_id,org_unit,manager_id,profile\n");
     for p in &people {
         writeln!(
             subjects,
-            "{},{},{},{}",
+            "{},{},{},{},{}",
             p.id,
             p.role,
-            p.team,
+            p.org_unit,
+            p.manager,
             p.profile.name()
         )
         .expect("writing to a String");

@@ -95,6 +95,39 @@ enum SubjectCommand {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Set subjects' current role, org unit and manager from a CSV file with
+    /// a subject_id column and any of current_role_id, org_unit, manager_id
+    /// (other columns are ignored; an empty cell clears the field), creating
+    /// subjects as needed; rejected rows are printed with their line and
+    /// reason, and the rest are stored. Running it again changes nothing.
+    Import {
+        /// The CSV file (with a header), e.g. examples/demo/subjects.csv.
+        file: PathBuf,
+        /// Rows per request (the server accepts up to 1000 by default).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
+    /// List subjects as CSV (subject_id,current_role_id,org_unit,manager_id),
+    /// those known only from evidence included when no filter is given.
+    List {
+        /// Only this org unit and the units below it (whole parts:
+        /// engineering/platform does not select engineering/platformx).
+        #[arg(long)]
+        org_unit: Option<String>,
+        /// Only the direct reports of this subject.
+        #[arg(long)]
+        manager: Option<String>,
+        /// With --manager: everyone below the manager, at any depth.
+        #[arg(long, requires = "manager")]
+        indirect: bool,
+        /// Only subjects whose current role is this one.
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -629,6 +662,30 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 }
                 _ => unreachable!("clap requires --file or both --subject and --role"),
             }
+        }
+        ClientCommand::Subject(SubjectCommand::Import {
+            file,
+            batch_size,
+            server,
+        }) => {
+            let mut clients = server.connect().await?;
+            client::subjects::import(&mut clients, &file, batch_size).await?;
+        }
+        ClientCommand::Subject(SubjectCommand::List {
+            org_unit,
+            manager,
+            indirect,
+            role,
+            server,
+        }) => {
+            let mut clients = server.connect().await?;
+            let filter = client::subjects::ListArgs {
+                org_unit,
+                manager,
+                indirect,
+                role,
+            };
+            client::subjects::list(&mut clients, &filter).await?;
         }
         ClientCommand::Evidence(EvidenceCommand::Import {
             file,

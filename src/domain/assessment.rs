@@ -22,9 +22,26 @@ pub struct Assessment {
     pub create_time: DateTime<Utc>,
 }
 
-/// A subject and the role they hold now.
+/// A subject, the role they hold now and their place in the organisation
+/// (see `domain::subject`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     pub id: String,
     pub current_role_id: Option<String>,
+    /// A path of whole parts, `engineering/platform/payments`.
+    pub org_unit: Option<String>,
+    /// Another subject's id.
+    pub manager_id: Option<String>,
+}
+
+impl Subject {
+    /// A subject with nothing recorded but its id.
+    pub fn bare(id: String) -> Self {
+        Self {
+            id,
+            current_role_id: None,
+            org_unit: None,
+            manager_id: None,
+        }
+    }
 }

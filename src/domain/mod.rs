@@ -8,4 +8,5 @@ pub mod oversight;
 pub mod recommend;
 pub mod scoring;
 pub mod standards;
+pub mod subject;
 pub mod validation;

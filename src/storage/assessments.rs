@@ -170,12 +170,27 @@ pub async fn get(
 /// Where a listing of assessments resumes: the last row served.
 pub type AssessmentKey = (DateTime<Utc>, Uuid);
 
+/// Which assessments a listing selects; every filter set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssessmentFilter {
+    pub subject_id: Option<String>,
+    pub role_id: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
 const LIST: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM assessments WHERE tenant_id = $1 AND subject_id = $2 \
-       AND ($3::timestamptz IS NULL OR (create_time, id) < ($3, $4)) \
-     ORDER BY create_time DESC, id DESC LIMIT $5"
+    " FROM assessments WHERE tenant_id = $1 \
+       AND ($2::text IS NULL OR subject_id = $2) \
+       AND ($3::text IS NULL OR role_id = $3) \
+       AND ($4::timestamptz IS NULL OR create_time >= $4) \
+       AND ($5::timestamptz IS NULL OR create_time < $5) \
+       AND ($6::timestamptz IS NULL OR (create_time, id) < ($6, $7)) \
+     ORDER BY create_time DESC, id DESC LIMIT $8"
 );
 
 /// Up to `limit` of a subject's assessments older than `before`, newest first.
@@ -186,9 +201,28 @@ pub async fn list(
     before: Option<AssessmentKey>,
     limit: i64,
 ) -> Result<Vec<Assessment>, StorageError> {
+    let of_subject = AssessmentFilter {
+        subject_id: Some(subject_id.to_string()),
+        ..AssessmentFilter::default()
+    };
+    list_matching(conn, tenant, &of_subject, before, limit).await
+}
+
+/// Up to `limit` assessments matching `filter` older than `before`, newest
+/// first.
+pub async fn list_matching(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    filter: &AssessmentFilter,
+    before: Option<AssessmentKey>,
+    limit: i64,
+) -> Result<Vec<Assessment>, StorageError> {
     let rows: Vec<AssessmentRow> = sqlx::query_as(LIST)
         .bind(&tenant.0)
-        .bind(subject_id)
+        .bind(&filter.subject_id)
+        .bind(&filter.role_id)
+        .bind(filter.created_after)
+        .bind(filter.created_before)
         .bind(before.map(|k| k.0))
         .bind(before.map(|k| k.1))
         .bind(limit)

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use crate::domain::assessment::Assessment;
+use crate::domain::assessment::{Assessment, Subject};
 use crate::domain::evidence::Evidence;
 use crate::domain::oversight::Decision;
 use crate::storage::decisions::DecisionFilter;
@@ -18,6 +18,8 @@ use crate::storage::{StorageError, TenantId, assessments, decisions, evidence, s
 pub struct SubjectData {
     pub subject_id: String,
     pub current_role_id: Option<String>,
+    pub org_unit: Option<String>,
+    pub manager_id: Option<String>,
     /// Oldest first.
     pub evidence: Vec<Evidence>,
     /// Newest first.
@@ -33,9 +35,9 @@ pub async fn export(
     tenant: &TenantId,
     subject_id: &str,
 ) -> Result<SubjectData, StorageError> {
-    let current_role_id = match subjects::get(&mut *conn, tenant, subject_id).await {
-        Ok((subject, _)) => subject.current_role_id,
-        Err(StorageError::NotFound { .. }) => None,
+    let subject = match subjects::get(&mut *conn, tenant, subject_id).await {
+        Ok((subject, _)) => subject,
+        Err(StorageError::NotFound { .. }) => Subject::bare(subject_id.to_string()),
         Err(e) => return Err(e),
     };
     let filter = EvidenceFilter {
@@ -55,7 +57,9 @@ pub async fn export(
     let decisions = decisions::list(&mut *conn, tenant, &of_subject, None, ALL).await?;
     Ok(SubjectData {
         subject_id: subject_id.to_string(),
-        current_role_id,
+        current_role_id: subject.current_role_id,
+        org_unit: subject.org_unit,
+        manager_id: subject.manager_id,
         evidence,
         assessments,
         decisions,
@@ -73,7 +77,9 @@ pub struct Erased {
 
 /// Every row about the subject, in one statement: its evidence (freeing
 /// their keys for a new ingest), the decisions on its assessments, its
-/// assessments, the request ids that remembered either, and its stored role.
+/// assessments, the request ids that remembered either, its stored role, org
+/// unit and manager, and its id as the manager of others (their rows stay,
+/// without a manager).
 const ERASE: &str = "WITH erased_evidence AS (\
        DELETE FROM evidence WHERE tenant_id = $1 AND subject_id = $2 RETURNING id), \
      erased_decisions AS (\
@@ -87,7 +93,10 @@ const ERASE: &str = "WITH erased_evidence AS (\
            OR (method = 'RecordDecision' \
                AND resource_id IN (SELECT id::text FROM erased_decisions))) RETURNING 1), \
      erased_subject AS (\
-       DELETE FROM subjects WHERE tenant_id = $1 AND id = $2 RETURNING id) \
+       DELETE FROM subjects WHERE tenant_id = $1 AND id = $2 RETURNING id), \
+     unmanaged AS (\
+       UPDATE subjects SET manager_id = NULL, revision = revision + 1, update_time = now() \
+       WHERE tenant_id = $1 AND manager_id = $2 RETURNING 1) \
      SELECT (SELECT count(*) FROM erased_evidence), (SELECT count(*) FROM erased_assessments), \
             (SELECT count(*) FROM erased_decisions), EXISTS (SELECT 1 FROM erased_subject)";
 

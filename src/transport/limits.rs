@@ -83,7 +83,7 @@ pub const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// The bounds and capacities one server enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest number of evidence items in one batch.
+    /// Largest number of evidence items, or of subject updates, in one batch.
     pub max_batch: usize,
     /// Calls worked on at once; the rest are shed with RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
@@ -128,6 +128,7 @@ impl Limits {
     pub fn max_entries(&self, field: &str) -> usize {
         match field {
             "ladder.v1.BatchCreateEvidenceRequest.evidence" => self.max_batch,
+            "ladder.v1.BatchUpdateSubjectsRequest.requests" => self.max_batch,
             "ladder.v1.WhatIfRequest.added_evidence" => MAX_WHAT_IF_ADDED,
             "ladder.v1.WhatIfRequest.removed_evidence_ids" => MAX_WHAT_IF_REMOVED,
             "ladder.v1.ComputeImpactReportRequest.labels" => crate::domain::oversight::MAX_LABELS,

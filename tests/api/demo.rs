@@ -64,7 +64,7 @@ async fn the_imported_demo_shows_every_band() {
     let demo = org::generate(org::DEFAULT_SEED);
     for subject in demo.subjects_csv.lines().skip(1) {
         let fields: Vec<&str> = subject.split(',').collect();
-        let (subject, current_role, profile) = (fields[0], fields[1], fields[3]);
+        let (subject, current_role, profile) = (fields[0], fields[1], fields[4]);
         for role in [current_role, "staff_engineer", "engineering_manager"] {
             let assessment = clients
                 .assessment
@@ -107,4 +107,53 @@ async fn the_imported_demo_shows_every_band() {
         .into_iter()
         .collect()
     );
+}
+
+/// The demo's subjects.csv, imported through the real `ladder subject
+/// import`, gives every person their role, team (as an org unit) and
+/// manager: teams can be asked about by unit and by manager.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_imported_demo_subjects_have_teams_and_managers() {
+    let server = TestServer::start().await;
+    let file = format!("{}/examples/demo/subjects.csv", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(ladder_bin())
+        .args(["subject", "import", &file])
+        .args(["--server", &server.url(), "--token", &token("tenant-a")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("60 subject(s) updated, 0 rejected"), "{said}");
+
+    let mut clients = server.clients("tenant-a").await;
+    let mut count = async |request: pb::ListSubjectsRequest| {
+        clients
+            .assessment
+            .list_subjects(pb::ListSubjectsRequest {
+                page_size: 1000,
+                ..request
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .subjects
+            .len()
+    };
+    let platform = pb::ListSubjectsRequest {
+        org_unit: "engineering/platform".into(),
+        ..Default::default()
+    };
+    // The platform team and the two teams below it.
+    assert_eq!(count(platform).await, 7 + 6 + 7);
+    let everyone_in_engineering = pb::ListSubjectsRequest {
+        manager_id: "dir-eng".into(),
+        include_indirect_reports: true,
+        ..Default::default()
+    };
+    assert_eq!(count(everyone_in_engineering).await, 55);
+    let payments_team = pb::ListSubjectsRequest {
+        manager_id: "emp-1001".into(),
+        ..Default::default()
+    };
+    assert_eq!(count(payments_team).await, 6);
 }

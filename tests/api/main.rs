@@ -30,4 +30,5 @@ mod scopes;
 mod server;
 mod standards;
 mod subject_rights;
+mod subjects;
 mod tls;

@@ -57,6 +57,11 @@ const SCOPE_OF: &[(&str, &str)] = &[
         "ladder.v1.AssessmentService/UpdateSubject",
         "evidence:write",
     ),
+    (
+        "ladder.v1.AssessmentService/BatchUpdateSubjects",
+        "evidence:write",
+    ),
+    ("ladder.v1.AssessmentService/ListSubjects", "evidence:read"),
     ("ladder.v1.AssessmentService/GetScoringPolicy", "assess"),
     ("ladder.v1.AssessmentService/UpdateScoringPolicy", "admin"),
     ("ladder.v1.AssessmentService/CreateAssessment", "assess"),

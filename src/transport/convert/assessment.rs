@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::assessment::{Assessment, Subject};
+use crate::domain::assessment::Assessment;
 use crate::domain::evidence::{DEFAULT_CONFIDENCE, Evidence, Source};
 use crate::domain::scoring::{
     Band, CompetencyScore, CompetencyStatus, ScoringPolicy, SourceWeights,
@@ -101,18 +101,6 @@ pub fn subject_id(value: &str, field: &str) -> Result<String, Violations> {
 /// A UUID sent as a string, or a violation naming `field`.
 pub fn uuid(value: &str, field: &str) -> Result<Uuid, Violations> {
     Uuid::parse_str(value).map_err(|_| Violations::one(field, "must be a UUID"))
-}
-
-/// The paths `UpdateSubject` accepts.
-pub const SUBJECT_PATHS: [&str; 1] = ["current_role_id"];
-
-pub fn subject_to_proto(subject: &Subject, revision: i64) -> pb::Subject {
-    pb::Subject {
-        id: subject.id.clone(),
-        current_role_id: subject.current_role_id.clone().unwrap_or_default(),
-        etag: etag::of(revision),
-        update_time: None,
-    }
 }
 
 pub fn policy_to_proto(policy: &ScoringPolicy, revision: i64) -> pb::ScoringPolicy {

@@ -13,6 +13,7 @@ pub mod recommendation;
 pub mod request;
 pub mod request_id;
 pub mod standards;
+pub mod subject;
 pub mod time;
 
 use uuid::Uuid;

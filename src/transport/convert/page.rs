@@ -73,6 +73,7 @@ paged!(
     ListRolesRequest,
     ListRubricsRequest,
     ListEvidenceRequest,
+    ListSubjectsRequest,
     ListAssessmentsRequest,
     ListAuditEventsRequest,
     ListCalibrationsRequest,

@@ -6,16 +6,15 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::scoring::{self, AssessmentSpec};
-use crate::domain::assessment::Subject;
 use crate::domain::evidence::{self, Evidence};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::assessment_service_server::AssessmentService;
-use crate::storage::assessments::AssessmentKey;
-use crate::storage::audit::{self, Resources};
+use crate::storage::assessments::{AssessmentFilter, AssessmentKey};
+use crate::storage::audit::Resources;
 use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
-use crate::storage::{self, Node, RequestKey, assessments, competencies, roles, subjects};
+use crate::storage::{self, Node, RequestKey, assessments, competencies};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
 use crate::transport::convert::page::Page;
@@ -24,6 +23,7 @@ use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::pipeline::{Method, Scope};
+use crate::transport::services::subjects;
 
 #[derive(Debug, Clone)]
 pub struct AssessmentApi {
@@ -75,6 +75,14 @@ fn unknown_competencies(batch: &[Evidence], missing: &[String]) -> Result<(), Ap
         }
     }
     Ok(v.into_result(())?)
+}
+
+/// `ListAssessments`' subject filter: every subject's when empty.
+fn optional_subject_id(value: &str) -> Result<Option<String>, Violations> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    subject_id(value, "subject_id").map(Some)
 }
 
 /// What `CreateAssessment` asks for.
@@ -264,76 +272,28 @@ impl AssessmentService for AssessmentApi {
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::GetSubjectResponse>, Status> {
-        self.state
-            .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/GetSubject",
-                    Scope::EvidenceRead,
-                ),
-                request,
-                |req| Ok(subject_id(&req.subject_id, "subject_id")?),
-                async |caller, tx, id| {
-                    let (subject, revision) = subjects::get(tx, &caller.tenant, &id).await?;
-                    Ok(pb::GetSubjectResponse {
-                        subject: Some(convert::subject_to_proto(&subject, revision)),
-                    })
-                },
-            )
-            .await
+        subjects::get(&self.state, request).await
     }
 
     async fn update_subject(
         &self,
         request: Request<pb::UpdateSubjectRequest>,
     ) -> Result<Response<pb::UpdateSubjectResponse>, Status> {
-        self.state
-            .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/UpdateSubject",
-                    Scope::EvidenceWrite,
-                )
-                .writes(),
-                request,
-                |req| {
-                    let input = required(req.subject, "subject")?;
-                    let update = Update::parse(
-                        req.update_mask,
-                        &convert::SUBJECT_PATHS,
-                        &input.etag,
-                        "subject.etag",
-                    )?;
-                    let subject = Subject {
-                        id: subject_id(&input.id, "subject.id")?,
-                        current_role_id: optional_id(
-                            "subject.current_role_id",
-                            input.current_role_id,
-                        )?,
-                    };
-                    Ok((subject, update.expected, req.allow_missing))
-                },
-                async |caller, tx, (subject, expected, allow_missing)| {
-                    let tenant = &caller.tenant;
-                    if let Some(role) = &subject.current_role_id
-                        && !roles::missing(tx, tenant, std::slice::from_ref(role))
-                            .await?
-                            .is_empty()
-                    {
-                        return Err(ApiError::field(
-                            "subject.current_role_id",
-                            format!("unknown role {role:?}"),
-                        ));
-                    }
-                    let revision =
-                        subjects::set_current_role(tx, tenant, &subject, expected, allow_missing)
-                            .await?;
-                    let name = audit::subject_name(tx, &subject.id).await?;
-                    tx.audit(Resources::one(name));
-                    Ok(pb::UpdateSubjectResponse {
-                        subject: Some(convert::subject_to_proto(&subject, revision)),
-                    })
-                },
-            )
-            .await
+        subjects::update(&self.state, request).await
+    }
+
+    async fn batch_update_subjects(
+        &self,
+        request: Request<pb::BatchUpdateSubjectsRequest>,
+    ) -> Result<Response<pb::BatchUpdateSubjectsResponse>, Status> {
+        subjects::batch_update(&self.state, request).await
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        subjects::list(&self.state, request).await
     }
 
     async fn get_scoring_policy(
@@ -469,18 +429,33 @@ impl AssessmentService for AssessmentApi {
                 Method::new("ladder.v1.AssessmentService/ListAssessments", Scope::Assess),
                 request,
                 |req| {
-                    let subject = subject_id(&req.subject_id, "subject_id")?;
                     let page = Page::<AssessmentKey>::parse(&req)?;
-                    Ok((subject, page))
+                    let filter = AssessmentFilter {
+                        subject_id: optional_subject_id(&req.subject_id)?,
+                        role_id: optional_id("role_id", req.role_id)?,
+                        created_after: time::optional(req.created_after.as_ref(), "created_after")?,
+                        created_before: time::optional(
+                            req.created_before.as_ref(),
+                            "created_before",
+                        )?,
+                    };
+                    Ok((filter, page))
                 },
-                async |caller, tx, (subject, page)| {
+                async |caller, tx, (filter, page)| {
                     let (assessments, next_page_token) = page
                         .fetch(
                             &self.state,
                             &caller.tenant,
                             tx,
                             async |tx, before, limit| {
-                                assessments::list(tx, &caller.tenant, &subject, before, limit).await
+                                assessments::list_matching(
+                                    tx,
+                                    &caller.tenant,
+                                    &filter,
+                                    before,
+                                    limit,
+                                )
+                                .await
                             },
                             |a| (a.create_time, a.id),
                         )

@@ -9,6 +9,7 @@ mod oversight;
 mod recommendation;
 mod rubric;
 mod subject_rights;
+mod subjects;
 mod xapi;
 
 pub use assessment::AssessmentApi;

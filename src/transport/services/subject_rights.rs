@@ -28,6 +28,8 @@ fn subject_data_to_pb(data: SubjectData) -> pb::SubjectData {
     pb::SubjectData {
         subject_id: data.subject_id,
         current_role_id: data.current_role_id.unwrap_or_default(),
+        org_unit: data.org_unit.unwrap_or_default(),
+        manager_id: data.manager_id.unwrap_or_default(),
         evidence: data
             .evidence
             .iter()
