@@ -5,7 +5,6 @@
 use sqlx::PgConnection;
 
 use crate::domain::assessment::Assessment;
-use crate::domain::evidence::Evidence;
 use crate::domain::oversight::Decision;
 use crate::storage::decisions::DecisionFilter;
 use crate::storage::evidence::EvidenceFilter;
@@ -18,8 +17,8 @@ use crate::storage::{StorageError, TenantId, assessments, decisions, evidence, s
 pub struct SubjectData {
     pub subject_id: String,
     pub current_role_id: Option<String>,
-    /// Oldest first.
-    pub evidence: Vec<Evidence>,
+    /// Oldest first, with their revisions.
+    pub evidence: Vec<evidence::Revised>,
     /// Newest first.
     pub assessments: Vec<Assessment>,
     /// Newest first.

@@ -9,6 +9,7 @@ mod auth;
 mod calibration;
 mod cli;
 mod client_messages;
+mod corrections;
 mod demo;
 mod evidence;
 mod faults;
