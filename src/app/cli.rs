@@ -133,9 +133,10 @@ enum SubjectCommand {
 #[derive(Debug, Subcommand)]
 enum EvidenceCommand {
     /// Import a CSV (with header) or JSON Lines file of evidence, or a file of
-    /// xAPI statements, in batches; rejected rows go to an error file (xAPI:
-    /// each statement's outcome is printed), and a re-run after an
-    /// interruption adds nothing twice.
+    /// xAPI statements, in batches; the first rejected rows are printed, and
+    /// all of them written to --errors FILE when given (xAPI: each
+    /// statement's outcome is printed), and a re-run after an interruption
+    /// adds nothing twice.
     Import {
         /// The file: `.csv`, or `.jsonl` / `.ndjson` / `.json` for JSON Lines,
         /// or xAPI statements with --format xapi.
@@ -149,7 +150,8 @@ enum EvidenceCommand {
         /// accounts of other systems are rejected.
         #[arg(long)]
         account_home_page: Option<String>,
-        /// Where rejected rows go (line, reason) [default: FILE.errors.csv].
+        /// Write every rejected row (line, field, reason) to this CSV file;
+        /// without it, the first ones are printed.
         #[arg(long)]
         errors: Option<PathBuf>,
         /// Rows per request (the server accepts up to 1000 by default).
@@ -159,6 +161,22 @@ enum EvidenceCommand {
         /// file's latest one falls on today (UTC), e.g. for the demo organisation.
         #[arg(long)]
         shift_dates_to_today: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Correct stored evidence from a CSV file (one UpdateEvidence per row):
+    /// each row names the evidence by evidence_id, or by source_system and
+    /// external_id, and gives new values in any of the columns level,
+    /// source, rater_id, observed_at, confidence, summary, link (an empty
+    /// cell keeps the stored value); an etag column refuses a row whose
+    /// evidence changed since it was read.
+    Correct {
+        /// The CSV file of corrections, with a header.
+        file: PathBuf,
+        /// Write every rejected row (line, field, reason) to this CSV file;
+        /// without it, the first ones are printed.
+        #[arg(long)]
+        errors: Option<PathBuf>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -717,6 +735,14 @@ async fn client_command(command: ClientCommand) -> Result<(), AppError> {
                 },
             )
             .await?;
+        }
+        ClientCommand::Evidence(EvidenceCommand::Correct {
+            file,
+            errors,
+            server,
+        }) => {
+            let mut clients = server.connect().await?;
+            client::evidence_correct::run(&mut clients, &file, errors).await?;
         }
         ClientCommand::Assess(args) => {
             let s = &args.subject;

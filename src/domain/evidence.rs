@@ -108,10 +108,56 @@ impl Evidence {
     /// Same observation, ignoring the server-assigned id: a re-sent item with
     /// the same key and the same content is the same evidence.
     pub fn same_content(&self, other: &Evidence) -> bool {
-        Evidence {
-            id: other.id,
-            ..self.clone()
-        } == *other
+        self.differing_fields(other).is_empty()
+    }
+
+    /// The fields (by their API names) in which `other` says something else,
+    /// ignoring the server-assigned id.
+    pub fn differing_fields(&self, other: &Evidence) -> Vec<&'static str> {
+        let Evidence {
+            id: _,
+            subject_id,
+            competency_id,
+            level,
+            source,
+            rater_id,
+            observed_at,
+            confidence,
+            summary,
+            link,
+            source_system,
+            external_id,
+        } = other;
+        [
+            ("subject_id", self.subject_id == *subject_id),
+            ("competency_id", self.competency_id == *competency_id),
+            ("level", self.level == *level),
+            ("source", self.source == *source),
+            ("rater_id", self.rater_id == *rater_id),
+            ("observed_at", self.observed_at == *observed_at),
+            ("confidence", self.confidence == *confidence),
+            ("summary", self.summary == *summary),
+            ("link", self.link == *link),
+            ("source_system", self.source_system == *source_system),
+            ("external_id", self.external_id == *external_id),
+        ]
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(field, _)| field)
+        .collect()
+    }
+
+    /// This evidence with the corrected fields of `correction` replaced.
+    pub fn corrected(mut self, correction: &Correction) -> Evidence {
+        let c = correction.clone();
+        self.level = c.level.unwrap_or(self.level);
+        self.source = c.source.unwrap_or(self.source);
+        self.rater_id = c.rater_id.unwrap_or(self.rater_id);
+        self.observed_at = c.observed_at.unwrap_or(self.observed_at);
+        self.confidence = c.confidence.unwrap_or(self.confidence);
+        self.summary = c.summary.unwrap_or(self.summary);
+        self.link = c.link.unwrap_or(self.link);
+        self
     }
 
     /// Checks every field; `require_key` is false for hypothetical evidence.
@@ -174,6 +220,47 @@ impl Evidence {
                 "must not be more than a day after the server's clock: an observation cannot come from the future",
             );
         }
+        v
+    }
+}
+
+/// A correction of stored evidence: the fields it replaces (`Some`). The
+/// subject, the competency and the caller's key say which observation it
+/// is, so they are never corrected: a different one is other evidence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Correction {
+    pub level: Option<f64>,
+    pub source: Option<Source>,
+    pub rater_id: Option<String>,
+    pub observed_at: Option<DateTime<Utc>>,
+    pub confidence: Option<f64>,
+    pub summary: Option<String>,
+    pub link: Option<String>,
+}
+
+impl Correction {
+    /// The violations of the corrected fields, named as in [`Evidence::validate`].
+    /// Every field is checked on its own, so the correction applied to any
+    /// valid evidence is refused for exactly the corrected fields' problems:
+    /// it can be checked before the stored evidence is read.
+    pub fn validate(&self, now: DateTime<Utc>) -> Violations {
+        let valid = Evidence {
+            id: Uuid::nil(),
+            subject_id: "s".into(),
+            competency_id: "c".into(),
+            level: 3.0,
+            source: Source::Peer,
+            rater_id: String::new(),
+            observed_at: now,
+            confidence: DEFAULT_CONFIDENCE,
+            summary: String::new(),
+            link: String::new(),
+            source_system: "s".into(),
+            external_id: "e".into(),
+        }
+        .corrected(self);
+        let mut v = valid.validate(true);
+        v.0.extend(valid.validate_date(now).0);
         v
     }
 }
@@ -251,4 +338,60 @@ pub fn validate_batch(
         }
     }
     v.into_result(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rating() -> Evidence {
+        Evidence {
+            id: Uuid::now_v7(),
+            subject_id: "emp-1".into(),
+            competency_id: "mentoring".into(),
+            level: 3.0,
+            source: Source::Peer,
+            rater_id: "r-1".into(),
+            observed_at: DateTime::from_timestamp(1_767_000_000, 0).unwrap(),
+            confidence: 1.0,
+            summary: String::new(),
+            link: String::new(),
+            source_system: "hris".into(),
+            external_id: "k-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_resend_differs_in_the_fields_it_changes_never_in_its_id() {
+        let stored = rating();
+        let resent = Evidence {
+            id: Uuid::now_v7(),
+            level: 4.0,
+            summary: "again".into(),
+            ..stored.clone()
+        };
+        assert_eq!(stored.differing_fields(&resent), ["level", "summary"]);
+        assert!(stored.same_content(&Evidence {
+            id: Uuid::now_v7(),
+            ..stored.clone()
+        }));
+    }
+
+    #[test]
+    fn a_correction_is_refused_for_exactly_its_own_bad_fields() {
+        let now = Utc::now();
+        let bad = Correction {
+            level: Some(7.0),
+            link: Some("ftp://x".into()),
+            ..Correction::default()
+        };
+        let fields: Vec<String> = bad.validate(now).0.into_iter().map(|v| v.field).collect();
+        assert_eq!(fields, ["level", "link"]);
+        let good = Correction {
+            level: Some(4.5),
+            ..Correction::default()
+        };
+        assert!(good.validate(now).is_empty());
+        assert_eq!(rating().corrected(&good).level, 4.5);
+    }
 }

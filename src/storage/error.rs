@@ -15,6 +15,8 @@ pub mod sqlstate {
     pub const INTEGRITY_CONSTRAINT_VIOLATION: &str = "23";
     /// Class 40, transaction rollback: a serialization failure or deadlock.
     pub const TRANSACTION_ROLLBACK: &str = "40";
+    /// A transaction that met a concurrent one's change; run again, it succeeds.
+    pub const SERIALIZATION_FAILURE: &str = "40001";
     /// Class 08, connection exception.
     pub const CONNECTION_EXCEPTION: &str = "08";
     /// Class 53, insufficient resources (disk full, out of memory, too many
@@ -66,10 +68,10 @@ pub enum StorageError {
     /// A change the stored data does not allow, said in the layer's words.
     #[error("{0}")]
     FailedPrecondition(String),
-    #[error(
-        "evidence items {items:?} repeat a stored (source_system, external_id) with different content"
-    )]
-    EvidenceConflict { items: Vec<usize> },
+    /// Items of a batch whose (source_system, external_id) is stored with
+    /// other content, in request order.
+    #[error("{}", crate::storage::evidence::describe_conflicts(.0))]
+    EvidenceConflict(Vec<crate::storage::evidence::KeyConflict>),
     /// A statement the database refused, for a reason the caller can act on.
     #[error("{}: {message}", .refusal.describe())]
     Refused {

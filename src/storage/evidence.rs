@@ -1,19 +1,23 @@
-//! Evidence rows: idempotent bulk ingest, reads for scoring and listing.
+//! Evidence rows: idempotent bulk ingest, corrections, reads for scoring
+//! and listing.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::domain::evidence::{Evidence, Source};
+use crate::domain::evidence::{Correction, Evidence, Source};
 use crate::storage::traced::traced;
-use crate::storage::{StorageError, TenantId};
+use crate::storage::{Refusal, StorageError, TenantId, sqlstate};
 
 macro_rules! columns {
     () => {
         "id, subject_id, competency_id, level, source, rater_id, observed_at, confidence, \
-         summary, link, source_system, external_id"
+         summary, link, source_system, external_id, revision"
     };
 }
+
+/// What an update or delete calls evidence in errors.
+pub const KIND: &str = "evidence";
 
 /// One statement for the whole batch: arrays in, one row per item; a key that
 /// is already stored is skipped, and RETURNING tells which items were new.
@@ -54,6 +58,18 @@ const WITH_IDS: &str = concat!(
     " FROM evidence WHERE tenant_id = $1 AND id = ANY($2)"
 );
 
+const GET_BY_KEY: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM evidence WHERE tenant_id = $1 AND source_system = $2 AND external_id = $3"
+);
+
+/// Writes a correction over the revision it was made from.
+const CORRECT: &str = "UPDATE evidence SET level = $4, source = $5, rater_id = $6, \
+         observed_at = $7, confidence = $8, summary = $9, link = $10, revision = revision + 1 \
+     WHERE tenant_id = $1 AND id = $2 AND revision = $3 \
+     RETURNING revision";
+
 const DELETE: &str = "DELETE FROM evidence WHERE tenant_id = $1 AND id = $2";
 
 const DELETE_BY_KEY: &str = "DELETE FROM evidence \
@@ -73,10 +89,23 @@ struct EvidenceRow {
     link: String,
     source_system: String,
     external_id: String,
+    revision: i64,
 }
 
 pub(super) fn source(name: &str) -> Result<Source, StorageError> {
     Source::parse(name).ok_or_else(|| StorageError::corrupt("evidence source", name))
+}
+
+/// Evidence as stored, with the revision its etag is made from.
+pub type Revised = (Evidence, i64);
+
+impl TryFrom<EvidenceRow> for Revised {
+    type Error = StorageError;
+
+    fn try_from(row: EvidenceRow) -> Result<Self, StorageError> {
+        let revision = row.revision;
+        Ok((Evidence::try_from(row)?, revision))
+    }
 }
 
 impl TryFrom<EvidenceRow> for Evidence {
@@ -100,11 +129,45 @@ impl TryFrom<EvidenceRow> for Evidence {
     }
 }
 
+/// A batch item whose (source_system, external_id) is stored with other
+/// content: a conflicting re-send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyConflict {
+    /// The item's position in the request.
+    pub index: usize,
+    /// The evidence stored under the key.
+    pub stored_id: Uuid,
+    /// The fields in which the item differs from it (API names).
+    pub fields: Vec<&'static str>,
+}
+
+/// The conflicts in words: which item repeats which stored evidence, and
+/// what it says differently.
+pub fn describe_conflicts(conflicts: &[KeyConflict]) -> String {
+    let each: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "evidence[{}] repeats the (source_system, external_id) of stored evidence {} \
+                 with a different {}",
+                c.index,
+                c.stored_id,
+                c.fields.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "{}; correct stored evidence with UpdateEvidence",
+        each.join("; ")
+    )
+}
+
 /// What a batch ingest did.
 #[derive(Debug)]
 pub struct Ingested {
-    /// In request order; items that already existed come back as stored.
-    pub evidence: Vec<Evidence>,
+    /// In request order, with their revisions; items that already existed
+    /// come back as stored.
+    pub evidence: Vec<Revised>,
     pub created: usize,
     /// In request order: whether this call stored the item (false: it was
     /// already there).
@@ -113,7 +176,8 @@ pub struct Ingested {
 
 /// Inserts a validated batch. Items whose key is already stored with the same
 /// content are returned as stored; a key stored with different content fails
-/// the whole batch with [`StorageError::EvidenceConflict`] naming the items.
+/// the whole batch with [`StorageError::EvidenceConflict`] naming the items,
+/// the evidence stored under their keys and the fields that differ.
 pub async fn insert_batch(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -154,7 +218,7 @@ pub async fn insert_batch(
     if created == items.len() {
         return Ok(Ingested {
             is_new: vec![true; created],
-            evidence: items,
+            evidence: items.into_iter().map(|e| (e, 1)).collect(),
             created,
         });
     }
@@ -172,10 +236,10 @@ pub async fn insert_batch(
         .await?;
     let mut by_key = std::collections::HashMap::new();
     for row in stored {
-        let evidence = Evidence::try_from(row)?;
+        let (evidence, revision) = Revised::try_from(row)?;
         by_key.insert(
             (evidence.source_system.clone(), evidence.external_id.clone()),
-            evidence,
+            (evidence, revision),
         );
     }
     let mut conflicts = Vec::new();
@@ -183,12 +247,31 @@ pub async fn insert_batch(
     let is_new: Vec<bool> = items.iter().map(|e| inserted.contains(&e.id)).collect();
     for (i, item) in items.into_iter().enumerate() {
         if is_new[i] {
-            evidence.push(item);
+            evidence.push((item, 1));
             continue;
         }
-        match by_key.get(&(item.source_system.clone(), item.external_id.clone())) {
-            Some(existing) if existing.same_content(&item) => evidence.push(existing.clone()),
-            _ => conflicts.push(i),
+        // Skipped as stored, yet gone when read: deleted meanwhile by
+        // another call (the skip locks nothing). A retry sees which.
+        let Some((existing, revision)) =
+            by_key.get(&(item.source_system.clone(), item.external_id.clone()))
+        else {
+            return Err(StorageError::Refused {
+                refusal: Refusal::Retryable,
+                sqlstate: sqlstate::SERIALIZATION_FAILURE.to_string(),
+                message: format!(
+                    "the evidence stored under the key of evidence[{i}] was deleted meanwhile"
+                ),
+            });
+        };
+        let fields = existing.differing_fields(&item);
+        if fields.is_empty() {
+            evidence.push((existing.clone(), *revision));
+        } else {
+            conflicts.push(KeyConflict {
+                index: i,
+                stored_id: existing.id,
+                fields,
+            });
         }
     }
     if conflicts.is_empty() {
@@ -198,7 +281,7 @@ pub async fn insert_batch(
             is_new,
         })
     } else {
-        Err(StorageError::EvidenceConflict { items: conflicts })
+        Err(StorageError::EvidenceConflict(conflicts))
     }
 }
 
@@ -221,17 +304,17 @@ pub async fn insert_each(
             Ok(ingested) => {
                 tx.commit().await?;
                 let stored = ingested.evidence.into_iter().zip(ingested.is_new);
-                for (&i, item) in pending.iter().zip(stored) {
-                    outcome[i] = Some(item);
+                for (&i, ((evidence, _), is_new)) in pending.iter().zip(stored) {
+                    outcome[i] = Some((evidence, is_new));
                 }
                 break;
             }
-            Err(StorageError::EvidenceConflict { items: refused }) => {
+            Err(StorageError::EvidenceConflict(refused)) => {
                 tx.rollback().await?;
                 pending = pending
                     .into_iter()
                     .enumerate()
-                    .filter(|(k, _)| !refused.contains(k))
+                    .filter(|(k, _)| !refused.iter().any(|c| c.index == *k))
                     .map(|(_, i)| i)
                     .collect();
             }
@@ -245,14 +328,59 @@ pub async fn get(
     conn: &mut PgConnection,
     tenant: &TenantId,
     id: Uuid,
-) -> Result<Evidence, StorageError> {
+) -> Result<Revised, StorageError> {
     let row: Option<EvidenceRow> = sqlx::query_as(GET)
         .bind(&tenant.0)
         .bind(id)
         .fetch_optional(traced!(conn, GET))
         .await?;
-    row.ok_or_else(|| StorageError::not_found("evidence", id.to_string()))?
+    row.ok_or_else(|| StorageError::not_found(KIND, id.to_string()))?
         .try_into()
+}
+
+/// The evidence stored under a caller's key.
+pub async fn get_by_key(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    source_system: &str,
+    external_id: &str,
+) -> Result<Revised, StorageError> {
+    let row: Option<EvidenceRow> = sqlx::query_as(GET_BY_KEY)
+        .bind(&tenant.0)
+        .bind(source_system)
+        .bind(external_id)
+        .fetch_optional(traced!(conn, GET_BY_KEY))
+        .await?;
+    row.ok_or_else(|| StorageError::not_found(KIND, format!("({source_system}, {external_id})")))?
+        .try_into()
+}
+
+/// Writes `correction` over `evidence` as read at `revision`, answering the
+/// corrected evidence and its new revision; a change made since that read
+/// is refused as a stale etag.
+pub async fn correct(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    evidence: Evidence,
+    revision: i64,
+    correction: &Correction,
+) -> Result<Revised, StorageError> {
+    let corrected = evidence.corrected(correction);
+    let revision: Option<i64> = sqlx::query_scalar(CORRECT)
+        .bind(&tenant.0)
+        .bind(corrected.id)
+        .bind(revision)
+        .bind(corrected.level)
+        .bind(corrected.source.as_str())
+        .bind(&corrected.rater_id)
+        .bind(corrected.observed_at)
+        .bind(corrected.confidence)
+        .bind(&corrected.summary)
+        .bind(&corrected.link)
+        .fetch_optional(traced!(conn, CORRECT))
+        .await?;
+    let revision = revision.ok_or_else(|| StorageError::stale(KIND, corrected.id.to_string()))?;
+    Ok((corrected, revision))
 }
 
 pub async fn delete(
@@ -266,7 +394,7 @@ pub async fn delete(
         .execute(traced!(conn, DELETE))
         .await?;
     if deleted.rows_affected() == 0 {
-        return Err(StorageError::not_found("evidence", id.to_string()));
+        return Err(StorageError::not_found(KIND, id.to_string()));
     }
     Ok(())
 }
@@ -306,7 +434,7 @@ pub async fn list(
     filter: &EvidenceFilter,
     after: Option<EvidenceKey>,
     limit: i64,
-) -> Result<Vec<Evidence>, StorageError> {
+) -> Result<Vec<Revised>, StorageError> {
     let rows: Vec<EvidenceRow> = sqlx::query_as(LIST)
         .bind(&tenant.0)
         .bind(&filter.subject_id)
@@ -318,7 +446,7 @@ pub async fn list(
         .bind(limit)
         .fetch_all(traced!(conn, LIST))
         .await?;
-    rows.into_iter().map(Evidence::try_from).collect()
+    rows.into_iter().map(Revised::try_from).collect()
 }
 
 /// The tenant's evidence items among `ids` that still exist, in no order.

@@ -5,7 +5,6 @@
 use sqlx::PgConnection;
 
 use crate::domain::assessment::{Assessment, Subject};
-use crate::domain::evidence::Evidence;
 use crate::domain::oversight::Decision;
 use crate::storage::decisions::DecisionFilter;
 use crate::storage::evidence::EvidenceFilter;
@@ -20,8 +19,8 @@ pub struct SubjectData {
     pub current_role_id: Option<String>,
     pub org_unit: Option<String>,
     pub manager_id: Option<String>,
-    /// Oldest first.
-    pub evidence: Vec<Evidence>,
+    /// Oldest first, with their revisions.
+    pub evidence: Vec<evidence::Revised>,
     /// Newest first.
     pub assessments: Vec<Assessment>,
     /// Newest first.

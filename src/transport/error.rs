@@ -10,6 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::app::scoring::ScoringError;
 use crate::domain::validation::Violations;
+use crate::storage::evidence::KeyConflict;
 use crate::storage::{Refusal, StorageError};
 use crate::transport::limits::RETRY_AFTER;
 use crate::transport::pipeline::Scope;
@@ -130,6 +131,31 @@ fn bad_request(violations: &Violations) -> (ErrorDetails, String) {
     (details, message)
 }
 
+/// An `ErrorInfo` naming the first conflicting item (`index`), the evidence
+/// stored under its key (`evidence_id`) and the fields it differs in
+/// (`fields`, comma-separated API names); every conflicting item, up to
+/// [`MAX_VIOLATIONS`], as `evidence[i]` = `<stored id>: <fields>`; and how
+/// many there are (`conflicts`).
+fn evidence_conflicts(conflicts: &[KeyConflict]) -> ErrorDetails {
+    let mut metadata: HashMap<String, String> = conflicts
+        .iter()
+        .take(MAX_VIOLATIONS)
+        .map(|c| {
+            (
+                format!("evidence[{}]", c.index),
+                format!("{}: {}", c.stored_id, c.fields.join(",")),
+            )
+        })
+        .collect();
+    if let Some(first) = conflicts.first() {
+        metadata.insert("index".into(), first.index.to_string());
+        metadata.insert("evidence_id".into(), first.stored_id.to_string());
+        metadata.insert("fields".into(), first.fields.join(","));
+    }
+    metadata.insert("conflicts".into(), conflicts.len().to_string());
+    ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata)
+}
+
 /// What a storage error tells the client, and how loudly it is logged:
 /// only faults of the service itself are errors in the log.
 fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
@@ -156,17 +182,8 @@ fn storage_status(err: &StorageError) -> (Code, ErrorDetails) {
         StorageError::FailedPrecondition(_) => {
             (Code::FailedPrecondition, info("FAILED_PRECONDITION", &[]))
         }
-        StorageError::EvidenceConflict { items } => {
-            let metadata: HashMap<String, String> = items
-                .iter()
-                .map(|i| {
-                    let field = format!("evidence[{i}]");
-                    (field, "key stored with different content".to_string())
-                })
-                .collect();
-            let details =
-                ErrorDetails::with_error_info("EVIDENCE_KEY_CONFLICT", ERROR_DOMAIN, metadata);
-            (Code::AlreadyExists, details)
+        StorageError::EvidenceConflict(conflicts) => {
+            (Code::AlreadyExists, evidence_conflicts(conflicts))
         }
         StorageError::Refused {
             refusal, sqlstate, ..

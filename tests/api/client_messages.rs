@@ -1,6 +1,7 @@
 //! What the client commands say and how they exit, run as the real binary
 //! against a real server: one message per mistake, rejected rows by line and
-//! field in file order, and output that says what was stored.
+//! field in file order (in a file only where `--errors` says), and output
+//! that says what was stored or corrected.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -93,7 +94,7 @@ async fn an_unknown_column_is_a_warning_and_a_clean_import_writes_no_error_file(
     );
     std::fs::write(&file, csv).unwrap();
 
-    let out = import(&server, &file, &[]);
+    let out = import(&server, &file, &["--errors", errors.to_str().unwrap()]);
     let said = stderr(&out);
     assert!(out.status.success(), "{said}");
     assert!(
@@ -104,7 +105,10 @@ async fn an_unknown_column_is_a_warning_and_a_clean_import_writes_no_error_file(
         said.contains("1 created, 0 already present, 0 rejected"),
         "{said}"
     );
-    assert!(!errors.exists(), "a clean run leaves no error file behind");
+    assert!(
+        !errors.exists(),
+        "a clean run leaves no earlier run's errors in the --errors file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,13 +130,41 @@ async fn rejected_rows_are_listed_in_file_order_by_line_and_field_and_fail_the_i
     ];
     std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
 
-    // Batches of two: the server's refusals name batch positions, never shown.
+    // Without --errors, the first rows are printed and no file is written.
     let out = import(&server, &file, &["--batch-size", "2"]);
+    let said = stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("2 created, 0 already present, 6 rejected")
+            && said.contains("line 3: level: must be a number in [1, 5]")
+            && said.contains("line 9: level"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written beside the input unasked"
+    );
+
+    // Batches of two: the server's refusals name batch positions, never shown.
+    let errors_file = dir.path().join("rejected.csv");
+    let out = import(
+        &server,
+        &file,
+        &[
+            "--batch-size",
+            "2",
+            "--errors",
+            errors_file.to_str().unwrap(),
+        ],
+    );
     let said = stderr(&out);
     assert!(!out.status.success(), "{said}");
     assert_eq!(said.matches("ladder:").count(), 1, "printed once: {said}");
     assert!(
-        said.contains("2 created, 0 already present, 6 rejected"),
+        said.contains("0 created, 2 already present, 6 rejected")
+            && said.contains("are in ")
+            && said.contains("rejected.csv"),
         "{said}"
     );
     assert!(
@@ -141,7 +173,7 @@ async fn rejected_rows_are_listed_in_file_order_by_line_and_field_and_fail_the_i
         ),
         "{said}"
     );
-    let errors = std::fs::read_to_string(dir.path().join("evidence.csv.errors.csv")).unwrap();
+    let errors = std::fs::read_to_string(&errors_file).unwrap();
     assert!(!errors.contains("evidence["), "{errors}");
     let listed: Vec<(usize, String)> = csv::Reader::from_reader(errors.as_bytes())
         .records()
@@ -283,6 +315,169 @@ async fn a_failed_call_is_printed_once_in_words() {
         "no JSON log line repeating it: {said}"
     );
     assert!(!said.contains("NotFound"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_field_is_printed_once_with_its_code_and_no_grpc_boilerplate() {
+    let server = server().await;
+    let out = ladder(
+        &server,
+        &[
+            "whatif",
+            "--subject",
+            "emp-1",
+            "--role",
+            "senior_engineer",
+            "--add",
+            "system_design:9:peer",
+        ],
+    );
+    let said = stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(
+        said.trim_end(),
+        "ladder: INVALID_ARGUMENT: added_evidence[0].level: must be a number in [1, 5]",
+    );
+    for boilerplate in ["status:", "message:", "details:", "metadata:"] {
+        assert!(!said.contains(boilerplate), "{said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn evidence_correct_applies_a_corrections_file_and_reports_the_rows_it_cannot() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evidence.csv");
+    let t = "2026-01-01T00:00:00Z";
+    let rows = [
+        row("emp-1", "3", "peer", t, "k-1"),
+        row("emp-1", "3", "peer", t, "k-2"),
+        row("emp-1", "3", "peer", t, "k-3"),
+    ];
+    std::fs::write(&file, format!("{HEADER}\n{}\n", rows.join("\n"))).unwrap();
+    assert!(import(&server, &file, &[]).status.success());
+    let c = server.clients("tenant-a").await;
+    let stored = |key: &'static str| {
+        let mut c = c.assessment.clone();
+        async move {
+            c.list_evidence(ladder::proto::v1::ListEvidenceRequest {
+                subject_id: "emp-1".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .evidence
+            .into_iter()
+            .find(|e| e.external_id == key)
+            .unwrap()
+        }
+    };
+    let k2 = stored("k-2").await;
+
+    // Lines 2-7: by key; by id (with its etag); the server refuses line 4
+    // (a level out of range) and line 6 (no such key); the parser line 5;
+    // line 7's etag is stale once line 3 has corrected the same evidence.
+    let corrections = dir.path().join("corrections.csv");
+    std::fs::write(
+        &corrections,
+        format!(
+            "evidence_id,source_system,external_id,etag,level,summary,source\n\
+             ,hris,k-1,,4.5,,\n\
+             {id},,,{etag},,wrong scale,manager\n\
+             ,hris,k-3,,9,,\n\
+             ,hris,k-3,,4,,astrologer\n\
+             ,hris,k-404,,4,,\n\
+             {id},,,{etag},2,,\n\
+             {unknown},,,,4,,\n",
+            id = k2.id,
+            etag = k2.etag,
+            unknown = uuid::Uuid::now_v7(),
+        ),
+    )
+    .unwrap();
+    let out = ladder(
+        &server,
+        &["evidence", "correct", corrections.to_str().unwrap()],
+    );
+    let said = stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(said.matches("ladder:").count(), 1, "printed once: {said}");
+    assert!(said.contains("2 corrected, 5 rejected"), "{said}");
+    for expected in [
+        "line 4: level: must be a number in [1, 5]",
+        r#"line 5: source: unknown source "astrologer""#,
+        "line 6: external_id: no evidence is stored under this (source_system, external_id)",
+        "line 7: etag: the evidence was changed since this etag was read",
+        "line 8: evidence_id: no evidence of this id is stored",
+    ] {
+        assert!(said.contains(expected), "{expected} in {said}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no error file unasked"
+    );
+    assert_eq!(stored("k-1").await.level, 4.5);
+    let k2_now = stored("k-2").await;
+    assert_eq!(
+        (k2_now.summary.as_str(), k2_now.source, k2_now.level),
+        (
+            "wrong scale",
+            ladder::proto::v1::EvidenceSource::Manager as i32,
+            3.0
+        )
+    );
+    assert_eq!(stored("k-3").await.level, 3.0);
+
+    // Importing the first file again: the corrected rows are conflicting
+    // re-sends, named with the stored evidence and what differs.
+    let out = import(&server, &file, &[]);
+    let said = stderr(&out);
+    let k1 = stored("k-1").await;
+    assert!(
+        said.contains("0 created, 1 already present, 2 rejected"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "line 2: external_id: (source_system, external_id) is stored as evidence {} with a different level; to change it, use `ladder evidence correct`",
+            k1.id
+        )),
+        "{said}"
+    );
+
+    // With --errors, every rejected row goes to that file; a wrong header
+    // corrects nothing.
+    let errors = dir.path().join("refused.csv");
+    let out = ladder(
+        &server,
+        &[
+            "evidence",
+            "correct",
+            corrections.to_str().unwrap(),
+            "--errors",
+            errors.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let listed = std::fs::read_to_string(&errors).unwrap();
+    assert!(
+        listed.starts_with("line,field,reason\n") && listed.contains("4,level,"),
+        "{listed}"
+    );
+    std::fs::write(&corrections, "external_id,levle\nk-1,2\n").unwrap();
+    let out = ladder(
+        &server,
+        &["evidence", "correct", corrections.to_str().unwrap()],
+    );
+    let said = stderr(&out);
+    assert!(
+        said.contains(r#"unknown column "levle" (did you mean "level"?)"#)
+            && said.contains("nothing was corrected"),
+        "{said}"
+    );
+    assert_eq!(stored("k-1").await.level, 4.5);
 }
 
 #[tokio::test(flavor = "multi_thread")]

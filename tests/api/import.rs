@@ -62,6 +62,8 @@ fn import(server: &TestServer, file: &std::path::Path) -> std::process::Output {
             &token("tenant-a"),
         ])
         .arg(file)
+        .arg("--errors")
+        .arg(file.with_extension("errors.csv"))
         .output()
         .unwrap()
 }
@@ -89,7 +91,7 @@ async fn a_csv_import_keeps_the_good_rows_reports_the_bad_and_can_be_rerun() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(server.count("evidence").await, 9_995);
-    let errors = std::fs::read_to_string(dir.path().join("evidence.csv.errors.csv")).unwrap();
+    let errors = std::fs::read_to_string(dir.path().join("evidence.errors.csv")).unwrap();
     // In file order, not sorted here: the file must already be.
     let lines: Vec<usize> = errors
         .lines()

@@ -10,6 +10,7 @@ mod calibration;
 mod cli;
 mod client_messages;
 mod contracts;
+mod corrections;
 mod demo;
 mod evidence;
 mod faults;

@@ -867,7 +867,7 @@ async fn the_cli_commands_run_and_labels_reach_no_table_and_no_log() {
     )
     .unwrap_err();
     assert!(
-        refused.contains("invalid argument") && refused.contains("rationale"),
+        refused.contains("INVALID_ARGUMENT: rationale:"),
         "{refused}"
     );
     let competency = &rubric.competencies[0].competency_id;

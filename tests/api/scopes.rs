@@ -52,6 +52,10 @@ const SCOPE_OF: &[(&str, &str)] = &[
         "ladder.v1.AssessmentService/DeleteEvidence",
         "evidence:write",
     ),
+    (
+        "ladder.v1.AssessmentService/UpdateEvidence",
+        "evidence:write",
+    ),
     ("ladder.v1.AssessmentService/GetSubject", "evidence:read"),
     (
         "ladder.v1.AssessmentService/UpdateSubject",

@@ -1,7 +1,8 @@
 //! `ladder evidence import FILE`: streams a CSV or JSON Lines file to the
-//! server in batches. Rows the parser or the server refuses go to an error
-//! file, in file order, with their line number, field and reason; the rest
-//! are imported. Ingest is idempotent on (source_system, external_id), so an
+//! server in batches. Rows the parser or the server refuses are reported,
+//! the first few on stderr and every one in the error file `--errors` names,
+//! in file order, with their line number, field and reason; the rest are
+//! imported. Ingest is idempotent on (source_system, external_id), so an
 //! interrupted import can simply be run again.
 
 use std::collections::{BTreeSet, HashMap};
@@ -35,13 +36,14 @@ const REQUIRED_COLUMNS: [&str; 7] = [
 ];
 const OPTIONAL_COLUMNS: [&str; 4] = ["rater_id", "confidence", "summary", "link"];
 
-/// How many rejected rows the summary on stderr shows (the error file has all).
+/// How many refused fields the summary on stderr shows (the error file has all).
 const SHOWN_REJECTS: usize = 10;
 
 /// How `run` reads and sends the file.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Where rejected rows go [default: FILE.errors.csv].
+    /// Where every rejected row goes; without it only the first few are
+    /// printed.
     pub errors: Option<PathBuf>,
     /// Rows per request.
     pub batch_size: usize,
@@ -61,13 +63,13 @@ pub struct Summary {
 
 /// Why one field of one row was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Problem {
+pub(super) struct Problem {
     field: String,
     reason: String,
 }
 
 impl Problem {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
+    pub(super) fn new(field: &str, reason: impl Into<String>) -> Self {
         Self {
             field: field.to_string(),
             reason: reason.into(),
@@ -114,7 +116,10 @@ fn normalised(column: &str) -> String {
 }
 
 /// The candidate closest to `column`, when it is close enough to be a typo.
-fn closest<'a>(column: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn closest<'a>(
+    column: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let column = normalised(column);
     candidates
         .into_iter()
@@ -184,7 +189,7 @@ fn unknown_column_warning(file: &Path, column: &str) -> String {
 }
 
 /// `observed_at` as a person wrote it, with a message that says how to fix it.
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -498,9 +503,15 @@ fn refused_items(status: &tonic::Status) -> Vec<(usize, Problem)> {
             .map(|info| {
                 info.metadata
                     .into_iter()
-                    .filter_map(|(key, why)| {
+                    .filter_map(|(key, conflict)| {
                         let (i, _) = item(&key)?;
-                        let reason = format!("(source_system, external_id) {why}");
+                        // "<stored evidence id>: <fields that differ>"
+                        let (stored, fields) = conflict.split_once(": ")?;
+                        let reason = format!(
+                            "(source_system, external_id) is stored as evidence {stored} with a \
+                             different {}; to change it, use `ladder evidence correct`",
+                            fields.replace(',', ", ")
+                        );
                         Some((i, Problem::new("external_id", reason)))
                     })
                     .collect()
@@ -510,80 +521,109 @@ fn refused_items(status: &tonic::Status) -> Vec<(usize, Problem)> {
     }
 }
 
-/// The error file, created at the first rejected row: every refused field of
-/// every refused row, in file order.
-struct Rejects {
-    path: PathBuf,
+/// The rejected rows of a file: the first few refused fields for the
+/// summary on stderr, and, when the caller named an error file, every
+/// refused field of every refused row in it, in file order (the file is
+/// created at the first rejected row).
+pub(super) struct Rejects {
+    path: Option<PathBuf>,
     writer: Option<csv::Writer<File>>,
-    rows: u64,
+    pub(super) rows: u64,
     /// The first few, for the summary on stderr.
     shown: Vec<String>,
+    /// How many refused fields there were in all.
+    fields: usize,
 }
 
 impl Rejects {
-    fn new(path: PathBuf) -> Self {
+    pub(super) fn new(path: Option<PathBuf>) -> Self {
         Self {
             path,
             writer: None,
             rows: 0,
             shown: Vec::new(),
+            fields: 0,
         }
     }
 
-    fn write_failed(&self, e: csv::Error) -> AppError {
-        AppError::Config(format!("cannot write {}: {e}", self.path.display()))
+    fn write_failed(path: &Path, e: csv::Error) -> AppError {
+        AppError::Config(format!("cannot write {}: {e}", path.display()))
     }
 
-    /// Records the refused rows of one batch; lines of a batch all come
-    /// after those of the batches before it, so sorting each keeps the file
-    /// in file order.
-    fn add(&mut self, mut rows: Vec<(usize, Vec<Problem>)>) -> Result<(), AppError> {
+    /// Records refused rows; lines of a call all come after those of the
+    /// calls before it, so sorting each keeps the file in file order.
+    pub(super) fn add(&mut self, mut rows: Vec<(usize, Vec<Problem>)>) -> Result<(), AppError> {
         if rows.is_empty() {
             return Ok(());
         }
         rows.sort_by_key(|(line, _)| *line);
-        if self.writer.is_none() {
+        if let (None, Some(path)) = (&self.writer, &self.path) {
             let mut writer =
-                csv::Writer::from_path(&self.path).map_err(|e| self.write_failed(e))?;
+                csv::Writer::from_path(path).map_err(|e| Self::write_failed(path, e))?;
             writer
                 .write_record(["line", "field", "reason"])
-                .map_err(|e| self.write_failed(e))?;
+                .map_err(|e| Self::write_failed(path, e))?;
             self.writer = Some(writer);
         }
         for (line, problems) in rows {
             self.rows += 1;
             for p in problems {
+                self.fields += 1;
                 if self.shown.len() < SHOWN_REJECTS {
                     self.shown
                         .push(format!("  line {line}: {}: {}", p.field, p.reason));
                 }
-                let written = self
-                    .writer
-                    .as_mut()
-                    .map(|w| w.write_record([line.to_string(), p.field, p.reason]));
-                if let Some(Err(e)) = written {
-                    return Err(self.write_failed(e));
+                if let (Some(writer), Some(path)) = (self.writer.as_mut(), &self.path)
+                    && let Err(e) = writer.write_record([line.to_string(), p.field, p.reason])
+                {
+                    return Err(Self::write_failed(path, e));
                 }
             }
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<Self, AppError> {
-        let mut rejects = self;
-        if let Some(writer) = rejects.writer.as_mut() {
-            writer.flush().map_err(|source| AppError::Io {
-                context: format!("writing {}", rejects.path.display()),
-                source,
-            })?;
-        } else if rejects.path.exists() {
-            // A clean run must not leave an earlier run's errors looking current.
-            std::fs::remove_file(&rejects.path).map_err(|source| AppError::Io {
-                context: format!("removing the stale {}", rejects.path.display()),
-                source,
-            })?;
+    /// Flushes the error file; a clean run removes the named file's earlier
+    /// contents, so they do not look current.
+    pub(super) fn finish(mut self) -> Result<Self, AppError> {
+        if let Some(path) = &self.path {
+            if let Some(writer) = self.writer.as_mut() {
+                writer.flush().map_err(|source| AppError::Io {
+                    context: format!("writing {}", path.display()),
+                    source,
+                })?;
+            } else if path.exists() {
+                std::fs::remove_file(path).map_err(|source| AppError::Io {
+                    context: format!("removing the stale {}", path.display()),
+                    source,
+                })?;
+            }
         }
-        Ok(rejects)
+        Ok(self)
+    }
+
+    /// The command's failure after `said` (what it did), listing the first
+    /// refused fields and where the rest are.
+    pub(super) fn failure(&self, said: &str) -> AppError {
+        let more = self.fields > self.shown.len();
+        let whereabouts = match (&self.path, more) {
+            (Some(path), _) => format!(
+                "; the rejected rows (line, field, reason) are in {}{}",
+                path.display(),
+                if more { ", the first ones here" } else { "" }
+            ),
+            (None, true) => format!(
+                "; the first {} of {} refused fields (--errors FILE lists them all)",
+                self.shown.len(),
+                self.fields
+            ),
+            (None, false) => String::new(),
+        };
+        AppError::Config(format!(
+            "{said}{whereabouts}:\n{}{}",
+            self.shown.join("\n"),
+            if more { "\n  …" } else { "" },
+        ))
     }
 }
 
@@ -594,18 +634,13 @@ pub async fn run(
     path: &Path,
     options: Options,
 ) -> Result<Summary, AppError> {
-    let errors_path = options.errors.clone().unwrap_or_else(|| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(".errors.csv");
-        PathBuf::from(p)
-    });
     let shift = if options.shift_dates_to_today {
         shift_to(path, options.json_lines, Utc::now())?
     } else {
         TimeDelta::zero()
     };
     let mut rows = Rows::open(path, options.json_lines, shift, true)?;
-    let mut rejects = Rejects::new(errors_path);
+    let mut rejects = Rejects::new(options.errors.clone());
     let batch_size = options.batch_size.max(1);
 
     let bar = ProgressBar::new_spinner();
@@ -689,14 +724,7 @@ pub async fn run(
         eprintln!("{said}");
         return Ok(summary);
     }
-    let more = rejects.rows as usize > rejects.shown.len();
-    Err(AppError::Config(format!(
-        "{said}; the rejected rows (line, field, reason) are in {}{}:\n{}{}",
-        rejects.path.display(),
-        if more { ", the first ones here" } else { "" },
-        rejects.shown.join("\n"),
-        if more { "\n  …" } else { "" },
-    )))
+    Err(rejects.failure(&said))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Commands that talk to a running server over gRPC, for people who are not
-//! writing a client: evidence import, assess, recommend, what-if, calibrate,
-//! and the oversight commands (explain, decide, oversight, impact).
+//! writing a client: evidence import and correction, assess, recommend,
+//! what-if, calibrate, and the oversight commands (explain, decide,
+//! oversight, impact).
 
 pub mod calibration;
 pub mod chart;
+pub mod evidence_correct;
 pub mod evidence_import;
 pub mod oversight;
 pub mod report;
@@ -102,15 +104,46 @@ impl ServerArgs {
     }
 }
 
-/// A call's failure, as a person reads it.
+/// A status code as the gRPC specification spells it (`INVALID_ARGUMENT`).
+fn code_name(code: tonic::Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// A call's failure, as a person reads it, said once: the code, then the
+/// refused fields (`INVALID_ARGUMENT: evidence[3].level: must be ...`),
+/// which the status message only repeats, or else the message.
 pub fn call_failed(status: tonic::Status) -> AppError {
     use tonic_types::StatusExt;
-    // The code's description ("Some requested entity was not found"), not its Rust name.
-    let mut message = format!("{}: {}", status.code(), status.message());
-    if let Some(bad) = status.get_details_bad_request() {
-        for v in bad.field_violations {
-            message.push_str(&format!("\n  {}: {}", v.field, v.description));
-        }
+    let code = code_name(status.code());
+    let violations = status
+        .get_details_bad_request()
+        .map(|bad| bad.field_violations)
+        .unwrap_or_default();
+    AppError::Config(match violations.as_slice() {
+        [] => format!("{code}: {}", status.message()),
+        [one] => format!("{code}: {}: {}", one.field, one.description),
+        many => many.iter().fold(
+            format!("{code}: {} fields refused:", many.len()),
+            |said, v| format!("{said}\n  {}: {}", v.field, v.description),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_is_named_as_grpc_spells_it() {
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
     }
-    AppError::Config(message)
 }

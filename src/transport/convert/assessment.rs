@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::domain::assessment::Assessment;
-use crate::domain::evidence::{DEFAULT_CONFIDENCE, Evidence, Source};
+use crate::domain::evidence::{Correction, DEFAULT_CONFIDENCE, Evidence, Source};
 use crate::domain::scoring::{
     Band, CompetencyScore, CompetencyStatus, ScoringPolicy, SourceWeights,
 };
@@ -67,8 +67,10 @@ pub fn evidence_from_proto(e: &pb::Evidence, id: Uuid) -> Result<Evidence, Viola
     })
 }
 
-pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
+/// Stored evidence, with the etag of its `revision`.
+pub fn evidence_to_proto((e, revision): &(Evidence, i64)) -> pb::Evidence {
     pb::Evidence {
+        etag: etag::of(*revision),
         id: uuid_text(e.id),
         subject_id: e.subject_id.clone(),
         competency_id: e.competency_id.clone(),
@@ -91,6 +93,66 @@ pub fn evidence_to_proto(e: &Evidence) -> pb::Evidence {
             })
             .map(time::to_proto),
     }
+}
+
+/// The paths `UpdateEvidence` accepts: what a correction may change.
+pub const EVIDENCE_PATHS: [&str; 7] = [
+    "level",
+    "source",
+    "rater_id",
+    "observed_at",
+    "confidence",
+    "summary",
+    "link",
+];
+
+/// The masked fields of `e` as a correction, validated as ingest validates
+/// them; violations are named from the request (`evidence.level`).
+pub fn correction_from_proto(
+    e: &pb::Evidence,
+    mask: &Mask,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Correction, Violations> {
+    let mut v = Violations::new();
+    let masked = |path: &str| mask.covers(path);
+    let source = if masked("source") {
+        let source = source_from_proto(e.source);
+        if source.is_none() {
+            v.add(
+                "evidence.source",
+                "must be one of self, peer, manager, direct report, artifact, calibration",
+            );
+        }
+        source
+    } else {
+        None
+    };
+    let observed_at = match (&e.observed_at, masked("observed_at")) {
+        (_, false) => None,
+        (Some(t), true) => time::from_proto(t, "evidence.observed_at")
+            .map_err(|err| v.0.extend(err.0))
+            .ok(),
+        (None, true) => {
+            v.add(
+                "evidence.observed_at",
+                "is required when update_mask names it",
+            );
+            None
+        }
+    };
+    let text = |path: &str, value: &String| masked(path).then(|| value.clone());
+    let correction = Correction {
+        level: masked("level").then_some(e.level),
+        source,
+        rater_id: text("rater_id", &e.rater_id),
+        observed_at,
+        // Not sent is the default, as at ingest.
+        confidence: masked("confidence").then(|| e.confidence.unwrap_or(DEFAULT_CONFIDENCE)),
+        summary: text("summary", &e.summary),
+        link: text("link", &e.link),
+    };
+    v.extend_prefixed("evidence", correction.validate(now));
+    v.into_result(correction)
 }
 
 /// A subject id from a request: an opaque HRIS id, never an e-mail address.

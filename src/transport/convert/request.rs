@@ -1,13 +1,73 @@
 //! Field masks and etags of updates (AIP-134, AIP-154), and the checks of
 //! required fields and ids every service shares.
 
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
 use prost_types::FieldMask;
 
 use crate::domain::framework::check_id;
 use crate::domain::validation::Violations;
+use crate::proto::v1 as pb;
 use crate::transport::convert::etag;
 use crate::transport::error::ApiError;
 use crate::transport::limits::{MAX_MASK_PATH_CHARS, MAX_REPEATED, check_count};
+
+/// A resource an update request carries, by its full proto name: a mask
+/// without paths stands for the fields it sets (AIP-134).
+pub trait Resource: prost::Message + Sized {
+    const FULL_NAME: &'static str;
+}
+
+macro_rules! resources {
+    ($($message:ident),*) => {
+        $(impl Resource for pb::$message {
+            const FULL_NAME: &'static str = concat!("ladder.v1.", stringify!($message));
+        })*
+        /// Every resource an update names, for the test that finds them all.
+        #[cfg(test)]
+        const RESOURCES: &[&str] = &[$(concat!("ladder.v1.", stringify!($message))),*];
+    };
+}
+
+resources!(Evidence, Subject, ScoringPolicy, Competency, Role, Rubric);
+
+fn descriptor<R: Resource>() -> MessageDescriptor {
+    crate::proto::descriptor_pool()
+        .get_message_by_name(R::FULL_NAME)
+        .expect("every Resource is a ladder.v1 message (tested)")
+}
+
+/// The paths among `allowed` that `message` sets to other than their
+/// defaults; a message field whose own fields `allowed` names is read
+/// field by field (`source_weights.peer`).
+fn set_paths(message: &DynamicMessage, prefix: &str, allowed: &[&str], paths: &mut Vec<String>) {
+    for (field, value) in message.fields() {
+        let path = format!("{prefix}{}", field.name());
+        let inner = format!("{path}.");
+        match value {
+            Value::Message(nested) if allowed.iter().any(|a| a.starts_with(&inner)) => {
+                set_paths(nested, &inner, allowed, paths);
+            }
+            _ if allowed.contains(&path.as_str()) => paths.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// Whether `path` names a field of `message`, at any depth.
+fn names_a_field(message: &MessageDescriptor, path: &str) -> bool {
+    let (first, rest) = match path.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (path, None),
+    };
+    match (message.get_field_by_name(first), rest) {
+        (Some(_), None) => true,
+        (Some(field), Some(rest)) => match field.kind() {
+            Kind::Message(inner) => names_a_field(&inner, rest),
+            _ => false,
+        },
+        (None, _) => false,
+    }
+}
 
 /// The fields an update changes, checked against the paths the resource
 /// allows. Nested fields are named by dotted paths (`source_weights.peer`);
@@ -16,14 +76,39 @@ use crate::transport::limits::{MAX_MASK_PATH_CHARS, MAX_REPEATED, check_count};
 pub struct Mask(Vec<String>);
 
 impl Mask {
-    /// Every allowed path when the mask is absent or empty (a full replace,
-    /// AIP-134); an unknown path is refused naming `update_mask`.
-    pub fn parse(mask: Option<FieldMask>, allowed: &[impl AsRef<str>]) -> Result<Mask, Violations> {
-        let paths = mask.map(|m| m.paths).unwrap_or_default();
-        if paths.is_empty() {
-            return Ok(Mask::all(allowed));
-        }
+    /// The paths of `mask`; when it is absent or empty, the allowed paths
+    /// `resource` sets (AIP-134), so a field left at its default is left
+    /// alone. A path that is not allowed is refused naming `update_mask`,
+    /// and so is a mask that names nothing in a request that sets nothing.
+    pub fn parse<R: Resource>(
+        mask: Option<FieldMask>,
+        resource: &R,
+        allowed: &[impl AsRef<str>],
+    ) -> Result<Mask, Violations> {
         let allowed: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
+        let paths = mask.map(|m| m.paths).unwrap_or_default();
+        let message = descriptor::<R>();
+        if paths.is_empty() {
+            let mut set = Vec::new();
+            // Encoded by prost, so always decodable along its own descriptor.
+            if let Ok(dynamic) =
+                DynamicMessage::decode(message, resource.encode_to_vec().as_slice())
+            {
+                set_paths(&dynamic, "", &allowed, &mut set);
+            }
+            if set.is_empty() {
+                return Err(Violations::one(
+                    "update_mask",
+                    format!(
+                        "names no field, and the request sets no field to change: name the \
+                         fields to change (a named field that is not sent is cleared), \
+                         or set them; paths: {}",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            return Ok(Mask(set));
+        }
         let mut v = Violations::new();
         check_count(&mut v, "update_mask.paths", paths.len(), MAX_REPEATED);
         for path in &paths {
@@ -32,7 +117,17 @@ impl Mask {
                     "update_mask",
                     format!("a path must be at most {MAX_MASK_PATH_CHARS} characters"),
                 );
-            } else if !allowed.contains(&path.as_str()) {
+            } else if allowed.contains(&path.as_str()) {
+                continue;
+            } else if names_a_field(&message, path) {
+                v.add(
+                    "update_mask",
+                    format!(
+                        "{path:?} cannot be changed by an update; allowed: {}",
+                        allowed.join(", ")
+                    ),
+                );
+            } else {
                 v.add(
                     "update_mask",
                     format!("unknown path {path:?}; allowed: {}", allowed.join(", ")),
@@ -77,16 +172,19 @@ pub struct Update {
 }
 
 impl Update {
-    /// Refuses an unknown mask path (`update_mask`) and an etag this server
-    /// did not make (`etag_field`), both at once.
-    pub fn parse(
+    /// Refuses a bad mask (`update_mask`, see [`Mask::parse`]) and an etag
+    /// this server did not make (`etag_field`), both at once.
+    pub fn parse<R: Resource>(
         mask: Option<FieldMask>,
+        resource: &R,
         allowed: &[impl AsRef<str>],
         etag: &str,
         etag_field: &str,
     ) -> Result<Update, Violations> {
         let mut v = Violations::new();
-        let mask = Mask::parse(mask, allowed).map_err(|e| v.0.extend(e.0)).ok();
+        let mask = Mask::parse(mask, resource, allowed)
+            .map_err(|e| v.0.extend(e.0))
+            .ok();
         let expected = etag::expected(etag, etag_field)
             .map_err(|e| v.0.extend(e.0))
             .ok();
@@ -138,12 +236,28 @@ mod tests {
 
     const POLICY: &[&str] = &["sigma", "source_weights", "source_weights.peer"];
 
+    fn policy() -> pb::ScoringPolicy {
+        pb::ScoringPolicy::default()
+    }
+
+    #[test]
+    fn every_resource_is_a_compiled_message() {
+        for name in RESOURCES {
+            assert!(
+                crate::proto::descriptor_pool()
+                    .get_message_by_name(name)
+                    .is_some(),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn a_message_path_covers_its_fields_and_a_field_touches_its_message() {
-        let whole = Mask::parse(mask(&["source_weights"]), POLICY).unwrap();
+        let whole = Mask::parse(mask(&["source_weights"]), &policy(), POLICY).unwrap();
         assert!(whole.covers("source_weights.peer"));
         assert!(!whole.covers("sigma"));
-        let one = Mask::parse(mask(&["source_weights.peer"]), POLICY).unwrap();
+        let one = Mask::parse(mask(&["source_weights.peer"]), &policy(), POLICY).unwrap();
         assert!(one.covers("source_weights.peer"));
         assert!(!one.covers("source_weights.manager"));
         assert!(one.touches("source_weights"));
@@ -151,9 +265,34 @@ mod tests {
     }
 
     #[test]
+    fn without_a_mask_the_set_fields_are_the_paths() {
+        let sent = pb::ScoringPolicy {
+            sigma: 2.0,
+            etag: "r3".into(),
+            source_weights: Some(pb::SourceWeights {
+                peer: 0.5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let set = Mask::parse(None, &sent, POLICY).unwrap();
+        assert_eq!(set.0, ["source_weights.peer", "sigma"]);
+        let err = Mask::parse(mask(&[]), &policy(), POLICY).unwrap_err();
+        assert_eq!(err.0[0].field, "update_mask");
+        assert!(err.0[0].description.contains("names no field"), "{err:?}");
+    }
+
+    #[test]
     fn a_bad_mask_and_a_bad_etag_are_named_together() {
-        let err = Update::parse(mask(&["salary"]), POLICY, "nope", "policy.etag").unwrap_err();
+        let err =
+            Update::parse(mask(&["salary"]), &policy(), POLICY, "nope", "policy.etag").unwrap_err();
         let fields: Vec<&str> = err.0.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["update_mask", "policy.etag"]);
+        assert!(err.0[0].description.contains("unknown path"), "{err:?}");
+        let err = Mask::parse(mask(&["etag"]), &policy(), POLICY).unwrap_err();
+        assert!(
+            err.0[0].description.contains("cannot be changed"),
+            "{err:?}"
+        );
     }
 }

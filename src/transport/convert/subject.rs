@@ -63,9 +63,15 @@ pub fn subject_update(req: pb::UpdateSubjectRequest) -> Result<SubjectUpdate, Vi
         return Err(Violations::one("subject", "is required"));
     };
     let mut v = Violations::new();
-    let update = Update::parse(req.update_mask, &SUBJECT_PATHS, &input.etag, "subject.etag")
-        .map_err(|e| v.0.extend(e.0))
-        .ok();
+    let update = Update::parse(
+        req.update_mask,
+        &input,
+        &SUBJECT_PATHS,
+        &input.etag,
+        "subject.etag",
+    )
+    .map_err(|e| v.0.extend(e.0))
+    .ok();
     v.0.extend(opaque_id_violations("subject.id", &input.id, true).0);
     let sets = |path| update.as_ref().is_some_and(|u| u.mask.covers(path));
     if sets("current_role_id") && !input.current_role_id.is_empty() {

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::scoring::{self, AssessmentSpec};
-use crate::domain::evidence::{self, Evidence};
+use crate::domain::evidence::{self, Correction, Evidence};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::assessment_service_server::AssessmentService;
@@ -16,7 +16,9 @@ use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
 use crate::storage::{self, Node, RequestKey, assessments, competencies};
 use crate::transport::AppState;
-use crate::transport::convert::assessment::{self as convert, policy_paths, subject_id};
+use crate::transport::convert::assessment::{
+    self as convert, EVIDENCE_PATHS, policy_paths, subject_id,
+};
 use crate::transport::convert::page::Page;
 use crate::transport::convert::request::{Update, optional_id, required, required_id};
 use crate::transport::convert::request_id::request_key;
@@ -83,6 +85,79 @@ fn optional_subject_id(value: &str) -> Result<Option<String>, Violations> {
         return Ok(None);
     }
     subject_id(value, "subject_id").map(Some)
+}
+
+/// Which stored evidence a correction is for.
+enum EvidenceRef {
+    Id(Uuid),
+    /// The caller's (source_system, external_id).
+    Key(String, String),
+}
+
+/// `evidence.id`, or when it is empty the caller's key.
+fn evidence_ref(e: &pb::Evidence) -> Result<EvidenceRef, Violations> {
+    if !e.id.is_empty() {
+        return Ok(EvidenceRef::Id(convert::uuid(&e.id, "evidence.id")?));
+    }
+    if e.source_system.is_empty() || e.external_id.is_empty() {
+        return Err(Violations::one(
+            "evidence.id",
+            "is required, unless evidence.source_system and evidence.external_id name the evidence",
+        ));
+    }
+    let mut v = Violations::new();
+    for (field, value) in [
+        ("evidence.source_system", &e.source_system),
+        ("evidence.external_id", &e.external_id),
+    ] {
+        if value.chars().count() > evidence::MAX_ID_LEN {
+            v.add(
+                field,
+                format!("must be at most {} characters", evidence::MAX_ID_LEN),
+            );
+        } else if value.chars().any(char::is_control) {
+            v.add(field, "must not contain control characters");
+        }
+    }
+    v.into_result(EvidenceRef::Key(
+        e.source_system.clone(),
+        e.external_id.clone(),
+    ))
+}
+
+/// What `UpdateEvidence` asks for, checked in full before anything is read.
+struct EvidenceCorrection {
+    target: EvidenceRef,
+    correction: Correction,
+    expected: Option<i64>,
+}
+
+fn evidence_correction(req: pb::UpdateEvidenceRequest) -> Result<EvidenceCorrection, ApiError> {
+    let input = required(req.evidence, "evidence")?;
+    let mut v = Violations::new();
+    let target = evidence_ref(&input).map_err(|e| v.0.extend(e.0)).ok();
+    let update = Update::parse(
+        req.update_mask,
+        &input,
+        &EVIDENCE_PATHS,
+        &input.etag,
+        "evidence.etag",
+    )
+    .map_err(|e| v.0.extend(e.0))
+    .ok();
+    let correction = update.as_ref().and_then(|u| {
+        convert::correction_from_proto(&input, &u.mask, chrono::Utc::now())
+            .map_err(|e| v.0.extend(e.0))
+            .ok()
+    });
+    match (target, update, correction) {
+        (Some(target), Some(update), Some(correction)) if v.is_empty() => Ok(EvidenceCorrection {
+            target,
+            correction,
+            expected: update.expected,
+        }),
+        _ => Err(v.into()),
+    }
 }
 
 /// What `CreateAssessment` asks for.
@@ -153,7 +228,7 @@ impl AssessmentService for AssessmentApi {
                     let names: Vec<String> = ingested
                         .evidence
                         .iter()
-                        .map(|e| format!("evidence/{}", e.id))
+                        .map(|(e, _)| format!("evidence/{}", e.id))
                         .collect();
                     tx.audit(Resources::batch(&names));
                     Ok(pb::BatchCreateEvidenceResponse {
@@ -234,7 +309,7 @@ impl AssessmentService for AssessmentApi {
                                 storage::evidence::list(tx, &caller.tenant, &filter, after, limit)
                                     .await
                             },
-                            |e| (e.observed_at, e.id),
+                            |(e, _)| (e.observed_at, e.id),
                         )
                         .await?;
                     Ok(pb::ListEvidenceResponse {
@@ -263,6 +338,45 @@ impl AssessmentService for AssessmentApi {
                     storage::evidence::delete(tx, &caller.tenant, id).await?;
                     tx.audit(Resources::one(format!("evidence/{id}")));
                     Ok(pb::DeleteEvidenceResponse {})
+                },
+            )
+            .await
+    }
+
+    async fn update_evidence(
+        &self,
+        request: Request<pb::UpdateEvidenceRequest>,
+    ) -> Result<Response<pb::UpdateEvidenceResponse>, Status> {
+        self.state
+            .in_transaction(
+                Method::new(
+                    "ladder.v1.AssessmentService/UpdateEvidence",
+                    Scope::EvidenceWrite,
+                )
+                .writes(),
+                request,
+                evidence_correction,
+                async |caller, tx, input| {
+                    let tenant = &caller.tenant;
+                    let (stored, revision) = match &input.target {
+                        EvidenceRef::Id(id) => storage::evidence::get(tx, tenant, *id).await?,
+                        EvidenceRef::Key(system, external) => {
+                            storage::evidence::get_by_key(tx, tenant, system, external).await?
+                        }
+                    };
+                    let revision = expected_revision(
+                        storage::evidence::KIND,
+                        &stored.id.to_string(),
+                        revision,
+                        input.expected,
+                    )?;
+                    let corrected =
+                        storage::evidence::correct(tx, tenant, stored, revision, &input.correction)
+                            .await?;
+                    tx.audit(Resources::one(format!("evidence/{}", corrected.0.id)));
+                    Ok(pb::UpdateEvidenceResponse {
+                        evidence: Some(convert::evidence_to_proto(&corrected)),
+                    })
                 },
             )
             .await
@@ -334,6 +448,7 @@ impl AssessmentService for AssessmentApi {
                     let input = required(req.policy, "policy")?;
                     let update = Update::parse(
                         req.update_mask,
+                        &input,
                         &policy_paths(),
                         &input.etag,
                         "policy.etag",

@@ -233,6 +233,7 @@ impl RubricService for RubricApi {
                     let input = required(req.competency, "competency")?;
                     let update = Update::parse(
                         req.update_mask,
+                        &input,
                         &COMPETENCY_PATHS,
                         &input.etag,
                         "competency.etag",
@@ -418,8 +419,13 @@ impl RubricService for RubricApi {
                 request,
                 |req| {
                     let input = required(req.role, "role")?;
-                    let update =
-                        Update::parse(req.update_mask, &ROLE_PATHS, &input.etag, "role.etag")?;
+                    let update = Update::parse(
+                        req.update_mask,
+                        &input,
+                        &ROLE_PATHS,
+                        &input.etag,
+                        "role.etag",
+                    )?;
                     let id = required_id("role.id", input.id.clone())?;
                     Ok((id, input, update))
                 },
@@ -579,8 +585,13 @@ impl RubricService for RubricApi {
                 request,
                 |req| {
                     let input = required(req.rubric, "rubric")?;
-                    let update =
-                        Update::parse(req.update_mask, &RUBRIC_PATHS, &input.etag, "rubric.etag")?;
+                    let update = Update::parse(
+                        req.update_mask,
+                        &input,
+                        &RUBRIC_PATHS,
+                        &input.etag,
+                        "rubric.etag",
+                    )?;
                     let role_id = required_id("rubric.role_id", input.role_id)?;
                     let version = stored_version("rubric.version", input.version)?;
                     let items = if update.mask.covers("competencies") {
