@@ -16,7 +16,9 @@
 //!   always required; its other REQUIRED fields only when the mask names
 //!   them (AIP-134: without a mask, the fields set are the update);
 //!   IDENTIFIER fields are required there and ignored elsewhere (a create
-//!   assigns them);
+//!   assigns them); a resource that may be named by its IDENTIFIER or by
+//!   the caller's key ([`KEYED_UPDATES`]) needs neither, and the handler
+//!   requires one of the two;
 //! - items that are never stored ([`HYPOTHETICAL`]) need none of the
 //!   IMMUTABLE fields that tie a stored item down.
 //!
@@ -34,8 +36,8 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-    ReflectMessage, Value,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
+    Value,
 };
 
 use crate::domain::validation::Violations;
@@ -44,6 +46,12 @@ use crate::transport::error::ApiError;
 /// Repeated fields whose items are hypothetical (WhatIf's added evidence:
 /// scored as if it existed, about the request's subject, never stored).
 pub const HYPOTHETICAL: &[&str] = &["ladder.v1.WhatIfRequest.added_evidence"];
+
+/// Resources an update may name by their IDENTIFIER or by the caller's key
+/// (their REQUIRED and IMMUTABLE fields): `UpdateEvidence` corrects a rating
+/// by its id or by (source_system, external_id), so neither is required on
+/// its own, and the handler's `parse` requires one of the two.
+pub const KEYED_UPDATES: &[&str] = &["ladder.v1.UpdateEvidenceRequest.evidence"];
 
 /// `google.api.FieldBehavior` values this module acts on.
 const REQUIRED: i32 = 2;
@@ -62,8 +70,7 @@ struct Descriptors {
 }
 
 static DESCRIPTORS: LazyLock<Descriptors> = LazyLock::new(|| {
-    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .expect("the compiled ladder.v1 descriptor set");
+    let pool = crate::proto::descriptor_pool();
     let behaviour = pool
         .get_extension_by_name("google.api.field_behavior")
         .expect("google.api.field_behavior is compiled in");
@@ -191,6 +198,8 @@ enum Role {
     Request,
     /// The resource of an update: its fields are subject to the mask.
     Updated,
+    /// The resource of an update named by its id or its key ([`KEYED_UPDATES`]).
+    Keyed,
     /// An item that is never stored.
     Hypothetical,
 }
@@ -213,6 +222,11 @@ impl Walk<'_> {
                     || (required
                         && (b.contains(&IMMUTABLE)
                             || self.mask.is_some_and(|m| names(m, field.name()))))
+            }
+            Role::Keyed => {
+                required
+                    && !b.contains(&IMMUTABLE)
+                    && self.mask.is_some_and(|m| names(m, field.name()))
             }
         }
     }
@@ -239,7 +253,11 @@ impl Walk<'_> {
             let inner = if HYPOTHETICAL.contains(&field.full_name()) {
                 Role::Hypothetical
             } else if depth == 0 && self.mask.is_some() && field.name() != "update_mask" {
-                Role::Updated
+                if KEYED_UPDATES.contains(&field.full_name()) {
+                    Role::Keyed
+                } else {
+                    Role::Updated
+                }
             } else if role == Role::Hypothetical {
                 Role::Hypothetical
             } else {

@@ -292,6 +292,7 @@ async fn the_key_subject_and_id_cannot_be_corrected_and_nothing_is_written() {
                 id: stored.id.clone(),
                 subject_id: "emp-2".into(),
                 external_id: "k2".into(),
+                level: 3.0,
                 ..Default::default()
             },
             Some(&["level", path]),
@@ -299,14 +300,17 @@ async fn the_key_subject_and_id_cannot_be_corrected_and_nothing_is_written() {
         .await
         .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
-        assert_eq!(bad_fields(&status), ["update_mask"], "{path}");
+        assert!(
+            bad_fields(&status).contains(&"update_mask".to_string()),
+            "{path}: {status:?}"
+        );
         assert!(
             status.message().contains(&format!("{path:?}")),
             "{status:?}"
         );
     }
-    // Without a mask, a request that sets nothing to correct says so.
-    let status = update(
+    // Without a mask, a request that sets nothing changes nothing (AIP-134).
+    let unchanged = update(
         &mut c,
         pb::Evidence {
             id: stored.id.clone(),
@@ -316,11 +320,12 @@ async fn the_key_subject_and_id_cannot_be_corrected_and_nothing_is_written() {
         None,
     )
     .await
-    .unwrap_err();
-    assert_eq!(bad_fields(&status), ["update_mask"], "{status:?}");
-    assert!(status.message().contains("names no field"), "{status:?}");
+    .unwrap();
+    assert_eq!(unchanged, stored);
     assert_eq!(get(&mut c, &stored.id).await, stored);
-    assert_eq!(corrections_audited(&server).await, 0);
+    // Only that call, which wrote nothing, is in the audit log: the refused
+    // ones are not.
+    assert_eq!(corrections_audited(&server).await, 1);
 }
 
 #[tokio::test]
@@ -499,20 +504,25 @@ async fn every_update_without_a_mask_changes_only_the_fields_it_sets() {
             ..policy.clone()
         }
     );
-    // A policy that sets nothing is refused, saying what to do.
-    let status = c
+    // A policy update that names and sets nothing changes no value (it is
+    // written as it was, under a new etag).
+    let unchanged = c
         .assessment
         .update_scoring_policy(pb::UpdateScoringPolicyRequest {
             policy: Some(pb::ScoringPolicy::default()),
             update_mask: mask(&[]),
         })
         .await
-        .unwrap_err();
-    assert_eq!(bad_fields(&status), ["update_mask"], "{status:?}");
-    assert!(
-        status.message().contains("name the fields to change")
-            && !status.message().contains("when update_mask names it"),
-        "{status:?}"
+        .unwrap()
+        .into_inner()
+        .policy
+        .unwrap();
+    assert_eq!(
+        unchanged,
+        pb::ScoringPolicy {
+            etag: unchanged.etag.clone(),
+            ..changed.clone()
+        }
     );
 
     // A competency: the name changes, the levels stay.

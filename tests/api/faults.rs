@@ -223,6 +223,7 @@ async fn a_refused_connection_is_logged_with_postgresql_s_reason() {
     c.update_subject(pb::UpdateSubjectRequest {
         subject: Some(pb::Subject {
             id: "emp-1".into(),
+            current_role_id: "senior_engineer".into(),
             ..Default::default()
         }),
         allow_missing: true,

@@ -21,7 +21,7 @@ use tonic::Code;
 
 use crate::fuzz::call_raw;
 use crate::harness::{TestServer, bad_fields};
-use ladder::transport::required::{HYPOTHETICAL, behaviours};
+use ladder::transport::required::{HYPOTHETICAL, KEYED_UPDATES, behaviours};
 
 const OPTIONAL: i32 = 1;
 const REQUIRED: i32 = 2;
@@ -111,6 +111,7 @@ fn every_field_of_every_message_declares_its_behaviour() {
 enum Role {
     Request,
     Updated,
+    Keyed,
     Hypothetical,
 }
 
@@ -136,6 +137,8 @@ fn requires(b: &[i32], role: Role) -> bool {
         Role::Request => b.contains(&REQUIRED),
         Role::Hypothetical => b.contains(&REQUIRED) && !b.contains(&IMMUTABLE),
         Role::Updated => b.contains(&REQUIRED) || b.contains(&IDENTIFIER),
+        // Named by its id or its key, which the handler requires one of.
+        Role::Keyed => b.contains(&REQUIRED) && !b.contains(&IMMUTABLE),
     }
 }
 
@@ -187,6 +190,8 @@ impl Builder<'_> {
                 .is_some_and(|o| !o.is_synthetic() && o.fields().next().as_ref() == Some(&field));
             if requires(&b, role) {
                 self.built.required.push(path.clone());
+            } else if role == Role::Keyed && b.contains(&IDENTIFIER) {
+                // Set, to name the resource, though not required by itself.
             } else if b.contains(&OPTIONAL) && !first_of_oneof {
                 self.built.optional_absent.push(path);
                 continue;
@@ -196,7 +201,11 @@ impl Builder<'_> {
             let inner = if HYPOTHETICAL.contains(&field.full_name()) {
                 Role::Hypothetical
             } else if at.is_empty() && is_update(descriptor) {
-                Role::Updated
+                if KEYED_UPDATES.contains(&field.full_name()) {
+                    Role::Keyed
+                } else {
+                    Role::Updated
+                }
             } else if role == Role::Hypothetical {
                 Role::Hypothetical
             } else {

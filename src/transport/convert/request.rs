@@ -78,8 +78,8 @@ pub struct Mask(Vec<String>);
 impl Mask {
     /// The paths of `mask`; when it is absent or empty, the allowed paths
     /// `resource` sets (AIP-134), so a field left at its default is left
-    /// alone. A path that is not allowed is refused naming `update_mask`,
-    /// and so is a mask that names nothing in a request that sets nothing.
+    /// alone, and a request that sets nothing changes nothing. A path that is
+    /// not allowed is refused naming `update_mask`.
     pub fn parse<R: Resource>(
         mask: Option<FieldMask>,
         resource: &R,
@@ -95,17 +95,6 @@ impl Mask {
                 DynamicMessage::decode(message, resource.encode_to_vec().as_slice())
             {
                 set_paths(&dynamic, "", &allowed, &mut set);
-            }
-            if set.is_empty() {
-                return Err(Violations::one(
-                    "update_mask",
-                    format!(
-                        "names no field, and the request sets no field to change: name the \
-                         fields to change (a named field that is not sent is cleared), \
-                         or set them; paths: {}",
-                        allowed.join(", ")
-                    ),
-                ));
             }
             return Ok(Mask(set));
         }
@@ -277,9 +266,8 @@ mod tests {
         };
         let set = Mask::parse(None, &sent, POLICY).unwrap();
         assert_eq!(set.0, ["source_weights.peer", "sigma"]);
-        let err = Mask::parse(mask(&[]), &policy(), POLICY).unwrap_err();
-        assert_eq!(err.0[0].field, "update_mask");
-        assert!(err.0[0].description.contains("names no field"), "{err:?}");
+        let nothing = Mask::parse(mask(&[]), &pb::ScoringPolicy::default(), POLICY).unwrap();
+        assert!(nothing.0.is_empty());
     }
 
     #[test]

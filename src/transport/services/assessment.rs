@@ -370,6 +370,13 @@ impl AssessmentService for AssessmentApi {
                         revision,
                         input.expected,
                     )?;
+                    // A correction that changes nothing writes nothing (AIP-134:
+                    // an update without a mask that sets no field).
+                    if stored.clone().corrected(&input.correction) == stored {
+                        return Ok(pb::UpdateEvidenceResponse {
+                            evidence: Some(convert::evidence_to_proto(&(stored, revision))),
+                        });
+                    }
                     let corrected =
                         storage::evidence::correct(tx, tenant, stored, revision, &input.correction)
                             .await?;
