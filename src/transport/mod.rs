@@ -1,12 +1,13 @@
 //! gRPC: the tonic services, the proto<->domain conversions, authentication,
-//! the one handler pipeline every call takes, and the single mapping from
-//! errors to `tonic::Status`.
+//! the one table of methods and the one handler pipeline every call takes,
+//! and the single mapping from errors to `tonic::Status`.
 
 pub mod admission;
 pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod limits;
+pub mod methods;
 pub mod metrics;
 mod observe;
 pub mod process_metrics;

@@ -1,7 +1,8 @@
-//! The one path every RPC takes. A handler names its method and hands over
-//! two functions: `parse`, which turns the request message into validated
-//! input (pure: no I/O), and `body`, which does the work on the caller's
-//! tenant and returns the response message. The pipeline does the rest, in
+//! The one path every RPC takes. A handler names its method (its entry in
+//! `transport::methods`) and hands over two functions: `parse`, which turns
+//! the request message into validated input (pure: no I/O), and `body`,
+//! which does the work on the caller's tenant and returns the response
+//! message. The pipeline does the rest, in
 //! this order:
 //!
 //! 1. takes the [`Principal`] the auth layer attached (authentication);
@@ -109,7 +110,8 @@ impl Scope {
     }
 }
 
-/// One RPC as the pipeline knows it.
+/// One RPC as the pipeline knows it; every one is in
+/// [`crate::transport::methods`], the one table of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Method {
     /// The full gRPC name, `ladder.v1.RubricService/GetRole`.

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod api_doc;
 mod audit;
 mod auth;
 mod calibration;

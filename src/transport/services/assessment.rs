@@ -24,7 +24,7 @@ use crate::transport::convert::request::{Update, optional_id, required, required
 use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 use crate::transport::services::subjects;
 
 #[derive(Debug, Clone)]
@@ -209,11 +209,7 @@ impl AssessmentService for AssessmentApi {
         let response = self
             .state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/BatchCreateEvidence",
-                    Scope::EvidenceWrite,
-                )
-                .writes(),
+                methods::BATCH_CREATE_EVIDENCE,
                 request,
                 |req| Ok(batch_from_proto(&req.evidence, max_batch)?),
                 async |caller, tx, batch| {
@@ -256,10 +252,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::GetEvidenceResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/GetEvidence",
-                    Scope::EvidenceRead,
-                ),
+                methods::GET_EVIDENCE,
                 request,
                 |req| Ok(convert::uuid(&req.evidence_id, "evidence_id")?),
                 async |caller, tx, id| {
@@ -278,10 +271,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::ListEvidenceResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/ListEvidence",
-                    Scope::EvidenceRead,
-                ),
+                methods::LIST_EVIDENCE,
                 request,
                 |req| {
                     let page = Page::<EvidenceKey>::parse(&req)?;
@@ -327,11 +317,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::DeleteEvidenceResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/DeleteEvidence",
-                    Scope::EvidenceWrite,
-                )
-                .writes(),
+                methods::DELETE_EVIDENCE,
                 request,
                 |req| Ok(convert::uuid(&req.evidence_id, "evidence_id")?),
                 async |caller, tx, id| {
@@ -349,11 +335,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::UpdateEvidenceResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/UpdateEvidence",
-                    Scope::EvidenceWrite,
-                )
-                .writes(),
+                methods::UPDATE_EVIDENCE,
                 request,
                 evidence_correction,
                 async |caller, tx, input| {
@@ -423,10 +405,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::GetScoringPolicyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/GetScoringPolicy",
-                    Scope::Assess,
-                ),
+                methods::GET_SCORING_POLICY,
                 request,
                 |_| Ok(()),
                 async |caller, tx, ()| {
@@ -445,11 +424,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::UpdateScoringPolicyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.AssessmentService/UpdateScoringPolicy",
-                    Scope::Admin,
-                )
-                .writes(),
+                methods::UPDATE_SCORING_POLICY,
                 request,
                 |req| {
                     let input = required(req.policy, "policy")?;
@@ -489,11 +464,7 @@ impl AssessmentService for AssessmentApi {
         let db = &self.state.db;
         self.state
             .on_connection_routed(
-                Method::new(
-                    "ladder.v1.AssessmentService/CreateAssessment",
-                    Scope::Assess,
-                )
-                .writes(),
+                methods::CREATE_ASSESSMENT,
                 request,
                 assessment_request,
                 // A dry run stores nothing: it may read from the replica.
@@ -529,7 +500,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::GetAssessmentResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.AssessmentService/GetAssessment", Scope::Assess),
+                methods::GET_ASSESSMENT,
                 request,
                 |req| Ok(convert::uuid(&req.assessment_id, "assessment_id")?),
                 async |caller, tx, id| {
@@ -548,7 +519,7 @@ impl AssessmentService for AssessmentApi {
     ) -> Result<Response<pb::ListAssessmentsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.AssessmentService/ListAssessments", Scope::Assess),
+                methods::LIST_ASSESSMENTS,
                 request,
                 |req| {
                     let page = Page::<AssessmentKey>::parse(&req)?;

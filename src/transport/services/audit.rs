@@ -8,7 +8,7 @@ use crate::storage::audit::{self, AuditEvent, AuditFilter, AuditKey};
 use crate::transport::AppState;
 use crate::transport::convert::page::Page;
 use crate::transport::convert::time;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 #[derive(Debug, Clone)]
 pub struct AuditApi {
@@ -43,7 +43,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.AuditService/ListAuditEvents", Scope::Admin),
+                methods::LIST_AUDIT_EVENTS,
                 request,
                 |req| {
                     let page = Page::<AuditKey>::parse(&req)?;

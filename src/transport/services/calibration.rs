@@ -16,7 +16,7 @@ use crate::transport::convert::assessment::uuid;
 use crate::transport::convert::calibration::{effect_order, effect_to_proto, run_to_proto};
 use crate::transport::convert::page::Page;
 use crate::transport::convert::time;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 #[derive(Debug, Clone)]
 pub struct CalibrationApi {
@@ -80,7 +80,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::RunCalibrationResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.CalibrationService/RunCalibration", Scope::Admin).writes(),
+                methods::RUN_CALIBRATION,
                 request,
                 |req| Ok(spec_from_proto(&req)?),
                 async |caller, tx, spec| {
@@ -100,7 +100,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::GetCalibrationResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.CalibrationService/GetCalibration", Scope::Admin),
+                methods::GET_CALIBRATION,
                 request,
                 |req| Ok(uuid(&req.calibration_id, "calibration_id")?),
                 async |caller, tx, id| {
@@ -119,10 +119,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::ListCalibrationsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.CalibrationService/ListCalibrations",
-                    Scope::Admin,
-                ),
+                methods::LIST_CALIBRATIONS,
                 request,
                 |req| Ok(Page::<CalibrationKey>::parse(&req)?),
                 async |caller, tx, page| {
@@ -152,10 +149,7 @@ impl CalibrationService for CalibrationApi {
     ) -> Result<Response<pb::ListRaterEffectsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.CalibrationService/ListRaterEffects",
-                    Scope::Admin,
-                ),
+                methods::LIST_RATER_EFFECTS,
                 request,
                 |req| {
                     let mut v = Violations::new();

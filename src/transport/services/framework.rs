@@ -12,7 +12,7 @@ use crate::storage::framework_file;
 use crate::transport::convert::standards::{format_from_pb, format_to_pb, import_to_pb};
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 use crate::transport::{AppState, MAX_DOCUMENT_BYTES};
 
 #[derive(Debug, Clone)]
@@ -66,12 +66,7 @@ impl FrameworkService for FrameworkApi {
     ) -> Result<Response<pb::ImportFrameworkResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.FrameworkService/ImportFramework",
-                    Scope::FrameworkWrite,
-                )
-                .sets_up_framework()
-                .writes(),
+                methods::IMPORT_FRAMEWORK,
                 request,
                 import_request,
                 async |caller, tx, req| {
@@ -96,10 +91,7 @@ impl FrameworkService for FrameworkApi {
     ) -> Result<Response<pb::ExportFrameworkResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.FrameworkService/ExportFramework",
-                    Scope::FrameworkRead,
-                ),
+                methods::EXPORT_FRAMEWORK,
                 request,
                 |req| {
                     let format = match req.format {

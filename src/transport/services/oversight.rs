@@ -25,7 +25,7 @@ use crate::transport::convert::request::nested;
 use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 #[derive(Debug, Clone)]
 pub struct OversightApi {
@@ -175,10 +175,7 @@ impl OversightService for OversightApi {
         let db = &self.state.db;
         self.state
             .on_connection(
-                Method::new(
-                    "ladder.v1.OversightService/ExplainAssessment",
-                    Scope::Assess,
-                ),
+                methods::EXPLAIN_ASSESSMENT,
                 request,
                 explain_request,
                 async |caller, conn, target| {
@@ -207,7 +204,7 @@ impl OversightService for OversightApi {
     ) -> Result<Response<pb::RecordDecisionResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.OversightService/RecordDecision", Scope::Decide).writes(),
+                methods::RECORD_DECISION,
                 request,
                 decision_request,
                 async |caller, tx, req| {
@@ -234,7 +231,7 @@ impl OversightService for OversightApi {
     ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.OversightService/ListDecisions", Scope::Decide),
+                methods::LIST_DECISIONS,
                 request,
                 list_request,
                 async |caller, tx, (filter, page)| {
@@ -264,10 +261,7 @@ impl OversightService for OversightApi {
     ) -> Result<Response<pb::GetOversightReportResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.OversightService/GetOversightReport",
-                    Scope::Admin,
-                ),
+                methods::GET_OVERSIGHT_REPORT,
                 request,
                 |req| {
                     let period = convert::period(req.period.as_ref())?;
@@ -293,12 +287,7 @@ impl OversightService for OversightApi {
         let db = &self.state.db;
         self.state
             .on_connection(
-                // It appends an audit row of its own.
-                Method::new(
-                    "ladder.v1.OversightService/ComputeImpactReport",
-                    Scope::Admin,
-                )
-                .on_primary(),
+                methods::COMPUTE_IMPACT_REPORT,
                 request,
                 impact_request,
                 async |caller, conn, req| {

@@ -22,7 +22,7 @@ use crate::transport::convert::request::optional_id;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
 use crate::transport::error::ApiError;
 use crate::transport::limits::{MAX_WHAT_IF_ADDED, MAX_WHAT_IF_REMOVED, check_count};
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 /// Default and largest number of recommendations returned.
 const DEFAULT_RECOMMENDATIONS: usize = 10;
@@ -246,7 +246,7 @@ impl RecommendationService for RecommendationApi {
         let (db, cpu) = (&self.state.db, &self.state.cpu);
         self.state
             .on_connection(
-                Method::new("ladder.v1.RecommendationService/Recommend", Scope::Assess),
+                methods::RECOMMEND,
                 request,
                 |req| {
                     subject(
@@ -280,7 +280,7 @@ impl RecommendationService for RecommendationApi {
         let (db, cpu) = (&self.state.db, &self.state.cpu);
         self.state
             .on_connection(
-                Method::new("ladder.v1.RecommendationService/WhatIf", Scope::Assess),
+                methods::WHAT_IF,
                 request,
                 |req| {
                     let changes = changes(&req)?;

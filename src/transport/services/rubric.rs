@@ -25,7 +25,7 @@ use crate::transport::convert::request::{
 };
 use crate::transport::convert::request_id::request_key;
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 #[derive(Debug, Clone)]
 pub struct RubricApi {
@@ -134,10 +134,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::GetCompetencyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/GetCompetency",
-                    Scope::FrameworkRead,
-                ),
+                methods::GET_COMPETENCY,
                 request,
                 |req| required_id("competency_id", req.competency_id),
                 async |caller, tx, id| {
@@ -156,10 +153,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::ListCompetenciesResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/ListCompetencies",
-                    Scope::FrameworkRead,
-                ),
+                methods::LIST_COMPETENCIES,
                 request,
                 |req| Ok(Page::<String>::parse(&req)?),
                 async |caller, tx, page| {
@@ -190,11 +184,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateCompetencyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/CreateCompetency",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::CREATE_COMPETENCY,
                 request,
                 |req| {
                     let request = request_key(&req)?;
@@ -223,11 +213,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateCompetencyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/UpdateCompetency",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::UPDATE_COMPETENCY,
                 request,
                 |req| {
                     let input = required(req.competency, "competency")?;
@@ -270,11 +256,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteCompetencyResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/DeleteCompetency",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::DELETE_COMPETENCY,
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -295,7 +277,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::GetRoleResponse>, Status> {
         self.state
             .cached_read(
-                Method::new("ladder.v1.RubricService/GetRole", Scope::FrameworkRead),
+                methods::GET_ROLE,
                 request,
                 |req| required_id("role_id", req.role_id),
                 async |reads, id, deadline| {
@@ -314,7 +296,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::ListTracksResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/ListTracks", Scope::FrameworkRead),
+                methods::LIST_TRACKS,
                 request,
                 |req| Ok(Page::<String>::parse(&req)?),
                 async |caller, tx, page| {
@@ -344,7 +326,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/ListRoles", Scope::FrameworkRead),
+                methods::LIST_ROLES,
                 request,
                 |req| {
                     let track = match req.track_id.as_str() {
@@ -387,7 +369,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/CreateRole", Scope::FrameworkWrite).writes(),
+                methods::CREATE_ROLE,
                 request,
                 |req| {
                     let request = request_key(&req)?;
@@ -415,7 +397,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/UpdateRole", Scope::FrameworkWrite).writes(),
+                methods::UPDATE_ROLE,
                 request,
                 |req| {
                     let input = required(req.role, "role")?;
@@ -452,7 +434,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/DeleteRole", Scope::FrameworkWrite).writes(),
+                methods::DELETE_ROLE,
                 request,
                 |req| {
                     let expected = etag::expected(&req.etag, "etag")?;
@@ -473,7 +455,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::GetRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/GetRubric", Scope::FrameworkRead),
+                methods::GET_RUBRIC,
                 request,
                 |req| {
                     let role_id = required_id("role_id", req.role_id)?;
@@ -499,7 +481,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::ListRubricsResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.RubricService/ListRubrics", Scope::FrameworkRead),
+                methods::LIST_RUBRICS,
                 request,
                 |req| {
                     let page = Page::<(String, i32)>::parse(&req)?;
@@ -543,11 +525,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::CreateRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/CreateRubric",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::CREATE_RUBRIC,
                 request,
                 |req| {
                     let request = request_key(&req)?;
@@ -577,11 +555,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::UpdateRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/UpdateRubric",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::UPDATE_RUBRIC,
                 request,
                 |req| {
                     let input = required(req.rubric, "rubric")?;
@@ -630,11 +604,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::DeleteRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/DeleteRubric",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::DELETE_RUBRIC,
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -662,11 +632,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::PublishRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/PublishRubric",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::PUBLISH_RUBRIC,
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {
@@ -689,11 +655,7 @@ impl RubricService for RubricApi {
     ) -> Result<Response<pb::RetireRubricResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.RubricService/RetireRubric",
-                    Scope::FrameworkWrite,
-                )
-                .writes(),
+                methods::RETIRE_RUBRIC,
                 request,
                 |req| version_change(req.role_id, req.version, &req.etag),
                 async |caller, tx, change| {

@@ -11,7 +11,7 @@ use crate::storage::subject_data::{self, SubjectData};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{self as convert, subject_id};
 use crate::transport::convert::time;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 
 #[derive(Debug, Clone)]
 pub struct SubjectRightsApi {
@@ -57,10 +57,7 @@ impl SubjectRightsService for SubjectRightsApi {
     ) -> Result<Response<pb::ExportSubjectDataResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.SubjectRightsService/ExportSubjectData",
-                    Scope::Admin,
-                ),
+                methods::EXPORT_SUBJECT_DATA,
                 request,
                 |req| Ok(subject_id(&req.subject_id, "subject_id")?),
                 async |caller, tx, id| {
@@ -79,7 +76,7 @@ impl SubjectRightsService for SubjectRightsApi {
     ) -> Result<Response<pb::EraseSubjectResponse>, Status> {
         self.state
             .in_transaction(
-                Method::new("ladder.v1.SubjectRightsService/EraseSubject", Scope::Admin).writes(),
+                methods::ERASE_SUBJECT,
                 request,
                 |req| Ok(subject_id(&req.subject_id, "subject_id")?),
                 async |caller, tx, id| {

@@ -17,7 +17,8 @@ use crate::transport::convert::assessment::subject_id;
 use crate::transport::convert::page::Page;
 use crate::transport::convert::subject::{self as convert, SubjectUpdate};
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Call, Method, Scope};
+use crate::transport::methods;
+use crate::transport::pipeline::Call;
 
 pub async fn get(
     state: &AppState,
@@ -25,10 +26,7 @@ pub async fn get(
 ) -> Result<Response<pb::GetSubjectResponse>, Status> {
     state
         .in_transaction(
-            Method::new(
-                "ladder.v1.AssessmentService/GetSubject",
-                Scope::EvidenceRead,
-            ),
+            methods::GET_SUBJECT,
             request,
             |req| Ok(subject_id(&req.subject_id, "subject_id")?),
             async |caller, tx, id| {
@@ -47,11 +45,7 @@ pub async fn update(
 ) -> Result<Response<pb::UpdateSubjectResponse>, Status> {
     state
         .in_transaction(
-            Method::new(
-                "ladder.v1.AssessmentService/UpdateSubject",
-                Scope::EvidenceWrite,
-            )
-            .writes(),
+            methods::UPDATE_SUBJECT,
             request,
             |req| Ok(vec![convert::subject_update(req)?]),
             async |caller, tx, updates| {
@@ -73,11 +67,7 @@ pub async fn batch_update(
     let max_batch = state.limits.max_batch;
     state
         .in_transaction(
-            Method::new(
-                "ladder.v1.AssessmentService/BatchUpdateSubjects",
-                Scope::EvidenceWrite,
-            )
-            .writes(),
+            methods::BATCH_UPDATE_SUBJECTS,
             request,
             |req| Ok(convert::batch_update(req.requests, max_batch)?),
             async |caller, tx, updates| {
@@ -240,10 +230,7 @@ pub async fn list(
 ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
     state
         .in_transaction(
-            Method::new(
-                "ladder.v1.AssessmentService/ListSubjects",
-                Scope::EvidenceRead,
-            ),
+            methods::LIST_SUBJECTS,
             request,
             |req| {
                 let page = Page::<String>::parse(&req)?;

@@ -14,7 +14,7 @@ use crate::proto::v1::xapi_service_server::XapiService;
 use crate::storage::audit::Resources;
 use crate::storage::{self, StorageError, TenantId, TenantTx, competencies};
 use crate::transport::error::ApiError;
-use crate::transport::pipeline::{Method, Scope};
+use crate::transport::methods;
 use crate::transport::{AppState, MAX_DOCUMENT_BYTES};
 
 #[derive(Debug, Clone)]
@@ -136,11 +136,7 @@ impl XapiService for XapiApi {
         let max_statements = self.state.limits.max_batch;
         self.state
             .in_transaction(
-                Method::new(
-                    "ladder.v1.XapiService/ImportStatements",
-                    Scope::EvidenceWrite,
-                )
-                .writes(),
+                methods::IMPORT_STATEMENTS,
                 request,
                 statements_request,
                 async |caller, tx, req| {
