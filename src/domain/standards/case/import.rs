@@ -6,14 +6,16 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::cycles::cycles;
+use super::identity::{CaseItem, MAX_CASE_KEY_CHARS, free_id};
 use super::model::{CfItem, CfLink, CfPackage, CfRubricCriterion};
 use super::{CaseError, CaseNote, NoteKind, ext, extension};
 use crate::domain::framework::{
-    Competency, Document, FORMAT, FieldNames, ImportMode, LevelDescriptor, MAX_ID_CHARS,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS, RoleDocument, RubricCompetency, RubricDocument,
-    SENIORITY_RANGE, Track, Transition, TransitionKind, is_valid_id, validate_expectations,
-    validate_role,
+    Competency, Document, FORMAT, FieldNames, ImportMode, LevelDescriptor, MAX_NAME_CHARS,
+    MAX_TEXT_CHARS, RoleDocument, RubricCompetency, RubricDocument, SENIORITY_RANGE, Track,
+    Transition, TransitionKind, is_valid_id, validate_expectations, validate_role,
 };
+use crate::domain::validation::Violations;
 
 /// What the package's `CFDocument` says about the framework.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct CaseImport {
     pub info: CaseDocumentInfo,
     /// One per object not mapped, or mapped by tolerating a deviation.
     pub notes: Vec<CaseNote>,
+    /// The item each competency was read from, when it has an identifier or URI.
+    pub items: Vec<CaseItem>,
 }
 
 /// Level titles of Ladder's scale, used for generic level descriptors.
@@ -107,6 +111,8 @@ enum LevelSource {
 struct Importer<'a> {
     package: &'a CfPackage,
     notes: Vec<CaseNote>,
+    /// What makes the whole package refused, at its path in the package.
+    refused: Violations,
     /// Lower-cased identifiers and URIs of the items.
     index: HashMap<String, usize>,
     document_keys: HashSet<String>,
@@ -127,7 +133,11 @@ struct Importer<'a> {
 pub fn from_case(package: &CfPackage) -> Result<CaseImport, CaseError> {
     let mut im = Importer::new(package);
     im.read_associations();
-    let document = im.build();
+    im.refuse_cycles();
+    let (document, items) = im.build();
+    if !im.refused.is_empty() {
+        return Err(CaseError::Refused(im.refused));
+    }
     let violations = document.validate();
     if !violations.is_empty() {
         return Err(CaseError::Invalid(violations));
@@ -145,6 +155,7 @@ pub fn from_case(package: &CfPackage) -> Result<CaseImport, CaseError> {
             last_change: d.last_change_date_time.clone(),
         },
         notes: im.notes,
+        items,
     })
 }
 
@@ -216,21 +227,6 @@ fn slug(title: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// `base`, or `base_2`, `base_3`, ... whichever is not taken yet.
-fn unique(base: &str, taken: &mut HashSet<String>) -> String {
-    let mut candidate = base.to_string();
-    let mut n = 2;
-    while taken.contains(&candidate) {
-        let suffix = format!("_{n}");
-        let room = MAX_ID_CHARS - suffix.len();
-        let stem = base[..base.len().min(room)].trim_end_matches('_');
-        candidate = format!("{stem}{suffix}");
-        n += 1;
-    }
-    taken.insert(candidate.clone());
-    candidate
-}
-
 /// A name and a description read from an item.
 struct Texts {
     name: String,
@@ -243,6 +239,7 @@ impl<'a> Importer<'a> {
         let mut im = Importer {
             package,
             notes: Vec::new(),
+            refused: Violations::new(),
             index: HashMap::with_capacity(2 * n),
             document_keys: HashSet::new(),
             kinds: package.items.iter().map(kind_of).collect(),
@@ -264,14 +261,35 @@ impl<'a> Importer<'a> {
                 .map(|k| key(k))
                 .filter(|k| !k.is_empty())
                 .collect();
-            if keys.iter().any(|k| im.index.contains_key(k)) {
+            if let Some(&first) = keys.iter().find_map(|k| im.index.get(k)) {
                 im.dropped[i] = true;
-                im.note(
-                    im.item_label(i),
-                    NoteKind::Skipped,
-                    "another item of the package has the same identifier or uri: only the first is imported",
+                im.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!(
+                        "{} has the identifier or uri of CFItems[{first}] ({}): identifiers name one item each",
+                        im.item_name(i),
+                        im.item_name(first)
+                    ),
                 );
                 continue;
+            }
+            for (field, value) in [
+                ("identifier", &item.identifier),
+                ("uri", &item.uri),
+                ("humanCodingScheme", &item.human_coding_scheme),
+            ] {
+                if value
+                    .as_ref()
+                    .is_some_and(|v| v.chars().count() > MAX_CASE_KEY_CHARS)
+                {
+                    im.refused.add(
+                        format!("CFItems[{i}].{field}"),
+                        format!(
+                            "{}: must be at most {MAX_CASE_KEY_CHARS} characters",
+                            im.item_name(i)
+                        ),
+                    );
+                }
             }
             for k in keys {
                 im.index.insert(k, i);
@@ -286,6 +304,20 @@ impl<'a> Importer<'a> {
             kind,
             reason: reason.into(),
         });
+    }
+
+    /// The item as a refusal names it: its identifier (or URI, or position)
+    /// and its human coding scheme, which is what people know it by.
+    fn item_name(&self, i: usize) -> String {
+        let label = self.item_label(i);
+        match self.package.items[i]
+            .human_coding_scheme
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(code) if !code.is_empty() && code != label => format!("{label} ({code})"),
+            _ => label,
+        }
     }
 
     fn item_label(&self, i: usize) -> String {
@@ -326,10 +358,9 @@ impl<'a> Importer<'a> {
                 .unwrap_or_else(|| format!("CFAssociations[{order}]"));
             let kind = a.association_type.as_deref().unwrap_or_default().trim();
             let (Some(origin), Some(destination)) = (&a.origin, &a.destination) else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    "the association lacks originNodeURI or destinationNodeURI",
+                self.refused.add(
+                    format!("CFAssociations[{order}]"),
+                    format!("{label}: an association needs originNodeURI and destinationNodeURI"),
                 );
                 continue;
             };
@@ -354,10 +385,12 @@ impl<'a> Importer<'a> {
                             });
                             self.parents[child].push(parent);
                         }
-                        Target::Item(_) => self.note(
-                            label,
-                            NoteKind::Skipped,
-                            "an item cannot be its own parent",
+                        Target::Item(_) => self.refused.add(
+                            format!("CFAssociations[{order}]"),
+                            format!(
+                                "{label} makes {} its own parent ({kind}): an item cannot be its own parent",
+                                self.item_name(child)
+                            ),
                         ),
                         Target::Document => {}
                         Target::Missing => self.note(
@@ -425,6 +458,22 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// Items that are their own ancestors cannot be placed: each cycle is
+    /// refused, named by its items in link order.
+    fn refuse_cycles(&mut self) {
+        for cycle in cycles(&self.parents) {
+            let mut names: Vec<String> = cycle.iter().map(|&i| self.item_name(i)).collect();
+            names.push(names[0].clone());
+            self.refused.add(
+                format!("CFItems[{}]", cycle[0]),
+                format!(
+                    "isChildOf links form a cycle: {}; an item cannot be its own ancestor",
+                    names.join(" is a child of ")
+                ),
+            );
+        }
+    }
+
     fn live_children(&self, i: usize) -> Vec<usize> {
         self.children[i]
             .iter()
@@ -433,7 +482,7 @@ impl<'a> Importer<'a> {
             .collect()
     }
 
-    fn build(&mut self) -> Document {
+    fn build(&mut self) -> (Document, Vec<CaseItem>) {
         let n = self.package.items.len();
         // Pass 1: the level structure of every item that may be a competency;
         // items read as levels (and their children, as behaviours) are then
@@ -499,6 +548,7 @@ impl<'a> Importer<'a> {
         // Pass 2: competencies in package order; an item with child items of
         // its own and no level structure is a grouping.
         let mut competency_ids: HashMap<usize, String> = HashMap::new();
+        let mut items = Vec::new();
         let mut taken = HashSet::new();
         let mut competencies = Vec::new();
         for i in 0..n {
@@ -525,6 +575,16 @@ impl<'a> Importer<'a> {
                 continue;
             };
             let id = self.id_for(i, &texts.name, &mut taken);
+            let item = &self.package.items[i];
+            let kept = |v: &Option<String>| clean(v.as_deref()).map(|v| v.trim().to_string());
+            if item.identifier.is_some() || item.uri.is_some() {
+                items.push(CaseItem {
+                    competency_id: id.clone(),
+                    identifier: kept(&item.identifier),
+                    uri: kept(&item.uri),
+                    human_coding_scheme: kept(&item.human_coding_scheme),
+                });
+            }
             let levels = match levels[i].take() {
                 Some(source) => self.read_levels(i, source),
                 None => {
@@ -554,7 +614,7 @@ impl<'a> Importer<'a> {
         let complete = extension(self.package.document.extensions.as_ref(), ext::MODE)
             .and_then(Value::as_str)
             == Some("complete");
-        Document {
+        let document = Document {
             format: FORMAT.into(),
             mode: if complete {
                 ImportMode::Complete
@@ -564,7 +624,8 @@ impl<'a> Importer<'a> {
             tracks: tracks.into_iter().map(|(_, t)| t).collect(),
             competencies,
             roles: roles.into_iter().map(|(_, r)| r).collect(),
-        }
+        };
+        (document, items)
     }
 
     /// For each item, the first rubric criterion naming it that has five levels.
@@ -594,13 +655,18 @@ impl<'a> Importer<'a> {
             .and_then(Value::as_str)
             .map(str::to_string);
         let label = self.item_label(i);
+        // Names are trimmed: a blank at either end is never meant, and
+        // would make two names that read the same differ.
         let name = match (&abbreviated, &full) {
-            (Some(a), _) => a.clone(),
+            (Some(a), _) => a.trim().to_string(),
             (None, Some(f)) => f
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or(f)
+                .trim()
                 .to_string(),
+            // An item without any text holds no value to refuse: like
+            // an object with no counterpart, it is a note.
             (None, None) => {
                 self.note(
                     label,
@@ -612,7 +678,7 @@ impl<'a> Importer<'a> {
         };
         let description = match stated {
             Some(d) => d,
-            None => full.filter(|f| *f != name).unwrap_or_default(),
+            None => full.filter(|f| f.trim() != name).unwrap_or_default(),
         };
         let short_name = shorten(&name, MAX_NAME_CHARS);
         if short_name != name {
@@ -656,7 +722,7 @@ impl<'a> Importer<'a> {
                 .collect();
             format!("item_{}", tag.to_lowercase())
         });
-        unique(&base, taken)
+        free_id(&base, taken)
     }
 
     fn read_levels(&mut self, owner: usize, source: LevelSource) -> Vec<LevelDescriptor> {
@@ -727,10 +793,11 @@ impl<'a> Importer<'a> {
         let is_short = |s: &String| s.chars().count() <= SHORT_STATEMENT && !s.contains('\n');
         let (title, description) = match (abbreviated, full) {
             (Some(a), f) => {
-                let d = stated.unwrap_or_else(|| f.filter(|f| *f != a).unwrap_or_default());
+                let a = a.trim().to_string();
+                let d = stated.unwrap_or_else(|| f.filter(|f| f.trim() != a).unwrap_or_default());
                 (a, d)
             }
-            (None, Some(f)) if is_short(&f) => (f, stated.unwrap_or_default()),
+            (None, Some(f)) if is_short(&f) => (f.trim().to_string(), stated.unwrap_or_default()),
             (None, f) => (
                 SCALE[usize::from(level) - 1].to_string(),
                 stated.or(f).unwrap_or_default(),
@@ -751,16 +818,20 @@ impl<'a> Importer<'a> {
                 );
             }
             match text {
-                Some(_) if behaviours.len() == MAX_LIST => self.note(
-                    self.item_label(b),
-                    NoteKind::Skipped,
-                    format!("a level holds at most {MAX_LIST} behaviours"),
+                Some(_) if behaviours.len() == MAX_LIST => self.refused.add(
+                    format!("CFItems[{b}]"),
+                    format!(
+                        "{}: a level holds at most {MAX_LIST} behaviours",
+                        self.item_name(b)
+                    ),
                 ),
                 Some(t) => behaviours.push(shorten(&t, MAX_TEXT_CHARS)),
-                None => self.note(
-                    self.item_label(b),
-                    NoteKind::Skipped,
-                    "a behaviour without text",
+                None => self.refused.add(
+                    format!("CFItems[{b}]"),
+                    format!(
+                        "{}: a behaviour needs its text in fullStatement",
+                        self.item_name(b)
+                    ),
                 ),
             }
         }
@@ -807,17 +878,30 @@ impl<'a> Importer<'a> {
             }
             let label = self.item_label(i);
             let item = &self.package.items[i];
-            let seniority = extension(item.extensions.as_ref(), ext::SENIORITY)
-                .and_then(Value::as_i64)
-                .and_then(|s| i32::try_from(s).ok())
-                .filter(|s| SENIORITY_RANGE.contains(s));
-            let Some(seniority) = seniority else {
+            // A role item without Ladder's seniority is another tool's role,
+            // which Ladder has no counterpart for; a seniority that is there
+            // and wrong is a bad value.
+            let Some(stated) = extension(item.extensions.as_ref(), ext::SENIORITY) else {
                 self.note(
                     label,
                     NoteKind::Skipped,
                     format!(
-                        "a role needs its seniority: extensions.{} must be a whole number from {} to {}",
-                        ext::SENIORITY,
+                        "not a Ladder role: a role needs its seniority in extensions.{}",
+                        ext::SENIORITY
+                    ),
+                );
+                continue;
+            };
+            let seniority = stated
+                .as_i64()
+                .and_then(|s| i32::try_from(s).ok())
+                .filter(|s| SENIORITY_RANGE.contains(s));
+            let Some(seniority) = seniority else {
+                self.refused.add(
+                    format!("CFItems[{i}].extensions.{}", ext::SENIORITY),
+                    format!(
+                        "{}: must be a whole number from {} to {}, not {stated}",
+                        self.item_name(i),
                         SENIORITY_RANGE.start(),
                         SENIORITY_RANGE.end()
                     ),
@@ -829,10 +913,12 @@ impl<'a> Importer<'a> {
                 .find_map(|p| tracks.iter().find(|(t, _)| t == p))
                 .map(|(_, t)| t.id.clone());
             let Some(track) = track else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    "a role must be a child (isChildOf) of a Track item",
+                self.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!(
+                        "{}: a role must be a child (isChildOf) of a Track item",
+                        self.item_name(i)
+                    ),
                 );
                 continue;
             };
@@ -851,10 +937,9 @@ impl<'a> Importer<'a> {
             };
             let violations = validate_role(&role.role(), FieldNames::FILE);
             if !violations.is_empty() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("not a valid role: {violations}"),
+                self.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!("{}: not a valid role: {violations}", self.item_name(i)),
                 );
                 continue;
             }
@@ -877,26 +962,25 @@ impl<'a> Importer<'a> {
                 .identifier
                 .clone()
                 .unwrap_or_else(|| format!("CFAssociations[{order}]"));
-            let kind = extension(a.extensions.as_ref(), ext::TRANSITION)
-                .and_then(Value::as_str)
-                .and_then(TransitionKind::parse);
-            let Some(kind) = kind else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!(
-                        "precedes between roles needs extensions.{}: promotion or lateral",
-                        ext::TRANSITION
-                    ),
-                );
-                continue;
-            };
             let position = |item: usize| roles.iter().position(|(i, _)| *i == item);
             let (Some(f), Some(t)) = (position(from), position(to)) else {
                 self.note(
                     label,
                     NoteKind::Skipped,
                     "the transition joins a role that was not imported",
+                );
+                continue;
+            };
+            let kind = extension(a.extensions.as_ref(), ext::TRANSITION)
+                .and_then(Value::as_str)
+                .and_then(TransitionKind::parse);
+            let Some(kind) = kind else {
+                self.refused.add(
+                    format!("CFAssociations[{order}].extensions.{}", ext::TRANSITION),
+                    format!(
+                        "{label}: precedes between roles needs extensions.{}: promotion or lateral",
+                        ext::TRANSITION
+                    ),
                 );
                 continue;
             };
@@ -918,12 +1002,19 @@ impl<'a> Importer<'a> {
                 None
             };
             match refusal {
-                Some(why) => self.note(label, NoteKind::Skipped, why),
+                Some(why) => self.refused.add(
+                    format!("CFAssociations[{order}]"),
+                    format!("{label}: {why}"),
+                ),
                 None => role.transitions.push(Transition { to: target, kind }),
             }
         }
     }
 
+    /// The rubrics of Ladder's roles (those with `extensions.ladder:role`);
+    /// every criterion must map, or the package is refused: a rubric
+    /// published without one of its entries would change what the role
+    /// expects.
     fn rubrics(
         &mut self,
         roles: &mut [(usize, RoleDocument)],
@@ -931,10 +1022,8 @@ impl<'a> Importer<'a> {
     ) {
         let package = self.package;
         for (r, rubric) in package.rubrics.iter().enumerate() {
-            let label = rubric
-                .identifier
-                .clone()
-                .unwrap_or_else(|| format!("CFRubrics[{r}]"));
+            let at = format!("CFRubrics[{r}]");
+            let label = rubric.identifier.clone().unwrap_or_else(|| at.clone());
             let Some(role_id) =
                 extension(rubric.extensions.as_ref(), ext::ROLE).and_then(Value::as_str)
             else {
@@ -949,54 +1038,52 @@ impl<'a> Importer<'a> {
                 continue;
             };
             let Some(role) = roles.iter_mut().map(|(_, r)| r).find(|r| r.id == role_id) else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("the role {role_id:?} was not imported"),
+                self.refused.add(
+                    format!("{at}.extensions.{}", ext::ROLE),
+                    format!("{label}: the role {role_id:?} is not a role of this package"),
                 );
                 continue;
             };
             if role.rubric.is_some() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("a second rubric for the role {role_id:?}"),
+                self.refused.add(
+                    format!("{at}.extensions.{}", ext::ROLE),
+                    format!("{label}: a second rubric for the role {role_id:?}"),
                 );
                 continue;
             }
-            let mut criteria: Vec<&CfRubricCriterion> = rubric.criteria.iter().collect();
-            criteria.sort_by_key(|c| c.position.unwrap_or(i64::MAX));
+            let mut criteria: Vec<(usize, &CfRubricCriterion)> =
+                rubric.criteria.iter().enumerate().collect();
+            criteria.sort_by_key(|(_, c)| c.position.unwrap_or(i64::MAX));
             let mut expectations = Vec::new();
-            for (k, c) in criteria.into_iter().enumerate() {
-                let criterion_label = c
-                    .identifier
-                    .clone()
-                    .unwrap_or_else(|| format!("{label}.CFRubricCriteria[{k}]"));
+            let mut complete = true;
+            for (k, c) in criteria {
+                let at = format!("{at}.CFRubricCriteria[{k}]");
+                let criterion_label = c.identifier.clone().unwrap_or_else(|| at.clone());
                 let competency = match c.item.as_ref().map(|l| self.resolve(l)) {
                     Some(Target::Item(i)) => competencies.get(&i),
                     _ => None,
                 };
                 let Some(competency) = competency else {
-                    self.note(
-                        criterion_label,
-                        NoteKind::Skipped,
-                        "CFItemURI does not name an imported competency",
+                    self.refused.add(
+                        format!("{at}.CFItemURI"),
+                        format!("{criterion_label}: does not name a competency of this package"),
                     );
+                    complete = false;
                     continue;
                 };
-                let expected = extension(c.extensions.as_ref(), ext::EXPECTED_LEVEL)
+                let named = format!("{criterion_label} (competency {competency:?})");
+                let stated = extension(c.extensions.as_ref(), ext::EXPECTED_LEVEL);
+                let expected = stated
                     .and_then(Value::as_u64)
                     .and_then(|l| u8::try_from(l).ok())
                     .filter(|l| (1..=5).contains(l));
                 let Some(expected_level) = expected else {
-                    self.note(
-                        criterion_label,
-                        NoteKind::Skipped,
-                        format!(
-                            "extensions.{} must be a whole number 1-5",
-                            ext::EXPECTED_LEVEL
-                        ),
+                    let was = stated.map_or_else(|| "missing".to_string(), |v| format!("not {v}"));
+                    self.refused.add(
+                        format!("{at}.extensions.{}", ext::EXPECTED_LEVEL),
+                        format!("{named}: must be a whole number 1-5 ({was})"),
                     );
+                    complete = false;
                     continue;
                 };
                 let weight = match c.weight {
@@ -1020,7 +1107,7 @@ impl<'a> Importer<'a> {
                                 .collect()
                         })
                         .unwrap_or_default();
-                expectations.push(RubricCompetency {
+                let expectation = RubricCompetency {
                     competency_id: competency.clone(),
                     expected_level,
                     weight,
@@ -1028,14 +1115,32 @@ impl<'a> Importer<'a> {
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                     development_actions,
-                });
+                };
+                // Each entry on its own, so that a bad value is named at its
+                // criterion (`weight`, `development_actions`).
+                let found =
+                    validate_expectations(std::slice::from_ref(&expectation), FieldNames::FILE);
+                if !found.is_empty() {
+                    for v in found.0 {
+                        let field = v.field.strip_prefix("competencies[0].").unwrap_or(&v.field);
+                        self.refused.add(
+                            format!("{at}.{field}"),
+                            format!("{named}: {}", v.description),
+                        );
+                    }
+                    complete = false;
+                    continue;
+                }
+                expectations.push(expectation);
+            }
+            if !complete {
+                continue;
             }
             let violations = validate_expectations(&expectations, FieldNames::FILE);
             if !violations.is_empty() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("the rubric is not valid: {violations}"),
+                self.refused.add(
+                    format!("{at}.CFRubricCriteria"),
+                    format!("{label}: the rubric of {role_id:?} is not valid: {violations}"),
                 );
                 continue;
             }
@@ -1080,6 +1185,7 @@ fn generic_levels() -> Vec<LevelDescriptor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::framework::MAX_ID_CHARS;
 
     #[test]
     fn slugs_are_snake_case_ids() {
@@ -1096,12 +1202,12 @@ mod tests {
     #[test]
     fn unique_ids_get_a_suffix() {
         let mut taken = HashSet::new();
-        assert_eq!(unique("writing", &mut taken), "writing");
-        assert_eq!(unique("writing", &mut taken), "writing_2");
-        assert_eq!(unique("writing", &mut taken), "writing_3");
+        assert_eq!(free_id("writing", &mut taken), "writing");
+        assert_eq!(free_id("writing", &mut taken), "writing_2");
+        assert_eq!(free_id("writing", &mut taken), "writing_3");
         let long = "a".repeat(MAX_ID_CHARS);
-        unique(&long, &mut taken);
-        let second = unique(&long, &mut taken);
+        free_id(&long, &mut taken);
+        let second = free_id(&long, &mut taken);
         assert!(is_valid_id(&second), "{second}");
     }
 
