@@ -458,19 +458,36 @@ impl<'a> Importer<'a> {
         }
     }
 
-    /// Items that are their own ancestors cannot be placed: each cycle is
-    /// refused, named by its items in link order.
+    /// Items that are their own ancestors cannot be placed: every item of
+    /// each cycle is refused on its own (so that each is named in full
+    /// however long the cycle), with the cycle in link order by the codes
+    /// people know the items by.
     fn refuse_cycles(&mut self) {
         for cycle in cycles(&self.parents) {
-            let mut names: Vec<String> = cycle.iter().map(|&i| self.item_name(i)).collect();
-            names.push(names[0].clone());
-            self.refused.add(
-                format!("CFItems[{}]", cycle[0]),
-                format!(
-                    "isChildOf links form a cycle: {}; an item cannot be its own ancestor",
-                    names.join(" is a child of ")
-                ),
-            );
+            let mut codes: Vec<String> = cycle.iter().map(|&i| self.item_code(i)).collect();
+            codes.push(codes[0].clone());
+            let path = codes.join(" → ");
+            for &i in &cycle {
+                self.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!(
+                        "{}: isChildOf links make it its own ancestor, in the cycle {path}",
+                        self.item_name(i)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The shortest name of an item: its human coding scheme, else its label.
+    fn item_code(&self, i: usize) -> String {
+        match self.package.items[i]
+            .human_coding_scheme
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(code) if !code.is_empty() => code.to_string(),
+            _ => self.item_label(i),
         }
     }
 
