@@ -16,25 +16,31 @@ const KNOWN: &str = "SELECT id, case_identifier, case_uri, case_human_coding_sch
      WHERE tenant_id = $1 AND (case_identifier IS NOT NULL OR case_uri IS NOT NULL) \
      ORDER BY id";
 
+#[derive(sqlx::FromRow)]
+struct KnownRow {
+    id: String,
+    case_identifier: Option<String>,
+    case_uri: Option<String>,
+    case_human_coding_scheme: Option<String>,
+}
+
 /// The tenant's competencies that came from a CASE item, with its identity.
 pub async fn known(
     conn: &mut PgConnection,
     tenant: &TenantId,
 ) -> Result<Vec<CaseItem>, StorageError> {
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(KNOWN)
+    let rows: Vec<KnownRow> = sqlx::query_as(KNOWN)
         .bind(&tenant.0)
         .fetch_all(traced!(conn, KNOWN))
         .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(competency_id, identifier, uri, human_coding_scheme)| CaseItem {
-                competency_id,
-                identifier,
-                uri,
-                human_coding_scheme,
-            },
-        )
+        .map(|r| CaseItem {
+            competency_id: r.id,
+            identifier: r.case_identifier,
+            uri: r.case_uri,
+            human_coding_scheme: r.case_human_coding_scheme,
+        })
         .collect())
 }
 
