@@ -278,16 +278,12 @@ impl<'a> Importer<'a> {
                 ("uri", &item.uri),
                 ("humanCodingScheme", &item.human_coding_scheme),
             ] {
-                if value
-                    .as_ref()
-                    .is_some_and(|v| v.chars().count() > MAX_CASE_KEY_CHARS)
-                {
+                let chars = value.as_deref().map_or(0, |v| v.chars().count());
+                if chars > MAX_CASE_KEY_CHARS {
+                    // The field names the item: the value may be its name.
                     im.refused.add(
                         format!("CFItems[{i}].{field}"),
-                        format!(
-                            "{}: must be at most {MAX_CASE_KEY_CHARS} characters",
-                            im.item_name(i)
-                        ),
+                        format!("must be at most {MAX_CASE_KEY_CHARS} characters, not {chars}"),
                     );
                 }
             }

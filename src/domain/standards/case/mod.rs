@@ -129,18 +129,13 @@ pub enum CaseError {
 /// have the shape of its class is skipped with a note; the rest are mapped.
 pub fn read_case(bytes: &[u8]) -> Result<CaseImport, CaseError> {
     let (package, mut notes, malformed) = parse_package(bytes)?;
-    // The rest of the package is still mapped so that one answer names every
-    // problem.
-    let mut imported = match (from_case(&package), malformed.is_empty()) {
-        (Ok(imported), true) => imported,
-        (Ok(_), false) => return Err(CaseError::Refused(malformed)),
-        (Err(CaseError::Refused(found)), _) => {
-            let mut all = malformed;
-            all.0.extend(found.0);
-            return Err(CaseError::Refused(all));
-        }
-        (Err(e), _) => return Err(e),
-    };
+    // The other problems are named by their place in the lists, which the
+    // entries left out would shift: a package of the wrong shape is
+    // answered with all its malformed entries first.
+    if !malformed.is_empty() {
+        return Err(CaseError::Refused(malformed));
+    }
+    let mut imported = from_case(&package)?;
     notes.append(&mut imported.notes);
     imported.notes = notes;
     Ok(imported)
