@@ -56,16 +56,13 @@ pub fn adopt_known_ids(document: &mut Document, items: &mut [CaseItem], known: &
         .chain(held.iter().map(|id| id.to_string()))
         .chain(adopted.values().map(|id| id.to_string()))
         .collect();
-    let with_item: HashSet<&str> = items.iter().map(|i| i.competency_id.as_str()).collect();
     let mut renames: HashMap<String, String> = HashMap::new();
     for c in &document.competencies {
         let new = match adopted.get(c.id.as_str()) {
             Some(id) => id.to_string(),
-            // Held by a competency of another item (or by one the package
-            // also brings back under its own id).
-            None if with_item.contains(c.id.as_str())
-                && (held.contains(c.id.as_str()) || adopted.values().any(|v| *v == c.id)) =>
-            {
+            // Held by the competency of another item, kept or coming back
+            // under its own id in this package.
+            None if held.contains(c.id.as_str()) || adopted.values().any(|v| *v == c.id) => {
                 free_id(&c.id, &mut taken)
             }
             None => continue,
@@ -144,6 +141,18 @@ mod tests {
 
     fn ids(doc: &Document) -> Vec<&str> {
         doc.competencies.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[test]
+    fn free_ids_get_a_suffix() {
+        let mut taken = HashSet::new();
+        assert_eq!(free_id("writing", &mut taken), "writing");
+        assert_eq!(free_id("writing", &mut taken), "writing_2");
+        assert_eq!(free_id("writing", &mut taken), "writing_3");
+        let long = "a".repeat(MAX_ID_CHARS);
+        free_id(&long, &mut taken);
+        let second = free_id(&long, &mut taken);
+        assert!(crate::domain::framework::is_valid_id(&second), "{second}");
     }
 
     #[test]
