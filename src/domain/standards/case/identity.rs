@@ -54,17 +54,14 @@ pub fn adopt_known_ids(document: &mut Document, items: &mut [CaseItem], known: &
         .iter()
         .map(|c| c.id.clone())
         .chain(held.iter().map(|id| id.to_string()))
-        .chain(adopted.values().map(|id| id.to_string()))
         .collect();
     let mut renames: HashMap<String, String> = HashMap::new();
     for c in &document.competencies {
         let new = match adopted.get(c.id.as_str()) {
             Some(id) => id.to_string(),
-            // Held by the competency of another item, kept or coming back
-            // under its own id in this package.
-            None if held.contains(c.id.as_str()) || adopted.values().any(|v| *v == c.id) => {
-                free_id(&c.id, &mut taken)
-            }
+            // Held by the competency of another item (every adopted id is
+            // a held one).
+            None if held.contains(c.id.as_str()) => free_id(&c.id, &mut taken),
             None => continue,
         };
         if new != c.id {
