@@ -33,15 +33,37 @@ pub async fn known(
         .bind(&tenant.0)
         .fetch_all(traced!(conn, KNOWN))
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| CaseItem {
+    Ok(rows.into_iter().map(CaseItem::from).collect())
+}
+
+impl From<KnownRow> for CaseItem {
+    fn from(r: KnownRow) -> Self {
+        CaseItem {
             competency_id: r.id,
             identifier: r.case_identifier,
             uri: r.case_uri,
             human_coding_scheme: r.case_human_coding_scheme,
-        })
-        .collect())
+        }
+    }
+}
+
+const OF: &str = "SELECT id, case_identifier, case_uri, case_human_coding_scheme \
+     FROM competencies \
+     WHERE tenant_id = $1 AND id = ANY($2) \
+       AND (case_identifier IS NOT NULL OR case_uri IS NOT NULL)";
+
+/// The CASE identity of those of the competencies `ids` that have one.
+pub async fn of(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    ids: &[&str],
+) -> Result<Vec<CaseItem>, StorageError> {
+    let rows: Vec<KnownRow> = sqlx::query_as(OF)
+        .bind(&tenant.0)
+        .bind(ids)
+        .fetch_all(traced!(conn, OF))
+        .await?;
+    Ok(rows.into_iter().map(CaseItem::from).collect())
 }
 
 const RECORD: &str = "UPDATE competencies AS c \

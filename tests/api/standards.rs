@@ -951,9 +951,74 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
         ]
     );
 
+    // The API shows each competency's CASE item.
+    let source = ccss();
+    let by_code = |code: &str| {
+        source["CFItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["humanCodingScheme"] == code)
+            .unwrap()
+            .clone()
+    };
+    for c in &competencies {
+        let item = by_code(&c.case_human_coding_scheme);
+        assert_eq!(c.case_identifier, item["identifier"].as_str().unwrap());
+        assert_eq!(c.case_uri, item["uri"].as_str().unwrap());
+    }
+    let unit_rates = server
+        .clients("k12")
+        .await
+        .rubric
+        .get_competency(pb::GetCompetencyRequest {
+            competency_id: "unit_rates".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(
+        unit_rates.case_human_coding_scheme,
+        "CCSS.Math.Content.6.RP.A.2"
+    );
+    // An edit in Ladder keeps the item.
+    let updated = server
+        .clients("k12")
+        .await
+        .rubric
+        .update_competency(pb::UpdateCompetencyRequest {
+            competency: Some(pb::Competency {
+                id: "unit_rates".into(),
+                description: "Unit rates, as our teachers say it.".into(),
+                etag: unit_rates.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(
+        (
+            &updated.case_identifier,
+            &updated.case_uri,
+            &updated.case_human_coding_scheme
+        ),
+        (
+            &unit_rates.case_identifier,
+            &unit_rates.case_uri,
+            &unit_rates.case_human_coding_scheme
+        )
+    );
+
     // Each standard's identifier, URI and human coding scheme come back as
     // they went in.
-    let source = ccss();
     let exported: Value = serde_json::from_str(&export(&mut client, CASE, None).await).unwrap();
     let exported_items = exported["CFItems"].as_array().unwrap();
     let keys = |item: &Value| {
@@ -1041,6 +1106,10 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
     assert_eq!(competencies.len(), 4);
     let unit_rates = competencies.iter().find(|c| c.id == "unit_rates").unwrap();
     assert_eq!(unit_rates.name, "Unit rates and rate language");
+    assert_eq!(
+        unit_rates.case_identifier,
+        renamed["CFItems"][2]["identifier"].as_str().unwrap()
+    );
     let exported: Value = serde_json::from_str(&export(&mut client, CASE, None).await).unwrap();
     let item = exported["CFItems"]
         .as_array()
