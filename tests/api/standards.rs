@@ -1050,6 +1050,10 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
     // for its competency.
     let uri = source["CFItems"][3]["uri"].as_str().unwrap();
     let identifier = source["CFItems"][2]["identifier"].as_str().unwrap();
+    let urn = format!(
+        "urn:uuid:{}",
+        source["CFItems"][1]["identifier"].as_str().unwrap()
+    );
     let lines = [
         statement(
             "0b7d3c1e-0000-4000-8000-0000000000c1",
@@ -1063,6 +1067,12 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
             identifier,
             scaled(0.5),
         ),
+        statement(
+            "0b7d3c1e-0000-4000-8000-0000000000c3",
+            account("pupil-1"),
+            &urn,
+            scaled(0.25),
+        ),
     ];
     let file: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let response = send(&mut statements, &file).await;
@@ -1070,7 +1080,8 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
         outcomes(&response),
         [
             (0, pb::StatementOutcome::Recorded),
-            (1, pb::StatementOutcome::Recorded)
+            (1, pb::StatementOutcome::Recorded),
+            (2, pb::StatementOutcome::Recorded)
         ],
         "{response:?}"
     );
@@ -1080,7 +1091,10 @@ async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renam
     .fetch_all(&server.pool)
     .await
     .unwrap();
-    assert_eq!(recorded, ["ratio_and_rate_reasoning", "unit_rates"]);
+    assert_eq!(
+        recorded,
+        ["ratio_and_rate_reasoning", "unit_rates", "ratio_language"]
+    );
 
     // Upstream renames a standard: the same identifier with another title
     // updates its competency instead of making a new one.
