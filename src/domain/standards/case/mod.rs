@@ -7,7 +7,10 @@
 //!   that the same framework always exports to the same bytes.
 //! - [`read_case`] reads the bytes of a package (Ladder's own or another
 //!   tool's) into a `Document` that `Document::validate` accepts, with a note
-//!   for every item it could not map or mapped only by tolerating a deviation.
+//!   for every item that has no counterpart in Ladder or was mapped only by
+//!   tolerating a deviation, and the [`CaseItem`] each competency came from;
+//!   a package with a bad value, a cycle or a self-parent is refused whole
+//!   ([`CaseError::Refused`], every problem at once).
 
 mod cycles;
 mod export;
