@@ -4,7 +4,9 @@
 use chrono::TimeZone;
 use ladder::domain::evidence::Source;
 use ladder::domain::framework::Document;
-use ladder::domain::standards::case::{CaseExport, NoteKind, read_case, to_case, to_json};
+use ladder::domain::standards::case::{
+    CaseError, CaseExport, NoteKind, read_case, to_case, to_json,
+};
 use ladder::domain::standards::xapi::{CompetencyIndex, XapiAction, XapiOptions, map_statements};
 use serde_json::{Value, json};
 
@@ -391,4 +393,131 @@ fn the_sample_statements_all_map() {
         "2026-02-20T09:00:00+00:00"
     );
     assert!(matches!(batch.mapped[3].action, XapiAction::Void { .. }));
+}
+
+/// Builtin framework's package, as JSON to spoil.
+fn builtin_package() -> Value {
+    serde_json::to_value(to_case(Document::builtin(), &options())).unwrap()
+}
+
+fn position(list: &Value, found: impl Fn(&Value) -> bool) -> usize {
+    list.as_array().unwrap().iter().position(found).unwrap()
+}
+
+fn refusals(package: &Value) -> Vec<(String, String)> {
+    match read_case(&serde_json::to_vec(package).unwrap()) {
+        Err(CaseError::Refused(found)) => found
+            .0
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect(),
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// Every bad value of docs/standards.md's "All or nothing" table, in one
+/// package: each is reported, at its place, in one answer.
+#[test]
+fn every_bad_value_of_a_package_is_refused_at_once() {
+    let mut p = builtin_package();
+    let items = p["CFItems"].clone();
+    let role = position(&items, |i| i["CFItemType"] == "Role");
+    p["CFItems"][role]["extensions"]["ladder:seniority"] = json!("high");
+    let competency = position(&items, |i| i["CFItemType"] == "Competency");
+    p["CFItems"][competency]["humanCodingScheme"] = json!("x".repeat(1025));
+    let behaviour = position(&items, |i| i["CFItemType"] == "Behaviour");
+    p["CFItems"][behaviour]["fullStatement"] = json!(" ");
+    // A transition between two roles that are imported.
+    let spoiled = &items[role]["identifier"];
+    let transition = position(&p["CFAssociations"], |a| {
+        a["associationType"] == "precedes"
+            && a["originNodeURI"]["identifier"] != *spoiled
+            && a["destinationNodeURI"]["identifier"] != *spoiled
+    });
+    p["CFAssociations"][transition]["extensions"]["ladder:transition"] = json!("sideways");
+    let rubric = position(&p["CFRubrics"], |r| {
+        r["extensions"]["ladder:role"] == "staff_engineer"
+    });
+    p["CFRubrics"][rubric]["CFRubricCriteria"][1]["CFItemURI"] =
+        json!("urn:uuid:00000000-0000-4000-8000-00000000dead");
+    p["CFRubrics"][0]["extensions"]["ladder:role"] = json!("nobody");
+    let duplicate = items.as_array().unwrap().len();
+    p["CFItems"].as_array_mut().unwrap().push(items[0].clone());
+    let lonely = p["CFAssociations"].as_array().unwrap().len();
+    p["CFAssociations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"identifier": "lonely", "associationType": "isChildOf", "originNodeURI": items[0]["uri"]}));
+
+    let found = refusals(&p);
+    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    for expected in [
+        format!("CFItems[{duplicate}]"),
+        format!("CFItems[{competency}].humanCodingScheme"),
+        format!("CFAssociations[{lonely}]"),
+        format!("CFItems[{role}].extensions.ladder:seniority"),
+        format!("CFItems[{behaviour}]"),
+        format!("CFAssociations[{transition}].extensions.ladder:transition"),
+        format!("CFRubrics[{rubric}].CFRubricCriteria[1].CFItemURI"),
+        "CFRubrics[0].extensions.ladder:role".to_string(),
+    ] {
+        assert!(
+            fields.contains(&expected.as_str()),
+            "{expected}: {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 8, "{found:#?}");
+    // Items are named by identifier and human coding scheme.
+    let role_item = &items[role];
+    let (_, description) = &found[fields
+        .iter()
+        .position(|f| f.ends_with("ladder:seniority"))
+        .unwrap()];
+    assert!(
+        description.contains(role_item["identifier"].as_str().unwrap())
+            && description.contains(role_item["humanCodingScheme"].as_str().unwrap()),
+        "{description}"
+    );
+}
+
+/// Entries of the wrong shape are answered on their own, every one of them.
+#[test]
+fn entries_of_the_wrong_shape_are_refused_together() {
+    let mut p = builtin_package();
+    p["CFItems"].as_array_mut().unwrap().push(json!(7));
+    p["CFAssociations"][2]["sequenceNumber"] = json!("second");
+    let n = p["CFItems"].as_array().unwrap().len() - 1;
+    let found = refusals(&p);
+    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [format!("CFItems[{n}]").as_str(), "CFAssociations[2]"]
+    );
+}
+
+/// Another tool's role (no `ladder:seniority`) and an item without text are
+/// objects without a counterpart: noted, not refused.
+#[test]
+fn objects_without_a_counterpart_are_notes_not_refusals() {
+    let package = json!({
+        "CFDocument": {"identifier": "d", "title": "Roles of another tool"},
+        "CFItems": [
+            {"identifier": "r1", "fullStatement": "Data steward", "CFItemType": "Role"},
+            {"identifier": "c1", "fullStatement": "  Data quality  ", "CFItemType": "Competency"},
+            {"identifier": "c2", "CFItemType": "Competency"},
+        ],
+        "CFAssociations": [],
+    });
+    let imported = read_case(&serde_json::to_vec(&package).unwrap()).unwrap();
+    assert_eq!(imported.document.competency_ids(), ["data_quality"]);
+    assert_eq!(imported.document.competencies[0].name, "Data quality");
+    let skipped: Vec<&str> = imported
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::Skipped)
+        .map(|n| n.identifier.as_str())
+        .collect();
+    assert_eq!(skipped, ["c2", "r1"]);
+    assert_eq!(imported.items.len(), 1);
+    assert_eq!(imported.items[0].identifier.as_deref(), Some("c1"));
 }

@@ -21,7 +21,7 @@ use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::storage::framework_file::{self, ImportReport};
-use crate::storage::{StorageError, TenantId};
+use crate::storage::{StorageError, TenantId, case_items};
 use crate::transport::auth::DEV_TENANT;
 use crate::transport::convert::standards::{format_to_pb, notes_from_pb, report_from_pb};
 
@@ -136,11 +136,11 @@ impl Target {
     ) -> Result<(), AppError> {
         let (report, notes) = if self.direct {
             // The whole file is checked before the database is even opened.
-            let read =
+            let mut read =
                 standards::read_framework(format, &bytes).map_err(AppError::InvalidFramework)?;
             let report = self
                 .in_database(async |conn, tenant| {
-                    framework_file::import(conn, tenant, &read.document, dry_run, prune).await
+                    case_items::import(conn, tenant, &mut read, dry_run, prune).await
                 })
                 .await?;
             (report, read.notes)
@@ -234,8 +234,13 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                     .unwrap_or(FrameworkFormat::Yaml)
             });
             let text = if target.direct {
-                let exported = target.in_database(framework_file::export).await?;
-                standards::write_framework(format, &exported.document, exported.last_change)
+                let (exported, kept) = target
+                    .in_database(async |conn, tenant| {
+                        let exported = framework_file::export(conn, tenant).await?;
+                        Ok((exported, case_items::known(conn, tenant).await?))
+                    })
+                    .await?;
+                standards::write_framework(format, &exported.document, exported.last_change, &kept)
                     .into_bytes()
             } else {
                 let mut clients = target.server.connect().await.map_err(not_reached)?;

@@ -32,6 +32,7 @@
 pub mod assessments;
 pub mod audit;
 pub mod calibrations;
+pub mod case_items;
 mod catalog_cache;
 pub mod competencies;
 pub mod database_role;

@@ -663,3 +663,474 @@ async fn the_cli_imports_and_exports_frameworks_and_statements_over_the_api() {
     );
     assert_eq!(rows(&server, "globex").await[7], 6);
 }
+
+/// A CCSS-like package written the way state CASE servers publish theirs:
+/// a domain grouping three standards and one standard on its own, each with
+/// an identifier, a URI and a human coding scheme; two names have blanks at
+/// an end.
+const CCSS: &[u8] = include_bytes!("../data/ccss_math_grade6.case.json");
+
+fn ccss() -> Value {
+    serde_json::from_slice(CCSS).unwrap()
+}
+
+/// The package with one more `isChildOf` link from `child` to `parent`
+/// (indexes into `CFItems`).
+fn with_child_link(mut package: Value, child: usize, parent: usize) -> Value {
+    let end = |i: usize| {
+        let item = &package["CFItems"][i];
+        json!({"identifier": item["identifier"], "uri": item["uri"]})
+    };
+    let (origin, destination) = (end(child), end(parent));
+    let links = package["CFAssociations"].as_array_mut().unwrap();
+    let n = links.len();
+    links.push(json!({
+        "identifier": format!("9d0a7e10-0000-4000-8000-{n:012}"),
+        "associationType": "isChildOf",
+        "originNodeURI": origin,
+        "destinationNodeURI": destination,
+    }));
+    package
+}
+
+/// What the API shows of a tenant's framework: its competencies and every
+/// rubric version.
+async fn framework_state(
+    server: &TestServer,
+    tenant: &str,
+) -> (Vec<pb::Competency>, Vec<pb::Rubric>) {
+    let mut clients = server.clients(tenant).await;
+    let competencies = clients
+        .rubric
+        .list_competencies(pb::ListCompetenciesRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(competencies.next_page_token.is_empty());
+    let rubrics = clients
+        .rubric
+        .list_rubrics(pb::ListRubricsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rubrics.next_page_token.is_empty());
+    (competencies.competencies, rubrics.rubrics)
+}
+
+fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| (v.field, v.description))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_case_package_with_a_cycle_or_a_self_parent_is_refused_naming_its_items() {
+    let server = TestServer::start().await;
+    let (mut client, _) = clients(&server, "k12").await;
+    import(&mut client, CASE, CCSS, false).await.unwrap();
+    let before = (
+        framework_state(&server, "k12").await,
+        rows(&server, "k12").await,
+    );
+    let code = |i: usize| {
+        ccss()["CFItems"][i]["humanCodingScheme"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Two standards each the child of the other, three in a ring, and the
+    // domain its own child.
+    let two = with_child_link(with_child_link(ccss(), 1, 2), 2, 1);
+    let three = with_child_link(with_child_link(with_child_link(ccss(), 1, 2), 2, 3), 3, 1);
+    let own = with_child_link(ccss(), 0, 0);
+    for (package, items) in [(two, vec![1, 2]), (three, vec![1, 2, 3]), (own, vec![0])] {
+        for validate_only in [false, true] {
+            let bytes = serde_json::to_vec(&package).unwrap();
+            let status = import(&mut client, CASE, &bytes, validate_only)
+                .await
+                .unwrap_err();
+            let found = violations(&status);
+            if items.len() == 1 {
+                // The link that makes the item its own parent.
+                assert_eq!(found.len(), 1, "{found:#?}");
+                let (field, description) = &found[0];
+                assert!(field.starts_with("document.CFAssociations["), "{field}");
+                assert!(description.contains("its own parent"), "{description}");
+                assert!(description.contains(&code(0)), "{description}");
+                continue;
+            }
+            // Each item of the cycle, at its place in the package, by its
+            // identifier and its human coding scheme.
+            assert_eq!(found.len(), items.len(), "{found:#?}");
+            for (&i, (field, description)) in items.iter().zip(&found) {
+                assert_eq!(field, &format!("document.CFItems[{i}]"));
+                let identifier = ccss()["CFItems"][i]["identifier"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert!(description.contains(&identifier), "{description}");
+                assert!(description.contains(&code(i)), "{description}");
+                assert!(description.contains("cycle"), "{description}");
+                for &j in &items {
+                    assert!(description.contains(&code(j)), "{description}");
+                }
+            }
+        }
+    }
+    // Both at once: every problem in one answer.
+    let both = with_child_link(with_child_link(with_child_link(ccss(), 1, 2), 2, 1), 4, 4);
+    let status = import(
+        &mut client,
+        CASE,
+        &serde_json::to_vec(&both).unwrap(),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(violations(&status).len(), 3, "{:#?}", violations(&status));
+    assert_eq!(
+        (
+            framework_state(&server, "k12").await,
+            rows(&server, "k12").await
+        ),
+        before,
+        "nothing changed"
+    );
+}
+
+/// The `index`th criterion of the rubric of `role` in a package Ladder wrote.
+fn criterion<'a>(package: &'a mut Value, role: &str, index: usize) -> &'a mut Value {
+    let rubric = package["CFRubrics"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["extensions"]["ladder:role"] == role)
+        .unwrap();
+    &mut rubric["CFRubricCriteria"][index]
+}
+
+#[tokio::test]
+async fn one_bad_value_refuses_the_whole_case_package() {
+    let server = TestServer::start().await;
+    let (mut client, _) = clients(&server, "acme").await;
+    let exported: Value = serde_json::from_str(&export(&mut client, CASE, None).await).unwrap();
+    let before = (
+        framework_state(&server, "acme").await,
+        rows(&server, "acme").await,
+    );
+    // A change that alone would publish a new version of the rubric, so
+    // that a partial import would show.
+    let mut changed = exported.clone();
+    let weight_of_1 = criterion(&mut changed, "senior_engineer", 1)["weight"]
+        .as_f64()
+        .unwrap();
+    criterion(&mut changed, "senior_engineer", 1)["weight"] = json!(weight_of_1 + 0.25);
+
+    let mut level = changed.clone();
+    criterion(&mut level, "senior_engineer", 0)["extensions"]["ladder:expectedLevel"] = json!(0);
+    let mut weight = changed.clone();
+    criterion(&mut weight, "senior_engineer", 2)["weight"] = json!(-1);
+    let mut both = level.clone();
+    criterion(&mut both, "senior_engineer", 2)["weight"] = json!(-1);
+    let at = |k: usize, what: &str| {
+        let rubric = exported["CFRubrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["extensions"]["ladder:role"] == "senior_engineer")
+            .unwrap();
+        format!("document.CFRubrics[{rubric}].CFRubricCriteria[{k}].{what}")
+    };
+    let named = |k: usize| {
+        let c = &exported["CFRubrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["extensions"]["ladder:role"] == "senior_engineer")
+            .unwrap()["CFRubricCriteria"][k];
+        let item = exported["CFItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["identifier"] == c["CFItemURI"]["identifier"])
+            .unwrap();
+        // Ladder writes a competency's id as its human coding scheme.
+        (
+            c["identifier"].as_str().unwrap().to_string(),
+            item["humanCodingScheme"].as_str().unwrap().to_string(),
+        )
+    };
+    for (package, expected) in [
+        (level, vec![(at(0, "extensions.ladder:expectedLevel"), 0)]),
+        (weight, vec![(at(2, "weight"), 2)]),
+        (
+            both,
+            vec![
+                (at(0, "extensions.ladder:expectedLevel"), 0),
+                (at(2, "weight"), 2),
+            ],
+        ),
+    ] {
+        let status = import(
+            &mut client,
+            CASE,
+            &serde_json::to_vec(&package).unwrap(),
+            false,
+        )
+        .await
+        .unwrap_err();
+        let found = violations(&status);
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for ((field, description), (expected_field, k)) in found.iter().zip(&expected) {
+            assert_eq!(field, expected_field);
+            let (identifier, competency) = named(*k);
+            assert!(description.contains(&identifier), "{description}");
+            assert!(description.contains(&competency), "{description}");
+        }
+        assert_eq!(
+            (
+                framework_state(&server, "acme").await,
+                rows(&server, "acme").await
+            ),
+            before,
+            "nothing changed"
+        );
+    }
+    // The same change without the bad value is imported.
+    let report = import(
+        &mut client,
+        CASE,
+        &serde_json::to_vec(&changed).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.created.iter().any(|c| c.contains("senior_engineer")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_third_party_packages_identifiers_survive_import_export_xapi_and_renames() {
+    let server = TestServer::start().await;
+    let (mut client, mut statements) = clients(&server, "k12").await;
+    let report = import(&mut client, CASE, CCSS, false).await.unwrap();
+    assert_eq!(
+        report.created,
+        [
+            "competency ratio_language",
+            "competency unit_rates",
+            "competency ratio_and_rate_reasoning",
+            "competency dividing_fractions",
+        ]
+    );
+    // Names are trimmed.
+    let (competencies, _) = framework_state(&server, "k12").await;
+    let mut names: Vec<&str> = competencies.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "Dividing fractions",
+            "Ratio and rate reasoning",
+            "Ratio language",
+            "Unit rates"
+        ]
+    );
+
+    // The API shows each competency's CASE item.
+    let source = ccss();
+    let by_code = |code: &str| {
+        source["CFItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["humanCodingScheme"] == code)
+            .unwrap()
+            .clone()
+    };
+    for c in &competencies {
+        let item = by_code(&c.case_human_coding_scheme);
+        assert_eq!(c.case_identifier, item["identifier"].as_str().unwrap());
+        assert_eq!(c.case_uri, item["uri"].as_str().unwrap());
+    }
+    let unit_rates = server
+        .clients("k12")
+        .await
+        .rubric
+        .get_competency(pb::GetCompetencyRequest {
+            competency_id: "unit_rates".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(
+        unit_rates.case_human_coding_scheme,
+        "CCSS.Math.Content.6.RP.A.2"
+    );
+    // An edit in Ladder keeps the item.
+    let updated = server
+        .clients("k12")
+        .await
+        .rubric
+        .update_competency(pb::UpdateCompetencyRequest {
+            competency: Some(pb::Competency {
+                id: "unit_rates".into(),
+                description: "Unit rates, as our teachers say it.".into(),
+                etag: unit_rates.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .competency
+        .unwrap();
+    assert_eq!(
+        (
+            &updated.case_identifier,
+            &updated.case_uri,
+            &updated.case_human_coding_scheme
+        ),
+        (
+            &unit_rates.case_identifier,
+            &unit_rates.case_uri,
+            &unit_rates.case_human_coding_scheme
+        )
+    );
+
+    // Each standard's identifier, URI and human coding scheme come back as
+    // they went in.
+    let exported: Value = serde_json::from_str(&export(&mut client, CASE, None).await).unwrap();
+    let exported_items = exported["CFItems"].as_array().unwrap();
+    let keys = |item: &Value| {
+        (
+            item["identifier"].clone(),
+            item["uri"].clone(),
+            item["humanCodingScheme"].clone(),
+        )
+    };
+    for standard in &source["CFItems"].as_array().unwrap()[1..] {
+        let found = exported_items
+            .iter()
+            .find(|i| i["identifier"] == standard["identifier"])
+            .unwrap_or_else(|| panic!("{} not exported", standard["identifier"]));
+        assert_eq!(keys(found), keys(standard));
+        assert_eq!(found["CFItemType"], "Competency");
+    }
+    // The export imports back as the same competencies, and a second export
+    // is the same bytes.
+    let again = serde_json::to_vec(&exported).unwrap();
+    let report = import(&mut client, CASE, &again, false).await.unwrap();
+    assert!(report.created.is_empty(), "{report:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&export(&mut client, CASE, None).await).unwrap(),
+        exported
+    );
+
+    // xAPI statements naming a standard by its URI or its identifier count
+    // for its competency.
+    let uri = source["CFItems"][3]["uri"].as_str().unwrap();
+    let identifier = source["CFItems"][2]["identifier"].as_str().unwrap();
+    let urn = format!(
+        "urn:uuid:{}",
+        source["CFItems"][1]["identifier"].as_str().unwrap()
+    );
+    let lines = [
+        statement(
+            "0b7d3c1e-0000-4000-8000-0000000000c1",
+            account("pupil-1"),
+            uri,
+            scaled(0.75),
+        ),
+        statement(
+            "0b7d3c1e-0000-4000-8000-0000000000c2",
+            account("pupil-1"),
+            identifier,
+            scaled(0.5),
+        ),
+        statement(
+            "0b7d3c1e-0000-4000-8000-0000000000c3",
+            account("pupil-1"),
+            &urn,
+            scaled(0.25),
+        ),
+    ];
+    let file: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let response = send(&mut statements, &file).await;
+    assert_eq!(
+        outcomes(&response),
+        [
+            (0, pb::StatementOutcome::Recorded),
+            (1, pb::StatementOutcome::Recorded),
+            (2, pb::StatementOutcome::Recorded)
+        ],
+        "{response:?}"
+    );
+    let recorded: Vec<String> = sqlx::query_scalar(
+        "SELECT competency_id FROM evidence WHERE tenant_id = 'k12' ORDER BY external_id",
+    )
+    .fetch_all(&server.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded,
+        ["ratio_and_rate_reasoning", "unit_rates", "ratio_language"]
+    );
+
+    // Upstream renames a standard: the same identifier with another title
+    // updates its competency instead of making a new one.
+    let mut renamed = ccss();
+    renamed["CFItems"][2]["abbreviatedStatement"] = json!("Unit rates and rate language");
+    let report = import(
+        &mut client,
+        CASE,
+        &serde_json::to_vec(&renamed).unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(report.created.is_empty(), "{report:?}");
+    assert!(
+        report
+            .changed
+            .iter()
+            .any(|c| c.starts_with("competency unit_rates")),
+        "{report:?}"
+    );
+    let (competencies, _) = framework_state(&server, "k12").await;
+    assert_eq!(competencies.len(), 4);
+    let unit_rates = competencies.iter().find(|c| c.id == "unit_rates").unwrap();
+    assert_eq!(unit_rates.name, "Unit rates and rate language");
+    assert_eq!(
+        unit_rates.case_identifier,
+        renamed["CFItems"][2]["identifier"].as_str().unwrap()
+    );
+    let exported: Value = serde_json::from_str(&export(&mut client, CASE, None).await).unwrap();
+    let item = exported["CFItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["identifier"] == renamed["CFItems"][2]["identifier"])
+        .unwrap();
+    assert_eq!(item["abbreviatedStatement"], "Unit rates and rate language");
+    assert_eq!(keys(item), keys(&renamed["CFItems"][2]));
+}

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::framework::Document;
 use crate::domain::validation::Violations;
-use case::{CaseError, CaseExport, CaseNote};
+use case::{CaseError, CaseExport, CaseItem, CaseNote};
 
 /// The two formats a whole framework travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,8 @@ impl FrameworkFormat {
 pub struct ReadFramework {
     pub document: Document,
     pub notes: Vec<CaseNote>,
+    /// The CASE identity of each competency a package held (none for YAML).
+    pub case_items: Vec<CaseItem>,
 }
 
 /// Reads and validates a framework document. Every problem is a violation
@@ -52,13 +54,16 @@ pub fn read_framework(format: FrameworkFormat, bytes: &[u8]) -> Result<ReadFrame
         FrameworkFormat::Yaml => Ok(ReadFramework {
             document: Document::from_bytes(bytes)?,
             notes: Vec::new(),
+            case_items: Vec::new(),
         }),
         FrameworkFormat::Case => match case::read_case(bytes) {
             Ok(imported) => Ok(ReadFramework {
                 document: imported.document,
                 notes: imported.notes,
+                case_items: imported.items,
             }),
             Err(CaseError::Unreadable(reason)) => Err(Violations::one("", reason)),
+            Err(CaseError::Refused(found)) => Err(found),
             Err(CaseError::Invalid(violations)) => {
                 let mut located = Violations::new();
                 for v in violations.0 {
@@ -78,11 +83,13 @@ pub fn read_framework(format: FrameworkFormat, bytes: &[u8]) -> Result<ReadFrame
 
 /// A framework as a document; a CASE package carries `last_change` as every
 /// object's `lastChangeDateTime`, with Ladder's defaults for the rest
-/// ([`CaseExport::new`]).
+/// ([`CaseExport::new`]), and gives the competencies `case_items` names
+/// the identity they were imported with.
 pub fn write_framework(
     format: FrameworkFormat,
     document: &Document,
     last_change: DateTime<Utc>,
+    case_items: &[CaseItem],
 ) -> String {
     match format {
         // Plain structs of strings, numbers and lists always serialize.
@@ -90,7 +97,9 @@ pub fn write_framework(
             .to_yaml()
             .expect("a framework document always serializes"),
         FrameworkFormat::Case => {
-            case::to_json(&case::to_case(document, &CaseExport::new(last_change)))
+            let mut options = CaseExport::new(last_change);
+            options.items = case_items.to_vec();
+            case::to_json(&case::to_case(document, &options))
         }
     }
 }
@@ -114,7 +123,7 @@ mod tests {
         let doc = Document::builtin();
         let when = Utc::now();
         for format in [FrameworkFormat::Yaml, FrameworkFormat::Case] {
-            let text = write_framework(format, doc, when);
+            let text = write_framework(format, doc, when, &[]);
             let read = read_framework(format, text.as_bytes()).unwrap();
             assert_eq!(&read.document, doc);
             assert_eq!(read.notes, []);

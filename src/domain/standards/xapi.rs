@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::evidence::{Evidence, MAX_TEXT_LEN, Source};
-use crate::domain::standards::case::{LADDER_NAMESPACE, competency_identifier};
+use crate::domain::standards::case::{CaseItem, LADDER_NAMESPACE, competency_identifier};
 
 /// The `source_system` of evidence from xAPI; the statement id is its
 /// `external_id`.
@@ -58,6 +58,23 @@ impl CompetencyIndex {
             index.alias(&format!("{base}/ims/case/v1p1/CFItems/{identifier}"), id);
         }
         index
+    }
+
+    /// The names of the CASE item a competency of the index was imported
+    /// from: its URI and identifier (SPEC §9), so that statements written
+    /// against the source framework count for the competency.
+    pub fn case_item(&mut self, item: &CaseItem) {
+        if self.find(&item.competency_id) != Some(item.competency_id.as_str()) {
+            return;
+        }
+        for name in [&item.identifier, &item.uri].into_iter().flatten() {
+            self.alias(name, &item.competency_id);
+        }
+        if let Some(identifier) = item.identifier.as_deref()
+            && Uuid::parse_str(identifier).is_ok()
+        {
+            self.alias(&format!("urn:uuid:{identifier}"), &item.competency_id);
+        }
     }
 
     /// Another name of the competency `competency_id`.

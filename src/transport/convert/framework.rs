@@ -4,6 +4,7 @@ use crate::domain::framework::{
     Competency, FieldNames, LevelDescriptor, Role, Rubric, RubricCompetency, RubricState, Track,
     Transition, TransitionKind, validate_competency, validate_expectations, validate_role,
 };
+use crate::domain::standards::case::CaseItem;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::storage::stored::Stored;
@@ -84,6 +85,19 @@ pub fn competency_to_pb(s: Stored<Competency>) -> pb::Competency {
         name: s.value.name,
         description: s.value.description,
         levels: levels_to_pb(s.value.levels),
+        ..pb::Competency::default()
+    }
+}
+
+/// Gives each competency of `competencies` that came from a CASE item that
+/// item's identity (`items`, the competencies' own).
+pub fn case_items_to_pb(competencies: &mut [pb::Competency], items: &[CaseItem]) {
+    for c in competencies {
+        if let Some(item) = items.iter().find(|i| i.competency_id == c.id) {
+            c.case_identifier = item.identifier.clone().unwrap_or_default();
+            c.case_uri = item.uri.clone().unwrap_or_default();
+            c.case_human_coding_scheme = item.human_coding_scheme.clone().unwrap_or_default();
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::framework_service_server::FrameworkService;
 use crate::storage::audit::Resources;
-use crate::storage::framework_file;
+use crate::storage::{case_items, framework_file};
 use crate::transport::convert::standards::{format_from_pb, format_to_pb, import_to_pb};
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
@@ -69,11 +69,11 @@ impl FrameworkService for FrameworkApi {
                 methods::IMPORT_FRAMEWORK,
                 request,
                 import_request,
-                async |caller, tx, req| {
-                    let report = framework_file::import(
+                async |caller, tx, mut req| {
+                    let report = case_items::import(
                         tx,
                         &caller.tenant,
-                        &req.read.document,
+                        &mut req.read,
                         req.validate_only,
                         req.prune,
                     )
@@ -104,9 +104,10 @@ impl FrameworkService for FrameworkApi {
                 },
                 async |caller, tx, (format, last_change)| {
                     let exported = framework_file::export(tx, &caller.tenant).await?;
+                    let kept = case_items::known(tx, &caller.tenant).await?;
                     let last_change = last_change.unwrap_or(exported.last_change);
                     let document =
-                        standards::write_framework(format, &exported.document, last_change);
+                        standards::write_framework(format, &exported.document, last_change, &kept);
                     Ok(pb::ExportFrameworkResponse {
                         format: format_to_pb(format) as i32,
                         document: document.into_bytes(),

@@ -11,13 +11,13 @@ use crate::proto::v1::rubric_service_server::RubricService;
 use crate::storage::audit::Resources;
 use crate::storage::rubrics::RubricFilter;
 use crate::storage::stored::expected_revision;
-use crate::storage::{TenantId, TenantTx, competencies, roles, rubrics, tracks};
+use crate::storage::{TenantId, TenantTx, case_items, competencies, roles, rubrics, tracks};
 use crate::transport::AppState;
 use crate::transport::convert::etag;
 use crate::transport::convert::framework::{
-    COMPETENCY_PATHS, ROLE_PATHS, RUBRIC_PATHS, blank_competency, blank_role, competency_to_pb,
-    expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb, state_from_pb,
-    track_to_pb,
+    COMPETENCY_PATHS, ROLE_PATHS, RUBRIC_PATHS, blank_competency, blank_role, case_items_to_pb,
+    competency_to_pb, expectations_from_pb, merge_competency, merge_role, role_to_pb, rubric_to_pb,
+    state_from_pb, track_to_pb,
 };
 use crate::transport::convert::page::Page;
 use crate::transport::convert::request::{
@@ -139,8 +139,12 @@ impl RubricService for RubricApi {
                 |req| required_id("competency_id", req.competency_id),
                 async |caller, tx, id| {
                     let c = competencies::get(tx, &caller.tenant, &id).await?;
+                    let mut competency = [competency_to_pb(c)];
+                    let items = case_items::of(tx, &caller.tenant, &[&id]).await?;
+                    case_items_to_pb(&mut competency, &items);
+                    let [competency] = competency;
                     Ok(pb::GetCompetencyResponse {
-                        competency: Some(competency_to_pb(c)),
+                        competency: Some(competency),
                     })
                 },
             )
@@ -169,8 +173,13 @@ impl RubricService for RubricApi {
                             |c| c.value.id.clone(),
                         )
                         .await?;
+                    let mut competencies: Vec<pb::Competency> =
+                        items.into_iter().map(competency_to_pb).collect();
+                    let ids: Vec<&str> = competencies.iter().map(|c| c.id.as_str()).collect();
+                    let kept = case_items::of(tx, &caller.tenant, &ids).await?;
+                    case_items_to_pb(&mut competencies, &kept);
                     Ok(pb::ListCompetenciesResponse {
-                        competencies: items.into_iter().map(competency_to_pb).collect(),
+                        competencies,
                         next_page_token,
                     })
                 },
@@ -242,8 +251,11 @@ impl RubricService for RubricApi {
                     )?;
                     let updated = competencies::update(tx, tenant, &merged, revision).await?;
                     tx.audit(Resources::one(format!("competencies/{id}")));
+                    let mut competency = [competency_to_pb(updated)];
+                    case_items_to_pb(&mut competency, &case_items::of(tx, tenant, &[&id]).await?);
+                    let [competency] = competency;
                     Ok(pb::UpdateCompetencyResponse {
-                        competency: Some(competency_to_pb(updated)),
+                        competency: Some(competency),
                     })
                 },
             )

@@ -12,7 +12,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::StatementOutcome as Outcome;
 use crate::proto::v1::xapi_service_server::XapiService;
 use crate::storage::audit::Resources;
-use crate::storage::{self, StorageError, TenantId, TenantTx, competencies};
+use crate::storage::{self, StorageError, TenantId, TenantTx, case_items, competencies};
 use crate::transport::error::ApiError;
 use crate::transport::methods;
 use crate::transport::{AppState, MAX_DOCUMENT_BYTES};
@@ -146,7 +146,10 @@ impl XapiService for XapiApi {
                         .into_iter()
                         .map(|c| c.value.id)
                         .collect();
-                    let index = CompetencyIndex::new(DEFAULT_BASE_URI, ids.iter().map(String::as_str));
+                    let mut index = CompetencyIndex::new(DEFAULT_BASE_URI, ids.iter().map(String::as_str));
+                    for item in case_items::known(tx, tenant).await? {
+                        index.case_item(&item);
+                    }
                     let batch = xapi::map_statements(&req.statements, &index, &req.options)
                         .map_err(|e| ApiError::field("statements", e.0))?;
                     let count = batch.mapped.len() + batch.skipped.len();

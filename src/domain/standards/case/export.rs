@@ -7,7 +7,7 @@ use super::model::{
     CfAssociation, CfDefinitions, CfDocument, CfItem, CfItemType, CfLink, CfPackage, CfRubric,
     CfRubricCriterion, CfRubricCriterionLevel,
 };
-use super::{case_identifier, ext, item_type};
+use super::{CaseItem, case_identifier, ext, item_type};
 use crate::domain::framework::{Document, FORMAT, ImportMode};
 
 /// The prefix of the URIs Ladder writes (`{base}/ims/case/v1p1/CFItems/{identifier}`).
@@ -26,6 +26,9 @@ pub struct CaseExport {
     /// Written as every object's `lastChangeDateTime`: the time the framework
     /// last changed, so that an unchanged framework exports to the same bytes.
     pub last_change: DateTime<Utc>,
+    /// The items competencies were imported from: such a competency is
+    /// written with that item's identifier, URI and human coding scheme.
+    pub items: Vec<CaseItem>,
 }
 
 impl CaseExport {
@@ -38,6 +41,7 @@ impl CaseExport {
             version: "1".into(),
             adoption_status: "Adopted".into(),
             last_change,
+            items: Vec::new(),
         }
     }
 }
@@ -127,6 +131,29 @@ impl Writer<'_> {
         node
     }
 
+    /// Gives the item just written as `node` the identity of the CASE item
+    /// it was imported from, as that item had it (a part it lacked stays
+    /// absent, but for the URI, which links need).
+    fn keep_identity(&mut self, node: Node, kept: &CaseItem) -> Node {
+        let identifier = kept.identifier.clone().unwrap_or(node.identifier);
+        let uri = kept.uri.clone().unwrap_or_else(|| {
+            format!(
+                "{}/ims/case/v1p1/CFItems/{identifier}",
+                self.options.base_uri.trim_end_matches('/')
+            )
+        });
+        if let Some(item) = self.package.items.last_mut() {
+            item.identifier = Some(identifier.clone());
+            item.uri = Some(uri.clone());
+            item.human_coding_scheme = kept.human_coding_scheme.clone();
+        }
+        Node {
+            identifier,
+            uri,
+            title: node.title,
+        }
+    }
+
     fn associate(
         &mut self,
         kind: &str,
@@ -200,10 +227,15 @@ pub fn to_case(doc: &Document, options: &CaseExport) -> CfPackage {
         tracks.insert(t.id.as_str(), node);
     }
 
+    let kept: std::collections::HashMap<&str, &CaseItem> = options
+        .items
+        .iter()
+        .map(|k| (k.competency_id.as_str(), k))
+        .collect();
     let mut competencies = std::collections::HashMap::new();
     for (i, c) in doc.competencies.iter().enumerate() {
         let path = format!("competency/{}", c.id);
-        let node = w.item(
+        let mut node = w.item(
             &path,
             item_type::COMPETENCY,
             &c.id,
@@ -212,6 +244,9 @@ pub fn to_case(doc: &Document, options: &CaseExport) -> CfPackage {
             None,
             Map::new(),
         );
+        if let Some(kept) = kept.get(c.id.as_str()) {
+            node = w.keep_identity(node, kept);
+        }
         w.associate("isChildOf", &node, &root, i + 1, None);
         for level in &c.levels {
             let level_path = format!("{path}/level/{}", level.level);

@@ -6,14 +6,19 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+mod roles;
+mod text;
+
+use super::cycles::cycles;
+use super::identity::{CaseItem, MAX_CASE_KEY_CHARS, free_id};
 use super::model::{CfItem, CfLink, CfPackage, CfRubricCriterion};
 use super::{CaseError, CaseNote, NoteKind, ext, extension};
 use crate::domain::framework::{
-    Competency, Document, FORMAT, FieldNames, ImportMode, LevelDescriptor, MAX_ID_CHARS,
-    MAX_NAME_CHARS, MAX_TEXT_CHARS, RoleDocument, RubricCompetency, RubricDocument,
-    SENIORITY_RANGE, Track, Transition, TransitionKind, is_valid_id, validate_expectations,
-    validate_role,
+    Competency, Document, FORMAT, ImportMode, LevelDescriptor, MAX_NAME_CHARS, MAX_TEXT_CHARS,
+    is_valid_id,
 };
+use crate::domain::validation::Violations;
+use text::{clean, shorten, slug};
 
 /// What the package's `CFDocument` says about the framework.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub struct CaseImport {
     pub info: CaseDocumentInfo,
     /// One per object not mapped, or mapped by tolerating a deviation.
     pub notes: Vec<CaseNote>,
+    /// The item each competency was read from, when it has an identifier or URI.
+    pub items: Vec<CaseItem>,
 }
 
 /// Level titles of Ladder's scale, used for generic level descriptors.
@@ -107,6 +114,8 @@ enum LevelSource {
 struct Importer<'a> {
     package: &'a CfPackage,
     notes: Vec<CaseNote>,
+    /// What makes the whole package refused, at its path in the package.
+    refused: Violations,
     /// Lower-cased identifiers and URIs of the items.
     index: HashMap<String, usize>,
     document_keys: HashSet<String>,
@@ -127,7 +136,11 @@ struct Importer<'a> {
 pub fn from_case(package: &CfPackage) -> Result<CaseImport, CaseError> {
     let mut im = Importer::new(package);
     im.read_associations();
-    let document = im.build();
+    im.refuse_cycles();
+    let (document, items) = im.build();
+    if !im.refused.is_empty() {
+        return Err(CaseError::Refused(im.refused));
+    }
     let violations = document.validate();
     if !violations.is_empty() {
         return Err(CaseError::Invalid(violations));
@@ -145,90 +158,12 @@ pub fn from_case(package: &CfPackage) -> Result<CaseImport, CaseError> {
             last_change: d.last_change_date_time.clone(),
         },
         notes: im.notes,
+        items,
     })
 }
 
 fn key(s: &str) -> String {
     s.trim().to_lowercase()
-}
-
-/// The text with control characters (other than line breaks and tabs)
-/// removed: PostgreSQL text cannot hold NUL, and none of them is meant.
-fn clean(text: Option<&str>) -> Option<String> {
-    let text: String = text?
-        .chars()
-        .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
-        .collect();
-    (!text.trim().is_empty()).then_some(text)
-}
-
-/// At most `max` characters, cut at a word boundary with an ellipsis.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(max - 1).collect();
-    let cut = match cut.rfind(char::is_whitespace) {
-        Some(at) if at > max / 2 => &cut[..at],
-        _ => &cut[..],
-    };
-    format!("{}…", cut.trim_end())
-}
-
-/// A snake_case id from a title: ASCII letters and digits (common Latin
-/// accents folded), words joined by underscores, at most 48 characters so
-/// that a de-duplicating suffix still fits.
-fn slug(title: &str) -> Option<String> {
-    let mut out = String::new();
-    for c in title.chars().flat_map(char::to_lowercase) {
-        let folded = match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
-            'ç' => "c",
-            'è' | 'é' | 'ê' | 'ë' => "e",
-            'ì' | 'í' | 'î' | 'ï' => "i",
-            'ñ' => "n",
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
-            'ù' | 'ú' | 'û' | 'ü' => "u",
-            'ý' | 'ÿ' => "y",
-            'ß' => "ss",
-            'æ' => "ae",
-            'œ' => "oe",
-            c if c.is_ascii_alphanumeric() => {
-                out.push(c);
-                continue;
-            }
-            _ => "_",
-        };
-        if folded == "_" && (out.is_empty() || out.ends_with('_')) {
-            continue;
-        }
-        out.push_str(folded);
-    }
-    let mut out = out.trim_matches('_').to_string();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "n_");
-    }
-    if out.len() > 48 {
-        out.truncate(48);
-        let trimmed = out.trim_end_matches('_').len();
-        out.truncate(trimmed);
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// `base`, or `base_2`, `base_3`, ... whichever is not taken yet.
-fn unique(base: &str, taken: &mut HashSet<String>) -> String {
-    let mut candidate = base.to_string();
-    let mut n = 2;
-    while taken.contains(&candidate) {
-        let suffix = format!("_{n}");
-        let room = MAX_ID_CHARS - suffix.len();
-        let stem = base[..base.len().min(room)].trim_end_matches('_');
-        candidate = format!("{stem}{suffix}");
-        n += 1;
-    }
-    taken.insert(candidate.clone());
-    candidate
 }
 
 /// A name and a description read from an item.
@@ -243,6 +178,7 @@ impl<'a> Importer<'a> {
         let mut im = Importer {
             package,
             notes: Vec::new(),
+            refused: Violations::new(),
             index: HashMap::with_capacity(2 * n),
             document_keys: HashSet::new(),
             kinds: package.items.iter().map(kind_of).collect(),
@@ -264,14 +200,31 @@ impl<'a> Importer<'a> {
                 .map(|k| key(k))
                 .filter(|k| !k.is_empty())
                 .collect();
-            if keys.iter().any(|k| im.index.contains_key(k)) {
+            if let Some(&first) = keys.iter().find_map(|k| im.index.get(k)) {
                 im.dropped[i] = true;
-                im.note(
-                    im.item_label(i),
-                    NoteKind::Skipped,
-                    "another item of the package has the same identifier or uri: only the first is imported",
+                im.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!(
+                        "{} has the identifier or uri of CFItems[{first}] ({}): identifiers name one item each",
+                        im.item_name(i),
+                        im.item_name(first)
+                    ),
                 );
                 continue;
+            }
+            for (field, value) in [
+                ("identifier", &item.identifier),
+                ("uri", &item.uri),
+                ("humanCodingScheme", &item.human_coding_scheme),
+            ] {
+                let chars = value.as_deref().map_or(0, |v| v.chars().count());
+                if chars > MAX_CASE_KEY_CHARS {
+                    // The field names the item: the value may be its name.
+                    im.refused.add(
+                        format!("CFItems[{i}].{field}"),
+                        format!("must be at most {MAX_CASE_KEY_CHARS} characters, not {chars}"),
+                    );
+                }
             }
             for k in keys {
                 im.index.insert(k, i);
@@ -286,6 +239,20 @@ impl<'a> Importer<'a> {
             kind,
             reason: reason.into(),
         });
+    }
+
+    /// The item as a refusal names it: its identifier (or URI, or position)
+    /// and its human coding scheme, which is what people know it by.
+    fn item_name(&self, i: usize) -> String {
+        let label = self.item_label(i);
+        match self.package.items[i]
+            .human_coding_scheme
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(code) if !code.is_empty() && code != label => format!("{label} ({code})"),
+            _ => label,
+        }
     }
 
     fn item_label(&self, i: usize) -> String {
@@ -326,10 +293,9 @@ impl<'a> Importer<'a> {
                 .unwrap_or_else(|| format!("CFAssociations[{order}]"));
             let kind = a.association_type.as_deref().unwrap_or_default().trim();
             let (Some(origin), Some(destination)) = (&a.origin, &a.destination) else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    "the association lacks originNodeURI or destinationNodeURI",
+                self.refused.add(
+                    format!("CFAssociations[{order}]"),
+                    format!("{label}: an association needs originNodeURI and destinationNodeURI"),
                 );
                 continue;
             };
@@ -354,10 +320,12 @@ impl<'a> Importer<'a> {
                             });
                             self.parents[child].push(parent);
                         }
-                        Target::Item(_) => self.note(
-                            label,
-                            NoteKind::Skipped,
-                            "an item cannot be its own parent",
+                        Target::Item(_) => self.refused.add(
+                            format!("CFAssociations[{order}]"),
+                            format!(
+                                "{label} makes {} its own parent ({kind}): an item cannot be its own parent",
+                                self.item_name(child)
+                            ),
                         ),
                         Target::Document => {}
                         Target::Missing => self.note(
@@ -425,6 +393,39 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// Items that are their own ancestors cannot be placed: every item of
+    /// each cycle is refused on its own (so that each is named in full
+    /// however long the cycle), with the cycle in link order by the codes
+    /// people know the items by.
+    fn refuse_cycles(&mut self) {
+        for cycle in cycles(&self.parents) {
+            let mut codes: Vec<String> = cycle.iter().map(|&i| self.item_code(i)).collect();
+            codes.push(codes[0].clone());
+            let path = codes.join(" → ");
+            for &i in &cycle {
+                self.refused.add(
+                    format!("CFItems[{i}]"),
+                    format!(
+                        "{}: isChildOf links make it its own ancestor, in the cycle {path}",
+                        self.item_name(i)
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The shortest name of an item: its human coding scheme, else its label.
+    fn item_code(&self, i: usize) -> String {
+        match self.package.items[i]
+            .human_coding_scheme
+            .as_deref()
+            .map(str::trim)
+        {
+            Some(code) if !code.is_empty() => code.to_string(),
+            _ => self.item_label(i),
+        }
+    }
+
     fn live_children(&self, i: usize) -> Vec<usize> {
         self.children[i]
             .iter()
@@ -433,7 +434,7 @@ impl<'a> Importer<'a> {
             .collect()
     }
 
-    fn build(&mut self) -> Document {
+    fn build(&mut self) -> (Document, Vec<CaseItem>) {
         let n = self.package.items.len();
         // Pass 1: the level structure of every item that may be a competency;
         // items read as levels (and their children, as behaviours) are then
@@ -499,6 +500,7 @@ impl<'a> Importer<'a> {
         // Pass 2: competencies in package order; an item with child items of
         // its own and no level structure is a grouping.
         let mut competency_ids: HashMap<usize, String> = HashMap::new();
+        let mut items = Vec::new();
         let mut taken = HashSet::new();
         let mut competencies = Vec::new();
         for i in 0..n {
@@ -525,6 +527,16 @@ impl<'a> Importer<'a> {
                 continue;
             };
             let id = self.id_for(i, &texts.name, &mut taken);
+            let item = &self.package.items[i];
+            let kept = |v: &Option<String>| clean(v.as_deref()).map(|v| v.trim().to_string());
+            if item.identifier.is_some() || item.uri.is_some() {
+                items.push(CaseItem {
+                    competency_id: id.clone(),
+                    identifier: kept(&item.identifier),
+                    uri: kept(&item.uri),
+                    human_coding_scheme: kept(&item.human_coding_scheme),
+                });
+            }
             let levels = match levels[i].take() {
                 Some(source) => self.read_levels(i, source),
                 None => {
@@ -554,7 +566,7 @@ impl<'a> Importer<'a> {
         let complete = extension(self.package.document.extensions.as_ref(), ext::MODE)
             .and_then(Value::as_str)
             == Some("complete");
-        Document {
+        let document = Document {
             format: FORMAT.into(),
             mode: if complete {
                 ImportMode::Complete
@@ -564,7 +576,8 @@ impl<'a> Importer<'a> {
             tracks: tracks.into_iter().map(|(_, t)| t).collect(),
             competencies,
             roles: roles.into_iter().map(|(_, r)| r).collect(),
-        }
+        };
+        (document, items)
     }
 
     /// For each item, the first rubric criterion naming it that has five levels.
@@ -594,13 +607,18 @@ impl<'a> Importer<'a> {
             .and_then(Value::as_str)
             .map(str::to_string);
         let label = self.item_label(i);
+        // Names are trimmed: a blank at either end is never meant, and
+        // would make two names that read the same differ.
         let name = match (&abbreviated, &full) {
-            (Some(a), _) => a.clone(),
+            (Some(a), _) => a.trim().to_string(),
             (None, Some(f)) => f
                 .lines()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or(f)
+                .trim()
                 .to_string(),
+            // An item without any text holds no value to refuse: like
+            // an object with no counterpart, it is a note.
             (None, None) => {
                 self.note(
                     label,
@@ -612,7 +630,7 @@ impl<'a> Importer<'a> {
         };
         let description = match stated {
             Some(d) => d,
-            None => full.filter(|f| *f != name).unwrap_or_default(),
+            None => full.filter(|f| f.trim() != name).unwrap_or_default(),
         };
         let short_name = shorten(&name, MAX_NAME_CHARS);
         if short_name != name {
@@ -656,7 +674,7 @@ impl<'a> Importer<'a> {
                 .collect();
             format!("item_{}", tag.to_lowercase())
         });
-        unique(&base, taken)
+        free_id(&base, taken)
     }
 
     fn read_levels(&mut self, owner: usize, source: LevelSource) -> Vec<LevelDescriptor> {
@@ -727,10 +745,11 @@ impl<'a> Importer<'a> {
         let is_short = |s: &String| s.chars().count() <= SHORT_STATEMENT && !s.contains('\n');
         let (title, description) = match (abbreviated, full) {
             (Some(a), f) => {
-                let d = stated.unwrap_or_else(|| f.filter(|f| *f != a).unwrap_or_default());
+                let a = a.trim().to_string();
+                let d = stated.unwrap_or_else(|| f.filter(|f| f.trim() != a).unwrap_or_default());
                 (a, d)
             }
-            (None, Some(f)) if is_short(&f) => (f, stated.unwrap_or_default()),
+            (None, Some(f)) if is_short(&f) => (f.trim().to_string(), stated.unwrap_or_default()),
             (None, f) => (
                 SCALE[usize::from(level) - 1].to_string(),
                 stated.or(f).unwrap_or_default(),
@@ -751,16 +770,20 @@ impl<'a> Importer<'a> {
                 );
             }
             match text {
-                Some(_) if behaviours.len() == MAX_LIST => self.note(
-                    self.item_label(b),
-                    NoteKind::Skipped,
-                    format!("a level holds at most {MAX_LIST} behaviours"),
+                Some(_) if behaviours.len() == MAX_LIST => self.refused.add(
+                    format!("CFItems[{b}]"),
+                    format!(
+                        "{}: a level holds at most {MAX_LIST} behaviours",
+                        self.item_name(b)
+                    ),
                 ),
                 Some(t) => behaviours.push(shorten(&t, MAX_TEXT_CHARS)),
-                None => self.note(
-                    self.item_label(b),
-                    NoteKind::Skipped,
-                    "a behaviour without text",
+                None => self.refused.add(
+                    format!("CFItems[{b}]"),
+                    format!(
+                        "{}: a behaviour needs its text in fullStatement",
+                        self.item_name(b)
+                    ),
                 ),
             }
         }
@@ -769,279 +792,6 @@ impl<'a> Importer<'a> {
             title: shorten(&title, MAX_NAME_CHARS),
             description: shorten(&description, MAX_TEXT_CHARS),
             behaviours,
-        }
-    }
-
-    /// Track items, by item.
-    fn tracks(&mut self) -> Vec<(usize, Track)> {
-        let mut taken = HashSet::new();
-        let mut tracks = Vec::new();
-        for i in 0..self.package.items.len() {
-            if self.dropped[i] || self.kinds[i] != Kind::Track {
-                continue;
-            }
-            let Some(texts) = self.texts(i, "track") else {
-                continue;
-            };
-            let id = self.id_for(i, &texts.name, &mut taken);
-            tracks.push((
-                i,
-                Track {
-                    id,
-                    name: texts.name,
-                    description: texts.description,
-                },
-            ));
-        }
-        tracks
-    }
-
-    /// Role items with their seniority and track, by item; transitions and
-    /// rubrics are added after.
-    fn roles(&mut self, tracks: &[(usize, Track)]) -> Vec<(usize, RoleDocument)> {
-        let mut taken = HashSet::new();
-        let mut roles = Vec::new();
-        for i in 0..self.package.items.len() {
-            if self.dropped[i] || self.kinds[i] != Kind::Role {
-                continue;
-            }
-            let label = self.item_label(i);
-            let item = &self.package.items[i];
-            let seniority = extension(item.extensions.as_ref(), ext::SENIORITY)
-                .and_then(Value::as_i64)
-                .and_then(|s| i32::try_from(s).ok())
-                .filter(|s| SENIORITY_RANGE.contains(s));
-            let Some(seniority) = seniority else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!(
-                        "a role needs its seniority: extensions.{} must be a whole number from {} to {}",
-                        ext::SENIORITY,
-                        SENIORITY_RANGE.start(),
-                        SENIORITY_RANGE.end()
-                    ),
-                );
-                continue;
-            };
-            let track = self.parents[i]
-                .iter()
-                .find_map(|p| tracks.iter().find(|(t, _)| t == p))
-                .map(|(_, t)| t.id.clone());
-            let Some(track) = track else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    "a role must be a child (isChildOf) of a Track item",
-                );
-                continue;
-            };
-            let Some(texts) = self.texts(i, "role") else {
-                continue;
-            };
-            let id = self.id_for(i, &texts.name, &mut taken);
-            let role = RoleDocument {
-                id,
-                name: texts.name,
-                track,
-                seniority,
-                description: texts.description,
-                transitions: Vec::new(),
-                rubric: None,
-            };
-            let violations = validate_role(&role.role(), FieldNames::FILE);
-            if !violations.is_empty() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("not a valid role: {violations}"),
-                );
-                continue;
-            }
-            roles.push((i, role));
-        }
-        roles
-    }
-
-    fn transitions(&mut self, roles: &mut [(usize, RoleDocument)]) {
-        let mut precedes = std::mem::take(&mut self.precedes);
-        precedes.sort_by_key(|&(order, from, _)| {
-            let sequence = self.package.associations[order]
-                .sequence_number
-                .unwrap_or(i64::MAX);
-            (from, sequence, order)
-        });
-        for (order, from, to) in precedes {
-            let a = &self.package.associations[order];
-            let label = a
-                .identifier
-                .clone()
-                .unwrap_or_else(|| format!("CFAssociations[{order}]"));
-            let kind = extension(a.extensions.as_ref(), ext::TRANSITION)
-                .and_then(Value::as_str)
-                .and_then(TransitionKind::parse);
-            let Some(kind) = kind else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!(
-                        "precedes between roles needs extensions.{}: promotion or lateral",
-                        ext::TRANSITION
-                    ),
-                );
-                continue;
-            };
-            let position = |item: usize| roles.iter().position(|(i, _)| *i == item);
-            let (Some(f), Some(t)) = (position(from), position(to)) else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    "the transition joins a role that was not imported",
-                );
-                continue;
-            };
-            let target = roles[t].1.id.clone();
-            let target_seniority = roles[t].1.seniority;
-            let role = &mut roles[f].1;
-            let refusal = if f == t {
-                Some("a role cannot transition to itself".to_string())
-            } else if role.transitions.iter().any(|x| x.to == target) {
-                Some(format!("a second transition to {target:?}"))
-            } else if role.transitions.len() == MAX_LIST {
-                Some(format!("a role has at most {MAX_LIST} transitions"))
-            } else if kind == TransitionKind::Promotion && target_seniority <= role.seniority {
-                Some(format!(
-                    "a promotion must lead to a more senior role than {:?}",
-                    role.id
-                ))
-            } else {
-                None
-            };
-            match refusal {
-                Some(why) => self.note(label, NoteKind::Skipped, why),
-                None => role.transitions.push(Transition { to: target, kind }),
-            }
-        }
-    }
-
-    fn rubrics(
-        &mut self,
-        roles: &mut [(usize, RoleDocument)],
-        competencies: &HashMap<usize, String>,
-    ) {
-        let package = self.package;
-        for (r, rubric) in package.rubrics.iter().enumerate() {
-            let label = rubric
-                .identifier
-                .clone()
-                .unwrap_or_else(|| format!("CFRubrics[{r}]"));
-            let Some(role_id) =
-                extension(rubric.extensions.as_ref(), ext::ROLE).and_then(Value::as_str)
-            else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!(
-                        "not a Ladder role's rubric (no extensions.{}): only criteria with five levels were read, as the level descriptors of their competencies",
-                        ext::ROLE
-                    ),
-                );
-                continue;
-            };
-            let Some(role) = roles.iter_mut().map(|(_, r)| r).find(|r| r.id == role_id) else {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("the role {role_id:?} was not imported"),
-                );
-                continue;
-            };
-            if role.rubric.is_some() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("a second rubric for the role {role_id:?}"),
-                );
-                continue;
-            }
-            let mut criteria: Vec<&CfRubricCriterion> = rubric.criteria.iter().collect();
-            criteria.sort_by_key(|c| c.position.unwrap_or(i64::MAX));
-            let mut expectations = Vec::new();
-            for (k, c) in criteria.into_iter().enumerate() {
-                let criterion_label = c
-                    .identifier
-                    .clone()
-                    .unwrap_or_else(|| format!("{label}.CFRubricCriteria[{k}]"));
-                let competency = match c.item.as_ref().map(|l| self.resolve(l)) {
-                    Some(Target::Item(i)) => competencies.get(&i),
-                    _ => None,
-                };
-                let Some(competency) = competency else {
-                    self.note(
-                        criterion_label,
-                        NoteKind::Skipped,
-                        "CFItemURI does not name an imported competency",
-                    );
-                    continue;
-                };
-                let expected = extension(c.extensions.as_ref(), ext::EXPECTED_LEVEL)
-                    .and_then(Value::as_u64)
-                    .and_then(|l| u8::try_from(l).ok())
-                    .filter(|l| (1..=5).contains(l));
-                let Some(expected_level) = expected else {
-                    self.note(
-                        criterion_label,
-                        NoteKind::Skipped,
-                        format!(
-                            "extensions.{} must be a whole number 1-5",
-                            ext::EXPECTED_LEVEL
-                        ),
-                    );
-                    continue;
-                };
-                let weight = match c.weight {
-                    Some(w) => w,
-                    None => {
-                        self.note(
-                            criterion_label.clone(),
-                            NoteKind::Adjusted,
-                            "no weight: 1 was used",
-                        );
-                        1.0
-                    }
-                };
-                let development_actions =
-                    extension(c.extensions.as_ref(), ext::DEVELOPMENT_ACTIONS)
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_string)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                expectations.push(RubricCompetency {
-                    competency_id: competency.clone(),
-                    expected_level,
-                    weight,
-                    critical: extension(c.extensions.as_ref(), ext::CRITICAL)
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                    development_actions,
-                });
-            }
-            let violations = validate_expectations(&expectations, FieldNames::FILE);
-            if !violations.is_empty() {
-                self.note(
-                    label,
-                    NoteKind::Skipped,
-                    format!("the rubric is not valid: {violations}"),
-                );
-                continue;
-            }
-            role.rubric = Some(RubricDocument {
-                competencies: expectations,
-            });
         }
     }
 
@@ -1075,40 +825,4 @@ fn generic_levels() -> Vec<LevelDescriptor> {
             behaviours: Vec::new(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_are_snake_case_ids() {
-        assert_eq!(
-            slug("Système d'information").as_deref(),
-            Some("systeme_d_information")
-        );
-        assert_eq!(slug("  3D modelling!").as_deref(), Some("n_3d_modelling"));
-        assert_eq!(slug("日本語"), None);
-        let long = slug(&"word ".repeat(40)).unwrap();
-        assert!(long.len() <= 48 && is_valid_id(&long), "{long}");
-    }
-
-    #[test]
-    fn unique_ids_get_a_suffix() {
-        let mut taken = HashSet::new();
-        assert_eq!(unique("writing", &mut taken), "writing");
-        assert_eq!(unique("writing", &mut taken), "writing_2");
-        assert_eq!(unique("writing", &mut taken), "writing_3");
-        let long = "a".repeat(MAX_ID_CHARS);
-        unique(&long, &mut taken);
-        let second = unique(&long, &mut taken);
-        assert!(is_valid_id(&second), "{second}");
-    }
-
-    #[test]
-    fn long_texts_are_cut_at_a_word() {
-        let text = "alpha beta gamma delta";
-        assert_eq!(shorten(text, 14), "alpha beta…");
-        assert_eq!(shorten(text, 100), text);
-    }
 }

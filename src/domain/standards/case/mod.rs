@@ -7,13 +7,19 @@
 //!   that the same framework always exports to the same bytes.
 //! - [`read_case`] reads the bytes of a package (Ladder's own or another
 //!   tool's) into a `Document` that `Document::validate` accepts, with a note
-//!   for every item it could not map or mapped only by tolerating a deviation.
+//!   for every item that has no counterpart in Ladder or was mapped only by
+//!   tolerating a deviation, and the [`CaseItem`] each competency came from;
+//!   a package with a bad value, a cycle or a self-parent is refused whole
+//!   ([`CaseError::Refused`], every problem at once).
 
+mod cycles;
 mod export;
+mod identity;
 mod import;
 mod model;
 
 pub use export::{CaseExport, DEFAULT_BASE_URI, to_case, to_json};
+pub use identity::{CaseItem, MAX_CASE_KEY_CHARS, adopt_known_ids};
 pub use import::{CaseDocumentInfo, CaseImport, from_case};
 pub use model::{
     CfAssociation, CfDefinitions, CfDocument, CfItem, CfItemType, CfLink, CfPackage, CfRubric,
@@ -103,12 +109,17 @@ pub struct CaseNote {
     pub reason: String,
 }
 
-/// A package that cannot be read at all; items that cannot be mapped are
-/// notes instead.
+/// A package that is not imported. Objects that have no counterpart in
+/// Ladder are notes instead; a bad value is not, because importing the rest
+/// would change the framework in part (SPEC §9: all or nothing).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CaseError {
     #[error("{0}")]
     Unreadable(String),
+    /// Every bad value, cycle and self-parent of the package, each at its
+    /// path in the package (`CFItems[3]`, `CFRubrics[0].CFRubricCriteria[2].weight`).
+    #[error("{0}")]
+    Refused(Violations),
     /// The mapped framework still fails validation (a defect of the import:
     /// it drops what it cannot map).
     #[error("the imported framework is invalid: {0}")]
@@ -120,14 +131,22 @@ pub enum CaseError {
 /// `CFPackage`. Keys are matched without regard to case. An item that does not
 /// have the shape of its class is skipped with a note; the rest are mapped.
 pub fn read_case(bytes: &[u8]) -> Result<CaseImport, CaseError> {
-    let (package, mut notes) = parse_package(bytes)?;
+    let (package, mut notes, malformed) = parse_package(bytes)?;
+    // The other problems are named by their place in the lists, which the
+    // entries left out would shift: a package of the wrong shape is
+    // answered with all its malformed entries first.
+    if !malformed.is_empty() {
+        return Err(CaseError::Refused(malformed));
+    }
     let mut imported = from_case(&package)?;
     notes.append(&mut imported.notes);
     imported.notes = notes;
     Ok(imported)
 }
 
-fn parse_package(bytes: &[u8]) -> Result<(CfPackage, Vec<CaseNote>), CaseError> {
+type Parsed = (CfPackage, Vec<CaseNote>, Violations);
+
+fn parse_package(bytes: &[u8]) -> Result<Parsed, CaseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
         CaseError::Unreadable(format!(
@@ -165,6 +184,7 @@ fn parse_package(bytes: &[u8]) -> Result<(CfPackage, Vec<CaseNote>), CaseError> 
         ));
     }
     let mut notes = Vec::new();
+    let mut malformed = Violations::new();
     let document = match document {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| CaseError::Unreadable(format!("CFDocument: {}", plain_json_error(&e))))?,
@@ -179,12 +199,12 @@ fn parse_package(bytes: &[u8]) -> Result<(CfPackage, Vec<CaseNote>), CaseError> 
     };
     let package = CfPackage {
         document,
-        items: list_of(items, "CFItems", &mut notes)?,
-        associations: list_of(associations, "CFAssociations", &mut notes)?,
+        items: list_of(items, "CFItems", &mut malformed)?,
+        associations: list_of(associations, "CFAssociations", &mut malformed)?,
         definitions: definitions.and_then(|v| serde_json::from_value(v).ok()),
-        rubrics: list_of(rubrics, "CFRubrics", &mut notes)?,
+        rubrics: list_of(rubrics, "CFRubrics", &mut malformed)?,
     };
-    Ok((package, notes))
+    Ok((package, notes, malformed))
 }
 
 /// The key of `map` equal to `name` but for case.
@@ -192,12 +212,12 @@ fn key_like(map: &serde_json::Map<String, Value>, name: &str) -> Option<String> 
     map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
 }
 
-/// Each element of a list read on its own, so that one malformed object
-/// costs only itself.
+/// Each element of a list read on its own, so that every malformed object
+/// is named (at `{name}[i]`), not only the first.
 fn list_of<T: serde::de::DeserializeOwned>(
     value: Option<Value>,
     name: &str,
-    notes: &mut Vec<CaseNote>,
+    malformed: &mut Violations,
 ) -> Result<Vec<T>, CaseError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -209,14 +229,14 @@ fn list_of<T: serde::de::DeserializeOwned>(
         let identifier = item
             .get("identifier")
             .and_then(Value::as_str)
-            .map_or_else(|| format!("{name}[{i}]"), str::to_string);
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default();
         match serde_json::from_value(item) {
             Ok(v) => parsed.push(v),
-            Err(e) => notes.push(CaseNote {
-                identifier,
-                kind: NoteKind::Skipped,
-                reason: format!("not a {name} entry: {}", plain_json_error(&e)),
-            }),
+            Err(e) => malformed.add(
+                format!("{name}[{i}]"),
+                format!("not a {name} entry{identifier}: {}", plain_json_error(&e)),
+            ),
         }
     }
     Ok(parsed)
