@@ -20,7 +20,7 @@ use crate::domain::standards::case::{CaseNote, NoteKind};
 use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
-use crate::storage::framework_file::{self, ImportReport};
+use crate::storage::framework_file::{self, ImportReport, Prune};
 use crate::storage::{StorageError, TenantId};
 use crate::transport::auth::DEV_TENANT;
 use crate::transport::convert::standards::{format_to_pb, notes_from_pb, report_from_pb};
@@ -65,6 +65,14 @@ enum FrameworkCommand {
         /// subjects still cite it). `mode: complete` in the file does the same.
         #[arg(long)]
         prune: bool,
+        /// With --prune: subjects whose current role the file retires get
+        /// NEW instead, in the same transaction (OLD=NEW, repeatable).
+        #[arg(long, value_name = "OLD=NEW", value_parser = reassignment, requires = "prune")]
+        reassign: Vec<(String, String)>,
+        /// With --prune: retire roles that subjects hold as their current
+        /// role without reassigning them (they keep the retired role).
+        #[arg(long, requires = "prune")]
+        allow_stranded: bool,
     },
     /// Load the built-in framework into the tenant (as an import would).
     Init {
@@ -85,6 +93,18 @@ impl From<FormatArg> for FrameworkFormat {
             FormatArg::Yaml => FrameworkFormat::Yaml,
             FormatArg::Case => FrameworkFormat::Case,
         }
+    }
+}
+
+/// `OLD=NEW` of `--reassign`.
+fn reassignment(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.to_string(), to.to_string()))
+        }
+        _ => Err(format!(
+            "{arg:?}: expected OLD=NEW, a role the file retires and a role of the file"
+        )),
     }
 }
 
@@ -132,7 +152,7 @@ impl Target {
         format: FrameworkFormat,
         bytes: Vec<u8>,
         dry_run: bool,
-        prune: bool,
+        prune: &Prune,
     ) -> Result<(), AppError> {
         let (report, notes) = if self.direct {
             // The whole file is checked before the database is even opened.
@@ -150,7 +170,16 @@ impl Target {
                 format: format_to_pb(format) as i32,
                 document: bytes,
                 validate_only: dry_run,
-                prune,
+                prune: prune.enabled,
+                reassign: prune
+                    .reassign
+                    .iter()
+                    .map(|(from, to)| pb::RoleReassignment {
+                        from_role_id: from.clone(),
+                        to_role_id: to.clone(),
+                    })
+                    .collect(),
+                allow_stranded: prune.allow_stranded,
             };
             let response = clients
                 .framework
@@ -273,6 +302,8 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
             format,
             dry_run,
             prune,
+            reassign,
+            allow_stranded,
         } => {
             let format = format
                 .map(FrameworkFormat::from)
@@ -284,8 +315,13 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                         file.display()
                     ))
                 })?;
+            let prune = Prune {
+                enabled: prune,
+                reassign,
+                allow_stranded,
+            };
             target
-                .import(format, read_file(&file)?, dry_run, prune)
+                .import(format, read_file(&file)?, dry_run, &prune)
                 .await
         }
         FrameworkCommand::Init { target } => {
@@ -293,7 +329,12 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                 .to_yaml()
                 .expect("the built-in framework serializes");
             target
-                .import(FrameworkFormat::Yaml, builtin.into_bytes(), false, false)
+                .import(
+                    FrameworkFormat::Yaml,
+                    builtin.into_bytes(),
+                    false,
+                    &Prune::default(),
+                )
                 .await
         }
     }

@@ -340,16 +340,22 @@ impl Document {
 /// "unknown competency "team_wrok": not defined in this file (did you mean
 /// "teamwork"?)", suggesting the closest defined id when one is close.
 fn unknown<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a str>) -> String {
-    let closest = defined
-        .map(|d| (strsim::damerau_levenshtein(id, d), d))
-        .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
-        .min();
-    match closest {
-        Some((_, d)) => {
+    match closest(id, defined) {
+        Some(d) => {
             format!("unknown {kind} {id:?}: not defined in this file (did you mean {d:?}?)")
         }
         None => format!("unknown {kind} {id:?}: not defined in this file"),
     }
+}
+
+/// The id among `defined` a typo of `id` most likely meant, when one is
+/// close enough to suggest.
+pub fn closest<'a>(id: &str, defined: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    defined
+        .map(|d| (strsim::damerau_levenshtein(id, d), d))
+        .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
+        .min()
+        .map(|(_, d)| d)
 }
 
 #[cfg(test)]
