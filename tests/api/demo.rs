@@ -355,6 +355,21 @@ async fn a_prune_of_a_held_role_never_strands_the_demo_people() {
         .unwrap()
         .into_inner();
     assert!(assessed.assessment.is_some());
+    // Against the retired role itself: the version it had, as it was.
+    let own = clients
+        .assessment
+        .create_assessment(pb::CreateAssessmentRequest {
+            subject_id: "emp-1002".into(),
+            role_id: "senior_engineer".into(),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment
+        .unwrap();
+    assert_eq!(own.rubric_version, 1);
 
     // Retries stay idempotent: evidence about mentoring is already present.
     let out = import_evidence();
