@@ -1556,3 +1556,67 @@ async fn get_role_follows_every_replicas_changes_and_survives_a_lost_listener() 
     rename(&mut here, "Staff Engineer III").await;
     assert!(becomes(&mut there, "Staff Engineer III").await);
 }
+
+/// A company's own framework (several tracks, 15 competencies, 8 roles, one
+/// without a rubric) written like docs/framework.md's examples, imported
+/// with --prune over the built-in one: every built-in track, role and
+/// competency leaves, the export is the file byte for byte, and importing
+/// it again changes nothing.
+#[tokio::test]
+async fn an_own_framework_replaces_the_builtin_one_and_round_trips_unchanged() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = include_str!("../data/ft_framework.yaml");
+    ok(ladder(&server, &["init"]));
+
+    let dry = ok(import_text(
+        &server,
+        dir.path(),
+        text,
+        &["--prune", "--dry-run"],
+    ));
+    for track in [
+        "individual_contributor",
+        "management",
+        "product",
+        "business",
+    ] {
+        assert!(dry.contains(&format!("retired   track {track}")), "{dry}");
+    }
+    assert!(dry.contains("retired   role startup_ceo"), "{dry}");
+    assert!(dry.contains("retired   competency advocacy"), "{dry}");
+    let pruned = ok(import_text(&server, dir.path(), text, &["--prune"]));
+    assert_eq!(
+        pruned.lines().filter(|l| l.starts_with("retired")).count(),
+        dry.lines().filter(|l| l.starts_with("retired")).count(),
+        "{pruned}"
+    );
+
+    assert_eq!(export(&server, &dir.path().join("out.yaml")), text);
+    let again = ok(import_text(&server, dir.path(), text, &["--prune"]));
+    assert!(
+        again.ends_with("0 created, 0 changed, 34 unchanged\n"),
+        "{again}"
+    );
+    assert_eq!(export(&server, &dir.path().join("again.yaml")), text);
+
+    let mut rubric = server.clients("people-ops").await.rubric;
+    let tracks: Vec<String> = rubric
+        .list_tracks(pb::ListTracksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tracks
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            "engineering",
+            "engineering_management",
+            "platform",
+            "technical_leadership"
+        ]
+    );
+}

@@ -223,11 +223,13 @@ impl Document {
         (!id.is_empty()).then(|| format!("{kind} {id:?}"))
     }
 
+    /// The file in the layout of docs/framework.md's examples (a list
+    /// indented under its key, `[]` for an empty one), so that a file
+    /// written that way and exported again does not change.
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        Ok(format!(
-            "{EXPORT_HEADER}{}",
-            serde_yaml_ng::to_string(self)?
-        ))
+        let mut out = String::from(EXPORT_HEADER);
+        emit_mapping(&serde_yaml_ng::to_value(self)?, 0, false, &mut out)?;
+        Ok(out)
     }
 
     /// The framework every new tenant starts with (`framework/builtin.yaml`).
@@ -337,6 +339,81 @@ impl Document {
     }
 }
 
+/// Writes a mapping's entries at `indent`; with `in_list` the first entry
+/// goes on the line a `- ` already started.
+fn emit_mapping(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+    in_list: bool,
+    out: &mut String,
+) -> Result<(), serde_yaml_ng::Error> {
+    use serde_yaml_ng::Value;
+    let Value::Mapping(entries) = value else {
+        return emit_scalar(value, indent, out);
+    };
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if !(in_list && i == 0) {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str(&scalar_text(key, indent)?);
+        out.push(':');
+        match value {
+            Value::Sequence(items) if items.is_empty() => out.push_str(" []\n"),
+            Value::Sequence(items) => {
+                out.push('\n');
+                for item in items {
+                    out.push_str(&" ".repeat(indent + 2));
+                    out.push_str("- ");
+                    match item {
+                        Value::Mapping(_) => emit_mapping(item, indent + 4, true, out)?,
+                        _ => emit_scalar(item, indent + 4, out)?,
+                    }
+                }
+            }
+            Value::Mapping(_) => {
+                out.push('\n');
+                emit_mapping(value, indent + 2, false, out)?;
+            }
+            _ => {
+                out.push(' ');
+                emit_scalar(value, indent + 2, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A scalar and its line end; a block scalar's lines indented at `indent`.
+fn emit_scalar(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+    out: &mut String,
+) -> Result<(), serde_yaml_ng::Error> {
+    out.push_str(&scalar_text(value, indent)?);
+    out.push('\n');
+    Ok(())
+}
+
+/// A scalar as serde_yaml_ng quotes it, without its line end.
+fn scalar_text(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+) -> Result<String, serde_yaml_ng::Error> {
+    let text = serde_yaml_ng::to_string(value)?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    // A block scalar (`|-` and its lines, two spaces in) is moved under its key.
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    Ok(lines.fold(first, |mut all, line| {
+        all.push('\n');
+        if !line.is_empty() {
+            all.push_str(&" ".repeat(indent));
+            all.push_str(line.strip_prefix("  ").unwrap_or(line));
+        }
+        all
+    }))
+}
+
 /// "unknown competency "team_wrok": not defined in this file (did you mean
 /// "teamwork"?)", suggesting the closest defined id when one is close.
 fn unknown<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a str>) -> String {
@@ -375,6 +452,22 @@ mod tests {
         let doc = Document::builtin();
         let text = doc.to_yaml().unwrap();
         assert_eq!(&Document::from_yaml(&text).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_file_in_the_docs_layout_is_written_back_unchanged() {
+        let text = include_str!("../../../tests/data/ft_framework.yaml");
+        let doc = Document::from_yaml(text).unwrap();
+        assert_eq!(doc.to_yaml().unwrap(), text);
+        let mut multiline = doc;
+        multiline.competencies[0].description = "Two lines:\nthe second".into();
+        multiline.roles[0].description = "yes".into();
+        let written = multiline.to_yaml().unwrap();
+        assert_eq!(
+            Document::from_yaml(&written).unwrap(),
+            multiline,
+            "{written}"
+        );
     }
 
     #[test]
