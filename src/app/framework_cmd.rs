@@ -147,8 +147,10 @@ impl Target {
         Ok(result?)
     }
 
+    /// Imports `bytes`, read from `file` (which problems are said to be in).
     async fn import(
         &self,
+        file: &str,
         format: FrameworkFormat,
         bytes: Vec<u8>,
         dry_run: bool,
@@ -157,7 +159,7 @@ impl Target {
         let (report, notes) = if self.direct {
             // The whole file is checked before the database is even opened.
             let read =
-                standards::read_framework(format, &bytes).map_err(AppError::InvalidFramework)?;
+                standards::read_framework(format, &bytes).map_err(|found| in_file(file, found))?;
             let report = self
                 .in_database(async |conn, tenant| {
                     framework_file::import(conn, tenant, &read.document, dry_run, prune).await
@@ -185,7 +187,7 @@ impl Target {
                 .framework
                 .import_framework(request)
                 .await
-                .map_err(import_failed)?
+                .map_err(|status| import_failed(file, status))?
                 .into_inner();
             (report_from_pb(&response), notes_from_pb(&response))
         };
@@ -204,7 +206,7 @@ fn not_reached(err: AppError) -> AppError {
 
 /// A refused document reads as the direct import's problems, at their path
 /// in the file; other failures as any call's.
-fn import_failed(status: tonic::Status) -> AppError {
+fn import_failed(file: &str, status: tonic::Status) -> AppError {
     let Some(bad) = status
         .get_details_bad_request()
         .filter(|_| status.code() == Code::InvalidArgument)
@@ -219,7 +221,21 @@ fn import_failed(status: tonic::Status) -> AppError {
         };
         found.add(field, v.description);
     }
-    AppError::InvalidFramework(found)
+    in_file(file, found)
+}
+
+/// The problems of a file, each naming it (`ft.yaml: roles[4].track: …`).
+fn in_file(file: &str, found: Violations) -> AppError {
+    let mut named = Violations::new();
+    for v in found.0 {
+        let field = if v.field.is_empty() {
+            file.to_string()
+        } else {
+            format!("{file}: {}", v.field)
+        };
+        named.add(field, v.description);
+    }
+    AppError::InvalidFramework(named)
 }
 
 fn print_report(report: &ImportReport, notes: &[CaseNote], dry_run: bool) {
@@ -321,7 +337,13 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                 allow_stranded,
             };
             target
-                .import(format, read_file(&file)?, dry_run, &prune)
+                .import(
+                    &file.display().to_string(),
+                    format,
+                    read_file(&file)?,
+                    dry_run,
+                    &prune,
+                )
                 .await
         }
         FrameworkCommand::Init { target } => {
@@ -330,6 +352,7 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                 .expect("the built-in framework serializes");
             target
                 .import(
+                    "framework/builtin.yaml",
                     FrameworkFormat::Yaml,
                     builtin.into_bytes(),
                     false,

@@ -1357,7 +1357,7 @@ async fn framework_file_mistakes_name_their_line_and_a_close_match() {
 
     for (bytes, expected) in [
         (&b""[..], "the file is empty"),
-        (&b"format: [unclosed"[..], "line 1, column"),
+        (&b"format: [unclosed"[..], "the file is not valid YAML"),
         (
             &b"format: ladder.framework/v1\nname: caf\xe9\n"[..],
             "byte offset 37",
@@ -1619,4 +1619,101 @@ async fn an_own_framework_replaces_the_builtin_one_and_round_trips_unchanged() {
             "technical_leadership"
         ]
     );
+}
+
+/// The mistakes a person makes editing a framework file, all reported in
+/// one run: each naming the file, its path, the item, its line and column,
+/// and how to fix it; nothing is imported.
+#[tokio::test]
+async fn every_mistake_of_a_framework_file_is_reported_at_once() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let good = include_str!("../data/ft_framework.yaml");
+    let line_of =
+        |text: &str, needle: &str| 1 + text[..text.find(needle).unwrap()].matches('\n').count();
+
+    // A missing track, a type error, a competency typo, a level out of
+    // range and a duplicate id.
+    let bad = good
+        .replacen(
+            "    track: technical_leadership\n    seniority: 5\n",
+            "    seniority: 5\n",
+            1,
+        )
+        .replacen("    seniority: 4\n", "    seniority: high\n", 1)
+        .replacen(
+            "        - competency: feedback\n",
+            "        - competency: feedbak\n",
+            1,
+        )
+        .replacen(
+            "          expected_level: 2\n",
+            "          expected_level: 6\n",
+            1,
+        )
+        .replacen("  - id: hiring\n", "  - id: mentoring\n", 1);
+    let out = import_text(&server, dir.path(), &bad, &[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let file = dir.path().join("framework.yaml");
+    let file = file.display();
+    let principal = line_of(&bad, "  - id: principal_engineer");
+    let first_mentoring = line_of(&bad, "  - id: mentoring");
+    for expected in [
+        format!(
+            "{file}: roles[4].track: (role \"principal_engineer\") line {principal}, column 7: \
+             missing field \"track\""
+        ),
+        format!(
+            "{file}: roles[3].seniority: (role \"tech_lead\") line {}, column 16: expected a whole \
+             number 0-1000, found the text \"high\"",
+            line_of(&bad, "seniority: high")
+        ),
+        format!(
+            "(role \"senior_engineer\") line {}, column 23: unknown competency \"feedbak\": not defined \
+             in this file (did you mean \"feedback\"?)",
+            line_of(&bad, "competency: feedbak")
+        ),
+        format!(
+            "{file}: roles[0].rubric.competencies[0].expected_level: (role \"junior_engineer\") line {}",
+            line_of(&bad, "expected_level: 6")
+        ),
+        format!(
+            "{file}: competencies[12].id: (competency \"mentoring\") line {}, column 9: duplicate \
+             competency id \"mentoring\"; first defined at competencies[11].id, line {first_mentoring}",
+            line_of(&bad, "  - id: mentoring\n    name: Hiring")
+        ),
+    ] {
+        assert!(said.contains(&expected), "{expected}\n{said}");
+    }
+
+    // Wrong indentation: in words, with the fix.
+    let indented = good.replacen("    name: Tech Lead\n", "      name: Tech Lead\n", 1);
+    let out = import_text(&server, dir.path(), &indented, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains(&format!(
+            "{file}: line {}, column",
+            line_of(&indented, "      name: Tech Lead")
+        )),
+        "{said}"
+    );
+    assert!(said.contains("the file is not valid YAML"), "{said}");
+    assert!(said.contains("indent"), "{said}");
+    assert!(!said.contains("  : "), "{said}");
+
+    // A key dedented out of its item: an unknown field there, a missing one here.
+    let dedented = good.replacen("        title: Aware\n", "      title: Aware\n", 1);
+    let out = import_text(&server, dir.path(), &dedented, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("the file is not valid YAML") || said.contains("missing field \"title\""),
+        "{said}"
+    );
+
+    // Nothing of any of these reached the tenant.
+    let out = ladder(&server, &["export"]);
+    assert!(!out.status.success());
 }

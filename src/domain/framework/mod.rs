@@ -2,6 +2,7 @@
 //! versioned rubrics that say what each role expects.
 
 mod document;
+mod shape;
 mod source_map;
 mod validate;
 
