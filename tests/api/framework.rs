@@ -1700,7 +1700,7 @@ async fn every_mistake_of_a_framework_file_is_reported_at_once() {
         "{said}"
     );
     assert!(said.contains("the file is not valid YAML"), "{said}");
-    assert!(said.contains("indent"), "{said}");
+    assert!(said.contains("line it up with them"), "{said}");
     assert!(!said.contains("  : "), "{said}");
 
     // A key dedented out of its item: an unknown field there, a missing one here.
