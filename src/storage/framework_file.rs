@@ -224,6 +224,8 @@ const ORDER_ROLES: &str = "UPDATE roles r SET position = f.position \
      WHERE r.tenant_id = $1 AND r.id = f.id AND r.position <> f.position";
 
 /// Items of the file that an earlier prune retired are back in use.
+const RESTORE_TRACKS: &str = "UPDATE tracks SET retire_time = NULL \
+     WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
 const RESTORE_COMPETENCIES: &str = "UPDATE competencies SET retire_time = NULL \
      WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
 const RESTORE_ROLES: &str = "UPDATE roles SET retire_time = NULL \
@@ -237,15 +239,22 @@ async fn apply(
     doc: &Document,
 ) -> Result<ImportReport, StorageError> {
     let mut report = ImportReport::default();
+    let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
+    let restored: Vec<String> = sqlx::query_scalar(RESTORE_TRACKS)
+        .bind(&tenant.0)
+        .bind(&track_ids)
+        .fetch_all(traced!(conn, RESTORE_TRACKS))
+        .await?;
     let stored_tracks = tracks::in_framework_order(conn, tenant).await?;
     for (i, t) in doc.tracks.iter().enumerate() {
         let item = format!("track {}", t.id);
         match stored_tracks.iter().find(|s| s.id == t.id) {
             None => report.created.push(item),
-            Some(s) if s == t => report.unchanged.push(item),
+            Some(s) if s == t && !restored.contains(&t.id) => report.unchanged.push(item),
             Some(s) => report.changed.push(replaced(
                 item,
                 [
+                    ("restored", restored.contains(&t.id)),
                     ("name", s.name != t.name),
                     ("description", s.description != t.description),
                 ],
@@ -358,7 +367,6 @@ async fn apply(
             }
         }
     }
-    let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
     for (statement, ids) in [
         (statement!(ORDER_TRACKS), track_ids),
         (statement!(ORDER_COMPETENCIES), doc.competency_ids()),

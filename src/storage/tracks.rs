@@ -17,9 +17,9 @@ const UPSERT: &str = "INSERT INTO tracks (tenant_id, id, name, description, posi
      VALUES ($1, $2, $3, $4, COALESCE($5, nextval('framework_positions'))) \
      ON CONFLICT (tenant_id, id) DO UPDATE \
          SET name = EXCLUDED.name, description = EXCLUDED.description, \
-             position = COALESCE($5, tracks.position), update_time = now(), retire_time = NULL \
-         WHERE (tracks.name, tracks.description, tracks.position, tracks.retire_time) \
-             IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, COALESCE($5, tracks.position), NULL)";
+             position = COALESCE($5, tracks.position), update_time = now() \
+         WHERE (tracks.name, tracks.description, tracks.position) \
+             IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.description, COALESCE($5, tracks.position))";
 
 type TrackRow = (String, String, String);
 

@@ -1619,6 +1619,24 @@ async fn an_own_framework_replaces_the_builtin_one_and_round_trips_unchanged() {
             "technical_leadership"
         ]
     );
+
+    // Importing the built-in framework again restores what the prune retired.
+    let restored = ok(ladder(&server, &["init"]));
+    assert!(
+        restored.contains("changed   track business: restored"),
+        "{restored}"
+    );
+    assert!(
+        restored.contains("changed   role startup_ceo: restored"),
+        "{restored}"
+    );
+    let tracks = rubric
+        .list_tracks(pb::ListTracksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tracks;
+    assert_eq!(tracks.len(), 8);
 }
 
 /// The mistakes a person makes editing a framework file, all reported in
