@@ -65,13 +65,13 @@ enum FrameworkCommand {
         /// subjects still cite it). `mode: complete` in the file does the same.
         #[arg(long)]
         prune: bool,
-        /// With --prune: subjects whose current role the file retires get
+        /// With --prune (or `mode: complete`): subjects whose current role the file retires get
         /// NEW instead, in the same transaction (OLD=NEW, repeatable).
-        #[arg(long, value_name = "OLD=NEW", value_parser = reassignment, requires = "prune")]
+        #[arg(long, value_name = "OLD=NEW", value_parser = reassignment)]
         reassign: Vec<(String, String)>,
-        /// With --prune: retire roles that subjects hold as their current
+        /// With --prune (or `mode: complete`): retire roles that subjects hold as their current
         /// role without reassigning them (they keep the retired role).
-        #[arg(long, requires = "prune")]
+        #[arg(long)]
         allow_stranded: bool,
     },
     /// Load the built-in framework into the tenant (as an import would).

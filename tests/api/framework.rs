@@ -1735,3 +1735,66 @@ async fn every_mistake_of_a_framework_file_is_reported_at_once() {
     let out = ladder(&server, &["export"]);
     assert!(!out.status.success());
 }
+
+/// `reassign` and `allow_stranded` over the API: only with a prune, from a
+/// role the document leaves out to one it has; otherwise INVALID_ARGUMENT
+/// naming each field, and nothing is written.
+#[tokio::test]
+async fn reassignments_are_checked_before_anything_is_written() {
+    use ladder::proto::v1::framework_service_client::FrameworkServiceClient;
+    let server = TestServer::start().await;
+    let mut framework = FrameworkServiceClient::with_interceptor(
+        server.channel().await,
+        crate::harness::Bearer(Some(
+            format!("Bearer {}", crate::harness::token("tenant-a"))
+                .parse()
+                .unwrap(),
+        )),
+    );
+    let document = include_str!("../data/ft_framework.yaml")
+        .as_bytes()
+        .to_vec();
+    let request = |prune: bool, reassign: &[(&str, &str)]| pb::ImportFrameworkRequest {
+        format: pb::FrameworkFormat::Yaml as i32,
+        document: document.clone(),
+        prune,
+        reassign: reassign
+            .iter()
+            .map(|(from, to)| pb::RoleReassignment {
+                from_role_id: from.to_string(),
+                to_role_id: to.to_string(),
+            })
+            .collect(),
+        allow_stranded: !prune,
+        ..Default::default()
+    };
+    let before = counts(&server).await;
+    let status = framework
+        .import_framework(request(false, &[("staff_engineer", "tech_lead")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["reassign", "allow_stranded"]);
+    let status = framework
+        .import_framework(request(
+            true,
+            &[
+                ("tech_lead", "nobody"),
+                ("", "engineer"),
+                ("staff_engineer", "engineer"),
+                ("staff_engineer", "tech_lead"),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "reassign[0].from_role_id",
+            "reassign[0].to_role_id",
+            "reassign[1].from_role_id",
+            "reassign[3].from_role_id",
+        ]
+    );
+    assert_eq!(counts(&server).await, before);
+}

@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use crate::domain::framework::{Document, check_id};
+use crate::domain::framework::{Document, ImportMode, check_id};
 use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
@@ -52,6 +52,20 @@ fn import_request(req: pb::ImportFrameworkRequest) -> Result<ImportRequest, ApiE
         located.extend_prefixed("document", found);
         located
     })?;
+    let prunes = req.prune || read.document.mode == ImportMode::Complete;
+    let mut v = Violations::new();
+    for (field, set) in [
+        ("reassign", !req.reassign.is_empty()),
+        ("allow_stranded", req.allow_stranded),
+    ] {
+        if set && !prunes {
+            v.add(
+                field,
+                "applies only to a prune: set prune (or `mode: complete` in the document)",
+            );
+        }
+    }
+    v.into_result(())?;
     let reassign = reassignments(&req.reassign, &read.document)?;
     Ok(ImportRequest {
         read,
