@@ -20,7 +20,7 @@ use crate::domain::standards::case::{CaseNote, NoteKind};
 use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
-use crate::storage::framework_file::{self, ImportReport};
+use crate::storage::framework_file::{self, ImportReport, Prune};
 use crate::storage::{StorageError, TenantId, case_items};
 use crate::transport::auth::DEV_TENANT;
 use crate::transport::convert::standards::{format_to_pb, notes_from_pb, report_from_pb};
@@ -65,6 +65,14 @@ enum FrameworkCommand {
         /// subjects still cite it). `mode: complete` in the file does the same.
         #[arg(long)]
         prune: bool,
+        /// With --prune (or `mode: complete`): subjects whose current role the file retires get
+        /// NEW instead, in the same transaction (OLD=NEW, repeatable).
+        #[arg(long, value_name = "OLD=NEW", value_parser = reassignment)]
+        reassign: Vec<(String, String)>,
+        /// With --prune (or `mode: complete`): retire roles that subjects hold as their current
+        /// role without reassigning them (they keep the retired role).
+        #[arg(long)]
+        allow_stranded: bool,
     },
     /// Load the built-in framework into the tenant (as an import would).
     Init {
@@ -85,6 +93,18 @@ impl From<FormatArg> for FrameworkFormat {
             FormatArg::Yaml => FrameworkFormat::Yaml,
             FormatArg::Case => FrameworkFormat::Case,
         }
+    }
+}
+
+/// `OLD=NEW` of `--reassign`.
+fn reassignment(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.to_string(), to.to_string()))
+        }
+        _ => Err(format!(
+            "{arg:?}: expected OLD=NEW, a role the file retires and a role of the file"
+        )),
     }
 }
 
@@ -127,17 +147,19 @@ impl Target {
         Ok(result?)
     }
 
+    /// Imports `bytes`, read from `file` (which problems are said to be in).
     async fn import(
         &self,
+        file: &str,
         format: FrameworkFormat,
         bytes: Vec<u8>,
         dry_run: bool,
-        prune: bool,
+        prune: &Prune,
     ) -> Result<(), AppError> {
         let (report, notes) = if self.direct {
             // The whole file is checked before the database is even opened.
             let mut read =
-                standards::read_framework(format, &bytes).map_err(AppError::InvalidFramework)?;
+                standards::read_framework(format, &bytes).map_err(|found| in_file(file, found))?;
             let report = self
                 .in_database(async |conn, tenant| {
                     case_items::import(conn, tenant, &mut read, dry_run, prune).await
@@ -150,13 +172,22 @@ impl Target {
                 format: format_to_pb(format) as i32,
                 document: bytes,
                 validate_only: dry_run,
-                prune,
+                prune: prune.enabled,
+                reassign: prune
+                    .reassign
+                    .iter()
+                    .map(|(from, to)| pb::RoleReassignment {
+                        from_role_id: from.clone(),
+                        to_role_id: to.clone(),
+                    })
+                    .collect(),
+                allow_stranded: prune.allow_stranded,
             };
             let response = clients
                 .framework
                 .import_framework(request)
                 .await
-                .map_err(import_failed)?
+                .map_err(|status| import_failed(file, status))?
                 .into_inner();
             (report_from_pb(&response), notes_from_pb(&response))
         };
@@ -175,7 +206,7 @@ fn not_reached(err: AppError) -> AppError {
 
 /// A refused document reads as the direct import's problems, at their path
 /// in the file; other failures as any call's.
-fn import_failed(status: tonic::Status) -> AppError {
+fn import_failed(file: &str, status: tonic::Status) -> AppError {
     let Some(bad) = status
         .get_details_bad_request()
         .filter(|_| status.code() == Code::InvalidArgument)
@@ -190,7 +221,21 @@ fn import_failed(status: tonic::Status) -> AppError {
         };
         found.add(field, v.description);
     }
-    AppError::InvalidFramework(found)
+    in_file(file, found)
+}
+
+/// The problems of a file, each naming it (`ft.yaml: roles[4].track: …`).
+fn in_file(file: &str, found: Violations) -> AppError {
+    let mut named = Violations::new();
+    for v in found.0 {
+        let field = if v.field.is_empty() {
+            file.to_string()
+        } else {
+            format!("{file}: {}", v.field)
+        };
+        named.add(field, v.description);
+    }
+    AppError::InvalidFramework(named)
 }
 
 fn print_report(report: &ImportReport, notes: &[CaseNote], dry_run: bool) {
@@ -278,6 +323,8 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
             format,
             dry_run,
             prune,
+            reassign,
+            allow_stranded,
         } => {
             let format = format
                 .map(FrameworkFormat::from)
@@ -289,8 +336,19 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                         file.display()
                     ))
                 })?;
+            let prune = Prune {
+                enabled: prune,
+                reassign,
+                allow_stranded,
+            };
             target
-                .import(format, read_file(&file)?, dry_run, prune)
+                .import(
+                    &file.display().to_string(),
+                    format,
+                    read_file(&file)?,
+                    dry_run,
+                    &prune,
+                )
                 .await
         }
         FrameworkCommand::Init { target } => {
@@ -298,7 +356,13 @@ pub async fn run(args: FrameworkArgs) -> Result<(), AppError> {
                 .to_yaml()
                 .expect("the built-in framework serializes");
             target
-                .import(FrameworkFormat::Yaml, builtin.into_bytes(), false, false)
+                .import(
+                    "framework/builtin.yaml",
+                    FrameworkFormat::Yaml,
+                    builtin.into_bytes(),
+                    false,
+                    &Prune::default(),
+                )
                 .await
         }
     }

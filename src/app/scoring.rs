@@ -16,8 +16,9 @@ use crate::domain::framework::{Catalog, Rubric, RubricState};
 use crate::domain::scoring::{self, RoleScore};
 use crate::domain::validation::Violations;
 use crate::storage::audit::AuditEntry;
+use crate::storage::rubrics::RubricFilter;
 use crate::storage::scoring_inputs::{self, ScoringInputs};
-use crate::storage::stored::microseconds;
+use crate::storage::stored::{ALL, microseconds};
 use crate::storage::{
     Db, RequestKey, StorageError, TenantConnection, TenantId, assessments, calibrations, rubrics,
 };
@@ -108,8 +109,9 @@ pub async fn calibrate_hypothetical<'e>(
 }
 
 /// The rubric version to assess against: the published one from the
-/// catalog, or the version asked for by number. Superseded and retired
-/// versions can be assessed against, drafts cannot. A non-draft version
+/// catalog (for a retired role, its last version), or the version asked for
+/// by number. Superseded and retired versions can be assessed against,
+/// drafts cannot. A non-draft version
 /// never changes, so reading it outside a transaction is safe.
 async fn rubric<'c>(
     catalog: &'c Catalog,
@@ -124,8 +126,27 @@ async fn rubric<'c>(
     {
         return Ok(Cow::Borrowed(published));
     }
+    let retired_role = version.is_none() && catalog.role(role_id).is_none();
     let rubric = conn
-        .in_transaction(async |tx| rubrics::get(tx, tenant, role_id, version).await)
+        .in_transaction(async |tx| {
+            match rubrics::get(tx, tenant, role_id, version).await {
+                // A role a prune retired has no published version left: it
+                // is read as it was, with the version it had when retired
+                // (SPEC §6), so the people who still hold it can be assessed
+                // against it.
+                Err(StorageError::NotFound { .. }) if retired_role => {
+                    let retired = RubricFilter {
+                        role_id: Some(role_id.to_string()),
+                        state: Some(RubricState::Retired),
+                    };
+                    let mut versions = rubrics::list(tx, tenant, None, ALL, &retired).await?;
+                    versions.pop().ok_or_else(|| {
+                        StorageError::not_found("rubric", format!("{role_id} (published)"))
+                    })
+                }
+                other => other,
+            }
+        })
         .await?
         .value;
     if rubric.state == RubricState::Draft {

@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 use crate::domain::standards::ReadFramework;
 use crate::domain::standards::case::{CaseItem, adopt_known_ids};
-use crate::storage::framework_file::{self, ImportReport};
+use crate::storage::framework_file::{self, ImportReport, Prune};
 use crate::storage::traced::traced;
 use crate::storage::{StorageError, TenantId};
 
@@ -107,7 +107,7 @@ pub async fn import(
     tenant: &TenantId,
     read: &mut ReadFramework,
     dry_run: bool,
-    prune: bool,
+    prune: &Prune,
 ) -> Result<ImportReport, StorageError> {
     if !read.case_items.is_empty() {
         let known = known(conn, tenant).await?;

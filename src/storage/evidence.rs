@@ -6,6 +6,7 @@ use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use crate::domain::evidence::{Correction, Evidence, Source};
+use crate::domain::framework::closest;
 use crate::storage::traced::traced;
 use crate::storage::{Refusal, StorageError, TenantId, sqlstate};
 
@@ -94,6 +95,56 @@ struct EvidenceRow {
 
 pub(super) fn source(name: &str) -> Result<Source, StorageError> {
     Source::parse(name).ok_or_else(|| StorageError::corrupt("evidence source", name))
+}
+
+/// Items (by position) about a competency the tenant does not have in use.
+/// A competency a prune retired still takes a re-send of evidence stored
+/// about it under the same key: that item is already present (SPEC §6),
+/// and [`insert_batch`] answers it as stored or as a conflict.
+const UNKNOWN_COMPETENCIES: &str = "SELECT (i.n - 1)::bigint FROM UNNEST($2::text[], $3::text[], $4::text[]) \
+         WITH ORDINALITY AS i(competency_id, source_system, external_id, n) \
+     WHERE NOT EXISTS (SELECT 1 FROM competencies c WHERE c.tenant_id = $1 \
+             AND c.id = i.competency_id AND c.retire_time IS NULL) \
+       AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.tenant_id = $1 \
+             AND e.source_system = i.source_system AND e.external_id = i.external_id \
+             AND e.competency_id = i.competency_id) \
+     ORDER BY i.n";
+
+/// The competency ids in use, for suggesting one to a typo.
+const COMPETENCY_IDS: &str =
+    "SELECT id FROM competencies WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY id";
+
+/// Each item of `items` about a competency the tenant does not have in use
+/// (unknown, or retired and not a re-send), with the id of the competency
+/// it most likely meant when one is close.
+pub async fn unknown_competencies(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    items: &[Evidence],
+) -> Result<Vec<(usize, Option<String>)>, StorageError> {
+    let column = |f: fn(&Evidence) -> &String| items.iter().map(f).collect::<Vec<_>>();
+    let unknown: Vec<i64> = sqlx::query_scalar(UNKNOWN_COMPETENCIES)
+        .bind(&tenant.0)
+        .bind(column(|e| &e.competency_id))
+        .bind(column(|e| &e.source_system))
+        .bind(column(|e| &e.external_id))
+        .fetch_all(traced!(conn, UNKNOWN_COMPETENCIES))
+        .await?;
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let defined: Vec<String> = sqlx::query_scalar(COMPETENCY_IDS)
+        .bind(&tenant.0)
+        .fetch_all(traced!(conn, COMPETENCY_IDS))
+        .await?;
+    Ok(unknown
+        .into_iter()
+        .map(|i| {
+            let i = i as usize;
+            let meant = closest(&items[i].competency_id, defined.iter().map(String::as_str));
+            (i, meant.map(str::to_string))
+        })
+        .collect())
 }
 
 /// Evidence as stored, with the revision its etag is made from.

@@ -105,10 +105,24 @@ pub async fn ensure_builtin(db: &Db, tenant: &TenantId) -> Result<(), StorageErr
     Ok(())
 }
 
+/// What an import does with what the tenant has and the file does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prune {
+    /// Remove it, or retire it where something cites it (`--prune`; `mode:
+    /// complete` in the file does the same).
+    pub enabled: bool,
+    /// (retired role, role in the file): the subjects holding the first as
+    /// their current role get the second, in the import's transaction.
+    pub reassign: Vec<(String, String)>,
+    /// Retire roles that subjects still hold as their current role, without
+    /// reassigning them: they keep it, read as it was (SPEC §6).
+    pub allow_stranded: bool,
+}
+
 /// Applies a validated framework on `conn` (the caller's tenant
 /// transaction), all or nothing: the work runs in a nested transaction
 /// (a savepoint) that `dry_run` rolls back, so the report says what would
-/// have happened. With `prune` (or `mode: complete` in the file) what the
+/// have happened. With a prune (or `mode: complete` in the file) what the
 /// tenant has and the file does not is removed, or retired where something
 /// still cites it.
 pub async fn import(
@@ -116,13 +130,13 @@ pub async fn import(
     tenant: &TenantId,
     doc: &Document,
     dry_run: bool,
-    prune: bool,
+    prune: &Prune,
 ) -> Result<ImportReport, StorageError> {
     let mut tx = conn.begin().await?;
     register(&mut tx, tenant).await?;
     let mut report = apply(&mut tx, tenant, doc).await?;
-    if prune || doc.mode == ImportMode::Complete {
-        prune_absent(&mut tx, tenant, doc, &mut report).await?;
+    if prune.enabled || doc.mode == ImportMode::Complete {
+        prune_absent(&mut tx, tenant, doc, prune, &mut report).await?;
     } else {
         report.not_in_file = absent(&mut tx, tenant, doc).await?;
     }
@@ -210,6 +224,8 @@ const ORDER_ROLES: &str = "UPDATE roles r SET position = f.position \
      WHERE r.tenant_id = $1 AND r.id = f.id AND r.position <> f.position";
 
 /// Items of the file that an earlier prune retired are back in use.
+const RESTORE_TRACKS: &str = "UPDATE tracks SET retire_time = NULL \
+     WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
 const RESTORE_COMPETENCIES: &str = "UPDATE competencies SET retire_time = NULL \
      WHERE tenant_id = $1 AND id = ANY($2) AND retire_time IS NOT NULL RETURNING id";
 const RESTORE_ROLES: &str = "UPDATE roles SET retire_time = NULL \
@@ -223,15 +239,22 @@ async fn apply(
     doc: &Document,
 ) -> Result<ImportReport, StorageError> {
     let mut report = ImportReport::default();
+    let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
+    let restored: Vec<String> = sqlx::query_scalar(RESTORE_TRACKS)
+        .bind(&tenant.0)
+        .bind(&track_ids)
+        .fetch_all(traced!(conn, RESTORE_TRACKS))
+        .await?;
     let stored_tracks = tracks::in_framework_order(conn, tenant).await?;
     for (i, t) in doc.tracks.iter().enumerate() {
         let item = format!("track {}", t.id);
         match stored_tracks.iter().find(|s| s.id == t.id) {
             None => report.created.push(item),
-            Some(s) if s == t => report.unchanged.push(item),
+            Some(s) if s == t && !restored.contains(&t.id) => report.unchanged.push(item),
             Some(s) => report.changed.push(replaced(
                 item,
                 [
+                    ("restored", restored.contains(&t.id)),
                     ("name", s.name != t.name),
                     ("description", s.description != t.description),
                 ],
@@ -344,7 +367,6 @@ async fn apply(
             }
         }
     }
-    let track_ids: Vec<&str> = doc.tracks.iter().map(|t| t.id.as_str()).collect();
     for (statement, ids) in [
         (statement!(ORDER_TRACKS), track_ids),
         (statement!(ORDER_COMPETENCIES), doc.competency_ids()),
@@ -370,7 +392,7 @@ fn replaced<const N: usize>(item: String, fields: [(&str, bool); N]) -> String {
 }
 
 const ABSENT: &str = "SELECT 'track ' || id FROM tracks \
-         WHERE tenant_id = $1 AND NOT (id = ANY($2)) \
+         WHERE tenant_id = $1 AND retire_time IS NULL AND NOT (id = ANY($2)) \
      UNION ALL SELECT 'competency ' || id FROM competencies \
          WHERE tenant_id = $1 AND retire_time IS NULL AND NOT (id = ANY($3)) \
      UNION ALL SELECT 'role ' || id FROM roles \
@@ -392,17 +414,28 @@ async fn absent(
         .await?)
 }
 
+/// Gives the subjects holding a role the prune takes away another one.
+const REASSIGN_SUBJECTS: &str = "UPDATE subjects \
+     SET current_role_id = $3, revision = revision + 1, update_time = now() \
+     WHERE tenant_id = $1 AND current_role_id = $2";
+
 /// Roles the file does not contain, each with whether something cites it (a
-/// rubric version that is not a draft, or a subject's current role).
+/// rubric version that is not a draft, or a subject's current role) and how
+/// many subjects hold it as their current role.
 const ROLES_TO_PRUNE: &str = "SELECT r.id, \
          EXISTS (SELECT 1 FROM rubric_versions v WHERE v.tenant_id = r.tenant_id \
              AND v.role_id = r.id AND v.state <> 'draft') \
          OR EXISTS (SELECT 1 FROM subjects s WHERE s.tenant_id = r.tenant_id \
+             AND s.current_role_id = r.id), \
+         (SELECT count(*) FROM subjects s WHERE s.tenant_id = r.tenant_id \
              AND s.current_role_id = r.id) \
      FROM roles r WHERE r.tenant_id = $1 AND r.retire_time IS NULL AND NOT (r.id = ANY($2)) \
      ORDER BY r.position, r.id";
+/// Transitions into every pruned role go, and out of the removed ones; a
+/// retired role keeps its moves out, so that whoever still holds it is
+/// recommended from where they stand.
 const UNLINK_ROLES: &str = "DELETE FROM role_transitions \
-     WHERE tenant_id = $1 AND (from_role_id = ANY($2) OR to_role_id = ANY($2))";
+     WHERE tenant_id = $1 AND (to_role_id = ANY($2) OR from_role_id = ANY($3))";
 const DELETE_ROLE_DRAFTS: &str = "DELETE FROM rubric_versions \
      WHERE tenant_id = $1 AND role_id = ANY($2) AND state = 'draft'";
 const RETIRE_ROLE_RUBRICS: &str = "UPDATE rubric_versions \
@@ -413,7 +446,8 @@ const RETIRE_ROLES: &str =
     "UPDATE roles SET retire_time = now() WHERE tenant_id = $1 AND id = ANY($2)";
 
 /// Competencies the file does not contain, with the published versions that
-/// still use them (they block the prune) and whether anything cites them.
+/// still use them (they block the prune), whether anything cites them and
+/// how much evidence is about them.
 const COMPETENCIES_TO_PRUNE: &str = "SELECT c.id, \
          ARRAY(SELECT v.role_id || ' version ' || v.version FROM rubric_competencies rc \
              JOIN rubric_versions v USING (tenant_id, role_id, version) \
@@ -422,6 +456,8 @@ const COMPETENCIES_TO_PRUNE: &str = "SELECT c.id, \
          EXISTS (SELECT 1 FROM rubric_competencies rc WHERE rc.tenant_id = c.tenant_id \
              AND rc.competency_id = c.id) \
          OR EXISTS (SELECT 1 FROM evidence e WHERE e.tenant_id = c.tenant_id \
+             AND e.competency_id = c.id), \
+         (SELECT count(*) FROM evidence e WHERE e.tenant_id = c.tenant_id \
              AND e.competency_id = c.id) \
      FROM competencies c \
      WHERE c.tenant_id = $1 AND c.retire_time IS NULL AND NOT (c.id = ANY($2)) \
@@ -431,32 +467,79 @@ const RETIRE_COMPETENCIES: &str =
     "UPDATE competencies SET retire_time = now() WHERE tenant_id = $1 AND id = ANY($2)";
 
 /// Tracks the file does not contain and no role (retired ones included)
-/// belongs to; those a retired role still belongs to stay.
+/// belongs to.
 const DELETE_UNUSED_TRACKS: &str = "DELETE FROM tracks t \
      WHERE t.tenant_id = $1 AND NOT (t.id = ANY($2)) \
        AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.tenant_id = t.tenant_id AND r.track = t.id) \
      RETURNING t.id";
+/// The rest of the tracks the file does not contain: retired roles still
+/// belong to them.
+const RETIRE_TRACKS: &str = "UPDATE tracks SET retire_time = now(), update_time = now() \
+     WHERE tenant_id = $1 AND NOT (id = ANY($2)) AND retire_time IS NULL \
+     RETURNING id";
 
 /// Makes the file the whole framework: what it does not contain is deleted,
 /// or retired where a published rubric version, evidence or a subject cites
 /// it. A competency that a role kept without a rubric in the file still
-/// expects in its published version refuses the whole import, naming them.
+/// expects in its published version refuses the whole import, naming them,
+/// and so does a role that subjects hold as their current role, unless the
+/// prune reassigns them or allows stranding them.
 async fn prune_absent(
     conn: &mut PgConnection,
     tenant: &TenantId,
     doc: &Document,
+    prune: &Prune,
     report: &mut ImportReport,
 ) -> Result<(), StorageError> {
     let (track_ids, role_ids) = doc.track_and_role_ids();
-    let roles: Vec<(String, bool)> = sqlx::query_as(ROLES_TO_PRUNE)
+    for (from, to) in &prune.reassign {
+        let moved = sqlx::query(REASSIGN_SUBJECTS)
+            .bind(&tenant.0)
+            .bind(from)
+            .bind(to)
+            .execute(traced!(conn, REASSIGN_SUBJECTS))
+            .await?
+            .rows_affected();
+        report.changed.push(format!(
+            "subjects of role {from}: current role now {to} ({moved} subjects)"
+        ));
+    }
+    let roles: Vec<(String, bool, i64)> = sqlx::query_as(ROLES_TO_PRUNE)
         .bind(&tenant.0)
         .bind(&role_ids)
         .fetch_all(traced!(conn, ROLES_TO_PRUNE))
         .await?;
-    let (cited, uncited) = split_by_citation(roles);
+    let held: Vec<(String, i64)> = roles
+        .iter()
+        .filter(|(_, _, holders)| *holders > 0)
+        .map(|(id, _, holders)| (id.clone(), *holders))
+        .collect();
+    if !held.is_empty() && !prune.allow_stranded {
+        let each: Vec<String> = held
+            .iter()
+            .map(|(id, n)| format!("{id} ({n} subjects)"))
+            .collect();
+        return Err(StorageError::FailedPrecondition(format!(
+            "the prune retires roles that subjects hold as their current role: {}; \
+             reassign them to a role of the file (`--reassign OLD=NEW`, `reassign` over the \
+             API) or keep them on the retired role (`--allow-stranded`, `allow_stranded`)",
+            each.join(", ")
+        )));
+    }
+    let (cited, uncited) = split_by_citation(
+        roles
+            .into_iter()
+            .map(|(id, cited, _)| (id, cited))
+            .collect(),
+    );
     let every: Vec<&String> = cited.iter().chain(&uncited).collect();
+    sqlx::query(UNLINK_ROLES)
+        .bind(&tenant.0)
+        .bind(&every)
+        .bind(&uncited)
+        .execute(traced!(conn, UNLINK_ROLES))
+        .await?;
     for statement in [
-        statement!(UNLINK_ROLES),
         statement!(DELETE_ROLE_DRAFTS),
         statement!(RETIRE_ROLE_RUBRICS),
     ] {
@@ -482,18 +565,27 @@ async fn prune_absent(
     report.retired.extend(
         cited
             .iter()
-            .map(|id| format!("role {id} (its rubric versions are retired and stay for the assessments that cite them)")),
+            .map(|id| match held.iter().find(|(held, _)| held == id) {
+                Some((_, n)) => format!(
+                    "role {id} (current role of {n} subjects, who keep it; its rubric versions are \
+                 retired and stay for the assessments that cite them)"
+                ),
+                None => format!(
+                    "role {id} (its rubric versions are retired and stay for the assessments that \
+                 cite them)"
+                ),
+            }),
     );
 
-    let competencies: Vec<(String, Vec<String>, bool)> = sqlx::query_as(COMPETENCIES_TO_PRUNE)
+    let competencies: Vec<(String, Vec<String>, bool, i64)> = sqlx::query_as(COMPETENCIES_TO_PRUNE)
         .bind(&tenant.0)
         .bind(doc.competency_ids())
         .fetch_all(traced!(conn, COMPETENCIES_TO_PRUNE))
         .await?;
     let blocked: Vec<String> = competencies
         .iter()
-        .filter(|(_, users, _)| !users.is_empty())
-        .map(|(id, users, _)| format!("{id} (used by {})", users.join(", ")))
+        .filter(|(_, users, _, _)| !users.is_empty())
+        .map(|(id, users, _, _)| format!("{id} (used by {})", users.join(", ")))
         .collect();
     if !blocked.is_empty() {
         return Err(StorageError::FailedPrecondition(format!(
@@ -503,10 +595,14 @@ async fn prune_absent(
             blocked.join("; ")
         )));
     }
+    let evidence: Vec<(String, i64)> = competencies
+        .iter()
+        .map(|(id, _, _, n)| (id.clone(), *n))
+        .collect();
     let (cited, uncited) = split_by_citation(
         competencies
             .into_iter()
-            .map(|(id, _, cited)| (id, cited))
+            .map(|(id, _, cited, _)| (id, cited))
             .collect(),
     );
     for (statement, ids) in [
@@ -522,20 +618,35 @@ async fn prune_absent(
     report
         .removed
         .extend(uncited.iter().map(|id| format!("competency {id}")));
-    report.retired.extend(
-        cited.iter().map(|id| {
-            format!("competency {id} (earlier rubric versions or evidence still cite it)")
-        }),
-    );
+    report.retired.extend(cited.iter().map(|id| {
+        let n = evidence
+            .iter()
+            .find(|(e, _)| e == id)
+            .map_or(0, |(_, n)| *n);
+        format!(
+            "competency {id} ({n} evidence items and earlier rubric versions may still cite it; \
+             a re-send of that evidence is already present)"
+        )
+    }));
 
-    let tracks: Vec<String> = sqlx::query_scalar(DELETE_UNUSED_TRACKS)
+    let removed: Vec<String> = sqlx::query_scalar(DELETE_UNUSED_TRACKS)
         .bind(&tenant.0)
         .bind(&track_ids)
         .fetch_all(traced!(conn, DELETE_UNUSED_TRACKS))
         .await?;
     report
         .removed
-        .extend(tracks.iter().map(|id| format!("track {id}")));
+        .extend(removed.iter().map(|id| format!("track {id}")));
+    let retired: Vec<String> = sqlx::query_scalar(RETIRE_TRACKS)
+        .bind(&tenant.0)
+        .bind(&track_ids)
+        .fetch_all(traced!(conn, RETIRE_TRACKS))
+        .await?;
+    report.retired.extend(
+        retired
+            .iter()
+            .map(|id| format!("track {id} (retired roles still belong to it)")),
+    );
     Ok(())
 }
 

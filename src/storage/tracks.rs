@@ -7,10 +7,11 @@ use crate::storage::traced::{statement, traced};
 use crate::storage::{StorageError, TenantId, stored};
 
 const IN_FRAMEWORK_ORDER: &str = "SELECT id, name, description FROM tracks \
-     WHERE tenant_id = $1 ORDER BY position, id";
+     WHERE tenant_id = $1 AND retire_time IS NULL ORDER BY position, id";
 
 const PAGE: &str = "SELECT id, name, description FROM tracks \
-     WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3";
+     WHERE tenant_id = $1 AND retire_time IS NULL AND ($2::text IS NULL OR id > $2) \
+     ORDER BY id LIMIT $3";
 
 const UPSERT: &str = "INSERT INTO tracks (tenant_id, id, name, description, position) \
      VALUES ($1, $2, $3, $4, COALESCE($5, nextval('framework_positions'))) \
@@ -30,7 +31,8 @@ fn track((id, name, description): TrackRow) -> Track {
     }
 }
 
-/// Every track of the tenant, in the order its framework lists them.
+/// Every track of the tenant in use (not retired), in the order its
+/// framework lists them.
 pub async fn in_framework_order(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -42,7 +44,7 @@ pub async fn in_framework_order(
     Ok(rows.into_iter().map(track).collect())
 }
 
-/// Up to `limit` tracks after `after`, in id order.
+/// Up to `limit` tracks in use after `after`, in id order.
 pub async fn list(
     conn: &mut PgConnection,
     tenant: &TenantId,
@@ -78,9 +80,11 @@ pub async fn put(
 }
 
 const MISSING: &str = "SELECT ids.id FROM unnest($2::text[]) AS ids(id) \
-     WHERE NOT EXISTS (SELECT 1 FROM tracks t WHERE t.tenant_id = $1 AND t.id = ids.id)";
+     WHERE NOT EXISTS (SELECT 1 FROM tracks t \
+         WHERE t.tenant_id = $1 AND t.id = ids.id AND t.retire_time IS NULL)";
 
-/// The ids among `ids` that the tenant has no track of.
+/// The ids among `ids` that the tenant has no track of: retired tracks are
+/// missing too, nothing new may refer to them.
 pub async fn missing(
     conn: &mut PgConnection,
     tenant: &TenantId,

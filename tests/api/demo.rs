@@ -157,3 +157,330 @@ async fn the_imported_demo_subjects_have_teams_and_managers() {
     };
     assert_eq!(count(payments_team).await, 6);
 }
+
+/// `ladder` with the server and the demo tenant's token; its output.
+fn ladder_on(server: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new(ladder_bin())
+        .args(args)
+        .args(["--server", &server.url(), "--token", &token("tenant-a")])
+        .output()
+        .unwrap()
+}
+
+/// The built-in framework without Senior Engineer (held by most of the
+/// demo's people), without mentoring (about which they have evidence) and
+/// without the business track and its roles.
+fn framework_without_senior_engineer() -> String {
+    let builtin = ladder::domain::framework::Document::builtin()
+        .to_yaml()
+        .unwrap();
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&builtin).unwrap();
+    let gone_roles = [
+        "senior_engineer",
+        "solutions_engineer",
+        "sales_engineer",
+        "developer_advocate",
+        "startup_ceo",
+    ];
+    let tracks = doc["tracks"].as_sequence_mut().unwrap();
+    tracks.retain(|t| t["id"] != "business");
+    let competencies = doc["competencies"].as_sequence_mut().unwrap();
+    competencies.retain(|c| c["id"] != "mentoring");
+    let roles = doc["roles"].as_sequence_mut().unwrap();
+    roles.retain(|r| !gone_roles.contains(&r["id"].as_str().unwrap()));
+    for role in roles.iter_mut() {
+        role["transitions"]
+            .as_sequence_mut()
+            .unwrap()
+            .retain(|t| !gone_roles.contains(&t["to"].as_str().unwrap()));
+        role["rubric"]["competencies"]
+            .as_sequence_mut()
+            .unwrap()
+            .retain(|c| c["competency"] != "mentoring");
+    }
+    serde_yaml_ng::to_string(&doc).unwrap()
+}
+
+/// SPEC §6: a prune that retires a role people hold is refused unless it
+/// reassigns them or allows stranding them; either way their assessments
+/// and recommendations keep working, and re-sent evidence about a retired
+/// competency is already present.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prune_of_a_held_role_never_strands_the_demo_people() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let examples = format!("{}/examples/demo", env!("CARGO_MANIFEST_DIR"));
+    let subjects = format!("{examples}/subjects.csv");
+    let evidence = format!("{examples}/evidence.csv");
+    let import_evidence = || {
+        ladder_on(
+            &server,
+            &["evidence", "import", &evidence, "--shift-dates-to-today"],
+        )
+    };
+    assert!(
+        ladder_on(&server, &["subject", "import", &subjects])
+            .status
+            .success()
+    );
+    assert!(import_evidence().status.success());
+    let holders = org::generate(org::DEFAULT_SEED)
+        .subjects_csv
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("senior_engineer"))
+        .count();
+    assert!(holders > 10, "{holders}");
+
+    let file = dir.path().join("framework.yaml");
+    std::fs::write(&file, framework_without_senior_engineer()).unwrap();
+    let file = file.to_str().unwrap();
+    let mut clients = server.clients("tenant-a").await;
+    let roles_held = async |clients: &mut crate::harness::Clients| {
+        let response = clients
+            .assessment
+            .list_subjects(pb::ListSubjectsRequest {
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        response
+            .subjects
+            .iter()
+            .filter(|s| s.current_role_id == "senior_engineer")
+            .count()
+    };
+
+    // Refused, dry run or not, naming the role and how many hold it.
+    for flags in [&["--prune", "--dry-run"][..], &["--prune"]] {
+        let mut args = vec!["framework", "import", file];
+        args.extend_from_slice(flags);
+        let out = ladder_on(&server, &args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains(&format!("senior_engineer ({holders} subjects)")),
+            "{said}"
+        );
+        assert!(said.contains("--reassign OLD=NEW"), "{said}");
+    }
+    assert_eq!(roles_held(&mut clients).await, holders);
+
+    // The dry run with --allow-stranded counts the holders and the evidence.
+    let out = ladder_on(
+        &server,
+        &[
+            "framework",
+            "import",
+            file,
+            "--prune",
+            "--allow-stranded",
+            "--dry-run",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mentoring = org::generate(org::DEFAULT_SEED)
+        .evidence_csv
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("mentoring"))
+        .count();
+    for line in [
+        format!("retired   role senior_engineer (current role of {holders} subjects"),
+        format!("retired   competency mentoring ({mentoring} evidence items"),
+        "retired   track business".to_string(),
+        "retired   role startup_ceo".to_string(),
+    ] {
+        assert!(said.contains(&line), "{line}\n{said}");
+    }
+
+    // Stranded: the people keep the retired role, read as it was.
+    let out = ladder_on(
+        &server,
+        &["framework", "import", file, "--prune", "--allow-stranded"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(roles_held(&mut clients).await, holders);
+    let tracks = clients
+        .rubric
+        .list_tracks(pb::ListTracksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tracks;
+    let track_ids: Vec<&str> = tracks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        track_ids,
+        ["individual_contributor", "management", "product"]
+    );
+    let recommend = async |clients: &mut crate::harness::Clients| {
+        clients
+            .recommendation
+            .recommend(pb::RecommendRequest {
+                subject_id: "emp-1002".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let stranded = recommend(&mut clients).await;
+    assert!(!stranded.recommendations.is_empty());
+    assert!(
+        stranded
+            .recommendations
+            .iter()
+            .any(|r| r.role_id == "staff_engineer"),
+        "the retired role's moves out still lead somewhere"
+    );
+    assert!(stranded.track_fits.iter().all(|f| f.track_id != "business"));
+    let assessed = clients
+        .assessment
+        .create_assessment(pb::CreateAssessmentRequest {
+            subject_id: "emp-1002".into(),
+            role_id: "staff_engineer".into(),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(assessed.assessment.is_some());
+    // Against the retired role itself: the version it had, as it was.
+    let own = clients
+        .assessment
+        .create_assessment(pb::CreateAssessmentRequest {
+            subject_id: "emp-1002".into(),
+            role_id: "senior_engineer".into(),
+            validate_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assessment
+        .unwrap();
+    assert_eq!(own.rubric_version, 1);
+
+    // Retries stay idempotent: evidence about mentoring is already present.
+    let out = import_evidence();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("0 created, 4644 already present, 0 rejected"),
+        "{said}"
+    );
+    // New evidence about the retired competency is refused, and a typo gets
+    // the competency it most likely meant; nothing is written.
+    let item = |competency: &str, key: &str| pb::Evidence {
+        subject_id: "emp-1002".into(),
+        competency_id: competency.into(),
+        level: 3.0,
+        source: pb::EvidenceSource::Peer as i32,
+        rater_id: "emp-1003".into(),
+        observed_at: Some(prost_types::Timestamp {
+            seconds: chrono::Utc::now().timestamp() - 86_400,
+            nanos: 0,
+        }),
+        confidence: Some(0.8),
+        source_system: "test".into(),
+        external_id: key.into(),
+        ..Default::default()
+    };
+    let before = server.count("evidence").await;
+    let refused = clients
+        .assessment
+        .batch_create_evidence(pb::BatchCreateEvidenceRequest {
+            evidence: vec![
+                item("mentoring", "new-1"),
+                item("system_design", "new-2"),
+                item("system_desing", "new-3"),
+            ],
+        })
+        .await
+        .unwrap_err();
+    let violations: Vec<(String, String)> = {
+        use tonic_types::StatusExt;
+        refused
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect()
+    };
+    assert_eq!(
+        violations,
+        [
+            (
+                "evidence[0].competency_id".to_string(),
+                "unknown competency \"mentoring\"".to_string()
+            ),
+            (
+                "evidence[2].competency_id".to_string(),
+                "unknown competency \"system_desing\" (did you mean \"system_design\"?)"
+                    .to_string()
+            ),
+        ]
+    );
+    assert_eq!(server.count("evidence").await, before);
+
+    // Reassigned: the same file again moves them, in the same transaction.
+    let out = ladder_on(
+        &server,
+        &[
+            "framework",
+            "import",
+            file,
+            "--prune",
+            "--reassign",
+            "senior_engineer=staff_engineer",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!(
+            "subjects of role senior_engineer: current role now staff_engineer ({holders} subjects)"
+        )),
+        "{said}"
+    );
+    assert_eq!(roles_held(&mut clients).await, 0);
+    let reassigned = recommend(&mut clients).await;
+    assert!(
+        reassigned
+            .recommendations
+            .iter()
+            .all(|r| r.role_id != "staff_engineer")
+    );
+
+    // A reassignment to a role the file does not have is refused by name.
+    let out = ladder_on(
+        &server,
+        &[
+            "framework",
+            "import",
+            file,
+            "--prune",
+            "--reassign",
+            "staff_engineer=startup_ceo",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("reassign[0].from_role_id"), "{said}");
+    assert!(said.contains("reassign[0].to_role_id"), "{said}");
+}

@@ -1357,7 +1357,7 @@ async fn framework_file_mistakes_name_their_line_and_a_close_match() {
 
     for (bytes, expected) in [
         (&b""[..], "the file is empty"),
-        (&b"format: [unclosed"[..], "line 1, column"),
+        (&b"format: [unclosed"[..], "the file is not valid YAML"),
         (
             &b"format: ladder.framework/v1\nname: caf\xe9\n"[..],
             "byte offset 37",
@@ -1555,4 +1555,246 @@ async fn get_role_follows_every_replicas_changes_and_survives_a_lost_listener() 
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     rename(&mut here, "Staff Engineer III").await;
     assert!(becomes(&mut there, "Staff Engineer III").await);
+}
+
+/// A company's own framework (several tracks, 15 competencies, 8 roles, one
+/// without a rubric) written like docs/framework.md's examples, imported
+/// with --prune over the built-in one: every built-in track, role and
+/// competency leaves, the export is the file byte for byte, and importing
+/// it again changes nothing.
+#[tokio::test]
+async fn an_own_framework_replaces_the_builtin_one_and_round_trips_unchanged() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let text = include_str!("../data/ft_framework.yaml");
+    ok(ladder(&server, &["init"]));
+
+    let dry = ok(import_text(
+        &server,
+        dir.path(),
+        text,
+        &["--prune", "--dry-run"],
+    ));
+    for track in [
+        "individual_contributor",
+        "management",
+        "product",
+        "business",
+    ] {
+        assert!(dry.contains(&format!("retired   track {track}")), "{dry}");
+    }
+    assert!(dry.contains("retired   role startup_ceo"), "{dry}");
+    assert!(dry.contains("retired   competency advocacy"), "{dry}");
+    let pruned = ok(import_text(&server, dir.path(), text, &["--prune"]));
+    assert_eq!(
+        pruned.lines().filter(|l| l.starts_with("retired")).count(),
+        dry.lines().filter(|l| l.starts_with("retired")).count(),
+        "{pruned}"
+    );
+
+    assert_eq!(export(&server, &dir.path().join("out.yaml")), text);
+    let again = ok(import_text(&server, dir.path(), text, &["--prune"]));
+    assert!(
+        again.ends_with("0 created, 0 changed, 34 unchanged\n"),
+        "{again}"
+    );
+    assert_eq!(export(&server, &dir.path().join("again.yaml")), text);
+
+    let mut rubric = server.clients("people-ops").await.rubric;
+    let tracks: Vec<String> = rubric
+        .list_tracks(pb::ListTracksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tracks
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            "engineering",
+            "engineering_management",
+            "platform",
+            "technical_leadership"
+        ]
+    );
+
+    // Importing the built-in framework again restores what the prune retired.
+    let restored = ok(ladder(&server, &["init"]));
+    assert!(
+        restored.contains("changed   track business: restored"),
+        "{restored}"
+    );
+    assert!(
+        restored.contains("changed   role startup_ceo: restored"),
+        "{restored}"
+    );
+    let tracks = rubric
+        .list_tracks(pb::ListTracksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tracks;
+    assert_eq!(tracks.len(), 8);
+}
+
+/// The mistakes a person makes editing a framework file, all reported in
+/// one run: each naming the file, its path, the item, its line and column,
+/// and how to fix it; nothing is imported.
+#[tokio::test]
+async fn every_mistake_of_a_framework_file_is_reported_at_once() {
+    let server = TestServer::start().await;
+    let dir = traversable_temp_dir();
+    let good = include_str!("../data/ft_framework.yaml");
+    let line_of =
+        |text: &str, needle: &str| 1 + text[..text.find(needle).unwrap()].matches('\n').count();
+
+    // A missing track, a type error, a competency typo, a level out of
+    // range and a duplicate id.
+    let bad = good
+        .replacen(
+            "    track: technical_leadership\n    seniority: 5\n",
+            "    seniority: 5\n",
+            1,
+        )
+        .replacen("    seniority: 4\n", "    seniority: high\n", 1)
+        .replacen(
+            "        - competency: feedback\n",
+            "        - competency: feedbak\n",
+            1,
+        )
+        .replacen(
+            "          expected_level: 2\n",
+            "          expected_level: 6\n",
+            1,
+        )
+        .replacen("  - id: hiring\n", "  - id: mentoring\n", 1);
+    let out = import_text(&server, dir.path(), &bad, &[]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let file = dir.path().join("framework.yaml");
+    let file = file.display();
+    let principal = line_of(&bad, "  - id: principal_engineer");
+    let first_mentoring = line_of(&bad, "  - id: mentoring");
+    for expected in [
+        format!(
+            "{file}: roles[4].track: (role \"principal_engineer\") line {principal}, column 7: \
+             missing field \"track\""
+        ),
+        format!(
+            "{file}: roles[3].seniority: (role \"tech_lead\") line {}, column 16: expected a whole \
+             number 0-1000, found the text \"high\"",
+            line_of(&bad, "seniority: high")
+        ),
+        format!(
+            "(role \"senior_engineer\") line {}, column 23: unknown competency \"feedbak\": not defined \
+             in this file (did you mean \"feedback\"?)",
+            line_of(&bad, "competency: feedbak")
+        ),
+        format!(
+            "{file}: roles[0].rubric.competencies[0].expected_level: (role \"junior_engineer\") line {}",
+            line_of(&bad, "expected_level: 6")
+        ),
+        format!(
+            "{file}: competencies[12].id: (competency \"mentoring\") line {}, column 9: duplicate \
+             competency id \"mentoring\"; first defined at competencies[11].id, line {first_mentoring}",
+            line_of(&bad, "  - id: mentoring\n    name: Hiring")
+        ),
+    ] {
+        assert!(said.contains(&expected), "{expected}\n{said}");
+    }
+
+    // Wrong indentation: in words, with the fix.
+    let indented = good.replacen("    name: Tech Lead\n", "      name: Tech Lead\n", 1);
+    let out = import_text(&server, dir.path(), &indented, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains(&format!(
+            "{file}: line {}, column",
+            line_of(&indented, "      name: Tech Lead")
+        )),
+        "{said}"
+    );
+    assert!(said.contains("the file is not valid YAML"), "{said}");
+    assert!(said.contains("line it up with them"), "{said}");
+    assert!(!said.contains("  : "), "{said}");
+
+    // A key dedented out of its item: an unknown field there, a missing one here.
+    let dedented = good.replacen("        title: Aware\n", "      title: Aware\n", 1);
+    let out = import_text(&server, dir.path(), &dedented, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("the file is not valid YAML") || said.contains("missing field \"title\""),
+        "{said}"
+    );
+
+    // Nothing of any of these reached the tenant.
+    let out = ladder(&server, &["export"]);
+    assert!(!out.status.success());
+}
+
+/// `reassign` and `allow_stranded` over the API: only with a prune, from a
+/// role the document leaves out to one it has; otherwise INVALID_ARGUMENT
+/// naming each field, and nothing is written.
+#[tokio::test]
+async fn reassignments_are_checked_before_anything_is_written() {
+    use ladder::proto::v1::framework_service_client::FrameworkServiceClient;
+    let server = TestServer::start().await;
+    let mut framework = FrameworkServiceClient::with_interceptor(
+        server.channel().await,
+        crate::harness::Bearer(Some(
+            format!("Bearer {}", crate::harness::token("tenant-a"))
+                .parse()
+                .unwrap(),
+        )),
+    );
+    let document = include_str!("../data/ft_framework.yaml")
+        .as_bytes()
+        .to_vec();
+    let request = |prune: bool, reassign: &[(&str, &str)]| pb::ImportFrameworkRequest {
+        format: pb::FrameworkFormat::Yaml as i32,
+        document: document.clone(),
+        prune,
+        reassign: reassign
+            .iter()
+            .map(|(from, to)| pb::RoleReassignment {
+                from_role_id: from.to_string(),
+                to_role_id: to.to_string(),
+            })
+            .collect(),
+        allow_stranded: !prune,
+        ..Default::default()
+    };
+    let before = counts(&server).await;
+    let status = framework
+        .import_framework(request(false, &[("staff_engineer", "tech_lead")]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["reassign", "allow_stranded"]);
+    let status = framework
+        .import_framework(request(
+            true,
+            &[
+                ("tech_lead", "nobody"),
+                ("", "engineer"),
+                ("staff_engineer", "engineer"),
+                ("staff_engineer", "tech_lead"),
+            ],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "reassign[0].from_role_id",
+            "reassign[0].to_role_id",
+            "reassign[1].from_role_id",
+            "reassign[3].from_role_id",
+        ]
+    );
+    assert_eq!(counts(&server).await, before);
 }

@@ -156,3 +156,30 @@ async fn assess_prints_a_table_and_json() {
         "--dry-run stores nothing"
     );
 }
+
+/// A mistyped competency id in a CSV row is refused with the competency it
+/// most likely meant, as the framework import does; the other rows go in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_competency_gets_a_did_you_mean() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evidence.csv");
+    std::fs::write(
+        &file,
+        "subject_id,competency_id,level,source,rater_id,observed_at,confidence,summary,link,source_system,external_id\n\
+         emp-1,system_desing,3,peer,r-1,2026-01-01T00:00:00Z,0.9,,,hris,row-1\n\
+         emp-1,system_design,3,peer,r-1,2026-01-01T00:00:00Z,0.9,,,hris,row-2\n",
+    )
+    .unwrap();
+    let out = import(&server, &file);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("1 created, 0 already present, 1 rejected"),
+        "{said}"
+    );
+    assert!(
+        said.contains("unknown competency \"system_desing\" (did you mean \"system_design\"?)"),
+        "{said}"
+    );
+}

@@ -289,7 +289,9 @@ async fn a_calls_spans_join_the_callers_trace_with_statements_as_children() {
     );
     assert!(string(attrs.get("db.operation")).is_some(), "{attrs:?}");
     assert!(
-        statements.iter().any(|s| s.name == "competencies::MISSING"),
+        statements
+            .iter()
+            .any(|s| s.name == "evidence::UNKNOWN_COMPETENCIES"),
         "{:?}",
         names(&spans)
     );

@@ -56,7 +56,7 @@ async fn import(
             format,
             document: document.to_vec(),
             validate_only,
-            prune: false,
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

@@ -1,11 +1,12 @@
 //! Framework files (`format: ladder.framework/v1`): what `ladder framework
 //! export` writes, `import` reads, and the built-in framework is written in.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::framework::shape;
 use crate::domain::framework::source_map::SourceMap;
 use crate::domain::framework::validate::{
     FieldNames, validate_competency, validate_expectations, validate_role, validate_track,
@@ -122,6 +123,54 @@ fn parse_error(err: &serde_yaml_ng::Error) -> Violations {
     }
 }
 
+/// A file that is not YAML, in words: where, what, and for the mistakes
+/// people make most (indentation, a tab, an unquoted `: `) how to fix it.
+fn syntax_error(err: &serde_yaml_ng::Error) -> Violations {
+    let mut message = err.to_string();
+    // The parser's " at line L column C" goes: the position is put first.
+    if let Some(start) = message.find(" at line ") {
+        let end = message[start..]
+            .find(',')
+            .map_or(message.len(), |comma| start + comma);
+        message.replace_range(start..end, "");
+    }
+    let at = err
+        .location()
+        .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+        .unwrap_or_default();
+    const HINTS: [(&str, &str); 5] = [
+        (
+            "mapping values are not allowed",
+            "a `key: value` where none can start: this line is most likely indented more or \
+             less than the keys above it (line it up with them), or a text contains \": \" and \
+             needs quotes",
+        ),
+        (
+            "did not find expected key",
+            "a key that does not line up with the keys of its item: indent it like them",
+        ),
+        (
+            "did not find expected '-' indicator",
+            "a list item that does not line up with the items above it: start it with \"- \" \
+             at their indentation",
+        ),
+        (
+            "found character that cannot start any token",
+            "a character that cannot start a value, often a tab: indent with spaces only, or \
+             put the text in quotes",
+        ),
+        ("found a tab character", "a tab: indent with spaces only"),
+    ];
+    let words = HINTS
+        .iter()
+        .find(|(raw, _)| message.contains(raw))
+        .map_or_else(
+            || format!("{message}; check the indentation of this line and the one above"),
+            |(_, words)| (*words).to_string(),
+        );
+    Violations::one("", format!("{at}the file is not valid YAML: {words}"))
+}
+
 /// Rewrites serde's type vocabulary (`invalid type: string "3", expected u8`).
 fn in_plain_words(message: &str) -> String {
     const TYPES: [(&str, &str); 9] = [
@@ -153,12 +202,18 @@ fn in_plain_words(message: &str) -> String {
     message
 }
 
+/// Ends a duplicate's message, followed by the path of the first definition.
+const FIRST_DEFINED: &str = "; first defined at ";
+
 /// Puts the line and column of each violation, and the id of the item it is
 /// in, in front of its message.
 fn locate(violations: Violations, text: &str, doc: Option<&Document>) -> Violations {
     let map = SourceMap::of(text);
+    let mut violations = violations.0;
+    // In file order, as a person works through them.
+    violations.sort_by_key(|v| map.locate(&v.field).map(|p| (p.line, p.column)));
     let mut located = Violations::new();
-    for v in violations.0 {
+    for v in violations {
         let item = doc.and_then(|d| d.item_named_by(&v.field));
         let at = match map.locate(&v.field) {
             Some(_) if v.description.starts_with("line ") => String::new(),
@@ -166,7 +221,14 @@ fn locate(violations: Violations, text: &str, doc: Option<&Document>) -> Violati
             None => String::new(),
         };
         let item = item.map(|i| format!("({i}) ")).unwrap_or_default();
-        located.add(v.field, format!("{item}{at}{}", v.description));
+        let mut description = v.description;
+        // A duplicate names where the first definition is.
+        if let Some((_, first)) = description.split_once(FIRST_DEFINED)
+            && let Some(p) = map.locate(first)
+        {
+            description.push_str(&format!(", line {}", p.line));
+        }
+        located.add(v.field, format!("{item}{at}{description}"));
     }
     located
 }
@@ -204,8 +266,27 @@ impl Document {
                 ),
             ));
         }
-        let doc: Document = serde_yaml_ng::from_str(text).map_err(|e| parse_error(&e))?;
-        let found = doc.validate();
+        let mut value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e))?;
+        // Every missing field and mistyped value first, mended so that the
+        // meaning of the rest is checked in the same run.
+        let (mut found, mended) = shape::check(&mut value);
+        // A promotion checked against a stand-in seniority says nothing.
+        let seniority_mended = mended.iter().any(|m| m.ends_with(".seniority"));
+        let doc: Document = serde_yaml_ng::from_value(value).map_err(|e| parse_error(&e))?;
+        let within = |field: &str, path: &str| {
+            field == path
+                || field
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        };
+        found.0.extend(
+            doc.validate()
+                .0
+                .into_iter()
+                .filter(|v| !mended.iter().any(|m| within(&v.field, m)))
+                .filter(|v| !(seniority_mended && v.description.starts_with("a promotion"))),
+        );
         let found = locate(found, text, Some(&doc));
         found.into_result(doc)
     }
@@ -223,11 +304,13 @@ impl Document {
         (!id.is_empty()).then(|| format!("{kind} {id:?}"))
     }
 
+    /// The file in the layout of docs/framework.md's examples (a list
+    /// indented under its key, `[]` for an empty one), so that a file
+    /// written that way and exported again does not change.
     pub fn to_yaml(&self) -> Result<String, serde_yaml_ng::Error> {
-        Ok(format!(
-            "{EXPORT_HEADER}{}",
-            serde_yaml_ng::to_string(self)?
-        ))
+        let mut out = String::from(EXPORT_HEADER);
+        emit_mapping(&serde_yaml_ng::to_value(self)?, 0, false, &mut out)?;
+        Ok(out)
     }
 
     /// The framework every new tenant starts with (`framework/builtin.yaml`).
@@ -260,41 +343,53 @@ impl Document {
         if self.format != FORMAT {
             v.add("format", format!("must be {FORMAT}"));
         }
-        let mut tracks = HashSet::new();
+        let duplicate = |kind: &str, list: &str, id: &str, first: usize| {
+            format!("duplicate {kind} id {id:?}{FIRST_DEFINED}{list}[{first}].id")
+        };
+        let mut tracks = HashMap::new();
         for (i, t) in self.tracks.iter().enumerate() {
             let at = format!("tracks[{i}]");
             v.extend_prefixed(&at, validate_track(t));
-            if !tracks.insert(t.id.as_str()) {
-                v.add(format!("{at}.id"), format!("duplicate track id {:?}", t.id));
+            if let Some(&first) = tracks.get(t.id.as_str()) {
+                v.add(
+                    format!("{at}.id"),
+                    duplicate("track", "tracks", &t.id, first),
+                );
+            } else {
+                tracks.insert(t.id.as_str(), i);
             }
         }
-        let mut competencies = HashSet::new();
+        let mut competencies = HashMap::new();
         for (i, c) in self.competencies.iter().enumerate() {
             let at = format!("competencies[{i}]");
             v.extend_prefixed(&at, validate_competency(c));
-            if !competencies.insert(c.id.as_str()) {
+            if let Some(&first) = competencies.get(c.id.as_str()) {
                 v.add(
                     format!("{at}.id"),
-                    format!("duplicate competency id {:?}", c.id),
+                    duplicate("competency", "competencies", &c.id, first),
                 );
+            } else {
+                competencies.insert(c.id.as_str(), i);
             }
         }
-        let mut roles = std::collections::HashMap::new();
+        let mut roles = HashMap::new();
         for (i, r) in self.roles.iter().enumerate() {
-            if roles.insert(r.id.as_str(), r).is_some() {
+            if let Some(&(first, _)) = roles.get(r.id.as_str()) {
                 v.add(
                     format!("roles[{i}].id"),
-                    format!("duplicate role id {:?}", r.id),
+                    duplicate("role", "roles", &r.id, first),
                 );
+            } else {
+                roles.insert(r.id.as_str(), (i, r));
             }
         }
         for (i, r) in self.roles.iter().enumerate() {
             let at = format!("roles[{i}]");
             v.extend_prefixed(&at, validate_role(&r.role(), FieldNames::FILE));
-            if !r.track.is_empty() && !tracks.contains(r.track.as_str()) {
+            if !r.track.is_empty() && !tracks.contains_key(r.track.as_str()) {
                 v.add(
                     format!("{at}.track"),
-                    unknown("track", &r.track, tracks.iter().copied()),
+                    unknown("track", &r.track, tracks.keys().copied()),
                 );
             }
             for (k, t) in r.transitions.iter().enumerate() {
@@ -303,7 +398,7 @@ impl Document {
                         format!("{at}.transitions[{k}].to"),
                         unknown("role", &t.to, roles.keys().copied()),
                     ),
-                    Some(target)
+                    Some((_, target))
                         if t.kind == TransitionKind::Promotion
                             && target.seniority <= r.seniority =>
                     {
@@ -325,10 +420,10 @@ impl Document {
                 validate_expectations(&rubric.competencies, FieldNames::FILE),
             );
             for (k, c) in rubric.competencies.iter().enumerate() {
-                if !competencies.contains(c.competency_id.as_str()) {
+                if !competencies.contains_key(c.competency_id.as_str()) {
                     v.add(
                         format!("{at}.competencies[{k}].competency"),
-                        unknown("competency", &c.competency_id, competencies.iter().copied()),
+                        unknown("competency", &c.competency_id, competencies.keys().copied()),
                     );
                 }
             }
@@ -337,19 +432,100 @@ impl Document {
     }
 }
 
+/// Writes a mapping's entries at `indent`; with `in_list` the first entry
+/// goes on the line a `- ` already started.
+fn emit_mapping(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+    in_list: bool,
+    out: &mut String,
+) -> Result<(), serde_yaml_ng::Error> {
+    use serde_yaml_ng::Value;
+    let Value::Mapping(entries) = value else {
+        return emit_scalar(value, indent, out);
+    };
+    for (i, (key, value)) in entries.iter().enumerate() {
+        if !(in_list && i == 0) {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str(&scalar_text(key, indent)?);
+        out.push(':');
+        match value {
+            Value::Sequence(items) if items.is_empty() => out.push_str(" []\n"),
+            Value::Sequence(items) => {
+                out.push('\n');
+                for item in items {
+                    out.push_str(&" ".repeat(indent + 2));
+                    out.push_str("- ");
+                    match item {
+                        Value::Mapping(_) => emit_mapping(item, indent + 4, true, out)?,
+                        _ => emit_scalar(item, indent + 4, out)?,
+                    }
+                }
+            }
+            Value::Mapping(_) => {
+                out.push('\n');
+                emit_mapping(value, indent + 2, false, out)?;
+            }
+            _ => {
+                out.push(' ');
+                emit_scalar(value, indent + 2, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A scalar and its line end; a block scalar's lines indented at `indent`.
+fn emit_scalar(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+    out: &mut String,
+) -> Result<(), serde_yaml_ng::Error> {
+    out.push_str(&scalar_text(value, indent)?);
+    out.push('\n');
+    Ok(())
+}
+
+/// A scalar as serde_yaml_ng quotes it, without its line end.
+fn scalar_text(
+    value: &serde_yaml_ng::Value,
+    indent: usize,
+) -> Result<String, serde_yaml_ng::Error> {
+    let text = serde_yaml_ng::to_string(value)?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    // A block scalar (`|-` and its lines, two spaces in) is moved under its key.
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    Ok(lines.fold(first, |mut all, line| {
+        all.push('\n');
+        if !line.is_empty() {
+            all.push_str(&" ".repeat(indent));
+            all.push_str(line.strip_prefix("  ").unwrap_or(line));
+        }
+        all
+    }))
+}
+
 /// "unknown competency "team_wrok": not defined in this file (did you mean
 /// "teamwork"?)", suggesting the closest defined id when one is close.
 fn unknown<'a>(kind: &str, id: &str, defined: impl Iterator<Item = &'a str>) -> String {
-    let closest = defined
-        .map(|d| (strsim::damerau_levenshtein(id, d), d))
-        .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
-        .min();
-    match closest {
-        Some((_, d)) => {
+    match closest(id, defined) {
+        Some(d) => {
             format!("unknown {kind} {id:?}: not defined in this file (did you mean {d:?}?)")
         }
         None => format!("unknown {kind} {id:?}: not defined in this file"),
     }
+}
+
+/// The id among `defined` a typo of `id` most likely meant, when one is
+/// close enough to suggest.
+pub fn closest<'a>(id: &str, defined: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    defined
+        .map(|d| (strsim::damerau_levenshtein(id, d), d))
+        .filter(|&(distance, d)| distance <= 2.max(d.len() / 4))
+        .min()
+        .map(|(_, d)| d)
 }
 
 #[cfg(test)]
@@ -369,6 +545,22 @@ mod tests {
         let doc = Document::builtin();
         let text = doc.to_yaml().unwrap();
         assert_eq!(&Document::from_yaml(&text).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_file_in_the_docs_layout_is_written_back_unchanged() {
+        let text = include_str!("../../../tests/data/ft_framework.yaml");
+        let doc = Document::from_yaml(text).unwrap();
+        assert_eq!(doc.to_yaml().unwrap(), text);
+        let mut multiline = doc;
+        multiline.competencies[0].description = "Two lines:\nthe second".into();
+        multiline.roles[0].description = "yes".into();
+        let written = multiline.to_yaml().unwrap();
+        assert_eq!(
+            Document::from_yaml(&written).unwrap(),
+            multiline,
+            "{written}"
+        );
     }
 
     #[test]

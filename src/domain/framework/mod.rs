@@ -2,10 +2,11 @@
 //! versioned rubrics that say what each role expects.
 
 mod document;
+mod shape;
 mod source_map;
 mod validate;
 
-pub use document::{Document, FORMAT, ImportMode, RoleDocument, RubricDocument};
+pub use document::{Document, FORMAT, ImportMode, RoleDocument, RubricDocument, closest};
 pub use validate::{
     FieldNames, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS, SENIORITY_RANGE, check_id,
     is_valid_id, validate_competency, validate_expectations, validate_role, validate_track,
@@ -255,6 +256,19 @@ impl Catalog {
     /// prepared for scoring them all.
     pub fn rubric_set(&self) -> &RubricSet {
         &self.rubric_set
+    }
+
+    /// This catalog with `role` too: a retired role someone still holds,
+    /// read as it was so that recommendations can start from it.
+    pub fn with_role(&self, role: Role) -> Catalog {
+        let mut roles = self.roles.clone();
+        roles.push(role);
+        Catalog {
+            tracks: self.tracks.clone(),
+            roles,
+            rubrics: self.rubrics.clone(),
+            rubric_set: self.rubric_set.clone(),
+        }
     }
 
     pub fn role(&self, id: &str) -> Option<&Role> {

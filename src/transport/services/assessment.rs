@@ -14,7 +14,7 @@ use crate::storage::assessments::{AssessmentFilter, AssessmentKey};
 use crate::storage::audit::Resources;
 use crate::storage::evidence::{EvidenceFilter, EvidenceKey};
 use crate::storage::stored::expected_revision;
-use crate::storage::{self, Node, RequestKey, assessments, competencies};
+use crate::storage::{self, Node, RequestKey, assessments};
 use crate::transport::AppState;
 use crate::transport::convert::assessment::{
     self as convert, EVIDENCE_PATHS, policy_paths, subject_id,
@@ -65,16 +65,21 @@ fn batch_from_proto(items: &[pb::Evidence], max_batch: usize) -> Result<Vec<Evid
 }
 
 /// Refuses evidence about competencies the tenant does not have, naming
-/// each item.
-fn unknown_competencies(batch: &[Evidence], missing: &[String]) -> Result<(), ApiError> {
+/// each item and the competency it most likely meant.
+fn unknown_competencies(
+    batch: &[Evidence],
+    unknown: &[(usize, Option<String>)],
+) -> Result<(), ApiError> {
     let mut v = Violations::new();
-    for (i, e) in batch.iter().enumerate() {
-        if missing.contains(&e.competency_id) {
-            v.add(
-                format!("evidence[{i}].competency_id"),
-                format!("unknown competency {:?}", e.competency_id),
-            );
-        }
+    for (i, meant) in unknown {
+        let id = &batch[*i].competency_id;
+        v.add(
+            format!("evidence[{i}].competency_id"),
+            match meant {
+                Some(meant) => format!("unknown competency {id:?} (did you mean {meant:?}?)"),
+                None => format!("unknown competency {id:?}"),
+            },
+        );
     }
     Ok(v.into_result(())?)
 }
@@ -214,12 +219,9 @@ impl AssessmentService for AssessmentApi {
                 |req| Ok(batch_from_proto(&req.evidence, max_batch)?),
                 async |caller, tx, batch| {
                     let tenant = &caller.tenant;
-                    let mut ids: Vec<String> =
-                        batch.iter().map(|e| e.competency_id.clone()).collect();
-                    ids.sort();
-                    ids.dedup();
-                    let missing = competencies::missing(tx, tenant, &ids).await?;
-                    unknown_competencies(&batch, &missing)?;
+                    let unknown =
+                        storage::evidence::unknown_competencies(tx, tenant, &batch).await?;
+                    unknown_competencies(&batch, &unknown)?;
                     let ingested = storage::evidence::insert_batch(tx, tenant, batch).await?;
                     let names: Vec<String> = ingested
                         .evidence

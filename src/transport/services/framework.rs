@@ -3,12 +3,14 @@
 
 use tonic::{Request, Response, Status};
 
+use crate::domain::framework::{Document, ImportMode, check_id};
 use crate::domain::standards::{self, FrameworkFormat};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::framework_service_server::FrameworkService;
 use crate::storage::audit::Resources;
-use crate::storage::{case_items, framework_file};
+use crate::storage::case_items;
+use crate::storage::framework_file::{self, Prune};
 use crate::transport::convert::standards::{format_from_pb, format_to_pb, import_to_pb};
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
@@ -30,7 +32,7 @@ impl FrameworkApi {
 struct ImportRequest {
     read: standards::ReadFramework,
     validate_only: bool,
-    prune: bool,
+    prune: Prune,
 }
 
 /// Reads and validates the whole document before anything is touched;
@@ -51,11 +53,64 @@ fn import_request(req: pb::ImportFrameworkRequest) -> Result<ImportRequest, ApiE
         located.extend_prefixed("document", found);
         located
     })?;
+    let prunes = req.prune || read.document.mode == ImportMode::Complete;
+    let mut v = Violations::new();
+    for (field, set) in [
+        ("reassign", !req.reassign.is_empty()),
+        ("allow_stranded", req.allow_stranded),
+    ] {
+        if set && !prunes {
+            v.add(
+                field,
+                "applies only to a prune: set prune (or `mode: complete` in the document)",
+            );
+        }
+    }
+    v.into_result(())?;
+    let reassign = reassignments(&req.reassign, &read.document)?;
     Ok(ImportRequest {
         read,
         validate_only: req.validate_only,
-        prune: req.prune,
+        prune: Prune {
+            enabled: req.prune,
+            reassign,
+            allow_stranded: req.allow_stranded,
+        },
     })
+}
+
+/// `reassign`, each from a role the document leaves out to one it has.
+fn reassignments(
+    items: &[pb::RoleReassignment],
+    doc: &Document,
+) -> Result<Vec<(String, String)>, Violations> {
+    let (_, in_file) = doc.track_and_role_ids();
+    let mut v = Violations::new();
+    let mut pairs = Vec::new();
+    for (i, r) in items.iter().enumerate() {
+        let from = format!("reassign[{i}].from_role_id");
+        let to = format!("reassign[{i}].to_role_id");
+        let before = v.0.len();
+        check_id(&mut v, &from, &r.from_role_id);
+        check_id(&mut v, &to, &r.to_role_id);
+        if v.0.len() > before {
+            continue;
+        }
+        let (from_id, to_id) = (r.from_role_id.clone(), r.to_role_id.clone());
+        if in_file.contains(&from_id.as_str()) {
+            v.add(
+                from,
+                format!("role {from_id:?} is in the document: a prune keeps it"),
+            );
+        } else if pairs.iter().any(|(f, _)| *f == from_id) {
+            v.add(from, format!("role {from_id:?} is reassigned twice"));
+        }
+        if !in_file.contains(&to_id.as_str()) {
+            v.add(to, format!("role {to_id:?} is not in the document"));
+        }
+        pairs.push((from_id, to_id));
+    }
+    v.into_result(pairs)
 }
 
 #[tonic::async_trait]
@@ -75,7 +130,7 @@ impl FrameworkService for FrameworkApi {
                         &caller.tenant,
                         &mut req.read,
                         req.validate_only,
-                        req.prune,
+                        &req.prune,
                     )
                     .await?;
                     tx.audit(Resources::one("framework"));

@@ -2,6 +2,7 @@
 //! rubric scored in memory.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
@@ -16,7 +17,8 @@ use crate::domain::scoring;
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::proto::v1::recommendation_service_server::RecommendationService;
-use crate::storage::{Db, StorageError, TenantConnection, TenantId};
+use crate::storage::stored::optional;
+use crate::storage::{Db, StorageError, TenantConnection, TenantId, roles};
 use crate::transport::AppState;
 use crate::transport::convert::request::optional_id;
 use crate::transport::convert::{assessment as convert, recommendation as present, time};
@@ -90,7 +92,7 @@ async fn context(
     tenant: &TenantId,
     subject: &Subject,
 ) -> Result<Context, ApiError> {
-    let snapshot = ScoringSnapshot::read(db, conn, tenant, &subject.id, subject.as_of).await?;
+    let mut snapshot = ScoringSnapshot::read(db, conn, tenant, &subject.id, subject.as_of).await?;
     let current_role = if subject.requested_role.is_empty() {
         snapshot
             .inputs
@@ -108,10 +110,19 @@ async fn context(
         subject.requested_role.clone()
     };
     if snapshot.catalog.role(&current_role).is_none() {
-        return Err(ApiError::field(
-            "current_role_id",
-            format!("unknown role {current_role:?}"),
-        ));
+        // Not in the catalog: a role a prune retired (SPEC §6), read as it
+        // was, so that the people who still hold it keep their
+        // recommendations; or no role at all.
+        let retired = conn
+            .in_transaction(async |tx| optional(roles::get(tx, tenant, &current_role).await))
+            .await?;
+        let Some(retired) = retired else {
+            return Err(ApiError::field(
+                "current_role_id",
+                format!("unknown role {current_role:?}"),
+            ));
+        };
+        snapshot.catalog = Arc::new(snapshot.catalog.with_role(retired.value));
     }
     Ok(Context {
         snapshot,
