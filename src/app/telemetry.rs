@@ -110,6 +110,9 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    // Call spans join their callers' traces through this subscriber's
+    // layers, so that log lines carry the caller's trace id too.
+    crate::transport::join_callers_trace_with(join_callers_trace);
     let Some(provider) = exporting else {
         // One filter for every layer, before any span is made: the
         // statements' spans, which only traces would show, are never made.
@@ -176,7 +179,7 @@ where
 /// Makes `span` (a call's, not entered yet) a child of the caller's span
 /// in `caller`: through the OpenTelemetry layer when spans are exported,
 /// otherwise by giving the span's log lines the caller's trace id.
-pub fn join_callers_trace(span: &Span, caller: OtelContext) {
+fn join_callers_trace(span: &Span, caller: OtelContext) {
     let trace_id = caller.span().span_context().trace_id();
     if span.set_parent(caller).is_ok() || trace_id == TraceId::INVALID {
         return;

@@ -8,12 +8,12 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::app::scoring::ScoringError;
 use crate::domain::validation::Violations;
 use crate::storage::evidence::KeyConflict;
 use crate::storage::{Refusal, StorageError};
 use crate::transport::limits::RETRY_AFTER;
 use crate::transport::pipeline::Scope;
+use crate::usecases::scoring::ScoringError;
 
 /// The `ErrorInfo.domain` of every error Ladder returns.
 pub const ERROR_DOMAIN: &str = "ladder.v1";

@@ -13,6 +13,7 @@ mod observe;
 pub mod process_metrics;
 pub mod required;
 pub(crate) use observe::CALL_SPAN;
+pub use observe::join_callers_trace_with;
 pub mod pipeline;
 mod services;
 pub mod wire;

@@ -10,14 +10,16 @@
 //! server fault) set the span's status to error.
 
 use std::future::Future;
+use std::sync::OnceLock;
 
+use opentelemetry::Context as OtelContext;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::{Code, Status};
 use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::app::telemetry;
 use crate::storage::TenantId;
 use crate::transport::AppState;
 use crate::transport::metrics::CallTimer;
@@ -25,6 +27,16 @@ use crate::transport::pipeline::Method;
 
 /// The name of every call's span (the log layer keeps only these spans).
 pub(crate) const CALL_SPAN: &str = "rpc";
+
+/// How a call's span joins its caller's trace, as the binary's telemetry
+/// (`app::telemetry`, which also writes trace ids into log lines) does it;
+/// until one is set, through OpenTelemetry only.
+static JOIN_CALLERS_TRACE: OnceLock<fn(&Span, OtelContext)> = OnceLock::new();
+
+/// Sets, once per process, how call spans join their callers' traces.
+pub fn join_callers_trace_with(join: fn(&Span, OtelContext)) {
+    let _ = JOIN_CALLERS_TRACE.set(join);
+}
 
 /// A call being observed.
 pub(crate) struct ObservedCall {
@@ -55,7 +67,12 @@ impl AppState {
         );
         if metadata.contains_key("traceparent") {
             let caller = TraceContextPropagator::new().extract(&Metadata(metadata));
-            telemetry::join_callers_trace(&span, caller);
+            match JOIN_CALLERS_TRACE.get() {
+                Some(join) => join(&span, caller),
+                None => {
+                    let _ = span.set_parent(caller);
+                }
+            }
         }
         ObservedCall {
             span,

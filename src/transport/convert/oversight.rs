@@ -1,6 +1,5 @@
 //! Explanations, decisions, oversight and impact reports (SPEC §11).
 
-use crate::app::oversight::{ComputedImpact, ExplainedAssessment};
 use crate::domain::oversight::{
     DecidingReason, Decision, DecisionInput, GroupLabel, ImpactReport, Outcome, OverrideInput,
     OversightReport, Period,
@@ -9,6 +8,7 @@ use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
 use crate::transport::convert::assessment::{band_to_proto, source_to_proto, status_to_proto};
 use crate::transport::convert::{time, uuid_text};
+use crate::usecases::oversight::{ComputedImpact, ExplainedAssessment};
 
 pub fn outcome_to_proto(outcome: Outcome) -> pb::DecisionOutcome {
     match outcome {

@@ -1,11 +1,10 @@
 //! `ladder.v1.AssessmentService`: evidence in, assessments out. Every
-//! method: parse the request, call storage or `app::scoring`, convert the
+//! method: parse the request, call storage or `usecases::scoring`, convert the
 //! answer (see `transport::pipeline`).
 
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::scoring::{self, AssessmentSpec};
 use crate::domain::evidence::{self, Correction, Evidence};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
@@ -26,6 +25,7 @@ use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::methods;
 use crate::transport::services::subjects;
+use crate::usecases::scoring::{self, AssessmentSpec};
 
 #[derive(Debug, Clone)]
 pub struct AssessmentApi {

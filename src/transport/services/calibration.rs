@@ -1,10 +1,9 @@
 //! `ladder.v1.CalibrationService`: rater calibration runs (SPEC §10), all in
 //! the admin scope. Every method: parse the request, call storage or
-//! `app::calibration`, convert the answer (see `transport::pipeline`).
+//! `usecases::calibration`, convert the answer (see `transport::pipeline`).
 
 use tonic::{Request, Response, Status};
 
-use crate::app::calibration::{self, CalibrationSpec};
 use crate::domain::scoring::{MAX_CALIBRATION_WINDOW_DAYS, MAX_WEIGHT};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
@@ -17,6 +16,7 @@ use crate::transport::convert::calibration::{effect_order, effect_to_proto, run_
 use crate::transport::convert::page::Page;
 use crate::transport::convert::time;
 use crate::transport::methods;
+use crate::usecases::calibration::{self, CalibrationSpec};
 
 #[derive(Debug, Clone)]
 pub struct CalibrationApi {

@@ -1,14 +1,12 @@
 //! `ladder.v1.OversightService`: explanations, decision records, the
 //! oversight and adverse-impact reports (SPEC §11). Every method: parse the
-//! request, call `app::oversight`, convert the answer (see
+//! request, call `usecases::oversight`, convert the answer (see
 //! `transport::pipeline`).
 
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::oversight;
-use crate::app::scoring::AssessmentSpec;
 use crate::domain::oversight::{DecisionInput, GroupLabel, validate_labels};
 use crate::domain::validation::Violations;
 use crate::proto::v1 as pb;
@@ -26,6 +24,8 @@ use crate::transport::convert::request_id::request_key;
 use crate::transport::convert::time;
 use crate::transport::error::ApiError;
 use crate::transport::methods;
+use crate::usecases::oversight;
+use crate::usecases::scoring::AssessmentSpec;
 
 #[derive(Debug, Clone)]
 pub struct OversightApi {

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::scoring::{ScoringSnapshot, calibrate_hypothetical};
 use crate::domain::assessment::Assessment;
 use crate::domain::evidence::Evidence;
 use crate::domain::framework::Catalog;
@@ -25,6 +24,7 @@ use crate::transport::convert::{assessment as convert, recommendation as present
 use crate::transport::error::ApiError;
 use crate::transport::limits::{MAX_WHAT_IF_ADDED, MAX_WHAT_IF_REMOVED, check_count};
 use crate::transport::methods;
+use crate::usecases::scoring::{ScoringSnapshot, calibrate_hypothetical};
 
 /// Default and largest number of recommendations returned.
 const DEFAULT_RECOMMENDATIONS: usize = 10;

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::app::scoring::ScoringError;
 use crate::domain::calibration::{self, CalibrationRun, CalibrationWindow};
 use crate::storage::stored::microseconds;
 use crate::storage::{StorageError, TenantId, calibrations, policy};
+use crate::usecases::scoring::ScoringError;
 
 /// What to calibrate: the window's end, and the parameters a request may
 /// leave to the tenant's scoring policy.

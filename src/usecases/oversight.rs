@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::app::scoring::{self, AssessmentSpec, ScoringError};
 use crate::domain::assessment::Assessment;
 use crate::domain::evidence::Observation;
 use crate::domain::oversight::{
@@ -22,6 +21,7 @@ use crate::storage::{
     Db, RequestKey, StorageError, TenantConnection, TenantId, assessments, competencies, decisions,
     evidence, roles,
 };
+use crate::usecases::scoring::{self, AssessmentSpec, ScoringError};
 
 /// An assessment with its explanation and the names it is told with.
 #[derive(Debug)]
