@@ -385,7 +385,7 @@ mod tests {
             link: Some("ftp://x".into()),
             ..Correction::default()
         };
-        let fields: Vec<String> = bad.validate(now).0.into_iter().map(|v| v.field).collect();
+        let fields: Vec<String> = bad.validate(now).fields();
         assert_eq!(fields, ["level", "link"]);
         let good = Correction {
             level: Some(4.5),

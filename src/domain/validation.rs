@@ -61,6 +61,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// The fields named, in the order they were found.
+    pub fn fields(&self) -> Vec<String> {
+        self.0.iter().map(|v| v.field.clone()).collect()
+    }
+
     /// `Ok(value)` when nothing was found, the violations otherwise.
     pub fn into_result<T>(self, value: T) -> Result<T, Violations> {
         if self.0.is_empty() {

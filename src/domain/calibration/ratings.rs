@@ -174,10 +174,7 @@ mod tests {
                 confidence: 0.0,
             })
             .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+            .fields();
         assert_eq!(
             fields,
             [

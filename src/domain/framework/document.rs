@@ -569,7 +569,7 @@ mod tests {
         doc.roles[3].rubric.as_mut().unwrap().competencies[2].expected_level = 7;
         doc.roles[1].transitions[0].to = "nobody".into();
         doc.competencies[0].levels.pop();
-        let fields: Vec<String> = doc.validate().0.into_iter().map(|v| v.field).collect();
+        let fields: Vec<String> = doc.validate().fields();
         assert_eq!(
             fields,
             [

@@ -376,7 +376,7 @@ mod tests {
     }
 
     fn fields(result: Result<Decision, Violations>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|v| v.field).collect()
+        result.unwrap_err().fields()
     }
 
     fn record(input: DecisionInput, band: Band) -> Result<Decision, Violations> {

@@ -241,12 +241,7 @@ mod tests {
     }
 
     fn fields(labels: &[GroupLabel]) -> Vec<String> {
-        validate_labels(labels)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect()
+        validate_labels(labels).unwrap_err().fields()
     }
 
     #[test]

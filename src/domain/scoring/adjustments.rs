@@ -82,13 +82,7 @@ mod tests {
         .collect();
         assert_eq!(adjustments.of(Uuid::from_u128(3)), -0.25);
         assert_eq!(adjustments.of(Uuid::from_u128(4)), 0.0);
-        let fields: Vec<String> = adjustments
-            .validate()
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields: Vec<String> = adjustments.validate().unwrap_err().fields();
         assert_eq!(
             fields,
             [

@@ -436,10 +436,7 @@ mod tests {
         };
         let fields: Vec<String> = score(&[observation], &rubric, &policy, Utc::now())
             .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+            .fields();
         assert_eq!(
             fields,
             [

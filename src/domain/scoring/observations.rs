@@ -61,12 +61,7 @@ mod tests {
             observation("c", 5.01, 1.01),
             observation("d", f64::INFINITY, -0.5),
         ];
-        let fields: Vec<String> = validate_evidence(&evidence)
-            .unwrap_err()
-            .0
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields: Vec<String> = validate_evidence(&evidence).unwrap_err().fields();
         assert_eq!(
             fields,
             [

@@ -161,7 +161,7 @@ mod tests {
     use super::*;
 
     fn fields(result: Result<(), Violations>) -> Vec<String> {
-        result.unwrap_err().0.into_iter().map(|v| v.field).collect()
+        result.unwrap_err().fields()
     }
 
     #[test]
