@@ -21,7 +21,7 @@
 //! Without an endpoint no OpenTelemetry layer is installed: only the calls'
 //! spans are made at all (the statements' are filtered out before they
 //! exist), and each gets its ids from the log layer's companion here (the
-//! caller's trace id when it sent one, see [`join_callers_trace`]): a
+//! caller's trace id when it sent one, see `join_callers_trace`): a
 //! GetRole's server instructions went from 100,000 to 88,000 against the
 //! OpenTelemetry layer sampling every span out (docs/benchmarks.md).
 
