@@ -27,10 +27,10 @@
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
+use prost_reflect::{Kind, MessageDescriptor};
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
@@ -41,11 +41,6 @@ use crate::transport::limits::{Limits, string_bound, string_problem};
 
 /// Deeper nesting than any Ladder request has is not followed.
 const MAX_DEPTH: usize = 16;
-
-static DESCRIPTORS: LazyLock<DescriptorPool> = LazyLock::new(|| {
-    DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .expect("the compiled ladder.v1 descriptor set")
-});
 
 /// What the codec of the call being served checks.
 #[derive(Debug, Clone)]
@@ -75,7 +70,7 @@ impl WireCheck {
     /// `None` for methods that are not Ladder's.
     pub fn for_path(path: &str, limits: Arc<Limits>) -> Option<Self> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        let input = DESCRIPTORS
+        let input = crate::proto::descriptor_pool()
             .get_service_by_name(service)?
             .methods()
             .find(|m| m.name() == method)?

@@ -2,7 +2,7 @@
 //! proto3 JSON mapping) for scripts.
 
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::DynamicMessage;
 
 use crate::app::error::AppError;
 use crate::domain::evidence::Source;
@@ -15,9 +15,7 @@ const SHOWN_TO_COLLECT: usize = 3;
 
 /// A message in the proto3 JSON mapping.
 pub fn to_json<M: Message>(message: &M, full_name: &str) -> Result<String, AppError> {
-    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| AppError::Config(format!("descriptor set: {e}")))?;
-    let descriptor = pool
+    let descriptor = crate::proto::descriptor_pool()
         .get_message_by_name(full_name)
         .ok_or_else(|| AppError::Config(format!("no message {full_name}")))?;
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
