@@ -15,208 +15,93 @@ pub struct CfPackage {
     pub items: Vec<CfItem>,
     #[serde(rename = "CFAssociations")]
     pub associations: Vec<CfAssociation>,
-    #[serde(rename = "CFDefinitions", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "CFDefinitions")]
     pub definitions: Option<CfDefinitions>,
     #[serde(rename = "CFRubrics", skip_serializing_if = "Vec::is_empty")]
     pub rubrics: Vec<CfRubric>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfDocument {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub case_version: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub creator: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub title: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub description: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub version: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub adoption_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfItem {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub full_statement: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub abbreviated_statement: Option<String>,
-    #[serde(
-        rename = "CFItemType",
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CFItemType", deserialize_with = "text")]
     pub item_type: Option<String>,
-    #[serde(
-        rename = "CFItemTypeURI",
-        default,
-        deserialize_with = "link",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CFItemTypeURI", deserialize_with = "link")]
     pub item_type_uri: Option<CfLink>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub human_coding_scheme: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub list_enumeration: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
 /// A `LinkURI` or `LinkGenURI`: a reference to another CASE object.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfLink {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub title: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfAssociation {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub association_type: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "integer",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "integer")]
     pub sequence_number: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        rename = "originNodeURI",
-        default,
-        deserialize_with = "link",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "originNodeURI", deserialize_with = "link")]
     pub origin: Option<CfLink>,
-    #[serde(
-        rename = "destinationNodeURI",
-        default,
-        deserialize_with = "link",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "destinationNodeURI", deserialize_with = "link")]
     pub destination: Option<CfLink>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
@@ -226,208 +111,92 @@ pub struct CfDefinitions {
     pub item_types: Vec<CfItemType>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfItemType {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub title: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub description: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub hierarchy_code: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfRubric {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub title: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub description: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(rename = "CFRubricCriteria", default, deserialize_with = "list")]
+    #[serde(rename = "CFRubricCriteria", deserialize_with = "list")]
     pub criteria: Vec<CfRubricCriterion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfRubricCriterion {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub category: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub description: Option<String>,
-    #[serde(
-        rename = "CFItemURI",
-        default,
-        deserialize_with = "link",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "CFItemURI", deserialize_with = "link")]
     pub item: Option<CfLink>,
-    #[serde(
-        default,
-        deserialize_with = "number",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "number")]
     pub weight: Option<f64>,
-    #[serde(
-        default,
-        deserialize_with = "integer",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "integer")]
     pub position: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub rubric_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(rename = "CFRubricCriterionLevels", default, deserialize_with = "list")]
+    #[serde(rename = "CFRubricCriterionLevels", deserialize_with = "list")]
     pub levels: Vec<CfRubricCriterionLevel>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CfRubricCriterionLevel {
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub identifier: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub uri: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub description: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub quality: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "number",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "number")]
     pub score: Option<f64>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub feedback: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "integer",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "integer")]
     pub position: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub rubric_criterion_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "text",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "text")]
     pub last_change_date_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<Value>,
 }
 
