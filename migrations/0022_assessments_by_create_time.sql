@@ -1,0 +1,12 @@
+-- no-transaction
+-- ListAssessments across subjects (migration 0018's filters: role, stored
+-- time) pages a tenant's assessments newest first by (create_time, id);
+-- without an index on that order each page sorted the tenant's whole table.
+-- The subject's own listing keeps assessments_by_subject.
+--
+-- Built CONCURRENTLY, so stored assessments go on while it builds; that
+-- cannot run in a transaction, hence a migration of its own with this one
+-- statement. If the build is interrupted, PostgreSQL leaves an invalid index
+-- of this name and the migration fails again: drop it and migrate again
+-- (docs/operations.md, "A bad migration").
+CREATE INDEX CONCURRENTLY assessments_by_create_time ON assessments (tenant_id, create_time DESC, id DESC);
