@@ -499,18 +499,7 @@ async fn a_subject_never_recorded_is_not_found_for_every_question_about_it() {
     assert_eq!(err.code(), Code::NotFound);
 
     // A subject known only by its stored role is recorded.
-    c.assessment
-        .update_subject(pb::UpdateSubjectRequest {
-            subject: Some(pb::Subject {
-                id: "hr-6001".into(),
-                current_role_id: "senior_engineer".into(),
-                ..Default::default()
-            }),
-            allow_missing: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    c.record_subject("hr-6001", "senior_engineer").await;
     let scored = c
         .assessment
         .create_assessment(assessment_request("hr-6001", "staff_engineer"))

@@ -64,18 +64,7 @@ async fn another_tenants_ids_are_not_found_and_nothing_of_theirs_changes() {
         .into_inner()
         .evidence
         .remove(0);
-    a.assessment
-        .update_subject(UpdateSubjectRequest {
-            subject: Some(Subject {
-                id: "emp-1".into(),
-                current_role_id: "senior_engineer".into(),
-                ..Default::default()
-            }),
-            allow_missing: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    a.record_subject("emp-1", "senior_engineer").await;
     let assessment = a
         .assessment
         .create_assessment(assess("emp-1"))

@@ -84,18 +84,7 @@ async fn export_erase_export_returns_nothing_and_keys_can_be_ingested_again() {
         .batch_create_evidence(items("emp-2", &["k3"]))
         .await
         .unwrap();
-    a.assessment
-        .update_subject(pb::UpdateSubjectRequest {
-            subject: Some(pb::Subject {
-                id: "emp-1".into(),
-                current_role_id: "senior_engineer".into(),
-                ..Default::default()
-            }),
-            allow_missing: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    a.record_subject("emp-1", "senior_engineer").await;
     let first = a
         .assessment
         .create_assessment(assessment_for("emp-1", "req-1"))
